@@ -1,0 +1,7 @@
+"""Commands for assemble (filled in by its owner)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,29 @@
+"""Options and helpers every command shares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pipeline.workspace import Workspace
+
+WorkspaceOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace",
+        "-w",
+        envvar="COMMS_WORKSPACE",
+        help="The campaigns workspace (default: the current directory).",
+        show_default=False,
+    ),
+]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def open_workspace(path: Path | None) -> Workspace:
+    return Workspace.open(path)

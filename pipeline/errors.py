@@ -1,0 +1,107 @@
+"""The exception tree, so callers can catch a whole family at once.
+
+    CommsError                      anything comms reports to a person as one line
+    ├── WorkspaceError              a file in the workspace is wrong (names file, line/field)
+    │   ├── SettingsError           comms.toml or the environment
+    │   ├── CopyError               templates/copy/*.md
+    │   ├── LayoutError             templates/layouts/*.mjml, templates/partials/*
+    │   ├── AudienceError           audiences/*.toml
+    │   └── ScheduleError           schedules/*.toml
+    ├── TemplateError               an undefined variable or a render failure (names file)
+    ├── HeaderInjectionError        CR or LF (or another control char) from data into a header
+    ├── DatabaseError               the database is unreachable or its schema is behind
+    │   └── SchemaOutdated          "run `comms db upgrade`"
+    ├── ContactError                a contact or import row is wrong
+    ├── RunError                    a run cannot be started, paused, resumed...
+    └── TransportError              a message could not be handed over at all
+        ├── TransportTemporary (also ConnectionError)  retry later
+        └── TransportPermanent                         do not retry
+
+Every error renders as one line: ``path:line: message`` where a location is known.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CommsError(Exception):
+    """Base for everything shown to a person as a one-line message, never a traceback."""
+
+    def __init__(self, message: str, *, path: Path | str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = Path(path) if path is not None else None
+        self.line = line
+
+    def __str__(self) -> str:
+        if self.path is None:
+            return self.message
+        where = str(self.path)
+        if self.line is not None:
+            where += f":{self.line}"
+        return f"{where}: {self.message}"
+
+
+class WorkspaceError(CommsError):
+    pass
+
+
+class SettingsError(WorkspaceError):
+    pass
+
+
+class CopyError(WorkspaceError):
+    pass
+
+
+class LayoutError(WorkspaceError):
+    pass
+
+
+class AudienceError(WorkspaceError):
+    pass
+
+
+class ScheduleError(WorkspaceError):
+    pass
+
+
+class TemplateError(CommsError):
+    pass
+
+
+class HeaderInjectionError(CommsError, ValueError):
+    pass
+
+
+class DatabaseError(CommsError):
+    pass
+
+
+class SchemaOutdated(DatabaseError):
+    pass
+
+
+class ContactError(CommsError, ValueError):
+    pass
+
+
+class RunError(CommsError):
+    pass
+
+
+class TransportError(CommsError):
+    """A failure to hand a message over; ``code`` is the SMTP reply code where there was one."""
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TransportTemporary(TransportError, ConnectionError):
+    pass
+
+
+class TransportPermanent(TransportError):
+    pass

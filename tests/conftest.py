@@ -1,0 +1,72 @@
+"""Shared fixtures: a throwaway copy of the sample workspace, and a fresh database on each backend.
+
+The suite always runs on SQLite; with COMMS_TEST_DATABASE_URL set (a PostgreSQL
+server URL), every test that asks for `database_url` runs on PostgreSQL too, in
+a database of its own that is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_PARTS = ("comms.toml", "templates", "audiences", "schedules")
+
+
+@pytest.fixture
+def workspace_dir(tmp_path: Path) -> Path:
+    """A copy of the sample workspace at the repository root, safe to edit."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    for part in SAMPLE_PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, root / part)
+        elif source.exists():
+            shutil.copy(source, root / part)
+    return root
+
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no tables) on SQLite, and on PostgreSQL when configured."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'comms.db'}"
+        return
+    server = os.environ.get("COMMS_TEST_DATABASE_URL")
+    if not server:
+        pytest.skip("COMMS_TEST_DATABASE_URL not set")
+    yield from _fresh_postgres_database(server)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """An empty PostgreSQL database, for tests that only make sense there (SKIP LOCKED, workers)."""
+    server = os.environ.get("COMMS_TEST_DATABASE_URL")
+    if not server:
+        pytest.skip("COMMS_TEST_DATABASE_URL not set")
+    yield from _fresh_postgres_database(server)
+
+
+def _fresh_postgres_database(server: str) -> Iterator[str]:
+    name = f"comms_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
