@@ -8,10 +8,11 @@ PostgreSQL alike: JSON for attributes, timezone-aware UTC timestamps.
 from __future__ import annotations
 
 import enum
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -20,11 +21,20 @@ def utcnow() -> datetime:
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Any:
-    """A timezone-aware timestamp; required ones default to now."""
-    column = Column(DateTime(timezone=True), nullable=nullable, index=index)
+    """A timezone-aware timestamp; required ones default to now, in core inserts (executemany) too."""
     if nullable:
-        return Field(default=None, sa_column=column)
+        return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True, index=index))
+    column = Column(DateTime(timezone=True), nullable=False, index=index, default=utcnow)
     return Field(default_factory=utcnow, sa_column=column)
+
+
+def email_hash(email_key: str) -> str:
+    """sha256 hex of a normalised address: what a suppression keeps once the address itself is erased."""
+    return hashlib.sha256(email_key.encode()).hexdigest()
+
+
+def _contact_email_hash(context: Any) -> str:
+    return email_hash(context.get_current_parameters()["email_key"])
 
 
 class SubscriptionStatus(enum.StrEnum):
@@ -74,6 +84,12 @@ class Contact(SQLModel, table=True):
     email: str = Field(max_length=320)
     # ... and the case-folded key that makes addresses unique case-insensitively.
     email_key: str = Field(max_length=320, unique=True, index=True)
+    # email_hash(email_key), filled in by default: lets the audience query leave out suppressed
+    # addresses with an indexed equality join (SQLite has no sha256 function to compute it in SQL).
+    email_hash: str | None = Field(
+        default=None,
+        sa_column=Column(String(64), nullable=False, index=True, default=_contact_email_hash),
+    )
     first_name: str | None = Field(default=None, max_length=200)
     last_name: str | None = Field(default=None, max_length=200)
     locale: str | None = Field(default=None, max_length=35)

@@ -109,6 +109,18 @@ class Dispatch(_Section):
     max_per_week: int | None = Field(default=None, ge=1)
 
 
+class Bounces(_Section):
+    # Mailbox `comms bounces poll` reads: imaps://user@host[:port][/FOLDER] (imap:// only to loopback);
+    # the password only from COMMS_IMAP_PASSWORD.
+    imap_url: str | None = None
+    # Where processed messages are moved (created if missing).
+    processed_folder: str = "comms-processed"
+    # This many soft bounces in a row (the address's latest sent deliveries) suppress the address.
+    soft_bounce_limit: int = Field(default=3, ge=1)
+    # Amazon SES via SNS: only notifications from these topics are accepted (none: endpoint off).
+    ses_topic_arns: list[str] = Field(default_factory=list)
+
+
 class Settings(_Section):
     sender: Sender
     brand: Brand
@@ -120,9 +132,11 @@ class Settings(_Section):
     rate: Rate = Field(default_factory=Rate)
     retry: Retry = Field(default_factory=Retry)
     dispatch: Dispatch = Field(default_factory=Dispatch)
+    bounces: Bounces = Field(default_factory=Bounces)
 
     # Filled from the environment only, never from the file.
     smtp_password: str | None = Field(default=None, exclude=True)
+    imap_password: str | None = Field(default=None, exclude=True)
     secrets: list[str] = Field(default_factory=list, exclude=True)
 
     @property
@@ -180,10 +194,9 @@ def load_settings(root: Path, env: os._Environ[str] | dict[str, str] | None = No
             f"{field}: {first['msg']}", path=path, line=_toml_line(text, first["loc"])
         ) from None
     settings.smtp_password = env.get("COMMS_SMTP_PASSWORD")
+    settings.imap_password = env.get("COMMS_IMAP_PASSWORD")
     settings.secrets = [s for s in env.get("COMMS_SECRET", "").split(",") if s]
-    if settings.database.url.startswith("sqlite:///") and not settings.database.url.startswith(
-        "sqlite:////"
-    ):
+    if settings.database.url.startswith("sqlite:///") and not settings.database.url.startswith("sqlite:////"):
         relative = settings.database.url.removeprefix("sqlite:///")
         if relative and relative != ":memory:":
             settings.database.url = f"sqlite:///{(root / relative).resolve()}"

@@ -8,7 +8,6 @@ a database of its own that is dropped afterwards.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,21 +16,14 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE_PARTS = ("comms.toml", "templates", "audiences", "schedules")
+from pipeline.init import init_workspace
 
 
 @pytest.fixture
 def workspace_dir(tmp_path: Path) -> Path:
-    """A copy of the sample workspace at the repository root, safe to edit."""
+    """A copy of the sample workspace at the repository root (what `comms init` makes), safe to edit."""
     root = tmp_path / "ws"
-    root.mkdir()
-    for part in SAMPLE_PARTS:
-        source = REPO / part
-        if source.is_dir():
-            shutil.copytree(source, root / part)
-        elif source.exists():
-            shutil.copy(source, root / part)
+    init_workspace(root)
     return root
 
 

@@ -1,7 +1,285 @@
-"""Commands for contacts (filled in by its owner)."""
+"""Commands for the database, contacts, suppressions and audiences."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy import Engine
+
+from pipeline.audience import audience_names, count_audience, explain, load_audience, stream_audience
+from pipeline.cli.common import WorkspaceOption, console, err_console, open_workspace
+from pipeline.contacts import erase, report, suppress, unsuppress
+from pipeline.db import connect, display_url, make_engine, schema_status, session, upgrade
+from pipeline.errors import ContactError
+from pipeline.exporter import export_contacts
+from pipeline.importer import ImportSummary, import_contacts
+from pipeline.models import SuppressionReason
+
+db_app = typer.Typer(help="The contact database: schema upgrades and status.", no_args_is_help=True)
+contacts_app = typer.Typer(help="Import, export, look up and erase contacts.", no_args_is_help=True)
+audience_app = typer.Typer(
+    help="Audiences (audiences/*.toml) resolved against the database.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(db_app, name="db")
+    app.add_typer(contacts_app, name="contacts")
+    app.add_typer(audience_app, name="audience")
+    app.command("suppress")(suppress_command)
+    app.command("unsuppress")(unsuppress_command)
+
+
+@contextmanager
+def _database(workspace: Path | None) -> Iterator[Engine]:
+    engine = connect(open_workspace(workspace).settings)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+# --- db ----------------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(workspace: WorkspaceOption = None) -> None:
+    """Bring the database to the schema this version of comms needs (creates it if new)."""
+    url = open_workspace(workspace).settings.database.url
+    before = upgrade(url)
+    if before.up_to_date:
+        console.print(f"database already at revision {before.head}")
+    else:
+        console.print(f"database upgraded from revision {before.current or '(empty)'} to {before.head}")
+
+
+@db_app.command("status")
+def db_status(workspace: WorkspaceOption = None) -> None:
+    """Show which database is configured and whether its schema is current."""
+    engine = make_engine(open_workspace(workspace).settings.database.url)
+    try:
+        status = schema_status(engine)
+        console.print(f"database  {display_url(engine)}")
+        console.print(f"revision  {status.current or '(empty)'}")
+        console.print(f"code needs {status.head}")
+        if not status.up_to_date:
+            console.print("run `comms db upgrade`")
+    finally:
+        engine.dispose()
+
+
+# --- contacts ----------------------------------------------------------------------------------------
+
+
+def _summary_line(summary: ImportSummary) -> str:
+    line = (
+        f"inserted {summary.inserted}, updated {summary.updated}, "
+        f"unchanged {summary.unchanged}, rejected {summary.rejected}"
+    )
+    if summary.reasons:
+        line += " (" + ", ".join(f"{code} {n}" for code, n in summary.reasons.most_common()) + ")"
+    return line
+
+
+@contacts_app.command("import")
+def contacts_import(
+    file: Annotated[Path, typer.Argument(help="CSV with an `email` column (UTF-8, comma or semicolon).")],
+    list_name: Annotated[
+        str | None,
+        typer.Option("--list", help="Subscribe every imported contact to this list (created if new)."),
+    ] = None,
+    update: Annotated[
+        bool, typer.Option("--update", help="Overwrite stored contacts with the file's values.")
+    ] = False,
+    rejects: Annotated[
+        Path | None, typer.Option(help="Where rejected rows go (default: FILE's name + .rejects.csv).")
+    ] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Import contacts from a CSV file; bad rows are set aside with their line number and reason."""
+    if not file.is_file():
+        raise ContactError("no such file", path=file)
+    rejects_path = rejects or file.with_name(f"{file.stem}.rejects.csv")
+    with (
+        _database(workspace) as engine,
+        Progress(
+            TextColumn("importing"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+        ) as progress,
+    ):
+        task = progress.add_task("import", total=file.stat().st_size)
+        summary = import_contacts(
+            engine,
+            file,
+            list_name=list_name,
+            update_existing=update,
+            rejects_path=rejects_path,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    console.print(_summary_line(summary))
+    if list_name is not None:
+        console.print(f"newly subscribed to {list_name}: {summary.subscribed}")
+    if summary.rejected:
+        console.print(f"rejected rows written to {rejects_path}")
+    if summary.unchanged and not update:
+        console.print(
+            "stored contacts were left as they were; --update overwrites them with the file's values"
+        )
+
+
+@contacts_app.command("export")
+def contacts_export(
+    audience: Annotated[str | None, typer.Option(help="Only this audience (default: every contact).")] = None,
+    out: Annotated[Path | None, typer.Option(help="CSV file to write (default: standard output).")] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Write contacts as CSV (spreadsheet-safe; the importer reads it back)."""
+    ws = open_workspace(workspace)
+    chosen = load_audience(ws, audience) if audience is not None else None
+    with _database(workspace) as engine, session(engine) as current:
+        if out is None:
+            count = export_contacts(current, sys.stdout, chosen)
+        else:
+            with out.open("w", encoding="utf-8", newline="") as handle:
+                count = export_contacts(current, handle, chosen)
+    err_console.print(f"exported {count} contacts" + (f" to {out}" if out else ""))
+
+
+@contacts_app.command("show")
+def contacts_show(
+    email: Annotated[str, typer.Argument(help="The address to look up.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Everything as JSON (a data-access request).")
+    ] = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Everything stored about one address: fields, lists, suppression, deliveries and events."""
+    with _database(workspace) as engine, session(engine) as current:
+        found = report(current, email)
+    data = found.as_dict()
+    if as_json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    console.print(f"[bold]{found.email}[/bold]", highlight=False)
+    contact = data["contact"]
+    if contact is None:
+        console.print("no contact stored")
+    else:
+        for key in ("first_name", "last_name", "locale", "timezone", "created_at", "updated_at"):
+            console.print(f"  {key}: {contact[key] if contact[key] is not None else '-'}", highlight=False)
+        for key, value in sorted(contact["attributes"].items()):
+            console.print(f"  {key}: {json.dumps(value, ensure_ascii=False)}", highlight=False)
+    for item in data["subscriptions"]:
+        console.print(f"  list {item['list']}: {item['status']} since {item['since']}", highlight=False)
+    if data["suppression"]:
+        suppression = data["suppression"]
+        console.print(
+            f"  suppressed: {suppression['reason']} since {suppression['created_at']}", highlight=False
+        )
+    for delivery in data["deliveries"]:
+        console.print(
+            f"  run {delivery['run_id']}: {delivery['status']} {delivery['sent_at'] or ''}"
+            f" ({len(delivery['events'])} events)",
+            highlight=False,
+        )
+
+
+@contacts_app.command("delete")
+def contacts_delete(
+    email: Annotated[str, typer.Argument(help="The address whose data is to be erased.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Erase a person: their data goes, a hashed suppression keeps them from being mailed again."""
+    if not yes:
+        typer.confirm(f"Erase everything stored about {email}?", abort=True)
+    with _database(workspace) as engine, session(engine) as current:
+        erase(current, email)
+    console.print(f"erased {email}; the address stays suppressed (kept only as a hash)", highlight=False)
+
+
+def suppress_command(
+    email: Annotated[str, typer.Argument(help="The address to stop mailing.")],
+    reason: Annotated[SuppressionReason, typer.Option(help="Why.")] = SuppressionReason.manual,
+    note: Annotated[str, typer.Option(help="A note for the record.")] = "",
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Stop all mail to an address (kept even if the contact is re-imported)."""
+    if reason is SuppressionReason.erased:
+        raise ContactError("use `comms contacts delete` to erase a person")
+    with _database(workspace) as engine, session(engine) as current:
+        suppress(current, email, reason, note)
+    console.print(f"suppressed {email}", highlight=False)
+
+
+def unsuppress_command(
+    email: Annotated[str, typer.Argument(help="The address to allow mail to again.")],
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Lift a suppression."""
+    with _database(workspace) as engine, session(engine) as current:
+        lifted = unsuppress(current, email)
+    if not lifted:
+        raise ContactError(f"{email} is not suppressed")
+    console.print(f"unsuppressed {email}", highlight=False)
+
+
+# --- audience ----------------------------------------------------------------------------------------
+
+
+@audience_app.command("list")
+def audience_list(workspace: WorkspaceOption = None) -> None:
+    """The audiences in audiences/*.toml, with their lists and description."""
+    ws = open_workspace(workspace)
+    table = Table("audience", "lists", "description")
+    for name in audience_names(ws):
+        audience = load_audience(ws, name)
+        table.add_row(name, ", ".join(audience.lists), audience.description)
+    console.print(table)
+
+
+@audience_app.command("show")
+def audience_show(
+    name: Annotated[str, typer.Argument(help="Audience name (audiences/NAME.toml).")],
+    limit: Annotated[int, typer.Option(min=0, help="How many contacts to list.")] = 20,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """How many contacts the audience has now, then the first of them."""
+    audience = load_audience(open_workspace(workspace), name)
+    with _database(workspace) as engine, session(engine) as current:
+        console.print(f"{name}: {count_audience(current, audience)} contacts")
+        table = Table("email", "first_name", "last_name", "attributes")
+        for index, contact in enumerate(stream_audience(current, audience, batch=max(limit, 1))):
+            if index >= limit:
+                break
+            attributes = json.dumps(contact.attributes, ensure_ascii=False)
+            table.add_row(contact.email, contact.first_name or "", contact.last_name or "", attributes)
+    if limit:
+        console.print(table)
+
+
+@audience_app.command("explain")
+def audience_explain(
+    name: Annotated[str, typer.Argument(help="Audience name (audiences/NAME.toml).")],
+    workspace: WorkspaceOption = None,
+) -> None:
+    """The SQL the audience runs, for the configured database."""
+    ws = open_workspace(workspace)
+    audience = load_audience(ws, name)
+    engine = make_engine(ws.settings.database.url)
+    try:
+        print(explain(audience, engine))
+    finally:
+        engine.dispose()

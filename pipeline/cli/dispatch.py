@@ -1,7 +1,235 @@
-"""Commands for dispatch (filled in by its owner)."""
+"""Commands for sending: `comms send` and `comms runs ...` (parse, call pipeline.runs, print)."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import datetime
+from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from pipeline import runs
+from pipeline.cli.common import WorkspaceOption, console, open_workspace
+from pipeline.models import DeliveryStatus, Run
+from pipeline.workspace import Workspace
+
+runs_app = typer.Typer(
+    help="Watch and control runs: list, show, pause, resume, cancel, retry.", no_args_is_help=True
+)
+
+RunId = Annotated[int, typer.Argument(help="The run's number (see `comms runs list`).", show_default=False)]
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("send")(send)
+    app.add_typer(runs_app, name="runs")
+
+
+def send(
+    campaign: Annotated[str, typer.Argument(help="The copy to send: templates/copy/CAMPAIGN.md.")],
+    audience: Annotated[
+        str | None,
+        typer.Option("--audience", "-a", help="Send to audiences/NAME.toml instead of the copy's own."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Render every message and report; send and record nothing.")
+    ] = False,
+    to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--to", help="Test send to this address only ([TEST] subject, not recorded); repeatable."
+        ),
+    ] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Send CAMPAIGN to its audience: freeze it, snapshot the audience, dispatch with a progress bar."""
+    ws = open_workspace(workspace)
+    if to:
+        _test_send(ws, campaign, to)
+    elif dry_run:
+        _dry_run(ws, campaign, audience)
+    else:
+        run = runs.start_run(
+            ws, campaign, audience, started_by=f"cli:{getpass.getuser()}", confirm=None if yes else _confirm
+        )
+        console.print(f"run {run.id}: {run.recipient_count} recipients queued")
+        _dispatch(ws, run)
+
+
+def _confirm(plan: runs.RunPlan) -> None:
+    console.print(f"campaign   {plan.campaign.name} ({plan.campaign.department})")
+    console.print(f"audience   {plan.audience.name}: {plan.recipients} recipients")
+    console.print(f"transport  {plan.transport}")
+    for warning in plan.campaign.warnings:
+        console.print(f"[yellow]warning[/yellow]  {warning}")
+    typer.confirm("Send now?", abort=True)
+
+
+def _test_send(ws: Workspace, campaign: str, to: list[str]) -> None:
+    failed = False
+    for sent in runs.test_send(ws, campaign, to):
+        ok = sent.result.status == "sent"
+        failed |= not ok
+        mark = "[green]sent[/green]" if ok else f"[red]{sent.result.status}[/red]"
+        console.print(
+            f"{mark}  {sent.email} (as {sent.personalised_as}): {sent.result.code} {sent.result.reply}"
+        )
+    if failed:
+        raise typer.Exit(1)
+
+
+def _dry_run(ws: Workspace, campaign: str, audience: str | None) -> None:
+    report = runs.dry_run(ws, campaign, audience)
+    plan = report.plan
+    console.print(f"campaign   {plan.campaign.name} ({plan.campaign.department})")
+    console.print(f"audience   {plan.audience.name}: {plan.recipients} recipients")
+    console.print(f"transport  {plan.transport} (nothing sent: dry run)")
+    console.print(f"rendered   {report.rendered} messages, {report.average_bytes // 1024} KB on average")
+    for warning in plan.campaign.warnings:
+        console.print(f"[yellow]warning[/yellow]  {warning}")
+    if report.sample_to:
+        console.print(f"\nsample to {report.sample_to}\nSubject: {report.sample_subject}\n")
+        console.print(report.sample_text or "", markup=False, highlight=False)
+    if report.failed:
+        console.print(f"[red]{report.failed} messages could not be built[/red]")
+        for email, why in report.failures:
+            console.print(f"  {email}: {why}", markup=False)
+        raise typer.Exit(1)
+
+
+class _RateColumn(ProgressColumn):
+    """Messages per second over the last few updates."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0:.0f}/s")
+
+
+def _dispatch(ws: Workspace, run: Run) -> None:
+    """Send RUN in the foreground with a progress bar, then show where it ended."""
+    assert run.id is not None
+    bar = Progress(
+        TextColumn("run {task.fields[run]}"),
+        BarColumn(),
+        TextColumn("{task.fields[sent]} sent, {task.fields[failed]} failed, {task.fields[remaining]} left"),
+        _RateColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task("send", total=run.recipient_count, run=run.id, sent=0, failed=0, remaining="?")
+
+        def update(progress: runs.Progress) -> None:
+            done = progress.total - progress.remaining
+            bar.update(
+                task,
+                total=progress.total,
+                completed=done,
+                sent=progress.sent,
+                failed=progress.failed,
+                remaining=progress.remaining,
+            )
+
+        report = runs.dispatch_run(ws, run.id, on_progress=update)
+    _print_report(report)
+
+
+def _print_report(report: runs.RunReport) -> None:
+    run = report.run
+    reason = f" ({run.status_reason})" if run.status_reason else ""
+    console.print(f"run {run.id}  {run.campaign} -> {run.audience}  [bold]{run.status}[/bold]{reason}")
+    console.print(
+        f"started by {run.started_by or '-'} at {_when(run.started_at)}"
+        f", finished {_when(run.finished_at)}, template {run.template_hash[:12]}"
+    )
+    counts = report.counts
+    console.print(
+        "  ".join(f"{status} {counts[status]}" for status in DeliveryStatus if counts[status])
+        or "no deliveries"
+    )
+    if report.rate_per_s:
+        eta = f", about {_duration(report.eta_s)} left" if report.eta_s else ""
+        console.print(f"rate {report.rate_per_s:.1f} messages/s{eta}")
+    if report.errors:
+        console.print("last errors:")
+        for error in report.errors:
+            code = error.code if error.code is not None else "---"
+            console.print(
+                f"  {error.email} [{error.status}] {code} {error.reply}", markup=False, highlight=False
+            )
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+@runs_app.command("list")
+def list_runs(
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many of the latest runs.")] = 20,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """The latest runs, newest first."""
+    table = Table("run", "campaign", "audience", "status", "recipients", "sent", "failed", "left", "created")
+    for run, counts in runs.list_runs(open_workspace(workspace), limit):
+        left = counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending]
+        table.add_row(
+            str(run.id),
+            run.campaign,
+            run.audience,
+            run.status,
+            str(run.recipient_count),
+            str(counts[DeliveryStatus.sent]),
+            str(counts[DeliveryStatus.failed]),
+            str(left),
+            _when(run.created_at),
+        )
+    console.print(table)
+
+
+@runs_app.command("show")
+def show(run_id: RunId, workspace: WorkspaceOption = None) -> None:
+    """Counts by status, rate, ETA and the last errors of a run."""
+    _print_report(runs.show_run(open_workspace(workspace), run_id))
+
+
+@runs_app.command("pause")
+def pause(run_id: RunId, workspace: WorkspaceOption = None) -> None:
+    """Stop sending a run; the messages in flight finish. `comms runs resume` continues it."""
+    run = runs.pause_run(open_workspace(workspace), run_id)
+    console.print(f"run {run.id} paused")
+
+
+@runs_app.command("resume")
+def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
+    """Continue a paused (or interrupted) run here, with a progress bar."""
+    ws = open_workspace(workspace)
+    _dispatch(ws, runs.resume_run(ws, run_id))
+
+
+@runs_app.command("cancel")
+def cancel(run_id: RunId, workspace: WorkspaceOption = None) -> None:
+    """Stop a run for good; nothing more of it is sent."""
+    run = runs.cancel_run(open_workspace(workspace), run_id)
+    console.print(f"run {run.id} cancelled")
+
+
+@runs_app.command("retry")
+def retry(run_id: RunId, workspace: WorkspaceOption = None) -> None:
+    """Queue again the failed deliveries that may succeed now, and send them here."""
+    ws = open_workspace(workspace)
+    count = runs.retry_run(ws, run_id)
+    console.print(f"run {run_id}: {count} failed deliveries queued again")
+    if count:
+        _dispatch(ws, runs.show_run(ws, run_id).run)

@@ -1,0 +1,81 @@
+"""Signed URL tokens naming a delivery (and a link), so no email address ever appears in a URL.
+
+A token is base64url(body + mac) where body is the delivery id and the optional link index as
+unsigned LEB128 varints, and mac is HMAC-SHA256(key, purpose + body) cut to 16 bytes. The purpose
+is signed but not carried: a token minted for "o" (open) cannot be replayed as "u" (unsubscribe),
+and tokens stay short (about 26 characters for a million deliveries).
+
+Keys rotate by listing them newest first (COMMS_SECRET="new,old"): the first signs, all verify.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import re
+from collections.abc import Sequence
+
+PURPOSES = frozenset("upvocb")  # unsubscribe, preferences, view online, open, click, bounce (VERP)
+MAC_BYTES = 16
+_ALPHABET = re.compile(r"[A-Za-z0-9_-]{22,64}")
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_varint(data: bytes, start: int) -> tuple[int, int] | None:
+    """(value, next offset), or None when DATA ends inside the number."""
+    value = shift = 0
+    for offset in range(start, min(len(data), start + 10)):
+        byte = data[offset]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, offset + 1
+        shift += 7
+    return None
+
+
+def _mac(secret: bytes, purpose: str, body: bytes) -> bytes:
+    return hmac.digest(secret, purpose.encode() + body, "sha256")[:MAC_BYTES]
+
+
+def make_token(secret: bytes, purpose: str, delivery_id: int, link: int | None = None) -> str:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown token purpose {purpose!r}")
+    if delivery_id < 0 or (link is not None and link < 0):
+        raise ValueError("token numbers must not be negative")
+    body = _varint(delivery_id) + (b"" if link is None else _varint(link))
+    return base64.urlsafe_b64encode(body + _mac(secret, purpose, body)).rstrip(b"=").decode("ascii")
+
+
+def read_token(secrets: Sequence[bytes], purpose: str, token: str) -> tuple[int, int | None] | None:
+    """(delivery_id, link) for a genuine token of PURPOSE under any of SECRETS, else None."""
+    if not _ALPHABET.fullmatch(token):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
+    if not body or not any(hmac.compare_digest(mac, _mac(key, purpose, body)) for key in secrets):
+        return None
+    first = _read_varint(body, 0)
+    if first is None:
+        return None
+    delivery_id, offset = first
+    if offset == len(body):
+        return delivery_id, None
+    second = _read_varint(body, offset)
+    if second is None or second[1] != len(body):
+        return None
+    return delivery_id, second[0]
