@@ -20,7 +20,7 @@ from jinja2 import UndefinedError
 from markupsafe import Markup
 
 from pipeline.errors import LayoutError, TemplateError
-from pipeline.stages.compile import compile_mjml, unknown_tag_warnings
+from pipeline.stages.compile import compile_mjml, mjml_warnings
 from pipeline.stages.copy import Copy, load_copy, render_markdown
 from pipeline.stages.inline import inline_css
 from pipeline.stages.layout import CampaignScope
@@ -81,7 +81,7 @@ def assemble(ws: Workspace, name: str) -> Campaign:
     Personalizer(
         subject, html_template, text_template
     )  # a broken per-recipient tag fails now, not per recipient
-    warnings = unknown_tag_warnings(scope.sources)
+    warnings = mjml_warnings(scope.sources)
     if text == (fields["preheader"] or fields["subject"]):
         warnings.append(f"{copy.path}: the HTML has no text, so the plain-text part is only the preheader")
     size = len(html_template.encode())

@@ -408,7 +408,7 @@ def stream_audience(session: Session, audience: Audience, *, batch: int = 2000) 
 
 def count_audience(session: Session, audience: Audience) -> int:
     check_lists(session, audience)
-    query = audience_query(audience).with_only_columns(func.count()).order_by(None)
+    query = audience_query(audience).with_only_columns(func.count(Contact.id)).order_by(None)
     return int(session.scalar(query) or 0)
 
 

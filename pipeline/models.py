@@ -94,7 +94,7 @@ class Contact(SQLModel, table=True):
     last_name: str | None = Field(default=None, max_length=200)
     locale: str | None = Field(default=None, max_length=35)
     timezone: str | None = Field(default=None, max_length=64)
-    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict))
     created_at: datetime | None = _ts(nullable=False)
     updated_at: datetime | None = _ts(nullable=False)
 
@@ -147,7 +147,7 @@ class Run(SQLModel, table=True):
     subject_template: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     html_template: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     text_template: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict))
     recipient_count: int = 0
     status_reason: str = ""
     created_at: datetime | None = _ts(nullable=False)
@@ -192,5 +192,5 @@ class Event(SQLModel, table=True):
     user_agent: str | None = None
     # Privacy-proxy opens and link-scanner clicks: kept apart from human engagement.
     machine: bool = False
-    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict))
     created_at: datetime | None = _ts(nullable=False, index=True)

@@ -69,7 +69,7 @@ _UNSUBSCRIBE = _env.from_string(
 )
 
 _UNSUBSCRIBED = _env.from_string(
-    """<p>You are unsubscribed: <strong>{{ address }}</strong> will get no more emails from {{ company }}.</p>
+    """<p>You are unsubscribed: <strong>{{ address }}</strong> will get no more emails from {{ company }}</p>
 <p class="muted">Unsubscribed by mistake? Reply to any of our emails and we will put it right.</p>
 """
 )
@@ -77,7 +77,7 @@ _UNSUBSCRIBED = _env.from_string(
 _PREFERENCES = _env.from_string(
     """{% if notice %}<p class="notice">{{ notice }}</p>{% endif %}
 {% if suppressed %}
-<p><strong>{{ address }}</strong> is unsubscribed from all emails from {{ company }}.</p>
+<p><strong>{{ address }}</strong> is unsubscribed from all emails from {{ company }}</p>
 {% else %}
 <p>The lists <strong>{{ address }}</strong> is on:</p>
 <ul>

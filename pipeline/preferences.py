@@ -13,10 +13,11 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from pipeline.contacts import suppress
-from pipeline.events import has_event, record_event
+from pipeline.events import record_event
 from pipeline.models import (
     Contact,
     Delivery,
+    Event,
     EventKind,
     MailingList,
     Subscription,
@@ -49,6 +50,14 @@ def delivery_address(session: Session, delivery: Delivery) -> str | None:
     return contact.email if contact is not None else delivery.email
 
 
+def _unsubscribed_everything(session: Session, delivery_id: int) -> bool:
+    """Whether this delivery already unsubscribed from everything (leaving one list does not count)."""
+    details = session.scalars(
+        select(Event.detail).where(Event.delivery_id == delivery_id, Event.kind == EventKind.unsubscribe)
+    )
+    return any("list_id" not in detail for detail in details)
+
+
 def unsubscribe(session: Session, delivery: Delivery, *, source: str, user_agent: str | None) -> bool:
     """Suppress the delivery's address; True the first time, False when this delivery already did it.
 
@@ -56,7 +65,7 @@ def unsubscribe(session: Session, delivery: Delivery, *, source: str, user_agent
     once per delivery, so a mail client retrying its one-click POST changes nothing.
     """
     assert delivery.id is not None
-    if has_event(session, EventKind.unsubscribe, delivery.id):
+    if _unsubscribed_everything(session, delivery.id):
         return False
     address = delivery_address(session, delivery)
     if address is not None:

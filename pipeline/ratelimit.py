@@ -49,6 +49,7 @@ class Gcra:
 @dataclass(order=True)
 class _Ready:
     at: float
+    order: int  # first come, first served among domains ready at the same moment
     domain: str = field(compare=False)
 
 
@@ -67,6 +68,7 @@ class PacedQueue(Generic[T]):
         self._items: dict[str, deque[T]] = {}
         self._ready: list[_Ready] = []
         self._size = 0
+        self._pushed = 0
         self._closed = False
         self._changed = asyncio.Event()
 
@@ -78,7 +80,7 @@ class PacedQueue(Generic[T]):
         if waiting is None:
             waiting = self._items[domain] = deque()
         if not waiting:
-            heapq.heappush(self._ready, _Ready(self._limiter(domain).arrival, domain))
+            self._push(domain, self._limiter(domain).arrival)
         waiting.append(item)
         self._size += 1
         self._changed.set()
@@ -131,10 +133,14 @@ class PacedQueue(Generic[T]):
             limiter.take(now)
             self._overall.take(now)
             if waiting:
-                heapq.heappush(self._ready, _Ready(limiter.arrival, head.domain))
+                self._push(head.domain, limiter.arrival)
             else:
                 del self._items[head.domain]
             return item
+
+    def _push(self, domain: str, at: float) -> None:
+        self._pushed += 1
+        heapq.heappush(self._ready, _Ready(at, self._pushed, domain))
 
     def _limiter(self, domain: str) -> Gcra:
         limiter = self._limiters.get(domain)

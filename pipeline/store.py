@@ -343,96 +343,88 @@ class Outcome:
     hard_bounce: str | None = None  # the address to suppress
 
 
-def _many(conn: Connection, statement: Any, outcomes: Sequence[Outcome], **extra: Any) -> None:
+# The outcome statements are built once: they run for every message, and building and
+# cache-keying an UPDATE costs more than executing it.
+_CLEAR_LEASE = {"lease_until": None, "leased_by": None}
+# Only the worker holding the lease may put a claimed row back, fail or skip it: a late answer
+# from a worker whose lease ran out must not undo what the next holder recorded.
+_LEASED = (
+    D.c.id == bindparam("b_id"),
+    D.c.status == DeliveryStatus.sending,
+    D.c.leased_by == bindparam("b_worker"),
+)
+_RECORDED = {
+    "updated_at": bindparam("b_at"),
+    "last_code": bindparam("b_code"),
+    "last_reply": bindparam("b_reply"),
+}
+
+# Sent is recorded whoever holds the lease now, because the message went.
+_MARK_SENT = (
+    update(D)
+    .where(D.c.id == bindparam("b_id"))
+    .values(
+        status=DeliveryStatus.sent,
+        sent_at=bindparam("b_at"),
+        message_id=bindparam("b_message_id"),
+        **_RECORDED,
+        **_CLEAR_LEASE,
+    )
+)
+_MARK_RETRY = (
+    update(D)
+    .where(*_LEASED)
+    .values(
+        status=DeliveryStatus.queued, next_attempt_at=bindparam("b_retry_at"), **_RECORDED, **_CLEAR_LEASE
+    )
+)
+_MARK_FAILED = update(D).where(*_LEASED).values(status=DeliveryStatus.failed, **_RECORDED, **_CLEAR_LEASE)
+_MARK_SKIPPED = (
+    update(D)
+    .where(*_LEASED)
+    .values(
+        status=DeliveryStatus.skipped,
+        updated_at=bindparam("b_at"),
+        skip_reason=bindparam("b_skip"),
+        **_CLEAR_LEASE,
+    )
+)
+
+
+def _many(conn: Connection, statement: Any, worker: str, outcomes: Sequence[Outcome]) -> None:
     if outcomes:
         conn.execute(
             statement,
             [
                 {
                     "b_id": o.delivery_id,
+                    "b_worker": worker,
                     "b_at": o.at,
                     "b_code": o.code,
                     "b_reply": o.reply[:1000],
                     "b_message_id": o.message_id,
                     "b_retry_at": o.retry_at,
                     "b_skip": o.skip_reason,
-                    **extra,
                 }
                 for o in outcomes
             ],
         )
 
 
-def _leased(worker: str) -> Any:
-    """Only the worker holding the lease may put a claimed row back or fail it; a late answer from
-    a worker whose lease ran out must not undo what the next holder recorded."""
-    return (D.c.id == bindparam("b_id"), D.c.status == DeliveryStatus.sending, D.c.leased_by == worker)
-
-
-_CLEAR_LEASE = {"lease_until": None, "leased_by": None}
-
-
 def mark_sent(conn: Connection, outcomes: Sequence[Outcome]) -> None:
-    """The server took the message (250): recorded whoever holds the lease now, because it went."""
-    statement = (
-        update(D)
-        .where(D.c.id == bindparam("b_id"))
-        .values(
-            status=DeliveryStatus.sent,
-            sent_at=bindparam("b_at"),
-            updated_at=bindparam("b_at"),
-            message_id=bindparam("b_message_id"),
-            last_code=bindparam("b_code"),
-            last_reply=bindparam("b_reply"),
-            **_CLEAR_LEASE,
-        )
-    )
-    _many(conn, statement, outcomes)
+    _many(conn, _MARK_SENT, "", outcomes)
 
 
 def mark_retry(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> None:
-    statement = (
-        update(D)
-        .where(*_leased(worker))
-        .values(
-            status=DeliveryStatus.queued,
-            next_attempt_at=bindparam("b_retry_at"),
-            updated_at=bindparam("b_at"),
-            last_code=bindparam("b_code"),
-            last_reply=bindparam("b_reply"),
-            **_CLEAR_LEASE,
-        )
-    )
-    _many(conn, statement, outcomes)
+    _many(conn, _MARK_RETRY, worker, outcomes)
 
 
 def mark_failed(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> None:
-    statement = (
-        update(D)
-        .where(*_leased(worker))
-        .values(
-            status=DeliveryStatus.failed,
-            updated_at=bindparam("b_at"),
-            last_code=bindparam("b_code"),
-            last_reply=bindparam("b_reply"),
-            **_CLEAR_LEASE,
-        )
-    )
-    _many(conn, statement, outcomes)
+    _many(conn, _MARK_FAILED, worker, outcomes)
 
 
 def mark_skipped(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> None:
-    statement = (
-        update(D)
-        .where(*_leased(worker))
-        .values(
-            status=DeliveryStatus.skipped,
-            updated_at=bindparam("b_at"),
-            skip_reason=bindparam("b_skip"),
-            **_CLEAR_LEASE,
-        )
-    )
-    _many(conn, statement, outcomes)
+    _many(conn, _MARK_SKIPPED, worker, outcomes)
 
 
 def record(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> None:

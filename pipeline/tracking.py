@@ -38,7 +38,7 @@ from pipeline.rewrite import is_link_template, recipient_tracking, render_link, 
 from pipeline.settings import Settings
 from pipeline.stages.personalize import Personalizer, Recipient
 from pipeline.tokens import read_token
-from pipeline.webhooks import CertificateFetcher, fetch_certificate, handle_ses
+from pipeline.webhooks import SnsFetcher, fetch_from_sns, handle_ses
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ RUN_CACHE_SIZE = 64
 class _Server:
     """The endpoints, bound to one settings object and one engine (wired up in create_app)."""
 
-    def __init__(self, settings: Settings, engine: Engine, fetcher: CertificateFetcher) -> None:
+    def __init__(self, settings: Settings, engine: Engine, fetcher: SnsFetcher) -> None:
         self.settings = settings
         self.engine = engine
         self.fetcher = fetcher
@@ -263,14 +263,12 @@ class _Server:
         return PlainTextResponse(message, status_code=status)
 
 
-def create_app(
-    settings: Settings, engine: Engine, *, certificate_fetcher: CertificateFetcher = fetch_certificate
-) -> Starlette:
+def create_app(settings: Settings, engine: Engine, *, sns_fetcher: SnsFetcher = fetch_from_sns) -> Starlette:
     """The tracking server for SETTINGS (token keys from COMMS_SECRET) over ENGINE.
 
-    CERTIFICATE_FETCHER downloads an SNS signing certificate (tests pass one serving their own).
+    SNS_FETCHER GETs SNS certificate and subscription URLs (tests pass one serving their own).
     """
-    server = _Server(settings, engine, certificate_fetcher)
+    server = _Server(settings, engine, sns_fetcher)
     routes = [
         Route("/o/{token}.gif", server.open_pixel, methods=["GET"]),
         Route("/c/{token}", server.click, methods=["GET"]),  # HEAD too: Starlette adds it to GET

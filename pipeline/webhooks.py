@@ -36,7 +36,8 @@ from pipeline.db import session
 from pipeline.dsn import Failure, Report, Severity, classify
 from pipeline.settings import Settings
 
-CertificateFetcher = Callable[[str], bytes]
+# GET an https URL on SNS: the signing certificate, and a SubscribeURL to confirm a subscription.
+SnsFetcher = Callable[[str], bytes]
 
 _SNS_HOST = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
 _SIGNED_FIELDS = {
@@ -73,8 +74,8 @@ class WebhookRejected(Exception):
 
 
 @lru_cache(maxsize=16)
-def fetch_certificate(url: str) -> bytes:
-    """GET an SNS URL (certificates are cached: SNS rotates them rarely)."""
+def fetch_from_sns(url: str) -> bytes:
+    """GET an SNS URL; cached, since SNS rotates its certificate rarely and confirms a subscription once."""
     with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as response:
         return response.read()  # type: ignore[no-any-return]
 
@@ -86,6 +87,13 @@ def _sns_url(url: str | None, field: str) -> str:
     return str(url)
 
 
+def _fetch(fetcher: SnsFetcher, url: str) -> bytes:
+    try:
+        return fetcher(url)
+    except OSError as exc:  # SNS retries a notification answered with 5xx
+        raise WebhookRejected(503, f"cannot fetch {url}: {exc}") from None
+
+
 def canonical_string(message: dict[str, Any]) -> bytes:
     """The text SNS signs: the type's fields that are present, in order, as 'Name\\nvalue\\n'."""
     fields = _SIGNED_FIELDS.get(str(message.get("Type")))
@@ -94,7 +102,7 @@ def canonical_string(message: dict[str, Any]) -> bytes:
     return "".join(f"{name}\n{message[name]}\n" for name in fields if name in message).encode()
 
 
-def verify_sns(message: dict[str, Any], fetcher: CertificateFetcher) -> None:
+def verify_sns(message: dict[str, Any], fetcher: SnsFetcher) -> None:
     """WebhookRejected unless MESSAGE carries a valid SNS signature."""
     version = str(message.get("SignatureVersion"))
     algorithm: hashes.HashAlgorithm
@@ -107,7 +115,7 @@ def verify_sns(message: dict[str, Any], fetcher: CertificateFetcher) -> None:
     cert_url = _sns_url(message.get("SigningCertURL"), "SigningCertURL")
     try:
         signature = base64.b64decode(str(message.get("Signature", "")), validate=True)
-        key = x509.load_pem_x509_certificate(fetcher(cert_url)).public_key()
+        key = x509.load_pem_x509_certificate(_fetch(fetcher, cert_url)).public_key()
     except (binascii.Error, ValueError) as exc:
         raise WebhookRejected(400, f"unreadable signature or certificate: {exc}") from None
     if not isinstance(key, rsa.RSAPublicKey):
@@ -159,9 +167,7 @@ def ses_report(notification: dict[str, Any]) -> Report | None:
     return None
 
 
-def handle_ses(
-    settings: Settings, engine: Engine, body: bytes, *, fetcher: CertificateFetcher
-) -> tuple[int, str]:
+def handle_ses(settings: Settings, engine: Engine, body: bytes, *, fetcher: SnsFetcher) -> tuple[int, str]:
     """(HTTP status, text) for one SNS POST; nothing is written unless the message verifies."""
     allowed = settings.bounces.ses_topic_arns
     if not allowed:
@@ -174,7 +180,7 @@ def handle_ses(
             raise WebhookRejected(403, "topic not accepted")
         verify_sns(message, fetcher)
         if message["Type"] == "SubscriptionConfirmation":
-            fetcher(_sns_url(message.get("SubscribeURL"), "SubscribeURL"))
+            _fetch(fetcher, _sns_url(message.get("SubscribeURL"), "SubscribeURL"))
             return 200, "subscription confirmed"
         if message["Type"] != "Notification":
             return 200, "ignored"

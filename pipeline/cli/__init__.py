@@ -23,7 +23,8 @@ for module in (assemble, contacts, dispatch):
 def main() -> None:
     """Entry point: library errors become one line on stderr and exit code 1, never a traceback."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns typer.Exit's code instead of exiting.
+        code = app(standalone_mode=False)
     except CommsError as exc:
         print(f"comms: error: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -35,3 +36,5 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    if isinstance(code, int):
+        sys.exit(code)

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine
 
@@ -18,7 +19,7 @@ from pipeline.audience import audience_names, count_audience, explain, load_audi
 from pipeline.cli.common import WorkspaceOption, console, err_console, open_workspace
 from pipeline.contacts import erase, report, suppress, unsuppress
 from pipeline.db import connect, display_url, make_engine, schema_status, session, upgrade
-from pipeline.errors import ContactError
+from pipeline.errors import AudienceError, ContactError
 from pipeline.exporter import export_contacts
 from pipeline.importer import ImportSummary, import_contacts
 from pipeline.models import SuppressionReason
@@ -244,10 +245,18 @@ def audience_list(workspace: WorkspaceOption = None) -> None:
     """The audiences in audiences/*.toml, with their lists and description."""
     ws = open_workspace(workspace)
     table = Table("audience", "lists", "description")
+    broken = 0
     for name in audience_names(ws):
-        audience = load_audience(ws, name)
-        table.add_row(name, ", ".join(audience.lists), audience.description)
+        try:
+            audience = load_audience(ws, name)
+        except AudienceError as exc:  # list the rest; a bad file is shown, not fatal here
+            table.add_row(name, "", f"[red]{escape(str(exc))}[/red]")
+            broken += 1
+            continue
+        table.add_row(name, ", ".join(audience.lists), escape(audience.description))
     console.print(table)
+    if broken:
+        raise AudienceError(f"{broken} of the audience files above cannot be used")
 
 
 @audience_app.command("show")

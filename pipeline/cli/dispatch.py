@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -181,7 +182,9 @@ def list_runs(
     workspace: WorkspaceOption = None,
 ) -> None:
     """The latest runs, newest first."""
-    table = Table("run", "campaign", "audience", "status", "recipients", "sent", "failed", "left", "created")
+    table = Table(
+        "run", "campaign", "audience", "status", "sent", "failed", "left", "created", box=box.SIMPLE_HEAD
+    )
     for run, counts in runs.list_runs(open_workspace(workspace), limit):
         left = counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending]
         table.add_row(
@@ -189,11 +192,10 @@ def list_runs(
             run.campaign,
             run.audience,
             run.status,
-            str(run.recipient_count),
-            str(counts[DeliveryStatus.sent]),
+            f"{counts[DeliveryStatus.sent]}/{run.recipient_count}",
             str(counts[DeliveryStatus.failed]),
             str(left),
-            _when(run.created_at),
+            run.created_at.strftime("%Y-%m-%d %H:%M") if run.created_at else "-",
         )
     console.print(table)
 

@@ -38,12 +38,12 @@ _FRAGMENT = ("<mjml><mj-body>", "</mj-body></mjml>")
 
 def compile_mjml(mjml: str, *, include: Callable[[str], str], sources: Mapping[Path, str]) -> str:
     """HTML for MJML; INCLUDE renders an mj-include path; SOURCES (layout first) locate errors."""
-    failures: list[BaseException] = []
+    failures: list[Exception] = []
 
     def load(path: str) -> str:
         try:
             return fold_attribute_whitespace(include(path))
-        except BaseException as exc:  # MRML swallows it; keep it to raise after
+        except Exception as exc:  # MRML swallows it into "unable to load"; raise it after
             failures.append(exc)
             raise
 
@@ -64,14 +64,23 @@ def fold_attribute_whitespace(markup: str) -> str:
     return _TAG_WITH_ATTRIBUTES.sub(fold_tag, markup)
 
 
-def unknown_tag_warnings(sources: Mapping[Path, str]) -> list[str]:
-    return [
-        f"{path}:{_line(source, match.start())}: unknown MJML tag <{match[2]}> is passed through as-is "
-        "and mail clients ignore it"
-        for path, source in sources.items()
-        for match in _MJ_TAG.finditer(source)
-        if match[2] not in KNOWN_TAGS
-    ]
+def mjml_warnings(sources: Mapping[Path, str]) -> list[str]:
+    """What MRML accepts silently but a reader would notice: unknown tags, and mj-include in the body."""
+    warnings: list[str] = []
+    for path, source in sources.items():
+        body = source.find("<mj-body")
+        for match in _MJ_TAG.finditer(source):
+            where = f"{path}:{_line(source, match.start())}"
+            if match[2] not in KNOWN_TAGS:
+                warnings.append(
+                    f"{where}: unknown MJML tag <{match[2]}> is passed through as-is; clients ignore it"
+                )
+            elif match[2] == "mj-include" and not match[1] and 0 <= body < match.start():
+                warnings.append(
+                    f"{where}: sections from <mj-include> in mj-body lose the body width (MRML 1.4.2); "
+                    "use {% include %} there"
+                )
+    return warnings
 
 
 def _locate(message: str, rendered: str, sources: Mapping[Path, str]) -> LayoutError:

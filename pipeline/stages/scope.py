@@ -180,7 +180,7 @@ class Protector:
     def unwrap_block_tags(self, html: str) -> str:
         """`<p>{% if … %}</p>` (a tag on a line of its own in Markdown) becomes the bare tag.
 
-        Otherwise a block spanning paragraphs would leave an open <p> behind in one of its outcomes.
+        Otherwise a recipient outside the block would get an empty paragraph where it was.
         """
 
         def unwrap(match: re.Match[str]) -> str:

@@ -197,6 +197,16 @@ def test_an_unknown_mj_tag_is_a_warning_naming_file_and_line(mini):
     assert any(w.startswith("templates/layouts/basic.mjml:6: unknown MJML tag <mj-txt>") for w in warnings)
 
 
+def test_mj_include_inside_the_body_is_a_warning(mini):
+    mini.layout(
+        _one_column("<mj-text>x</mj-text>").replace(
+            "</mj-body>", '<mj-include path="footer.mjml" />\n</mj-body>'
+        )
+    )
+    warnings = mini.assemble().warnings
+    assert any(w.startswith("templates/layouts/basic.mjml:9: sections from <mj-include>") for w in warnings)
+
+
 def test_html_over_gmail_clipping_size_is_a_warning(mini):
     assert not any("Gmail" in w for w in mini.assemble().warnings)
     mini.copy("".join(f"Paragraph {i} of a very long newsletter that goes on.\n\n" for i in range(2500)))

@@ -25,7 +25,9 @@ def _received(server: SmtpServer) -> Counter[str]:
     return Counter(rcpt for message in server.messages for rcpt in message.rcpt_tos)
 
 
-def test_every_recipient_receives_exactly_one_message(ws_root: Path, engine: Engine, add_contacts, smtp) -> None:
+def test_every_recipient_receives_exactly_one_message(
+    ws_root: Path, engine: Engine, add_contacts, smtp
+) -> None:
     emails = add_contacts(1000)
     configure(ws_root, smtp_sections(smtp.port, connections=8, batch_size=200))
     ws = open_ws(ws_root)
@@ -42,7 +44,9 @@ def test_every_recipient_receives_exactly_one_message(ws_root: Path, engine: Eng
         assert f"Message-ID: {delivery.message_id}".encode() in sent_ids[email]
 
 
-def test_deferred_messages_are_all_delivered_on_retry(ws_root: Path, engine: Engine, add_contacts, smtp) -> None:
+def test_deferred_messages_are_all_delivered_on_retry(
+    ws_root: Path, engine: Engine, add_contacts, smtp
+) -> None:
     emails = add_contacts(60)
     smtp.defer_every = 3
     configure(ws_root, smtp_sections(smtp.port))
