@@ -29,6 +29,7 @@ subscribed to a listed list are always left out; each contact appears once.
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from sqlalchemy import (
     ColumnElement,
     Engine,
     Float,
+    Integer,
     Select,
     String,
     and_,
@@ -190,10 +192,8 @@ def _describe(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     """'where #2 (field "age") op' — the block a person can find in the file, not a pydantic path."""
     if len(loc) >= 2 and isinstance(loc[1], int):
         block = f"{loc[0]} #{loc[1] + 1}"
-        try:
+        with contextlib.suppress(KeyError, IndexError, TypeError):
             block += f' (field "{data[loc[0]][loc[1]]["field"]}")'
-        except (KeyError, IndexError, TypeError):
-            pass
         # Union members show up as extra loc parts ('str', 'list[...]'); the key is the third part.
         return f"{block} {loc[2]}" if len(loc) > 2 else block
     return str(loc[0]) if loc else "file"
@@ -299,7 +299,7 @@ class _Position(ColumnElement[int]):
     def __init__(self, haystack: ColumnElement[Any], needle: str) -> None:
         self.haystack = haystack
         self.needle = needle
-        self.type = Float()
+        self.type = Integer()
 
 
 @compiles(_Position)
@@ -315,12 +315,8 @@ def _position_postgresql(element: _Position, compiler: SQLCompiler, **kw: Any) -
 
 
 def _comparable(value: Scalar) -> Scalar:
-    """Dates compare as the ISO text the importer stores; a datetime as its ISO text."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
+    """Dates (and datetimes) compare as the ISO text the importer stores."""
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def _timestamp(value: Scalar) -> datetime:
@@ -331,33 +327,33 @@ def _timestamp(value: Scalar) -> datetime:
     return datetime.combine(value, time(), tzinfo=UTC)
 
 
-def _subject(condition: Condition) -> tuple[ColumnElement[Any], ColumnElement[bool]]:
-    """The expression a condition compares, typed after its value, and the test that it is present."""
-    field = condition.field
-    if field == "created_at":
-        return Contact.created_at, Contact.created_at.is_not(None)  # type: ignore[union-attr]
-    if field in TEXT_FIELDS:
-        column = getattr(Contact, field)
-        return column, column.is_not(None)
-    kind = "boolean" if condition.op in _NO_VALUE else _kind(condition.values()[0])
-    return _Attribute(field, kind), _Attribute(field, "present")  # type: ignore[arg-type]
+def _is_column(field: str) -> bool:
+    return field in TEXT_FIELDS or field == "created_at"
+
+
+def _present(field: str) -> ColumnElement[bool]:
+    return getattr(Contact, field).is_not(None) if _is_column(field) else _Attribute(field, "present")
+
+
+def _subject(condition: Condition) -> ColumnElement[Any]:
+    """What a condition compares: the column, or the attribute read as its value's JSON type."""
+    if _is_column(condition.field):
+        return getattr(Contact, condition.field)
+    return _Attribute(condition.field, _kind(condition.values()[0]))  # type: ignore[arg-type]
 
 
 def _predicate(condition: Condition) -> ColumnElement[bool]:
     """A condition as a two-valued SQL test (never NULL), so NOT and OR mean what they say."""
-    subject, present = _subject(condition)
     op = condition.op
     if op == "exists":
-        return present
+        return _present(condition.field)
     if op == "missing":
-        return ~present
-    if condition.field == "created_at":
-        values: list[Any] = [_timestamp(v) for v in condition.values()]
-    else:
-        values = [_comparable(v) for v in condition.values()]
+        return ~_present(condition.field)
     if op in ("ne", "not_in"):
-        positive = condition.model_copy(update={"op": "eq" if op == "ne" else "in"})
-        return ~_predicate(positive)
+        return ~_predicate(condition.model_copy(update={"op": "eq" if op == "ne" else "in"}))
+    convert = _timestamp if condition.field == "created_at" else _comparable
+    values: list[Any] = [convert(v) for v in condition.values()]
+    subject = _subject(condition)
     if op in _ORDERING and isinstance(subject.type, String):
         subject = _Bytewise(subject)
     value = values[0]

@@ -16,6 +16,9 @@ What a report does (rules from DESIGN.md "Dispatch rules"):
   the complaining address when the report names it: mailing someone who complained costs more than
   missing them.
 
+The same mailbox may receive the mailto: unsubscribe requests of List-Unsubscribe (subject
+"unsubscribe TOKEN", RFC 2369); those unsubscribe the token's delivery like a one-click POST.
+
 Sources: one message (a file, or stdin as an MTA pipe target), an mbox file, a Maildir, or an IMAP
 folder (processed messages are moved to ``[bounces] processed_folder``). Each message is its own
 transaction, so one bad message never loses the others. Ingesting the same report twice changes
@@ -45,11 +48,12 @@ from pipeline.dsn import Failure, Report, Severity, parse_message, read_report
 from pipeline.errors import SettingsError, TransportError
 from pipeline.events import has_event, record_event
 from pipeline.models import Delivery, DeliveryStatus, Event, EventKind, SuppressionReason, utcnow
-from pipeline.preferences import delivery_address
+from pipeline.preferences import delivery_address, unsubscribe
 from pipeline.settings import Settings
 from pipeline.tokens import read_token
 
 _VERP_TOKEN = re.compile(r"\+([A-Za-z0-9_-]{22,64})@")
+_UNSUBSCRIBE_SUBJECT = re.compile(r"\s*unsubscribe\s+([A-Za-z0-9_-]{22,64})\s*", re.IGNORECASE)
 _WORST_FIRST = (Severity.hard, Severity.sender, Severity.soft, Severity.delayed)
 _DIAGNOSTIC_CHARS = 1000
 
@@ -58,7 +62,7 @@ _DIAGNOSTIC_CHARS = 1000
 class Outcome:
     """What one message did, for the command's summary."""
 
-    kind: str  # bounce, complaint, ignored
+    kind: str  # bounce, complaint, unsubscribe, ignored
     delivery_id: int | None
     severity: str | None  # hard, soft, sender, delayed for a bounce
     suppressed: str | None  # the suppression reason added, if any
@@ -198,9 +202,28 @@ def apply_report(db: Session, settings: Settings, report: Report, *, source: str
     return apply_bounce(db, settings, report, source=source, secrets=secrets)
 
 
+def _unsubscribe_by_mail(engine: Engine, settings: Settings, token: str) -> Outcome:
+    """The mailto: half of List-Unsubscribe (RFC 2369): subject "unsubscribe TOKEN" from our own header."""
+    found = read_token([key.encode() for key in settings.secrets], "u", token)
+    if found is None:
+        return Outcome("ignored", None, None, None, "unsubscribe request with an invalid token")
+    with session(engine) as db:
+        delivery = db.get(Delivery, found[0])
+        if delivery is None:
+            return Outcome("ignored", None, None, None, "unsubscribe request for an unknown delivery")
+        new = unsubscribe(db, delivery, source="mailto", user_agent=None)
+        return Outcome(
+            "unsubscribe", delivery.id, None, SuppressionReason.unsubscribe if new else None, "mailto"
+        )
+
+
 def ingest_message(engine: Engine, settings: Settings, raw: bytes, *, source: str) -> Outcome:
     """Read one message and apply what it reports, in its own transaction."""
-    report = read_report(parse_message(raw))
+    message = parse_message(raw)
+    request = _UNSUBSCRIBE_SUBJECT.fullmatch(str(message.get("Subject", "")))
+    if request is not None:
+        return _unsubscribe_by_mail(engine, settings, request.group(1))
+    report = read_report(message)
     if report is None:
         return Outcome("ignored", None, None, None, "neither a bounce nor a complaint")
     with session(engine) as db:

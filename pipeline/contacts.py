@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -33,6 +33,7 @@ from pipeline.models import (
     email_hash,
     utcnow,
 )
+from pipeline.stages.personalize import Recipient
 
 # Contact columns a CSV or an audience names directly; every other name is an attribute.
 PERSONAL_FIELDS = ("first_name", "last_name", "locale", "timezone")
@@ -62,7 +63,23 @@ __all__ = [
 _PLAIN_LOCAL = re.compile(r"[A-Za-z0-9_!#$%&'*+/=?^`{|}~-]+(?:\.[A-Za-z0-9_!#$%&'*+/=?^`{|}~-]+)*")
 # ... except these RFC 2142 role mailboxes, which it lower-cases.
 _ROLE_MAILBOXES = frozenset(
-    "info marketing sales support abuse noc security postmaster hostmaster usenet news webmaster www uucp ftp".split()
+    [
+        "info",
+        "marketing",
+        "sales",
+        "support",
+        "abuse",
+        "noc",
+        "security",
+        "postmaster",
+        "hostmaster",
+        "usenet",
+        "news",
+        "webmaster",
+        "www",
+        "uucp",
+        "ftp",
+    ]
 )
 # RFC 3696 errata 1690 / RFC 5321 4.5.3.1.3, the limit email-validator applies to the whole address.
 _MAX_ADDRESS = 254
@@ -140,8 +157,6 @@ def unsuppress(session: Session, email: str) -> bool:
 
 def recipient_of(contact: Contact) -> Recipient:
     """What recipient-scope templates see as `contact`."""
-    from pipeline.stages.personalize import Recipient  # TEMP until assembly lands
-
     return Recipient(
         email=contact.email,
         first_name=contact.first_name,

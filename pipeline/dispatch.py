@@ -43,7 +43,7 @@ from pipeline.dkim import Signer
 from pipeline.errors import CommsError
 from pipeline.links import recipient_links
 from pipeline.message import MessageBuilder, message_id
-from pipeline.models import DeliveryStatus, RunStatus, utcnow
+from pipeline.models import DeliveryStatus, Run, RunStatus, utcnow
 from pipeline.ratelimit import PacedQueue
 from pipeline.retry import Action, classify
 from pipeline.rewrite import recipient_tracking
@@ -130,15 +130,17 @@ class _Database:
 class _RunContext:
     """Everything needed to send one run's messages, built once from its frozen columns."""
 
-    def __init__(self, settings: Settings, run: Any, signer: Signer | None) -> None:
-        self.run_id: int = run.id
+    def __init__(self, settings: Settings, run: Run, signer: Signer | None) -> None:
+        assert run.id is not None
+        self.run_id = run.id
         self.personalizer = Personalizer(run.subject_template, run.html_template, run.text_template)
         self.builder = MessageBuilder(
             settings, campaign=run.campaign, department=run.department, run_id=run.id, signer=signer
         )
         self.domain = settings.sender.from_email.rpartition("@")[2]
         self.stopped = False  # paused or cancelled (by us or elsewhere): send nothing more
-        self.pause_reason = ""  # set when this worker decides to pause the run
+        self.pause_reason = ""  # why this worker paused it
+        self.pause_written = False
         self.connection_failures = 0  # consecutive
         self.policy_refusals = 0
 
@@ -223,9 +225,9 @@ class _Worker:
 
     async def run(self) -> WorkerReport:
         self.settings.secret  # noqa: B018 -- fail now, not on the first message, without COMMS_SECRET
-        self.watermark = await self.db.call(store.suppression_watermark)
-        await self._release_dead_workers()
         try:
+            self.watermark = await self.db.call(store.suppression_watermark)
+            await self._release_dead_workers()
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self.recorder.run())
                 senders = [tasks.create_task(self._send_loop()) for _ in range(self.transport.concurrency)]
@@ -300,11 +302,21 @@ class _Worker:
             wake.cancel()
 
     async def _enqueue(self, claimed: list[store.Claimed]) -> None:
+        unwanted = []
         for item in claimed:
-            if item.run_id not in self.runs:
+            context = self.runs.get(item.run_id)
+            if context is not None and context.pause_reason and not context.pause_written:
+                unwanted.append(item)  # a sender paused the run while this claim was under way
+                continue
+            # Only sending runs are claimed from: a stopped context means the run was resumed since.
+            if context is None or context.stopped:
                 run = await self.db.call(store.get_run, item.run_id)
+                assert run is not None, (
+                    "a claimed delivery's run exists (deleting a run deletes its deliveries)"
+                )
                 self.runs[item.run_id] = _RunContext(self.settings, run, self.signer)
             self.queue.put(item.domain, item)
+        await self._release(unwanted)
 
     async def _watch(self) -> None:
         """Once a second: late suppressions, runs stopped elsewhere, leases of dead workers."""
@@ -334,7 +346,8 @@ class _Worker:
     async def _settle_pauses(self) -> None:
         """Write the pauses senders decided on, and give back what those runs still had queued."""
         for context in self.runs.values():
-            if context.pause_reason and context.run_id not in self.paused:
+            if context.pause_reason and not context.pause_written:
+                context.pause_written = True
                 self.paused[context.run_id] = context.pause_reason
                 await self.db.call(
                     store.set_run_status,
@@ -367,7 +380,7 @@ class _Worker:
 
     async def _deliver(self, item: store.Claimed) -> None:
         context = self.runs[item.run_id]
-        if context.stopped or context.pause_reason:
+        if context.stopped:
             await self._release([item])
             return
         now = utcnow()
@@ -407,6 +420,13 @@ class _Worker:
         result = await self.transport.send(outgoing)
         self.recorder.add(self._judge(context, item, result, outgoing.message_id))
 
+    def _pause(self, context: _RunContext, reason: str) -> None:
+        """Send no more of this run; the feeder writes the pause and gives back what was queued."""
+        if not context.stopped:
+            context.stopped = True
+            context.pause_reason = reason
+            self.wake.set()
+
     def _judge(
         self, context: _RunContext, item: store.Claimed, result: SendResult, sent_id: str
     ) -> store.Outcome:
@@ -421,15 +441,15 @@ class _Worker:
         )
         limits = self.settings.dispatch
         context.connection_failures = context.connection_failures + 1 if verdict.connection else 0
-        if context.connection_failures >= limits.pause_after_connection_failures and not context.pause_reason:
-            context.pause_reason = (
-                f"{context.connection_failures} connection failures in a row; last: {result.reply}"
+        if context.connection_failures >= limits.pause_after_connection_failures:
+            self._pause(
+                context, f"{context.connection_failures} connection failures in a row; last: {result.reply}"
             )
         if verdict.policy:
             context.policy_refusals += 1
-            if context.policy_refusals >= limits.pause_after_policy_refusals and not context.pause_reason:
-                context.pause_reason = (
-                    f"{context.policy_refusals} policy refusals (5.7.x); last: {result.reply}"
+            if context.policy_refusals >= limits.pause_after_policy_refusals:
+                self._pause(
+                    context, f"{context.policy_refusals} policy refusals (5.7.x); last: {result.reply}"
                 )
         base = {"code": result.code, "reply": verdict.reason or result.reply}
         if verdict.action is Action.sent:

@@ -153,7 +153,7 @@ def _readable_text(message: Message) -> str:
     if not message.is_multipart():
         return _text_of(message)
     texts = []
-    for part in message.iter_parts() if isinstance(message, EmailMessage) else message.get_payload():
+    for part in message.get_payload():
         kind = part.get_content_type()
         if kind == "text/plain":
             texts.append(_text_of(part))

@@ -17,10 +17,10 @@ from __future__ import annotations
 import base64
 import logging
 from functools import lru_cache
-from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -144,13 +144,13 @@ class _Server:
             )
             return target
 
-    def _link_for(self, db: Any, delivery: Delivery, link: str) -> str:
+    def _link_for(self, db: Session, delivery: Delivery, link: str) -> str:
         if not is_link_template(link):
             return link
         assert delivery.id is not None
         return render_link(link, self._recipient(db, delivery), recipient_links(self.settings, delivery.id))
 
-    def _recipient(self, db: Any, delivery: Delivery) -> Recipient:
+    def _recipient(self, db: Session, delivery: Delivery) -> Recipient:
         contact = get_contact(db, delivery)
         return recipient_of(contact) if contact is not None else Recipient(email=delivery.email or "")
 

@@ -47,7 +47,9 @@ def write_csv(path: Path, rows: int) -> None:
     rng = random.Random(7)
     with path.open("w", encoding="utf-8", newline="") as handle:
         out = csv.writer(handle)
-        out.writerow(["email", "first_name", "last_name", "locale", "timezone", "country", "plan", "age", "vip"])
+        out.writerow(
+            ["email", "first_name", "last_name", "locale", "timezone", "country", "plan", "age", "vip"]
+        )
         for i in range(rows):
             out.writerow(
                 [
@@ -70,7 +72,9 @@ def fill(url: str, rows: int) -> None:
     now = datetime.now(UTC)
     with engine.begin() as connection:
         list_id = connection.execute(
-            insert(MailingList).values(name="customers", description="", created_at=now).returning(MailingList.id)
+            insert(MailingList)
+            .values(name="customers", description="", created_at=now)
+            .returning(MailingList.id)
         ).scalar_one()
     step = 10_000
     for start in range(0, rows, step):
@@ -95,7 +99,13 @@ def fill(url: str, rows: int) -> None:
             connection.execute(
                 insert(Subscription),
                 [
-                    {"contact_id": c["id"], "list_id": list_id, "status": "subscribed", "created_at": now, "updated_at": now}
+                    {
+                        "contact_id": c["id"],
+                        "list_id": list_id,
+                        "status": "subscribed",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
                     for c in contacts
                 ],
             )
@@ -135,8 +145,12 @@ def database(pg_server: str | None, folder: Path, name: str) -> Iterator[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pg", metavar="URL", help="run on PostgreSQL (a server URL; a scratch database is made)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--pg", metavar="URL", help="run on PostgreSQL (a server URL; a scratch database is made)"
+    )
     parser.add_argument("--stream-child", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--import-rows", type=int, default=IMPORT_ROWS)
     parser.add_argument("--stream-rows", type=int, default=STREAM_ROWS)
@@ -149,17 +163,22 @@ def main() -> None:
         folder = Path(tmp)
         source = folder / "contacts.csv"
         write_csv(source, args.import_rows)
-        with database(args.pg, folder, "import") as url:
-            upgrade(url)
-            engine = make_engine(url)
-            started = time.perf_counter()
-            summary = import_contacts(engine, source, list_name="customers")
-            elapsed = time.perf_counter() - started
-            engine.dispose()
-        print(
-            f"{backend}: imported {summary.inserted:,} contacts (with --list) in {elapsed:.2f} s"
-            f" = {summary.inserted / elapsed:,.0f} rows/s (target >= 20,000)"
-        )
+        for list_name in (None, "customers"):
+            with database(args.pg, folder, "import") as url:
+                upgrade(url)
+                engine = make_engine(url)
+                started, cpu_started = time.perf_counter(), time.process_time()
+                summary = import_contacts(engine, source, list_name=list_name)
+                elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+                engine.dispose()
+            # The machine is shared: rows per CPU-second of this process shows the code's own cost
+            # (for SQLite that is all of it; PostgreSQL's server time is not included).
+            print(
+                f"{backend}: imported {summary.inserted:,} contacts"
+                f"{' with --list' if list_name else ''} in {elapsed:.2f} s"
+                f" = {summary.inserted / elapsed:,.0f} rows/s (target >= 20,000);"
+                f" {summary.inserted / cpu:,.0f} rows per CPU-second"
+            )
         with database(args.pg, folder, "stream") as url:
             upgrade(url)
             fill(url, args.stream_rows)

@@ -7,7 +7,7 @@ import sys
 import click
 import typer
 
-from pipeline.cli import assemble, contacts, dispatch
+from pipeline.cli import assemble, contacts, dispatch, tracking
 from pipeline.errors import CommsError
 
 app = typer.Typer(
@@ -16,7 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (assemble, contacts, dispatch):
+for module in (assemble, contacts, dispatch, tracking):
     module.register(app)
 
 

@@ -67,7 +67,9 @@ def _confirm(plan: runs.RunPlan) -> None:
     console.print(f"transport  {plan.transport}")
     for warning in plan.campaign.warnings:
         console.print(f"[yellow]warning[/yellow]  {warning}")
-    typer.confirm("Send now?", abort=True)
+    if not typer.confirm("Send now?"):
+        console.print("nothing sent")
+        raise typer.Exit(1)
 
 
 def _test_send(ws: Workspace, campaign: str, to: list[str]) -> None:
@@ -182,9 +184,9 @@ def list_runs(
     workspace: WorkspaceOption = None,
 ) -> None:
     """The latest runs, newest first."""
-    table = Table(
-        "run", "campaign", "audience", "status", "sent", "failed", "left", "created", box=box.SIMPLE_HEAD
-    )
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for column in ("run", "campaign", "audience", "status", "sent", "failed", "left", "created"):
+        table.add_column(column, no_wrap=True)
     for run, counts in runs.list_runs(open_workspace(workspace), limit):
         left = counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending]
         table.add_row(
@@ -195,7 +197,7 @@ def list_runs(
             f"{counts[DeliveryStatus.sent]}/{run.recipient_count}",
             str(counts[DeliveryStatus.failed]),
             str(left),
-            run.created_at.strftime("%Y-%m-%d %H:%M") if run.created_at else "-",
+            run.created_at.strftime("%m-%d %H:%M") if run.created_at else "-",
         )
     console.print(table)
 

@@ -1,4 +1,4 @@
-"""Alembic environment: migrations run on the connection pipeline.db.upgrade hands over, never from an ini file."""
+"""Alembic environment: migrations run on the connection pipeline.db.upgrade hands over (no ini file)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ so a misspelt name stops the run before anything is sent.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,9 @@ def _blank_none(value: Any) -> Any:
     return "" if value is None else value
 
 
+_BLANK_RUN = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+
+
 class Personalizer:
     """Compiled once per run (Jinja compiles to Python code); render() is the per-recipient hot path."""
 
@@ -86,7 +90,8 @@ class Personalizer:
         return Rendered(
             subject=self._subject.render(context),
             html=self._html.render(context),
-            text=self._text.render(context),
+            # A false {% if %} leaves its blank lines behind; a reader sees one paragraph break.
+            text=_BLANK_RUN.sub("\n\n", self._text.render(context)),
         )
 
     def _contact_values(self, recipient: Recipient) -> dict[str, Any]:

@@ -35,7 +35,9 @@ def people(engine: Engine, add_contact: AddContact) -> None:
         timezone="Europe/Berlin",
         attributes={"age": "thirty", "plan": "free", "vip": False, "joined": "2023-12-31"},
     )
-    add_contact("cat@example.com", first_name="Cat", attributes={"age": 45, "plan": "Pro", "joined": "2024-06-01"})
+    add_contact(
+        "cat@example.com", first_name="Cat", attributes={"age": 45, "plan": "Pro", "joined": "2024-06-01"}
+    )
     add_contact("dan@example.com", first_name="Dan")
     add_contact("eve@example.com", first_name="eve", attributes={"age": 9, "plan": "enterprise", "vip": True})
     add_contact("fay@example.com", lists=("staff",), first_name="Fay", attributes={"age": 30})
@@ -153,8 +155,8 @@ def _write(workspace: Workspace, text: str) -> None:
             "audiences/bad.toml:5: where #1 (field \"plan\") op: unknown operator 'equals'",
         ),
         (
-            'lists = ["c"]\n[[where]]\nfield = "age"\nop = "eq"\nvalue = 1\n[[exclude]]\nfield = "age"\nop = "gt"\n'
-            "value = [1, 2]\n",
+            'lists = ["c"]\n[[where]]\nfield = "age"\nop = "eq"\nvalue = 1\n'
+            '[[exclude]]\nfield = "age"\nop = "gt"\nvalue = [1, 2]\n',
             'audiences/bad.toml:6: exclude #1 (field "age"): gt compares with one value, not a list',
         ),
         (
@@ -165,7 +167,10 @@ def _write(workspace: Workspace, text: str) -> None:
             'lists = ["c"]\n[[where]]\nfield = "vip"\nop = "exists"\nvalue = true\n',
             "exists takes no value",
         ),
-        ('lists = ["c"]\n[[where]]\nfield = "age"\nop = "in"\nvalue = [1, "a"]\n', "values must all be of one type"),
+        (
+            'lists = ["c"]\n[[where]]\nfield = "age"\nop = "in"\nvalue = [1, "a"]\n',
+            "values must all be of one type",
+        ),
         ('lists = ["c"]\ncolour = "red"\n', "audiences/bad.toml:2: colour: Extra inputs are not permitted"),
         ("lists = []\n", "audiences/bad.toml:1: lists:"),
         ('lists = ["c"\n', "audiences/bad.toml: not valid TOML"),

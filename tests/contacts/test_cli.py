@@ -25,7 +25,14 @@ class Result:
 def run_process(workspace: Workspace, *args: str) -> Result:
     """The real `comms` process, for what only a process shows (exit code, nothing but one line)."""
     done = subprocess.run(
-        [sys.executable, "-c", "from pipeline.cli import main; main()", *args, "--workspace", str(workspace.root)],
+        [
+            sys.executable,
+            "-c",
+            "from pipeline.cli import main; main()",
+            *args,
+            "--workspace",
+            str(workspace.root),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -77,7 +84,10 @@ def test_commands_refuse_an_outdated_schema_until_upgraded(workspace: Workspace,
 
     out = tmp_path / "out.csv"
     assert comms("contacts", "export", "--out", str(out)).returncode == 0
-    assert out.read_text(encoding="utf-8") == "email,first_name,last_name,locale,timezone\nann@example.com,'=1+2,,,\n"
+    assert (
+        out.read_text(encoding="utf-8")
+        == "email,first_name,last_name,locale,timezone\nann@example.com,'=1+2,,,\n"
+    )
 
 
 def test_people_commands(tmp_path: Path, comms):
@@ -110,7 +120,8 @@ def test_audience_commands(workspace: Workspace, tmp_path: Path, comms):
     path.write_text("email,plan\na@example.com,pro\nb@example.com,free\n", encoding="utf-8")
     comms("contacts", "import", str(path), "--list", "customers")
     (workspace.audiences_dir / "pro.toml").write_text(
-        'description = "Pro plan"\nlists = ["customers"]\n[[where]]\nfield = "plan"\nop = "eq"\nvalue = "pro"\n'
+        'description = "Pro plan"\nlists = ["customers"]\n'
+        '[[where]]\nfield = "plan"\nop = "eq"\nvalue = "pro"\n'
     )
     (workspace.audiences_dir / "typo.toml").write_text(
         'lists = ["customers"]\n[[where]]\nfield = "plan"\nop = "is"\nvalue = "pro"\n'
@@ -127,7 +138,10 @@ def test_audience_commands(workspace: Workspace, tmp_path: Path, comms):
     assert "FROM contact" in comms("audience", "explain", "pro").stdout
 
     exported = comms("contacts", "export", "--audience", "pro")
-    assert exported.stdout.splitlines() == ["email,first_name,last_name,locale,timezone,plan", "a@example.com,,,,,pro"]
+    assert exported.stdout.splitlines() == [
+        "email,first_name,last_name,locale,timezone,plan",
+        "a@example.com,,,,,pro",
+    ]
 
     assert _one_line_error(comms("audience", "show", "typo")).startswith(
         "comms: error: audiences/typo.toml:4: where #1 (field \"plan\") op: unknown operator 'is'"

@@ -16,7 +16,8 @@ from pipeline.workspace import Workspace
 
 ROWS_AT_0001 = [
     "INSERT INTO contact (id, email, email_key, email_hash, attributes, created_at, updated_at) VALUES"
-    " (1, 'A@example.com', 'a@example.com', 'h1', '{\"plan\": \"pro\"}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP),"
+    " (1, 'A@example.com', 'a@example.com', 'h1', '{\"plan\": \"pro\"}',"
+    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP),"
     " (2, 'b@example.com', 'b@example.com', 'h2', '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
     "INSERT INTO mailing_list (id, name, description, created_at) VALUES (1, 'news', '', CURRENT_TIMESTAMP)",
     "INSERT INTO subscription (contact_id, list_id, status, created_at, updated_at)"
@@ -57,7 +58,9 @@ def test_a_database_at_the_first_revision_keeps_every_row(database_url: str, wor
     with engine.begin() as connection:
         for statement in ROWS_AT_0001:
             connection.execute(text(statement))
-    with pytest.raises(SchemaOutdated, match=r"^database is at revision 0001, code needs 0002: run `comms db upgrade`$"):
+    with pytest.raises(
+        SchemaOutdated, match=r"^database is at revision 0001, code needs 0002: run `comms db upgrade`$"
+    ):
         db.connect(workspace.settings)
 
     assert db.upgrade(database_url).current == "0001"
@@ -66,7 +69,15 @@ def test_a_database_at_the_first_revision_keeps_every_row(database_url: str, wor
         counts = {table: connection.scalar(text(f"SELECT count(*) FROM {table}")) for table in TABLES}
         email = connection.scalar(text("SELECT email FROM contact WHERE id = 1"))
     engine.dispose()
-    assert counts == {"contact": 2, "mailing_list": 1, "subscription": 1, "suppression": 1, "run": 0, "delivery": 0, "event": 0}
+    assert counts == {
+        "contact": 2,
+        "mailing_list": 1,
+        "subscription": 1,
+        "suppression": 1,
+        "run": 0,
+        "delivery": 0,
+        "event": 0,
+    }
     assert email == "A@example.com"
     db.connect(workspace.settings).dispose()
 

@@ -37,7 +37,9 @@ def test_normalize_keeps_the_local_part_and_encodes_the_domain(raw: str, email: 
     assert normalize_email(raw) == (email, email.lower())
 
 
-@pytest.mark.parametrize("raw", ["", "   ", "plain", "a@b", "a@@b.com", "a b@c.com", "Ann <a@b.com>", "a@localhost"])
+@pytest.mark.parametrize(
+    "raw", ["", "   ", "plain", "a@b", "a@@b.com", "a b@c.com", "Ann <a@b.com>", "a@localhost"]
+)
 def test_normalize_refuses_what_email_validator_refuses(raw: str):
     with pytest.raises(ContactError):
         normalize_email(raw)
@@ -102,7 +104,9 @@ def test_suppress_is_idempotent_and_case_insensitive(engine: Engine):
 def test_report_shows_everything_and_erase_keeps_only_a_hash(engine: Engine, add_contact: AddContact):
     contact = add_contact("Pat@example.com", first_name="Pat", attributes={"plan": "pro"})
     with session(engine) as current:
-        run_id = current.execute(insert(Run).values(campaign="spring", audience="all").returning(Run.id)).scalar_one()
+        run_id = current.execute(
+            insert(Run).values(campaign="spring", audience="all").returning(Run.id)
+        ).scalar_one()
         delivery_id = current.execute(
             insert(Delivery)
             .values(run_id=run_id, contact_id=contact.id, email=contact.email, status="sent")

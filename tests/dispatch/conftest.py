@@ -91,18 +91,3 @@ def add_contacts(ws_root: Path, engine: Engine) -> Callable[..., list[str]]:
 def open_ws(root: Path) -> Workspace:
     """A fresh Workspace (settings are read once per instance, so re-open after configure())."""
     return Workspace.open(root)
-
-
-# TEMPORARY until pipeline.audience.count_audience keeps its FROM clause (reported to the lead).
-@pytest.fixture(autouse=True)
-def _count_workaround(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sqlalchemy import func, select
-
-    from pipeline import audience, runs
-
-    def count(session, chosen):  # type: ignore[no-untyped-def]
-        audience.check_lists(session, chosen)
-        query = select(func.count()).select_from(audience.audience_query(chosen).order_by(None).subquery())
-        return int(session.scalar(query) or 0)
-
-    monkeypatch.setattr(runs, "count_audience", count)

@@ -52,7 +52,8 @@ def test_test_send_goes_to_the_given_addresses_only_and_is_never_a_delivery(
         (stranger, "preview", 250),
     ]
     subjects = {
-        m.rcpt_tos[0]: email.message_from_bytes(m.data, policy=policy.default)["Subject"] for m in smtp.messages
+        m.rcpt_tos[0]: email.message_from_bytes(m.data, policy=policy.default)["Subject"]
+        for m in smtp.messages
     }
     assert subjects["person3@example.com"].startswith("[TEST] First3,")
     assert subjects[stranger].startswith("[TEST] Alex,")  # the [preview] sample contact

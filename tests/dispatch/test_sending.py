@@ -1,4 +1,4 @@
-"""Sending a run to a real SMTP server (aiosmtpd on 127.0.0.1) that accepts, defers, refuses, drops or is down."""
+"""Runs sent to a real SMTP server (aiosmtpd on 127.0.0.1) that accepts, defers, refuses, drops or is down."""
 
 from __future__ import annotations
 

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import mailbox
+import re
+from email import message_from_bytes, policy
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 import typer
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
-from pipeline.bounces import ingest_message, ingest_path
+from pipeline.bounces import ingest_message, ingest_path, poll_imap
 from pipeline.cli.tracking import register
 from pipeline.db import session
+from pipeline.errors import SettingsError
+from pipeline.links import recipient_links
+from pipeline.message import MessageBuilder
 from pipeline.models import Delivery, Event, Suppression
 from pipeline.settings import Settings
 from pipeline.tokens import make_token
 from tests.tracking import reports
 from tests.tracking.conftest import SECRET, Sent, World
+from tests.tracking.imap_server import ImapServer
 
 BOUNCES = "bounces@kestrelforge.example"
 
@@ -311,3 +318,66 @@ def test_cli_pipe_asks_the_mta_to_retry_when_the_database_is_down(
     raw = reports.auto_reply(to=BOUNCES)
     result = CliRunner().invoke(app, ["bounces", "ingest", "-", "-w", str(workspace_dir)], input=raw, env=env)
     assert result.exit_code == 75
+
+
+@pytest.mark.parametrize("offer_move", [True, False])
+def test_poll_reads_an_imap_folder_and_moves_what_it_processed(
+    world: World, engine: Engine, offer_move: bool
+) -> None:
+    sent = world.send(world.add_contact("gone@example.org"))
+    bounce = reports.dsn(
+        to=verp(world.settings, sent),
+        recipient="gone@example.org",
+        status="5.1.1",
+        diagnostic="550 5.1.1 user unknown",
+        original_message_id=sent.message_id,
+    )
+    with ImapServer(credentials=("bounce-reader", "s3cret pass"), offer_move=offer_move) as imap:
+        imap.add("Bounces", bounce)
+        imap.add("Bounces", reports.auto_reply(to=BOUNCES))
+        world.settings.bounces.imap_url = f"imap://bounce-reader@127.0.0.1:{imap.port}/Bounces"
+        world.settings.bounces.processed_folder = "Bounces/Done"
+        world.settings.imap_password = "s3cret pass"
+        outcomes = poll_imap(engine, world.settings)
+        assert [o.kind for o in outcomes] == ["bounce", "ignored"]
+        assert imap.folders["Bounces"] == {}
+        assert sorted(imap.folders["Bounces/Done"].values()) == sorted(
+            [bounce, reports.auto_reply(to=BOUNCES)]
+        )
+    assert suppression_reasons(engine) == {"gone@example.org": "hard_bounce"}
+
+
+def test_poll_refuses_plain_imap_to_a_remote_host(world: World, engine: Engine) -> None:
+    world.settings.bounces.imap_url = "imap://reader@mail.example.org/INBOX"
+    world.settings.imap_password = "x"
+    with pytest.raises(SettingsError, match="only allowed to a loopback host"):
+        poll_imap(engine, world.settings)
+
+
+def test_mailto_unsubscribe_request_from_our_own_header(world: World, engine: Engine) -> None:
+    sent = world.send(world.add_contact("ada@example.com"))
+    builder = MessageBuilder(world.settings, campaign="spring", department="sales", run_id=sent.run_id)
+    outgoing = builder.build(
+        sent.rendered,
+        to_email="ada@example.com",
+        to_name=None,
+        message_id=sent.message_id,
+        links=recipient_links(world.settings, sent.delivery_id),
+        delivery_id=sent.delivery_id,
+    )
+    header = str(message_from_bytes(outgoing.data, policy=policy.default)["List-Unsubscribe"])
+    [mailto] = re.findall(r"<mailto:([^>]+)>", header)
+    address, _, query = mailto.partition("?")
+    [subject] = parse_qs(query)["subject"]
+    request = f"From: ada@example.com\r\nTo: {address}\r\nSubject: {subject}\r\n\r\nplease\r\n".encode()
+
+    outcome = ingest_message(engine, world.settings, request, source="test")
+    assert (outcome.kind, outcome.delivery_id, outcome.suppressed) == (
+        "unsubscribe",
+        sent.delivery_id,
+        "unsubscribe",
+    )
+    assert suppression_reasons(engine) == {"ada@example.com": "unsubscribe"}
+    assert [e.detail["source"] for e in all_events(engine)] == ["mailto"]
+    forged = request.replace(subject[-6:].encode(), b"AAAAAA")
+    assert ingest_message(engine, world.settings, forged, source="test").kind == "ignored"

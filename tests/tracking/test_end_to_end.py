@@ -1,4 +1,4 @@
-"""The whole loop: a run sent through a real SMTP server, its List-Unsubscribe URL used, the next run smaller."""
+"""The whole loop: a run sent over real SMTP, its List-Unsubscribe URL used, the next run leaves them out."""
 
 from __future__ import annotations
 
@@ -26,19 +26,25 @@ PEOPLE = ["ada@example.com", "bob@example.com", "cy@example.com"]
 
 
 @pytest.fixture
-def ws(workspace_dir: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def ws(
+    workspace_dir: Path, database_url: str, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> Workspace:
+    """The sample workspace sending through the test SMTP server, with a `news` audience."""
     monkeypatch.setenv("COMMS_SECRET", SECRET)
     monkeypatch.setenv("COMMS_DATABASE_URL", database_url)
     monkeypatch.delenv("COMMS_SMTP_URL", raising=False)
-    with SmtpServer() as smtp:
-        toml = workspace_dir / "comms.toml"
-        smtp_transport = f'kind = "smtp"\nurl = "smtp://127.0.0.1:{smtp.port}"\nsecurity = "none"'
-        toml.write_text(toml.read_text().replace('kind = "file"', smtp_transport))
-        (workspace_dir / "audiences" / "news.toml").write_text('lists = ["news"]\n')
-        upgrade(database_url)
-        workspace = Workspace.open(workspace_dir)
-        workspace.smtp = smtp  # type: ignore[attr-defined]
-        yield workspace
+    toml = workspace_dir / "comms.toml"
+    smtp_transport = f'kind = "smtp"\nurl = "smtp://127.0.0.1:{smtp.port}"\nsecurity = "none"'
+    toml.write_text(toml.read_text().replace('kind = "file"', smtp_transport))
+    (workspace_dir / "audiences" / "news.toml").write_text('lists = ["news"]\n')
+    upgrade(database_url)
+    return Workspace.open(workspace_dir)
 
 
 def received(smtp: SmtpServer, email: str) -> list[EmailMessage]:
@@ -50,9 +56,8 @@ def received(smtp: SmtpServer, email: str) -> list[EmailMessage]:
 
 
 def test_one_click_unsubscribe_from_a_received_message_leaves_the_contact_out_of_the_next_run(
-    ws: Workspace, tmp_path: Path
+    ws: Workspace, smtp: SmtpServer, tmp_path: Path
 ) -> None:
-    smtp: SmtpServer = ws.smtp  # type: ignore[attr-defined]
     engine: Engine = make_engine(ws.settings.database.url)
     contacts = tmp_path / "people.csv"
     with contacts.open("w", newline="") as out:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, select
 from pipeline.audience import audience_query, load_audience
 from pipeline.contacts import is_suppressed, normalize_email
 from pipeline.db import session
+from pipeline.events import judge_click
 from pipeline.links import recipient_links
 from pipeline.models import Event, Subscription, Suppression
 from pipeline.rewrite import recipient_tracking
@@ -194,15 +195,20 @@ def test_link_scanners_are_flagged_as_machine_clicks(world: World, base_url: str
     [url, _] = click_urls(old.rendered.html, base_url)
     httpx.head(url, headers={"User-Agent": "Mozilla/5.0 Firefox/128.0"})
     httpx.get(url, headers={"User-Agent": "Mozilla/5.0 (compatible; Barracuda Sentinel)"})
-    just_sent = world.send(world.add_contact("bob@example.com"), sent_ago=timedelta(seconds=0))
-    [fresh, _] = click_urls(just_sent.rendered.html, base_url)
-    httpx.get(fresh, headers={"User-Agent": "Mozilla/5.0 Firefox/128.0"})
+    httpx.get(url, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0"})
     flagged = [(e.machine, e.detail.get("why")) for e in events(engine, "click")]
-    assert flagged == [
-        (True, "head-request"),
-        (True, "scanner-agent:barracuda"),
-        (True, "too-soon-after-sending"),
-    ]
+    assert flagged == [(True, "head-request"), (True, "scanner-agent:barracuda"), (False, None)]
+
+
+def test_a_click_within_seconds_of_sending_is_a_scanner() -> None:
+    sent_at = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
+    browser = "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0"
+    assert (
+        judge_click("GET", browser, sent_at, sent_at + timedelta(seconds=1)).why == "too-soon-after-sending"
+    )
+    assert not judge_click("GET", browser, sent_at, sent_at + timedelta(seconds=30)).machine
+    # SQLite hands back naive UTC timestamps.
+    assert judge_click("GET", browser, sent_at.replace(tzinfo=None), sent_at + timedelta(seconds=1)).machine
 
 
 def test_untracked_campaign_keeps_its_links(world: World, base_url: str) -> None:
