@@ -151,6 +151,17 @@ def connect(settings: Settings) -> Engine:
     return engine
 
 
+def analyze(engine: Engine, tables: tuple[str, ...]) -> None:
+    """Refresh the planner's statistics for TABLES after a bulk load.
+
+    Until autovacuum gets to it, PostgreSQL plans an audience over a freshly loaded
+    contact table as if it were nearly empty, and picks nested loops that never finish.
+    """
+    with engine.begin() as connection:
+        for table in tables:
+            connection.exec_driver_sql(f"ANALYZE {table}")
+
+
 @contextmanager
 def session(engine: Engine) -> Iterator[Session]:
     """One unit of work: committed when the block ends normally, rolled back if it raises.
@@ -168,6 +179,7 @@ def session(engine: Engine) -> Iterator[Session]:
 
 __all__ = [
     "SchemaStatus",
+    "analyze",
     "connect",
     "display_url",
     "head_revision",

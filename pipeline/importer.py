@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.contacts import ATTRIBUTE_NAME, PERSONAL_FIELDS, RESERVED_NAMES, normalize_email
+from pipeline.db import analyze
 from pipeline.errors import ContactError
 from pipeline.exporter import restore, writer
 from pipeline.models import (
@@ -401,6 +402,8 @@ def import_contacts(
             ) from None
         except csv.Error as exc:
             raise ContactError(f"unreadable CSV: {exc}", path=path) from None
+    if summary.inserted or summary.subscribed:
+        analyze(engine, ("contact", "subscription", "mailing_list"))
     if progress:
         progress(total, total)
     return summary

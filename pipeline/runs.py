@@ -247,8 +247,14 @@ def list_runs(ws: Workspace, limit: int = 20) -> list[tuple[Run, dict[str, int]]
         return [(run, store.run_counts(conn, run.id or 0)) for run in store.list_runs(conn, limit)]
 
 
-def show_run(ws: Workspace, run_id: int, *, errors: int = 5) -> RunReport:
+def show_run(ws: Workspace, run_id: int | None = None, *, errors: int = 5) -> RunReport:
+    """RUN_ID's report; without one, the latest run's (what an operator wants after `comms send`)."""
     with _database(ws) as engine, engine.connect() as conn:
+        if run_id is None:
+            latest = store.list_runs(conn, 1)
+            if not latest:
+                raise RunError("no runs yet: start one with `comms send CAMPAIGN`")
+            run_id = latest[0].id or 0
         run = store.get_run(conn, run_id)
         if run is None:
             raise RunError(f"no run {run_id}")

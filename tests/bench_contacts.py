@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from pipeline.audience import Audience, Condition, stream_audience
-from pipeline.db import make_engine, session, upgrade
+from pipeline.db import analyze, make_engine, session, upgrade
 from pipeline.importer import import_contacts
 from pipeline.models import Contact, MailingList, Subscription, email_hash
 
@@ -109,6 +109,7 @@ def fill(url: str, rows: int) -> None:
                     for c in contacts
                 ],
             )
+    analyze(engine, ("contact", "subscription", "mailing_list"))  # as the importer does
     engine.dispose()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from pipeline.cli import assemble, contacts, dispatch, tracking
@@ -21,20 +20,13 @@ for module in (assemble, contacts, dispatch, tracking):
 
 
 def main() -> None:
-    """Entry point: library errors become one line on stderr and exit code 1, never a traceback."""
+    """Entry point: library errors become one line on stderr and exit code 1, never a traceback.
+
+    Typer's standalone mode already turns usage errors, Ctrl-C at a prompt and typer.Exit into
+    messages and exit codes; only our own errors reach this handler.
+    """
     try:
-        # Without standalone mode click returns typer.Exit's code instead of exiting.
-        code = app(standalone_mode=False)
+        app()
     except CommsError as exc:
         print(f"comms: error: {exc}", file=sys.stderr)
         sys.exit(1)
-    except click.exceptions.Abort:
-        print("comms: aborted", file=sys.stderr)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    if isinstance(code, int):
-        sys.exit(code)

@@ -203,8 +203,13 @@ def list_runs(
 
 
 @runs_app.command("show")
-def show(run_id: RunId, workspace: WorkspaceOption = None) -> None:
-    """Counts by status, rate, ETA and the last errors of a run."""
+def show(
+    run_id: Annotated[
+        int | None, typer.Argument(help="The run's number (default: the latest run).", show_default=False)
+    ] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Counts by status, rate, ETA and the last errors of a run (the latest one by default)."""
     _print_report(runs.show_run(open_workspace(workspace), run_id))
 
 
