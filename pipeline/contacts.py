@@ -33,7 +33,6 @@ from pipeline.models import (
     email_hash,
     utcnow,
 )
-from pipeline.stages.personalize import Recipient
 
 # Contact columns a CSV or an audience names directly; every other name is an attribute.
 PERSONAL_FIELDS = ("first_name", "last_name", "locale", "timezone")
@@ -52,7 +51,6 @@ __all__ = [
     "find_contact",
     "is_suppressed",
     "normalize_email",
-    "recipient_of",
     "report",
     "suppress",
     "unsuppress",
@@ -153,18 +151,6 @@ def unsuppress(session: Session, email: str) -> bool:
     """Lift the suppression on EMAIL (also one left by an erasure); False if there was none."""
     result = session.execute(delete(Suppression).where(Suppression.email_hash == email_hash(_key_of(email))))
     return bool(result.rowcount)
-
-
-def recipient_of(contact: Contact) -> Recipient:
-    """What recipient-scope templates see as `contact`."""
-    return Recipient(
-        email=contact.email,
-        first_name=contact.first_name,
-        last_name=contact.last_name,
-        locale=contact.locale,
-        timezone=contact.timezone,
-        attributes=dict(contact.attributes),
-    )
 
 
 @dataclass(frozen=True)

@@ -6,17 +6,13 @@ from dataclasses import dataclass
 from email.utils import formataddr
 from pathlib import Path
 
-from sqlmodel import select
-
 from pipeline.assemble import assemble, check_campaign
-from pipeline.contacts import normalize_email, recipient_of
+from pipeline.contacts import find_contact
 from pipeline.db import connect, session
 from pipeline.errors import ContactError
 from pipeline.links import recipient_links
 from pipeline.message import MessageBuilder, message_id
-from pipeline.models import Contact
-from pipeline.settings import Settings
-from pipeline.stages.personalize import Personalizer, Recipient
+from pipeline.stages.personalize import Personalizer, Recipient, preview_recipient
 from pipeline.workspace import Workspace
 
 # Gmail clips a message whose HTML is larger than this, hiding the footer and its unsubscribe link.
@@ -40,27 +36,13 @@ class PreviewResult:
     warnings: tuple[str, ...]
 
 
-def sample_recipient(settings: Settings) -> Recipient:
-    """The [preview] contact: who a preview, a check or a test send is personalised as by default."""
-    sample = settings.preview
-    return Recipient(
-        email=sample.email,
-        first_name=sample.first_name,
-        last_name=sample.last_name,
-        locale=sample.locale,
-        timezone=sample.timezone,
-        attributes=dict(sample.attributes),
-    )
-
-
 def find_recipient(ws: Workspace, email: str) -> Recipient:
     """The stored contact with EMAIL, personalised as the database knows them."""
-    _, key = normalize_email(email)
     with session(connect(ws.settings)) as db:
-        contact = db.exec(select(Contact).where(Contact.email_key == key)).first()
+        contact = find_contact(db, email)
     if contact is None:
         raise ContactError(f"no contact {email} in the database")
-    return recipient_of(contact)
+    return Recipient.of(contact)
 
 
 def preview_campaign(
@@ -72,7 +54,7 @@ def preview_campaign(
         settings = settings.model_copy(update={"secrets": [PREVIEW_SECRET]})
     campaign = assemble(ws, name)
     check_campaign(ws, campaign)
-    recipient = find_recipient(ws, contact_email) if contact_email else sample_recipient(settings)
+    recipient = find_recipient(ws, contact_email) if contact_email else preview_recipient(settings)
     links = recipient_links(settings, 0)
     rendered = Personalizer.for_campaign(campaign).render(recipient, links)
     builder = MessageBuilder(settings, campaign=campaign.name, department=campaign.department, run_id=0)

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from pipeline import store
 from pipeline.assemble import Campaign, assemble, check_campaign
 from pipeline.audience import Audience, count_audience, load_audience, stream_audience
-from pipeline.contacts import find_contact, recipient_of
+from pipeline.contacts import find_contact
 from pipeline.db import connect, session
 from pipeline.dispatch import Tally, display_name, run_worker
 from pipeline.dkim import Signer
@@ -32,11 +32,11 @@ from pipeline.errors import CommsError, RunError
 from pipeline.links import recipient_links
 from pipeline.message import MessageBuilder, Outgoing, message_id
 from pipeline.models import DeliveryStatus, Run, RunStatus, utcnow
-from pipeline.preview import PREVIEW_SECRET, sample_recipient
+from pipeline.preview import PREVIEW_SECRET
 from pipeline.retry import is_retryable
 from pipeline.rewrite import recipient_tracking, track_campaign
 from pipeline.settings import Settings
-from pipeline.stages.personalize import Personalizer, Recipient
+from pipeline.stages.personalize import Personalizer, Recipient, preview_recipient
 from pipeline.transports import SendResult, transport_for
 from pipeline.workspace import Workspace
 
@@ -356,7 +356,7 @@ def dry_run(ws: Workspace, campaign: str, audience: str | None = None) -> DryRun
     sample: tuple[str, str, str] | None = None
     with _database(ws) as engine, session(engine) as db:
         for contact in stream_audience(db, plan.audience):
-            recipient = recipient_of(contact)
+            recipient = Recipient.of(contact)
             links = recipient_links(settings, 0)
             try:
                 message = personalizer.render(recipient, links, recipient_tracking(settings, 0))
@@ -419,7 +419,7 @@ def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> list[TestSent]
     with _database(ws) as engine, session(engine) as db:
         for address in to:
             contact = find_contact(db, address)
-            recipient: Recipient = recipient_of(contact) if contact else sample_recipient(settings)
+            recipient: Recipient = Recipient.of(contact) if contact else preview_recipient(settings)
             links = recipient_links(settings, 0)
             outgoing = builder.build(
                 personalizer.render(recipient, links, recipient_tracking(settings, 0)),

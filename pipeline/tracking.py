@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from pipeline.contacts import is_suppressed, normalize_email, recipient_of
+from pipeline.contacts import is_suppressed, normalize_email
 from pipeline.db import session
 from pipeline.events import judge_click, judge_open, record_event
 from pipeline.links import recipient_links
@@ -152,7 +152,7 @@ class _Server:
 
     def _recipient(self, db: Session, delivery: Delivery) -> Recipient:
         contact = get_contact(db, delivery)
-        return recipient_of(contact) if contact is not None else Recipient(email=delivery.email or "")
+        return Recipient.of(contact) if contact is not None else Recipient(email=delivery.email or "")
 
     # -- unsubscribe and preferences ---------------------------------------------------------------
 

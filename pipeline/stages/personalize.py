@@ -36,6 +36,18 @@ class Recipient:
     timezone: str | None = None
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, person: Any) -> Recipient:
+        """From anything with a person's fields: a stored Contact, or the [preview] sample."""
+        return cls(
+            email=person.email,
+            first_name=person.first_name,
+            last_name=person.last_name,
+            locale=person.locale,
+            timezone=person.timezone,
+            attributes=dict(person.attributes),
+        )
+
 
 @dataclass(frozen=True)
 class Links:
@@ -117,13 +129,5 @@ def _compile(environment: Environment, source: str, part: str) -> Template:
 
 
 def preview_recipient(settings: Settings) -> Recipient:
-    """The sample contact of comms.toml [preview], used for previews and the strict check."""
-    preview = settings.preview
-    return Recipient(
-        email=preview.email,
-        first_name=preview.first_name,
-        last_name=preview.last_name,
-        locale=preview.locale,
-        timezone=preview.timezone,
-        attributes=dict(preview.attributes),
-    )
+    """The sample contact of comms.toml [preview]: who previews, checks and test sends are for."""
+    return Recipient.of(settings.preview)

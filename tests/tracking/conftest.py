@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine, select
 
-from pipeline.contacts import normalize_email, recipient_of
+from pipeline.contacts import normalize_email
 from pipeline.db import make_engine, session, upgrade
 from pipeline.links import recipient_links
 from pipeline.message import message_id
@@ -34,7 +34,7 @@ from pipeline.models import (
 )
 from pipeline.rewrite import recipient_tracking, rewrite_links
 from pipeline.settings import Settings, load_settings
-from pipeline.stages.personalize import Personalizer, Rendered
+from pipeline.stages.personalize import Personalizer, Recipient, Rendered
 from pipeline.tracking import create_app
 
 SECRET = "test-secret-key-for-tokens"
@@ -179,7 +179,7 @@ class World:
             db.flush()
             assert delivery.id is not None
             rendered = Personalizer(run.subject_template, run.html_template, run.text_template).render(
-                recipient_of(contact),
+                Recipient.of(contact),
                 recipient_links(self.settings, delivery.id),
                 recipient_tracking(self.settings, delivery.id),
             )
