@@ -60,6 +60,7 @@ from sqlmodel import Session
 from pipeline.contacts import ATTRIBUTE_NAME, PERSONAL_FIELDS, RESERVED_NAMES
 from pipeline.errors import AudienceError
 from pipeline.models import Contact, MailingList, Subscription, SubscriptionStatus, Suppression
+from pipeline.tomlfile import toml_line
 from pipeline.workspace import Workspace
 
 Op = Literal[
@@ -169,7 +170,7 @@ def load_audience(ws: Workspace, name: str) -> Audience:
         error = exc.errors()[0]
         loc = error["loc"]
         raise AudienceError(
-            f"{_describe(loc, data)}: {_message(error)}", path=shown, line=_line_of(text, loc)
+            f"{_describe(loc, data)}: {_message(error)}", path=shown, line=toml_line(text, loc)
         ) from None
     return Audience(
         name=name,
@@ -197,28 +198,6 @@ def _describe(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
         # Union members show up as extra loc parts ('str', 'list[...]'); the key is the third part.
         return f"{block} {loc[2]}" if len(loc) > 2 else block
     return str(loc[0]) if loc else "file"
-
-
-def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
-    """Best-effort line of LOC (('lists',) or ('where', 1, 'op')) in the TOML text."""
-    lines = text.splitlines()
-    start, key = 0, str(loc[0]) if loc else ""
-    if len(loc) >= 2 and isinstance(loc[1], int):
-        headers = [i for i, line in enumerate(lines) if line.strip() == f"[[{loc[0]}]]"]
-        if loc[1] >= len(headers):
-            return None
-        start = headers[loc[1]]
-        if len(loc) < 3:
-            return start + 1
-        key = str(loc[2])
-        start += 1
-    for number in range(start, len(lines)):
-        stripped = lines[number].strip()
-        if stripped.startswith("[") and number != start - 1:
-            break
-        if stripped.split("=", 1)[0].strip() == key:
-            return number + 1
-    return start if start else None
 
 
 # --- SQL ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import SettingsError
+from pipeline.tomlfile import toml_line
 
 SETTINGS_FILE = "comms.toml"
 
@@ -121,6 +122,18 @@ class Bounces(_Section):
     ses_topic_arns: list[str] = Field(default_factory=list)
 
 
+class Daemon(_Section):
+    # An occurrence the daemon was down for still runs when it starts within this many seconds
+    # of the occurrence; later, it is recorded as a `missed` run instead.
+    grace_s: float = Field(default=3600.0, ge=0)
+    # Dispatch workers inside the daemon (each with [transport] connections).
+    concurrency: int = Field(default=1, ge=1, le=32)
+    # host:port for /metrics and /health (daemon and `comms worker`); unset: not served.
+    metrics_listen: str | None = None
+    # How often a standby daemon tries to take over the leader's lock.
+    standby_poll_s: float = Field(default=5.0, gt=0)
+
+
 class Settings(_Section):
     sender: Sender
     brand: Brand
@@ -133,6 +146,7 @@ class Settings(_Section):
     retry: Retry = Field(default_factory=Retry)
     dispatch: Dispatch = Field(default_factory=Dispatch)
     bounces: Bounces = Field(default_factory=Bounces)
+    daemon: Daemon = Field(default_factory=Daemon)
 
     # Filled from the environment only, never from the file.
     smtp_password: str | None = Field(default=None, exclude=True)
@@ -145,20 +159,6 @@ class Settings(_Section):
         if not self.secrets:
             raise SettingsError("COMMS_SECRET is not set: tracking and unsubscribe tokens need it")
         return self.secrets[0].encode()
-
-
-def _toml_line(text: str, loc: tuple[object, ...]) -> int | None:
-    """Best-effort line of a dotted key in TOML text, so errors can point at it."""
-    section = [str(p) for p in loc[:-1] if isinstance(p, str)]
-    key = str(loc[-1]) if loc else ""
-    current: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if line.startswith("[") and not line.startswith("[["):
-            current = line.strip("[]").strip().split(".")
-        elif current == section and line.split("=", 1)[0].strip() == key:
-            return number
-    return None
 
 
 def _apply_environment(data: dict, env: os._Environ[str] | dict[str, str]) -> None:
@@ -191,7 +191,7 @@ def load_settings(root: Path, env: os._Environ[str] | dict[str, str] | None = No
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise SettingsError(
-            f"{field}: {first['msg']}", path=path, line=_toml_line(text, first["loc"])
+            f"{field}: {first['msg']}", path=path, line=toml_line(text, first["loc"])
         ) from None
     settings.smtp_password = env.get("COMMS_SMTP_PASSWORD")
     settings.imap_password = env.get("COMMS_IMAP_PASSWORD")

@@ -165,7 +165,7 @@ def main() -> None:
         source = folder / "contacts.csv"
         write_csv(source, args.import_rows)
         for list_name in (None, "customers"):
-            with database(args.pg, folder, "import") as url:
+            with database(args.pg, folder, f"import_{list_name or 'plain'}") as url:
                 upgrade(url)
                 engine = make_engine(url)
                 started, cpu_started = time.perf_counter(), time.process_time()

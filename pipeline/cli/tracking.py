@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 import uvicorn
 from rich.markup import escape
@@ -98,7 +98,7 @@ def ingest_command(
         finally:
             engine.dispose()
         return
-    raw = click.get_binary_stream("stdin").read()
+    raw = sys.stdin.buffer.read()
     try:
         engine = connect(settings)
         try:
