@@ -12,10 +12,11 @@ import asyncio
 import signal
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
@@ -97,12 +98,16 @@ def start_run(
     schedule: str | None = None,
     occurrence: datetime | None = None,
     confirm: Callable[[RunPlan], None] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    paused_reason: str | None = None,
 ) -> Run:
     """Freeze CAMPAIGN and snapshot its audience into a new run that is ready to send (status sending).
 
     CONFIRM sees the plan before anything is written and aborts by raising. A run for
     a (SCHEDULE, OCCURRENCE) that already has one is refused with RunError, so a
-    scheduled occurrence runs once however often it is triggered.
+    scheduled occurrence runs once however often it is triggered. META is kept with
+    the run (the daemon keeps a schedule's sending window there); with PAUSED_REASON
+    the run starts paused instead, before any worker can claim from it.
     """
     ws.settings.secret  # noqa: B018 -- refuse now rather than after the snapshot: links need COMMS_SECRET
     plan = plan_run(ws, campaign, audience)
@@ -121,7 +126,7 @@ def start_run(
         subject_template=tracked.subject,
         html_template=tracked.html,
         text_template=tracked.text,
-        meta={"links": list(links), "layout": tracked.layout, "transport": plan.transport},
+        meta={**(meta or {}), "links": list(links), "layout": tracked.layout, "transport": plan.transport},
         created_at=now,
     )
     with _database(ws) as engine:
@@ -130,7 +135,9 @@ def start_run(
                 run_id = store.create_run(conn, run)
                 count = store.snapshot_audience(conn, run_id, plan.audience, now)
                 store.set_recipient_count(conn, run_id, count)
-                store.set_run_status(conn, run_id, RunStatus.sending, when=[RunStatus.planned], now=now)
+                status = RunStatus.sending if paused_reason is None else RunStatus.paused
+                reason = paused_reason or ""
+                store.set_run_status(conn, run_id, status, when=[RunStatus.planned], now=now, reason=reason)
         except IntegrityError:
             if schedule is None:
                 raise
