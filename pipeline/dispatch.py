@@ -261,6 +261,7 @@ class _Worker:
                     lease_s=self.settings.dispatch.lease_s,
                     now=utcnow(),
                     run_id=self.run_id,
+                    max_per_week=self.settings.dispatch.max_per_week,
                 )
                 if claimed:
                     await self._enqueue(claimed)
@@ -396,6 +397,12 @@ class _Worker:
                 item.delivery_id, item.run_id, DeliveryStatus.skipped, now, skip_reason="suppressed"
             )
             self.recorder.add(outcome)
+            return
+        if item.capped:
+            reason = f"max_per_week: {self.settings.dispatch.max_per_week} messages in the last 7 days"
+            self.recorder.add(
+                store.Outcome(item.delivery_id, item.run_id, DeliveryStatus.skipped, now, skip_reason=reason)
+            )
             return
         links = recipient_links(self.settings, item.delivery_id)
         try:

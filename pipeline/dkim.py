@@ -40,19 +40,22 @@ SIGNED_HEADERS = (
     "feedback-id",
 )
 MIN_RSA_BITS = 1024
-_TRAILING_WSP = re.compile(rb"[ \t]+\r\n")
 _WSP = re.compile(rb"[ \t]+")
-_WSP_TO_SQUEEZE = re.compile(rb"[ \t]{2,}|\t")  # a lone space is already canonical
+_SPACE_RUN = re.compile(rb"  +")  # a lone space is already canonical
+_TRAILING_SPACE = re.compile(rb" \r\n")  # once runs are squeezed, trailing whitespace is one space
 _FOLD = re.compile(rb"\r\n(?=[ \t])")
 
 
 def _relaxed_body(body: bytes) -> bytes:
-    """RFC 6376 3.4.4. The substring tests skip the regexes on a typical quoted-printable body
-    (which has no trailing whitespace) and cut the signing cost by a factor of four."""
-    if b" \r\n" in body or b"\t\r\n" in body:
-        body = _TRAILING_WSP.sub(b"\r\n", body)
-    if b"\t" in body or b"  " in body:
-        body = _WSP_TO_SQUEEZE.sub(b" ", body)
+    """RFC 6376 3.4.4. Tabs become spaces and runs of spaces one space first, so that both
+    patterns are literals, which the regex engine jumps to: patterns starting with a class
+    ([ \t]) are tried at every byte, and squeezing an HTML body's indentation that way cost
+    ~0.4 ms a message, more than the RSA signature."""
+    if b"\t" in body:
+        body = body.replace(b"\t", b" ")
+    if b"  " in body:
+        body = _SPACE_RUN.sub(b" ", body)
+    body = _TRAILING_SPACE.sub(b"\r\n", body)
     end = len(body)
     while body.endswith(b"\r\n", 0, end):
         end -= 2

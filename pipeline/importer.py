@@ -1,29 +1,36 @@
 """CSV import of contacts: streamed in batches, every bad row set aside with its line number and reason.
 
-The file is read row by row and written BATCH_SIZE rows at a time with
-executemany, so memory stays flat however long the file is (apart from the set
-of addresses already seen, which the in-file duplicate check needs). A batch
-looks up which of its addresses exist and which are suppressed with one query
-each, then inserts the new contacts and, with ``update_existing``, rewrites those
-that differ: the same statements on SQLite and PostgreSQL, and importing the
-same file twice changes nothing.
+The file is read row by row and written BATCH_SIZE rows at a time, so memory
+stays flat however long the file is (apart from the set of addresses already
+seen, which the in-file duplicate check needs); a second thread writes one batch
+while the next is read. A batch looks up which of its addresses exist and which
+are suppressed with one query each, then inserts the new contacts (executemany
+on SQLite, COPY on PostgreSQL), with ``update_existing`` rewrites those that
+differ, and subscribes the batch to the list. Importing the same file twice
+changes nothing, and an address another import stores meanwhile is skipped.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, String, any_, bindparam, insert, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.contacts import ATTRIBUTE_NAME, PERSONAL_FIELDS, RESERVED_NAMES, normalize_email
@@ -171,17 +178,19 @@ class _Rejects:
         self.summary = summary
         self._file: TextIO | None = None
         self._writer: Any = None
+        self._lock = threading.Lock()  # the reader rejects bad rows, the writer suppressed ones
 
     def add(self, line: int, code: str, detail: str, cells: list[str]) -> None:
-        self.summary.rejected += 1
-        self.summary.reasons[code] += 1
-        if self.path is None:
-            return
-        if self._writer is None:  # opened late so a clean import leaves no file behind
-            self._file = self.path.open("w", encoding="utf-8", newline="")
-            self._writer = writer(self._file)
-            self._writer.writerow(["line", "reason", *self.header])
-        self._writer.writerow([str(line), detail, *cells])
+        with self._lock:
+            self.summary.rejected += 1
+            self.summary.reasons[code] += 1
+            if self.path is None:
+                return
+            if self._writer is None:  # opened late so a clean import leaves no file behind
+                self._file = self.path.open("w", encoding="utf-8", newline="")
+                self._writer = writer(self._file)
+                self._writer.writerow(["line", "reason", *self.header])
+            self._writer.writerow([str(line), detail, *cells])
 
     def close(self) -> None:
         if self._file is not None:
@@ -231,6 +240,133 @@ def _changes(row: _Row, stored: Any) -> dict[str, Any]:
     return changes
 
 
+# The statements a batch runs, named. Lookups take the batch as one array on PostgreSQL: psycopg
+# re-parses a query with 2,000 IN placeholders on every call (its cache takes only short queries),
+# which cost more than the lookups themselves. New contacts go in with COPY there, through a
+# staging table so that an address another import stored meanwhile is skipped, not an error.
+_NEW_COLUMNS = ("email", "email_key", "email_hash", *FIELDS, "attributes")
+_STAGE_NEW = (
+    f"CREATE TEMP TABLE import_contact ON COMMIT DROP AS"
+    f" SELECT {', '.join(_NEW_COLUMNS)} FROM contact WITH NO DATA"
+)
+_COPY_NEW = f"COPY import_contact ({', '.join(_NEW_COLUMNS)}) FROM STDIN"
+_INSERT_STAGED = (
+    f"INSERT INTO contact ({', '.join(_NEW_COLUMNS)}, created_at, updated_at)"
+    f" SELECT {', '.join(_NEW_COLUMNS)}, %(now)s, %(now)s FROM import_contact"
+    " ON CONFLICT (email_key) DO NOTHING"
+)
+
+
+# SQLAlchemy keeps an INSERT's row count only when asked; ON CONFLICT DO NOTHING makes it the answer.
+_COUNTED = {"preserve_rowcount": True}
+
+
+def _postgres(connection: Connection) -> bool:
+    return connection.dialect.name == "postgresql"
+
+
+def _among(connection: Connection, column: Any, values: list[str]) -> Any:
+    """COLUMN is one of VALUES: one array parameter on PostgreSQL, an IN list on SQLite."""
+    if _postgres(connection):
+        return column == any_(bindparam("among", values, type_=ARRAY(String)))
+    return column.in_(values)
+
+
+def _suppressed(connection: Connection, hashes: list[str]) -> Any:
+    """(email_hash, reason) of the suppressed addresses among HASHES."""
+    return connection.execute(
+        select(Suppression.email_hash, Suppression.reason).where(
+            _among(connection, Suppression.email_hash, hashes)
+        )
+    )
+
+
+def _stored(connection: Connection, keys: list[str]) -> dict[str, Any]:
+    """The stored contacts among KEYS, by email_key, with what an update compares."""
+    columns = (_CONTACTS.c[name] for name in ("id", "email_key", "email", "attributes", *FIELDS))
+    found = connection.execute(select(*columns).where(_among(connection, _CONTACTS.c.email_key, keys)))
+    return {row.email_key: row for row in found}
+
+
+def _insert_new(connection: Connection, new: list[tuple[str, _Row]], now: datetime) -> int:
+    """Insert the NEW (email_hash, row) pairs; returns how many were inserted.
+
+    An address another import stored since the lookup is skipped (ON CONFLICT DO NOTHING).
+    """
+    if _postgres(connection):
+        return _copy_new(connection, new, now)
+    dialect_insert = sqlite.insert(_CONTACTS).on_conflict_do_nothing(index_elements=["email_key"])
+    # Plain executemany: asking for the new ids with RETURNING makes the insert twice as slow.
+    result = connection.execute(
+        dialect_insert,
+        [
+            {
+                "email": row.email,
+                "email_key": row.key,
+                "email_hash": hashed,
+                **dict.fromkeys(FIELDS),
+                **row.fields,
+                "attributes": _present(row.attributes),
+                "created_at": now,
+                "updated_at": now,
+            }
+            for hashed, row in new
+        ],
+        execution_options=_COUNTED,
+    )
+    return result.rowcount
+
+
+def _copy_new(connection: Connection, new: list[tuple[str, _Row]], now: datetime) -> int:
+    """PostgreSQL: COPY into a staging table, then one INSERT ... SELECT that skips stored addresses."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        cursor.execute(_STAGE_NEW)
+        with cursor.copy(_COPY_NEW) as copy:
+            for hashed, row in new:
+                fields = row.fields
+                copy.write_row(
+                    (
+                        row.email,
+                        row.key,
+                        hashed,
+                        *(fields.get(name) for name in FIELDS),
+                        json.dumps(_present(row.attributes)),
+                    )
+                )
+        cursor.execute(_INSERT_STAGED, {"now": now})
+        return cursor.rowcount
+
+
+def _subscribe(connection: Connection, list_id: int, keys: list[str], now: datetime) -> int:
+    """Subscribe the contacts among KEYS to the list; returns how many were newly subscribed.
+
+    An existing subscription, even an unsubscribed one, is left alone (ON CONFLICT DO NOTHING),
+    which also makes a concurrent import of the same list harmless.
+    """
+    dialect_insert = (postgresql if _postgres(connection) else sqlite).insert
+    status = SubscriptionStatus.subscribed.value
+    contacts = select(
+        _CONTACTS.c.id,
+        literal(list_id),
+        literal(status, String),
+        literal(now, _SUBSCRIPTIONS.c.created_at.type),
+        literal(now, _SUBSCRIPTIONS.c.updated_at.type),
+    ).where(_among(connection, _CONTACTS.c.email_key, keys))
+    statement = (
+        dialect_insert(_SUBSCRIPTIONS)
+        .from_select(["contact_id", "list_id", "status", "created_at", "updated_at"], contacts)
+        .on_conflict_do_nothing()
+    )
+    return connection.execute(statement, execution_options=_COUNTED).rowcount
+
+
+def _present(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The attributes to store for a new contact: an empty cell stores nothing."""
+    return {name: value for name, value in attributes.items() if value is not None}
+
+
 class _Batch:
     """Writes one batch of valid rows in one transaction."""
 
@@ -242,52 +378,22 @@ class _Batch:
 
     def write(self, connection: Connection, rows: list[_Row]) -> None:
         by_hash = {email_hash(row.key): row for row in rows}
-        suppressed = connection.execute(
-            select(Suppression.email_hash, Suppression.reason).where(Suppression.email_hash.in_(by_hash))
-        )
-        for hashed, reason in suppressed:
+        for hashed, reason in _suppressed(connection, list(by_hash)):
             row = by_hash.pop(hashed)
             self.rejects.add(row.line, "suppressed", f"suppressed ({reason})", row.cells)
-        rows = list(by_hash.values())
-        keys = [row.key for row in rows]
-        stored = {
-            found.email_key: found
-            for found in connection.execute(
-                select(
-                    _CONTACTS.c.id,
-                    _CONTACTS.c.email_key,
-                    _CONTACTS.c.email,
-                    _CONTACTS.c.attributes,
-                    *(_CONTACTS.c[name] for name in FIELDS),
-                ).where(_CONTACTS.c.email_key.in_(keys))
-            )
-        }
+        keys = [row.key for row in by_hash.values()]
+        stored = _stored(connection, keys)
         now = utcnow()
-        new = [row for row in rows if row.key not in stored]
+        new = [(hashed, row) for hashed, row in by_hash.items() if row.key not in stored]
         if new:
-            # Plain executemany: asking for the new ids with RETURNING makes the insert twice as slow.
-            connection.execute(
-                insert(_CONTACTS),
-                [
-                    {
-                        "email": row.email,
-                        "email_key": row.key,
-                        "email_hash": email_hash(row.key),
-                        **dict.fromkeys(FIELDS),
-                        **row.fields,
-                        "attributes": {k: v for k, v in row.attributes.items() if v is not None},
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for row in new
-                ],
-            )
-            self.summary.inserted += len(new)
-        self._update([(row, stored[row.key]) for row in rows if row.key in stored], connection, now)
+            inserted = _insert_new(connection, new, now)
+            self.summary.inserted += inserted
+            self.summary.unchanged += len(new) - inserted  # stored by another import meanwhile
+        self._update(
+            [(row, stored[row.key]) for row in by_hash.values() if row.key in stored], connection, now
+        )
         if self.list_id is not None:
-            self._subscribe(
-                connection, [found.id for found in stored.values()], [row.key for row in new], now
-            )
+            self.summary.subscribed += _subscribe(connection, self.list_id, keys, now)
 
     def _update(self, pairs: list[tuple[_Row, Any]], connection: Connection, now: Any) -> None:
         if not self.update_existing:
@@ -309,33 +415,6 @@ class _Batch:
             )
             connection.execute(statement, changed)
             self.summary.updated += len(changed)
-
-    def _subscribe(
-        self, connection: Connection, stored_ids: list[int], new_keys: list[str], now: Any
-    ) -> None:
-        """Subscribe the batch to the list; an existing (even unsubscribed) subscription is left alone."""
-        already = set(
-            connection.scalars(
-                select(_SUBSCRIPTIONS.c.contact_id).where(
-                    _SUBSCRIPTIONS.c.list_id == self.list_id, _SUBSCRIPTIONS.c.contact_id.in_(stored_ids)
-                )
-            )
-        )
-        new_ids = connection.scalars(select(_CONTACTS.c.id).where(_CONTACTS.c.email_key.in_(new_keys))).all()
-        fresh = [
-            {
-                "contact_id": contact_id,
-                "list_id": self.list_id,
-                "status": SubscriptionStatus.subscribed.value,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for contact_id in [*stored_ids, *new_ids]
-            if contact_id not in already
-        ]
-        if fresh:
-            connection.execute(insert(_SUBSCRIPTIONS), fresh)
-            self.summary.subscribed += len(fresh)
 
 
 def _delimiter(header_line: str) -> str:
@@ -378,22 +457,23 @@ def import_contacts(
             seen: dict[str, int] = {}
             pending: list[_Row] = []
             try:
-                for line, cells in _records(text, delimiter):
-                    try:
-                        row = header.parse(line, cells)
-                        if row.key in seen:
-                            raise _Reject("duplicate", f"duplicate of line {seen[row.key]}")
-                    except _Reject as reject:
-                        rejects.add(line, reject.code, reject.detail, cells)
-                        continue
-                    seen[row.key] = line
-                    pending.append(row)
-                    if len(pending) >= batch_size:
-                        _flush(engine, batch, pending, path)
-                        pending = []
-                        if progress:
-                            progress(binary.tell(), total)
-                _flush(engine, batch, pending, path)
+                with _Writer(engine, batch, path) as batches:
+                    for line, cells in _records(text, delimiter):
+                        try:
+                            row = header.parse(line, cells)
+                            if row.key in seen:
+                                raise _Reject("duplicate", f"duplicate of line {seen[row.key]}")
+                        except _Reject as reject:
+                            rejects.add(line, reject.code, reject.detail, cells)
+                            continue
+                        seen[row.key] = line
+                        pending.append(row)
+                        if len(pending) >= batch_size:
+                            batches.write(pending)
+                            pending = []
+                            if progress:
+                                progress(binary.tell(), total)
+                    batches.write(pending)
             finally:
                 rejects.close()
         except UnicodeDecodeError as exc:
@@ -409,9 +489,43 @@ def import_contacts(
     return summary
 
 
+class _Writer:
+    """Writes each batch on a second thread while the next one is read: one batch in flight at most.
+
+    On PostgreSQL the server's work on a batch (index entries, key checks) takes about as long
+    as reading and validating the next one, so taking turns would leave each side idle half the
+    time. Batches are still written one at a time, in order, each in its own transaction.
+    """
+
+    def __init__(self, engine: Engine, batch: _Batch, path: Path) -> None:
+        self._engine = engine
+        self._batch = batch
+        self._path = path
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="comms-import")
+        self._in_flight: Future[None] | None = None
+
+    def write(self, rows: list[_Row]) -> None:
+        """Hand ROWS to the writer once the batch before them is stored (its error raises here)."""
+        self.wait()
+        if rows:
+            self._in_flight = self._thread.submit(_flush, self._engine, self._batch, rows, self._path)
+
+    def wait(self) -> None:
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            in_flight.result()
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            self.wait()
+        finally:
+            self._thread.shutdown()
+
+
 def _flush(engine: Engine, batch: _Batch, rows: list[_Row], path: Path) -> None:
-    if not rows:
-        return
     try:
         with engine.begin() as connection:
             batch.write(connection, rows)

@@ -153,6 +153,7 @@ class Claimed:
     recipient: Recipient | None  # None once the contact has been erased
     email_hash: str | None
     suppressed: bool  # suppressed since the snapshot was taken
+    capped: bool = False  # reached [dispatch] max_per_week: skipped, not sent
 
     @property
     def domain(self) -> str:
@@ -167,11 +168,14 @@ def claim_batch(
     lease_s: float,
     now: datetime,
     run_id: int | None = None,
+    max_per_week: int | None = None,
 ) -> list[Claimed]:
     """Lease up to LIMIT due deliveries of sending runs (or of RUN_ID only) to WORKER.
 
     The rows are marked `sending` with a lease before anything is transmitted, so a
     worker that dies leaves rows whose lease runs out and which another claim takes.
+    With MAX_PER_WEEK, a delivery whose contact was sent that many campaign messages
+    in the trailing 7 days comes back `capped`.
     """
     runs = select(R.c.id).where(R.c.status == RunStatus.sending)
     due = select(D.c.id).where(D.c.status == DeliveryStatus.queued, D.c.next_attempt_at <= now)
@@ -198,6 +202,9 @@ def claim_batch(
     if not ids:
         return []
     suppressed = exists().where(S.c.email_hash == C.c.email_hash).label("suppressed")
+    capped = literal(False).label("capped")
+    if max_per_week is not None:
+        capped = (_sent_to_contact_since(now - _WEEK) >= max_per_week).label("capped")
     rows = conn.execute(
         select(
             D.c.id,
@@ -213,12 +220,30 @@ def claim_batch(
             C.c.timezone,
             C.c.attributes,
             suppressed,
+            capped,
         )
         .select_from(D.outerjoin(C, C.c.id == D.c.contact_id))
         .where(D.c.id.in_(ids))
         .order_by(D.c.id)
     )
     return [_claimed(row) for row in rows]
+
+
+_WEEK = timedelta(days=7)
+_PRIOR = D.alias("prior")
+
+
+def _sent_to_contact_since(since: datetime) -> Any:
+    """How many messages the claimed row's contact was sent since SINCE, over all runs."""
+    return (
+        select(func.count())
+        .where(
+            _PRIOR.c.contact_id == D.c.contact_id,
+            _PRIOR.c.status == DeliveryStatus.sent,
+            _PRIOR.c.sent_at >= since,
+        )
+        .scalar_subquery()
+    )
 
 
 def _claimed(row: Any) -> Claimed:
@@ -243,6 +268,7 @@ def _claimed(row: Any) -> Claimed:
         recipient=recipient,
         email_hash=row.email_hash,
         suppressed=bool(row.suppressed),
+        capped=bool(row.capped),
     )
 
 
@@ -544,3 +570,75 @@ def last_errors(conn: Connection, run_id: int, limit: int) -> list[DeliveryError
         )
         for row in conn.execute(statement)
     ]
+
+
+# -- the daemon ------------------------------------------------------------------------------------
+
+
+def scheduled_occurrences(conn: Connection, schedule: str) -> set[datetime]:
+    """Occurrences of SCHEDULE that already have a run (of any status, `missed` included)."""
+    statement = select(R.c.occurrence).where(R.c.schedule == schedule, R.c.occurrence.is_not(None))
+    return {aware(moment) for moment in conn.execute(statement).scalars()}
+
+
+@dataclass(frozen=True)
+class ScheduledRun:
+    run_id: int
+    status: str
+    reason: str
+    meta: dict[str, Any]
+
+
+def scheduled_runs_in_progress(conn: Connection) -> list[ScheduledRun]:
+    """Sending and paused runs that a schedule started: the daemon keeps them inside their windows."""
+    statement = select(R.c.id, R.c.status, R.c.status_reason, R.c.meta).where(
+        R.c.schedule.is_not(None), R.c.status.in_(_ACTIVE)
+    )
+    return [
+        ScheduledRun(row.id, row.status, row.status_reason, row.meta or {}) for row in conn.execute(statement)
+    ]
+
+
+def sent_by_contact_since(conn: Connection, since: datetime) -> dict[int, list[datetime]]:
+    """When each contact was sent campaign messages since SINCE (the plan's frequency-cap check)."""
+    statement = select(D.c.contact_id, D.c.sent_at).where(
+        D.c.status == DeliveryStatus.sent, D.c.sent_at >= since, D.c.contact_id.is_not(None)
+    )
+    sent: dict[int, list[datetime]] = {}
+    for contact_id, sent_at in conn.execute(statement):
+        sent.setdefault(contact_id, []).append(aware(sent_at))
+    return sent
+
+
+# -- figures for the metrics endpoint --------------------------------------------------------------
+
+
+def runs_by_status(conn: Connection) -> dict[str, int]:
+    statement = select(R.c.status, func.count()).group_by(R.c.status)
+    return {status: count for status, count in conn.execute(statement)}
+
+
+def outbox_depth(conn: Connection) -> dict[str, int]:
+    """Deliveries of sending and paused runs still to go: queued (retries included) and in flight."""
+    statement = (
+        select(D.c.status, func.count())
+        .where(D.c.run_id.in_(select(R.c.id).where(R.c.status.in_(_ACTIVE))), D.c.status.in_(_UNFINISHED))
+        .group_by(D.c.status)
+    )
+    return {status: count for status, count in conn.execute(statement)}
+
+
+def reply_classes(conn: Connection) -> dict[str, int]:
+    """Deliveries of sending and paused runs by the class of their last SMTP reply (2, 4 or 5)."""
+    klass = (D.c.last_code / 100).cast(Integer)
+    statement = (
+        select(klass, func.count())
+        .where(D.c.run_id.in_(select(R.c.id).where(R.c.status.in_(_ACTIVE))), D.c.last_code.is_not(None))
+        .group_by(klass)
+    )
+    return {f"{code}xx": count for code, count in conn.execute(statement)}
+
+
+def sent_since(conn: Connection, since: datetime) -> int:
+    statement = select(func.count()).where(D.c.status == DeliveryStatus.sent, D.c.sent_at >= since)
+    return int(conn.execute(statement).scalar_one())

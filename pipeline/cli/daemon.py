@@ -1,0 +1,73 @@
+"""Commands for the timetable: `comms daemon`, `comms worker` and `comms plan` (parse, call, print)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from pipeline.cli.common import WorkspaceOption, console, open_workspace
+from pipeline.daemon import serve_daemon, serve_worker
+from pipeline.eventlog import configure_logging
+from pipeline.plan import build_plan
+
+
+def register(app: typer.Typer) -> None:
+    app.command("daemon")(daemon_command)
+    app.command("worker")(worker_command)
+    app.command("plan")(plan_command)
+
+
+def daemon_command(workspace: WorkspaceOption = None) -> None:
+    """Run the timetable in schedules/ with its dispatch workers until SIGTERM (SIGHUP re-reads schedules/).
+
+    A second daemon on the same database waits as a standby and takes over when the first dies.
+    Logs one key=value line per event on stderr.
+    """
+    ws = open_workspace(workspace)
+    configure_logging()
+    raise typer.Exit(serve_daemon(ws))
+
+
+def worker_command(
+    workspace: WorkspaceOption = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", "-c", min=1, help="Workers here (default: [daemon] concurrency)."),
+    ] = None,
+) -> None:
+    """Send the outbox of every sending run until SIGTERM; on PostgreSQL, run as many as you like."""
+    ws = open_workspace(workspace)
+    configure_logging()
+    raise typer.Exit(serve_worker(ws, concurrency))
+
+
+def plan_command(
+    workspace: WorkspaceOption = None,
+    days: Annotated[int, typer.Option("--days", "-d", min=1, help="How far ahead to look.")] = 14,
+) -> None:
+    """The communication plan: every upcoming occurrence, in local time, with its audience's size today."""
+    plan = build_plan(open_workspace(workspace), days=days)
+    console.print(f"plan for {plan.start:%Y-%m-%d %H:%M} UTC to {plan.end:%Y-%m-%d %H:%M} UTC")
+    table = Table(box=box.SIMPLE_HEAD)
+    for heading in ("when (local)", "schedule", "campaign", "department", "audience", "recipients", "window"):
+        table.add_column(heading, no_wrap=True, justify="right" if heading == "recipients" else "left")
+    for item in plan.occurrences:
+        table.add_row(
+            f"{item.when:%a %Y-%m-%d %H:%M %Z}",
+            item.schedule,
+            item.campaign,
+            item.department,
+            item.audience,
+            "?" if item.recipients is None else str(item.recipients),
+            item.window or "",
+        )
+    if plan.occurrences:
+        console.print(table)
+    else:
+        console.print("nothing scheduled")
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning[/yellow]  {escape(warning)}")
