@@ -29,15 +29,13 @@ subscribed to a listed list are always left out; each contact appears once.
 
 from __future__ import annotations
 
-import contextlib
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import (
     Boolean,
     ColumnElement,
@@ -60,7 +58,7 @@ from sqlmodel import Session
 from pipeline.contacts import ATTRIBUTE_NAME, PERSONAL_FIELDS, RESERVED_NAMES
 from pipeline.errors import AudienceError
 from pipeline.models import Contact, MailingList, Subscription, SubscriptionStatus, Suppression
-from pipeline.tomlfile import toml_line
+from pipeline.tomlfile import read_toml, validate
 from pipeline.workspace import Workspace
 
 Op = Literal[
@@ -159,19 +157,8 @@ def load_audience(ws: Workspace, name: str) -> Audience:
     if "/" in name or "\\" in name or not path.is_file():
         known = ", ".join(audience_names(ws)) or "none"
         raise AudienceError(f"no audience {name!r} (known: {known})", path=shown)
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise AudienceError(f"not valid TOML: {exc}", path=shown) from None
-    try:
-        parsed = AudienceFile.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = error["loc"]
-        raise AudienceError(
-            f"{_describe(loc, data)}: {_message(error)}", path=shown, line=toml_line(text, loc)
-        ) from None
+    text, data = read_toml(path, shown, AudienceError)
+    parsed = validate(AudienceFile, text, data, shown, AudienceError, label="field", message=_message)
     return Audience(
         name=name,
         path=shown,
@@ -187,17 +174,6 @@ def _message(error: Any) -> str:
     if error["type"] == "literal_error":
         return f"unknown operator {error['input']!r} (use one of: {' '.join(Op.__args__)})"
     return str(error["msg"]).removeprefix("Value error, ")
-
-
-def _describe(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
-    """'where #2 (field "age") op' — the block a person can find in the file, not a pydantic path."""
-    if len(loc) >= 2 and isinstance(loc[1], int):
-        block = f"{loc[0]} #{loc[1] + 1}"
-        with contextlib.suppress(KeyError, IndexError, TypeError):
-            block += f' (field "{data[loc[0]][loc[1]]["field"]}")'
-        # Union members show up as extra loc parts ('str', 'list[...]'); the key is the third part.
-        return f"{block} {loc[2]}" if len(loc) > 2 else block
-    return str(loc[0]) if loc else "file"
 
 
 # --- SQL ---------------------------------------------------------------------------------------------

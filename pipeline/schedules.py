@@ -18,21 +18,19 @@ Times are local so that "9 o'clock" stays 9 o'clock across daylight-saving chang
 from __future__ import annotations
 
 import re
-import tomllib
 import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.errors import ScheduleError
-from pipeline.tomlfile import toml_line
+from pipeline.tomlfile import read_toml, validate
 from pipeline.workspace import Workspace
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -190,18 +188,8 @@ def load_schedule(ws: Workspace, name: str) -> Schedule:
     shown = ws.relative(path)
     if not path.is_file():
         raise ScheduleError(f"no schedule {name!r}", path=shown)
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScheduleError(f"not valid TOML: {exc}", path=shown) from None
-    try:
-        parsed = _ScheduleFile.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = tuple(error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        raise ScheduleError(f"{_describe(loc)}: {message}", path=shown, line=toml_line(text, loc)) from None
+    text, data = read_toml(path, shown, ScheduleError)
+    parsed = validate(_ScheduleFile, text, data, shown, ScheduleError)
     zone = zoneinfo.ZoneInfo(parsed.timezone)
     return Schedule(
         name=name,
@@ -225,13 +213,6 @@ def _trigger(parsed: _TriggerFile, zone: tzinfo) -> Trigger:
         return Trigger(cron=parsed.cron)
     at = parsed.at if parsed.at.tzinfo else parsed.at.replace(tzinfo=zone)
     return Trigger(at=at.astimezone(zone))
-
-
-def _describe(loc: tuple[Any, ...]) -> str:
-    """'trigger #2 cron' — the block a person finds in the file, not a pydantic path."""
-    if len(loc) >= 2 and isinstance(loc[1], int):
-        return " ".join([f"{loc[0]} #{loc[1] + 1}", *(str(part) for part in loc[2:3])])
-    return str(loc[0]) if loc else "file"
 
 
 __all__ = [

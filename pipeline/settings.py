@@ -7,14 +7,13 @@ campaigns repository can be public inside the company without leaking them.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.errors import SettingsError
-from pipeline.tomlfile import toml_line
+from pipeline.tomlfile import read_toml, validate
 
 SETTINGS_FILE = "comms.toml"
 
@@ -176,23 +175,11 @@ def load_settings(root: Path, env: os._Environ[str] | dict[str, str] | None = No
     """Read ROOT/comms.toml, apply the environment, validate; errors name file and line."""
     env = os.environ if env is None else env
     path = root / SETTINGS_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SettingsError(f"no {SETTINGS_FILE} here (is --workspace right?)", path=path) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"not valid TOML: {exc}", path=path) from None
+    if not path.is_file():
+        raise SettingsError(f"no {SETTINGS_FILE} here (is --workspace right?)", path=path)
+    text, data = read_toml(path, path, SettingsError)
     _apply_environment(data, env)
-    try:
-        settings = Settings.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise SettingsError(
-            f"{field}: {first['msg']}", path=path, line=toml_line(text, first["loc"])
-        ) from None
+    settings = validate(Settings, text, data, path, SettingsError)
     settings.smtp_password = env.get("COMMS_SMTP_PASSWORD")
     settings.imap_password = env.get("COMMS_IMAP_PASSWORD")
     settings.secrets = [s for s in env.get("COMMS_SECRET", "").split(",") if s]
