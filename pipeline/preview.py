@@ -15,8 +15,6 @@ from pipeline.message import MessageBuilder, message_id
 from pipeline.stages.personalize import Personalizer, Recipient, preview_recipient
 from pipeline.workspace import Workspace
 
-# Gmail clips a message whose HTML is larger than this, hiding the footer and its unsubscribe link.
-GMAIL_CLIP_BYTES = 102 * 1024
 # Previews are never sent, so without COMMS_SECRET their links are signed with a throwaway key.
 PREVIEW_SECRET = "preview-only"
 
@@ -75,10 +73,6 @@ def preview_campaign(
     text_path.write_text(rendered.text, encoding="utf-8")
     eml_path.write_bytes(outgoing.data)
 
-    html_bytes = len(rendered.html.encode())
-    warnings = list(campaign.warnings)
-    if html_bytes > GMAIL_CLIP_BYTES:
-        warnings.append(f"HTML is {html_bytes // 1024} KB: Gmail clips messages over 102 KB")
     return PreviewResult(
         campaign=name,
         subject=rendered.subject,
@@ -87,8 +81,8 @@ def preview_campaign(
         html_path=html_path,
         text_path=text_path,
         eml_path=eml_path,
-        html_bytes=html_bytes,
+        html_bytes=len(rendered.html.encode()),
         text_bytes=len(rendered.text.encode()),
         eml_bytes=len(outgoing.data),
-        warnings=tuple(dict.fromkeys(warnings)),
+        warnings=campaign.warnings,
     )

@@ -130,3 +130,12 @@ def test_preview_all_reports_each_broken_campaign_and_fails(workspace_dir: Path)
     assert result.returncode == 1
     assert "q3-results" in result.stderr and "Traceback" not in result.stderr
     assert (workspace_dir / "previews" / "spring-launch.eml").exists()
+
+
+def test_preview_warns_when_gmail_would_clip_the_message(workspace_dir: Path) -> None:
+    copy = workspace_dir / "templates/copy/spring-launch.md"
+    paragraph = "Our forging capacity explained in detail, paragraph after paragraph. " * 20
+    copy.write_text(copy.read_text() + ("\n\n" + paragraph) * 100)
+    result = comms("preview", "spring-launch", cwd=workspace_dir)
+    assert result.returncode == 0, result.stderr
+    assert "warning" in result.stdout and "Gmail clips" in result.stdout
