@@ -30,7 +30,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, Engine, String, any_, bindparam, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.contacts import ATTRIBUTE_NAME, PERSONAL_FIELDS, RESERVED_NAMES, normalize_email
@@ -60,7 +59,8 @@ Progress = Callable[[int, int], None]  # (bytes read so far, file size in bytes)
 class ImportSummary:
     inserted: int = 0
     updated: int = 0
-    unchanged: int = 0  # already stored (identical, or left as they were without --update)
+    # Already stored: identical, left as they were without --update, or just stored by another import.
+    unchanged: int = 0
     rejected: int = 0
     subscribed: int = 0  # newly subscribed to the --list list
     reasons: Counter[str] = field(default_factory=Counter)  # rejected rows per reason code
@@ -72,6 +72,7 @@ class _Row:
     cells: list[str]
     email: str
     key: str
+    hashed: str  # email_hash(key): what suppressions are looked up by and contact.email_hash holds
     fields: dict[str, str | None]
     attributes: dict[str, Any]  # None values: the cell was empty, so --update removes the attribute
 
@@ -85,6 +86,7 @@ class _Reject(Exception):
 
 _INTEGER = re.compile(r"-?(?:0|[1-9]\d{0,17})")
 _DECIMAL = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_NUMBER_START = frozenset("-0123456789")  # what both patterns start with
 
 
 def typed(cell: str) -> Any:
@@ -94,13 +96,16 @@ def typed(cell: str) -> Any:
     stay text, so nothing loses digits. ISO dates stay "YYYY-MM-DD" text, which
     compares correctly as text.
     """
-    if _INTEGER.fullmatch(cell):
-        return int(cell)
-    if _DECIMAL.fullmatch(cell):
-        number = float(cell)
-        return number if math.isfinite(number) else cell
-    if cell.lower() in ("true", "false"):
-        return cell.lower() == "true"
+    if cell[:1] in _NUMBER_START:  # most cells are words: spare them two regular expressions
+        if _INTEGER.fullmatch(cell):
+            return int(cell)
+        if _DECIMAL.fullmatch(cell):
+            number = float(cell)
+            return number if math.isfinite(number) else cell
+        return cell
+    lowered = cell.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
     return cell
 
 
@@ -166,7 +171,7 @@ class _Header:
         if timezone is not None and not _is_timezone(timezone):
             raise _Reject("timezone", f"unknown timezone {timezone!r}")
         attributes = {name: typed(values[i]) if values[i] else None for name, i in self.attributes.items()}
-        return _Row(line, cells, email, key, fields, attributes)
+        return _Row(line, cells, email, key, email_hash(key), fields, attributes)
 
 
 class _Rejects:
@@ -246,7 +251,7 @@ def _changes(row: _Row, stored: Any) -> dict[str, Any]:
 # staging table so that an address another import stored meanwhile is skipped, not an error.
 _NEW_COLUMNS = ("email", "email_key", "email_hash", *FIELDS, "attributes")
 _STAGE_NEW = (
-    f"CREATE TEMP TABLE import_contact ON COMMIT DROP AS"
+    "CREATE TEMP TABLE import_contact ON COMMIT DROP AS"
     f" SELECT {', '.join(_NEW_COLUMNS)} FROM contact WITH NO DATA"
 )
 _COPY_NEW = f"COPY import_contact ({', '.join(_NEW_COLUMNS)}) FROM STDIN"
@@ -268,7 +273,7 @@ def _postgres(connection: Connection) -> bool:
 def _among(connection: Connection, column: Any, values: list[str]) -> Any:
     """COLUMN is one of VALUES: one array parameter on PostgreSQL, an IN list on SQLite."""
     if _postgres(connection):
-        return column == any_(bindparam("among", values, type_=ARRAY(String)))
+        return column == any_(bindparam("among", values, type_=postgresql.ARRAY(String)))
     return column.in_(values)
 
 
@@ -288,8 +293,8 @@ def _stored(connection: Connection, keys: list[str]) -> dict[str, Any]:
     return {row.email_key: row for row in found}
 
 
-def _insert_new(connection: Connection, new: list[tuple[str, _Row]], now: datetime) -> int:
-    """Insert the NEW (email_hash, row) pairs; returns how many were inserted.
+def _insert_new(connection: Connection, new: list[_Row], now: datetime) -> int:
+    """Insert the NEW rows; returns how many were inserted.
 
     An address another import stored since the lookup is skipped (ON CONFLICT DO NOTHING).
     """
@@ -303,34 +308,34 @@ def _insert_new(connection: Connection, new: list[tuple[str, _Row]], now: dateti
             {
                 "email": row.email,
                 "email_key": row.key,
-                "email_hash": hashed,
+                "email_hash": row.hashed,
                 **dict.fromkeys(FIELDS),
                 **row.fields,
                 "attributes": _present(row.attributes),
                 "created_at": now,
                 "updated_at": now,
             }
-            for hashed, row in new
+            for row in new
         ],
         execution_options=_COUNTED,
     )
     return result.rowcount
 
 
-def _copy_new(connection: Connection, new: list[tuple[str, _Row]], now: datetime) -> int:
+def _copy_new(connection: Connection, new: list[_Row], now: datetime) -> int:
     """PostgreSQL: COPY into a staging table, then one INSERT ... SELECT that skips stored addresses."""
     driver = connection.connection.driver_connection
     assert driver is not None
     with driver.cursor() as cursor:
         cursor.execute(_STAGE_NEW)
         with cursor.copy(_COPY_NEW) as copy:
-            for hashed, row in new:
+            for row in new:
                 fields = row.fields
                 copy.write_row(
                     (
                         row.email,
                         row.key,
-                        hashed,
+                        row.hashed,
                         *(fields.get(name) for name in FIELDS),
                         json.dumps(_present(row.attributes)),
                     )
@@ -377,14 +382,14 @@ class _Batch:
         self.rejects = rejects
 
     def write(self, connection: Connection, rows: list[_Row]) -> None:
-        by_hash = {email_hash(row.key): row for row in rows}
+        by_hash = {row.hashed: row for row in rows}
         for hashed, reason in _suppressed(connection, list(by_hash)):
             row = by_hash.pop(hashed)
             self.rejects.add(row.line, "suppressed", f"suppressed ({reason})", row.cells)
         keys = [row.key for row in by_hash.values()]
         stored = _stored(connection, keys)
         now = utcnow()
-        new = [(hashed, row) for hashed, row in by_hash.items() if row.key not in stored]
+        new = [row for row in by_hash.values() if row.key not in stored]
         if new:
             inserted = _insert_new(connection, new, now)
             self.summary.inserted += inserted

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import random
 import resource
 import subprocess
@@ -178,7 +179,8 @@ def main() -> None:
                 f"{backend}: imported {summary.inserted:,} contacts"
                 f"{' with --list' if list_name else ''} in {elapsed:.2f} s"
                 f" = {summary.inserted / elapsed:,.0f} rows/s (target >= 20,000);"
-                f" {summary.inserted / cpu:,.0f} rows per CPU-second"
+                f" {summary.inserted / cpu:,.0f} rows per CPU-second;"
+                f" load average {os.getloadavg()[0]:.2f}"
             )
         with database(args.pg, folder, "stream") as url:
             upgrade(url)
