@@ -41,12 +41,14 @@ main { max-width:34rem; margin:3rem auto; background:{{ colors.surface|css }}; p
   border-top:6px solid {{ colors.primary|css }}; border-radius:4px; }
 h1 { font-family:{{ fonts.heading|css }}; font-size:1.5rem; margin-top:0; color:{{ colors.primary|css }}; }
 button { background:{{ colors.primary|css }}; color:#fff; border:0; padding:.7rem 1.4rem; font-size:1rem;
-  border-radius:4px; cursor:pointer; }
+  border-radius:4px; cursor:pointer; font-family:inherit; }
 button.quiet { background:transparent; color:{{ colors.primary|css }};
   border:1px solid {{ colors.primary|css }}; padding:.3rem .8rem; font-size:.9rem; }
 ul { padding:0; list-style:none; } li { display:flex; justify-content:space-between; align-items:center;
   padding:.6rem 0; border-bottom:1px solid {{ colors.background|css }}; }
+a { color:{{ colors.primary|css }}; }
 .muted, footer { color:{{ colors.muted|css }}; font-size:.85rem; }
+footer { border-top:1px solid {{ colors.background|css }}; margin-top:1.5rem; }
 .notice { background:{{ colors.background|css }}; padding:.6rem .8rem; border-radius:4px; }
 </style></head>
 <body><main>
@@ -69,7 +71,7 @@ _UNSUBSCRIBE = _env.from_string(
 )
 
 _UNSUBSCRIBED = _env.from_string(
-    """<p>You are unsubscribed: <strong>{{ address }}</strong> will get no more emails from {{ company }}</p>
+    """<p>You are unsubscribed: {{ company }} will send no more emails to <strong>{{ address }}</strong>.</p>
 <p class="muted">Unsubscribed by mistake? Reply to any of our emails and we will put it right.</p>
 """
 )
@@ -77,7 +79,7 @@ _UNSUBSCRIBED = _env.from_string(
 _PREFERENCES = _env.from_string(
     """{% if notice %}<p class="notice">{{ notice }}</p>{% endif %}
 {% if suppressed %}
-<p><strong>{{ address }}</strong> is unsubscribed from all emails from {{ company }}</p>
+<p><strong>{{ address }}</strong> is unsubscribed from all emails: {{ company }} sends it nothing.</p>
 {% else %}
 <p>The lists <strong>{{ address }}</strong> is on:</p>
 <ul>
