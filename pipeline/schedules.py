@@ -21,7 +21,7 @@ import re
 import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
 from apscheduler.triggers.base import BaseTrigger
@@ -67,6 +67,40 @@ class Window:
         return local >= self.start or local < self.end
 
 
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _crontab_weekdays(field: str) -> str:
+    """Crontab's day of week (0 and 7 are Sunday) as names: APScheduler's own numbers start at Monday."""
+    if not any(ch.isdigit() for ch in field):
+        return field
+    days: list[str] = []
+    for part in field.split(","):
+        span, _, step = part.partition("/")
+        if span == "*":
+            first, last = 0, 6
+        elif "-" in span:
+            low, high = span.split("-", 1)
+            first, last = int(low), int(high)
+        else:
+            first = last = int(span)
+        if not (0 <= first <= 7 and 0 <= last <= 7 and first <= last):
+            raise ValueError(f"day of week {part!r} is outside 0-7")
+        days.extend(_WEEKDAYS[day % 7] for day in range(first, last + 1, int(step or 1)))
+    return ",".join(dict.fromkeys(days))
+
+
+def crontab_trigger(line: str, zone: tzinfo) -> CronTrigger:
+    """A CronTrigger that reads LINE as crontab(5) does, in ZONE."""
+    fields = line.split()
+    if len(fields) != 5:
+        raise ValueError(f"{len(fields)} fields, expected 5")
+    minute, hour, day, month, weekday = fields
+    return CronTrigger(
+        minute=minute, hour=hour, day=day, month=month, day_of_week=_crontab_weekdays(weekday), timezone=zone
+    )
+
+
 @dataclass(frozen=True)
 class Trigger:
     """One [[trigger]]: a one-off local time (`at`) or a crontab line (`cron`)."""
@@ -82,7 +116,7 @@ class Trigger:
         if self.at is not None:
             return DateTrigger(run_date=self.at, timezone=zone)
         assert self.cron is not None
-        return CronTrigger.from_crontab(self.cron, timezone=zone)
+        return crontab_trigger(self.cron, zone)
 
 
 @dataclass(frozen=True)
@@ -137,7 +171,7 @@ class _TriggerFile(BaseModel):
     def _crontab(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                CronTrigger.from_crontab(value)
+                crontab_trigger(value, UTC)
             except ValueError as exc:
                 raise ValueError(
                     f"not a crontab line ({exc}): use minute hour day month day-of-week"

@@ -41,6 +41,30 @@ def test_a_weekly_cron_keeps_its_local_hour_across_the_clock_change(workspace_di
 
 
 @pytest.mark.parametrize(
+    ("weekday", "days"),
+    [
+        ("1", ["Mon"]),
+        ("0", ["Sun"]),
+        ("7", ["Sun"]),
+        ("1-5", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+        ("SAT", ["Sat"]),
+    ],
+)
+def test_cron_days_of_week_mean_what_they_mean_in_crontab(
+    workspace_dir: Path, weekday: str, days: list[str]
+) -> None:
+    (workspace_dir / "schedules" / "weekly.toml").write_text(
+        f'campaign = "spring-launch"\ntimezone = "Europe/Warsaw"\n[[trigger]]\ncron = "0 9 * * {weekday}"\n'
+    )
+    weekly = load_schedule(Workspace.open(workspace_dir), "weekly")
+    start = datetime(2027, 1, 3, 12, tzinfo=UTC)  # a Sunday afternoon
+
+    fired = list(occurrences(weekly.triggers[0], weekly.timezone, start, start + timedelta(days=7)))
+
+    assert [f.strftime("%a %H:%M") for f in fired] == [f"{day} 09:00" for day in days]
+
+
+@pytest.mark.parametrize(
     ("body", "expected"),
     [
         (
