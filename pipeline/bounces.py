@@ -45,7 +45,7 @@ from sqlmodel import Session
 from pipeline.contacts import suppress
 from pipeline.db import session
 from pipeline.dsn import Failure, Report, Severity, parse_message, read_report
-from pipeline.errors import SettingsError, TransportError
+from pipeline.errors import CommsError, SettingsError, TransportError
 from pipeline.events import has_event, record_event
 from pipeline.models import Delivery, DeliveryStatus, Event, EventKind, SuppressionReason, utcnow
 from pipeline.preferences import delivery_address, unsubscribe
@@ -180,10 +180,10 @@ def apply_complaint(db: Session, report: Report, *, source: str, secrets: Sequen
     delivery, how = find_delivery(db, secrets, report.envelope_addresses, report.original_message_id)
     detail = {"feedback_type": report.feedback_type, "format": report.format, "source": source}
     if delivery is None:
-        record_event(db, EventKind.complaint, None, detail=detail | {"unattributed": how})
-        if report.complainant:
-            suppress(db, report.complainant, SuppressionReason.complaint, note=f"{source}, unattributed")
-            return Outcome("complaint", None, None, SuppressionReason.complaint, f"unattributed: {how}")
+        # Kept for a person to look at, but acted on only when tied to a message we sent: anyone can
+        # mail a report naming any address to the bounce mailbox.
+        unattributed = {"unattributed": how, "complainant": report.complainant}
+        record_event(db, EventKind.complaint, None, detail=detail | unattributed)
         return Outcome("complaint", None, None, None, f"unattributed: {how}")
     assert delivery.id is not None
     if has_event(db, EventKind.complaint, delivery.id):
@@ -196,7 +196,7 @@ def apply_complaint(db: Session, report: Report, *, source: str, secrets: Sequen
 
 
 def apply_report(db: Session, settings: Settings, report: Report, *, source: str) -> Outcome:
-    secrets = [key.encode() for key in settings.secrets]
+    secrets = settings.verifying_keys
     if report.kind == "complaint":
         return apply_complaint(db, report, source=source, secrets=secrets)
     return apply_bounce(db, settings, report, source=source, secrets=secrets)
@@ -204,7 +204,7 @@ def apply_report(db: Session, settings: Settings, report: Report, *, source: str
 
 def _unsubscribe_by_mail(engine: Engine, settings: Settings, token: str) -> Outcome:
     """The mailto: half of List-Unsubscribe (RFC 2369): subject "unsubscribe TOKEN" from our own header."""
-    found = read_token([key.encode() for key in settings.secrets], "u", token)
+    found = read_token(settings.verifying_keys, "u", token)
     if found is None:
         return Outcome("ignored", None, None, None, "unsubscribe request with an invalid token")
     with session(engine) as db:
@@ -237,7 +237,7 @@ def _messages_at(path: Path) -> Iterator[bytes]:
     """Messages in a Maildir folder, an mbox file, or a file holding one message."""
     if path.is_dir():
         if not (path / "cur").is_dir() or not (path / "new").is_dir():
-            raise SettingsError("not a Maildir (no cur/ and new/ inside)", path=path)
+            raise CommsError("not a Maildir (no cur/ and new/ inside)", path=path)
         maildir = mailbox.Maildir(path, factory=None, create=False)
         for key in maildir.iterkeys():
             yield maildir.get_bytes(key)
@@ -245,16 +245,25 @@ def _messages_at(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
         is_mbox = handle.read(5) == b"From "
     if is_mbox:
-        for key in (box := mailbox.mbox(path, create=False)).iterkeys():
-            yield box.get_bytes(key, from_=False)
+        box = mailbox.mbox(path, create=False)
+        try:
+            for key in box.iterkeys():
+                yield box.get_bytes(key, from_=False)
+        finally:
+            box.close()
         return
     yield path.read_bytes()
 
 
 def ingest_path(engine: Engine, settings: Settings, path: Path) -> list[Outcome]:
     if not path.exists():
-        raise SettingsError("no such file or folder", path=path)
-    return [ingest_message(engine, settings, raw, source=f"file:{path.name}") for raw in _messages_at(path)]
+        raise CommsError("no such file or folder", path=path)
+    try:
+        return [
+            ingest_message(engine, settings, raw, source=f"file:{path.name}") for raw in _messages_at(path)
+        ]
+    except OSError as exc:
+        raise CommsError(f"cannot read it: {exc.strerror or exc}", path=path) from None
 
 
 @dataclass(frozen=True)

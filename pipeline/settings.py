@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.errors import SettingsError
-from pipeline.tomlfile import read_toml, validate
+from pipeline.tomlfile import read_toml, toml_line, validate
 
 SETTINGS_FILE = "comms.toml"
 
@@ -159,6 +159,11 @@ class Settings(_Section):
             raise SettingsError("COMMS_SECRET is not set: tracking and unsubscribe tokens need it")
         return self.secrets[0].encode()
 
+    @property
+    def verifying_keys(self) -> list[bytes]:
+        """Every key a token may have been signed with: the current one first, then older ones."""
+        return [key.encode() for key in self.secrets]
+
 
 def _apply_environment(data: dict, env: os._Environ[str] | dict[str, str]) -> None:
     if url := env.get("COMMS_DATABASE_URL"):
@@ -178,11 +183,20 @@ def load_settings(root: Path, env: os._Environ[str] | dict[str, str] | None = No
     if not path.is_file():
         raise SettingsError(f"no {SETTINGS_FILE} here (is --workspace right?)", path=path)
     text, data = read_toml(path, path, SettingsError)
+    for section, values in data.items():
+        for key in values if isinstance(values, dict) else ():
+            if "password" in key or "secret" in key:
+                raise SettingsError(
+                    f"{section}.{key}: secrets never go in {SETTINGS_FILE}; set them in the environment "
+                    "(COMMS_SECRET, COMMS_SMTP_PASSWORD, COMMS_IMAP_PASSWORD)",
+                    path=path,
+                    line=toml_line(text, (section, key)),
+                )
     _apply_environment(data, env)
     settings = validate(Settings, text, data, path, SettingsError)
     settings.smtp_password = env.get("COMMS_SMTP_PASSWORD")
     settings.imap_password = env.get("COMMS_IMAP_PASSWORD")
-    settings.secrets = [s for s in env.get("COMMS_SECRET", "").split(",") if s]
+    settings.secrets = [key.strip() for key in env.get("COMMS_SECRET", "").split(",") if key.strip()]
     if settings.database.url.startswith("sqlite:///") and not settings.database.url.startswith("sqlite:////"):
         relative = settings.database.url.removeprefix("sqlite:///")
         if relative and relative != ":memory:":

@@ -60,7 +60,8 @@ class _Server:
         self.engine = engine
         self.fetcher = fetcher
         # settings.secret raises the SettingsError naming COMMS_SECRET when no key is set.
-        self.secrets = [settings.secret, *(key.encode() for key in settings.secrets[1:])]
+        settings.secret  # noqa: B018 -- refuse to serve without a key rather than 404 every link
+        self.secrets = settings.verifying_keys
         self.run_links = lru_cache(maxsize=RUN_CACHE_SIZE)(self._run_links)
         self.personalizer = lru_cache(maxsize=RUN_CACHE_SIZE)(self._personalizer)
 
