@@ -78,6 +78,10 @@ def read_toml(path: Path, shown: Path, error: type[CommsError]) -> tuple[str, di
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error("file not found", path=shown) from None
+    except UnicodeDecodeError as exc:
+        raise error(f"not UTF-8 text (byte {exc.start})", path=shown) from None
+    except OSError as exc:
+        raise error(f"cannot read it: {exc.strerror or exc}", path=shown) from None
     try:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

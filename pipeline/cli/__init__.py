@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.cli import assemble, contacts, daemon, dispatch, tracking
 from pipeline.errors import CommsError
@@ -19,14 +20,34 @@ for module in (assemble, contacts, dispatch, tracking, daemon):
     module.register(app)
 
 
+def _one_line(exc: BaseException) -> str | None:
+    """What a person is told about EXC, or None for a bug (which keeps its traceback)."""
+    if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        return _one_line(exc.exceptions[0])  # a worker's task group wraps what went wrong
+    if isinstance(exc, CommsError):
+        return str(exc)
+    if isinstance(exc, SQLAlchemyError):
+        # The driver's first line says what happened (locked, refused, gone); the rest is SQL.
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return f"database: {detail[0] if detail else type(exc).__name__}"
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    return None
+
+
 def main() -> None:
     """Entry point: library errors become one line on stderr and exit code 1, never a traceback.
 
     Typer's standalone mode already turns usage errors, Ctrl-C at a prompt and typer.Exit into
-    messages and exit codes; only our own errors reach this handler.
+    messages and exit codes; what reaches this handler is our own errors, and the database or
+    the file system failing under a command.
     """
     try:
         app()
-    except CommsError as exc:
-        print(f"comms: error: {exc}", file=sys.stderr)
+    except (CommsError, SQLAlchemyError, OSError, BaseExceptionGroup) as exc:
+        message = _one_line(exc)
+        if message is None:
+            raise
+        print(f"comms: error: {message}", file=sys.stderr)
         sys.exit(1)

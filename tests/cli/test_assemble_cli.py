@@ -4,29 +4,11 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-COMMS = [sys.executable, "-c", "from pipeline.cli import main; main()"]
-
-
-def comms(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    full_env.pop("COMMS_WORKSPACE", None)
-    return subprocess.run([*COMMS, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+from tests.cli.run import assert_one_line_error, comms
 
 
 def test_init_creates_a_workspace_that_previews_every_campaign(tmp_path: Path) -> None:
