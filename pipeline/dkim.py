@@ -39,7 +39,7 @@ SIGNED_HEADERS = (
     "list-unsubscribe-post",
     "feedback-id",
 )
-MIN_RSA_BITS = 1024
+MIN_RSA_BITS = 2048
 _WSP = re.compile(rb"[ \t]+")
 _SPACE_RUN = re.compile(rb"  +")  # a lone space is already canonical
 _TRAILING_SPACE = re.compile(rb" \r\n")  # once runs are squeezed, trailing whitespace is one space

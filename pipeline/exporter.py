@@ -23,12 +23,14 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise(cell: str) -> str:
-    return "'" + cell if cell.startswith(FORMULA_TRIGGERS) else cell
+    """A leading apostrophe makes a spreadsheet show a formula as text; a cell that already starts
+    with one gets another, so that `restore` can tell the two apart."""
+    return "'" + cell if cell.startswith((*FORMULA_TRIGGERS, "'")) else cell
 
 
 def restore(cell: str) -> str:
-    """Undo `neutralise`: an apostrophe before a formula trigger came from an export."""
-    return cell[1:] if cell.startswith("'") and cell[1:2] and cell[1:2] in FORMULA_TRIGGERS else cell
+    """Undo `neutralise`: an apostrophe before a formula trigger or another apostrophe came from an export."""
+    return cell[1:] if cell.startswith("'") and cell[1:2] and cell[1:2] in (*FORMULA_TRIGGERS, "'") else cell
 
 
 class SafeWriter:

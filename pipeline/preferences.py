@@ -35,10 +35,6 @@ class ListChoice:
     subscribed: bool
 
 
-def get_delivery(session: Session, delivery_id: int) -> Delivery | None:
-    return session.get(Delivery, delivery_id)
-
-
 def get_contact(session: Session, delivery: Delivery) -> Contact | None:
     return session.get(Contact, delivery.contact_id) if delivery.contact_id is not None else None
 

@@ -126,11 +126,13 @@ def verify_sns(message: dict[str, Any], fetcher: SnsFetcher) -> None:
         raise WebhookRejected(403, "SNS signature does not verify") from None
 
 
-def _header(mail: dict[str, Any], name: str) -> str | None:
+def _header(mail: dict[str, Any], name: str, common: str) -> str | None:
+    """Header NAME of the original message: from the full headers when SES sent them, else COMMON
+    (its camel-case key in commonHeaders, e.g. messageId)."""
     for header in mail.get("headers") or []:
         if str(header.get("name", "")).lower() == name.lower():
             return str(header.get("value"))
-    value = (mail.get("commonHeaders") or {}).get(name[0].lower() + name[1:].replace("-", ""))
+    value = (mail.get("commonHeaders") or {}).get(common)
     return str(value) if value else None
 
 
@@ -139,7 +141,7 @@ def ses_report(notification: dict[str, Any]) -> Report | None:
     kind = notification.get("notificationType") or notification.get("eventType")
     mail = notification.get("mail") or {}
     addresses = tuple(str(a) for a in [mail.get("source"), mail.get("sourceArn")] if a)
-    message_id = _header(mail, "Message-ID")
+    message_id = _header(mail, "Message-ID", "messageId")
     if kind == "Bounce":
         bounce = notification.get("bounce") or {}
         permanent = bounce.get("bounceType") == "Permanent"

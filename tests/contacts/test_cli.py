@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
 import sys
@@ -79,7 +80,7 @@ def test_commands_refuse_an_outdated_schema_until_upgraded(workspace: Workspace,
     imported = comms("contacts", "import", str(path), "--list", "customers")
     assert imported.returncode == 0, imported.stderr
     assert "inserted 1, updated 0, unchanged 0, rejected 1 (fields 1)" in imported.stdout
-    rejects = list(csv.reader((tmp_path / "c.rejects.csv").open(encoding="utf-8")))
+    rejects = list(csv.reader(io.StringIO((tmp_path / "c.rejects.csv").read_text(encoding="utf-8"))))
     assert rejects[1][:2] == ["3", "expected 2 fields, found 1"]
 
     out = tmp_path / "out.csv"

@@ -175,7 +175,7 @@ def test_suppressed_and_erased_addresses_are_rejected(engine: Engine, tmp_path: 
 
 
 def _rejects_of(path: Path) -> dict[int, str]:
-    rows = list(csv.reader(path.open(encoding="utf-8")))
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
     return {int(row[0]): row[1] for row in rows[1:]}
 
 
@@ -236,3 +236,22 @@ def test_export_is_formula_safe_and_round_trips(engine: Engine, tricky: Path, tm
         fresh.dispose()
     assert again.getvalue() == exported
     assert import_contacts(engine, copy, update_existing=True).unchanged == 5
+
+
+def test_a_value_that_starts_with_an_apostrophe_survives_the_round_trip(engine: Engine, tmp_path: Path):
+    with session(engine) as current:
+        current.add(Contact(email="q@example.org", email_key="q@example.org", last_name="'=already text"))
+    out = tmp_path / "out.csv"
+    with session(engine) as current, out.open("w", encoding="utf-8") as handle:
+        export_contacts(current, handle)
+    assert "''=already text" in out.read_text(encoding="utf-8")
+
+    fresh_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    upgrade(fresh_url)
+    fresh = make_engine(fresh_url)
+    try:
+        assert import_contacts(fresh, out).inserted == 1
+        with session(fresh) as current:
+            assert current.scalar(select(Contact.last_name)) == "'=already text"
+    finally:
+        fresh.dispose()

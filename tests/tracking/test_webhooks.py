@@ -128,20 +128,23 @@ def test_signed_permanent_bounce_suppresses(world: World, webhook: str, sns: Fak
     assert sns.fetched == [CERT_URL]
 
 
+@pytest.mark.parametrize("headers", ["full", "common"])
 def test_complaint_by_message_id_with_signature_version_1(
-    world: World, webhook: str, sns: FakeSns, engine: Engine
+    world: World, webhook: str, sns: FakeSns, engine: Engine, headers: str
 ) -> None:
     sent = world.send(world.add_contact("angry@example.net"))
+    # SES sends the original headers only when asked to; commonHeaders always.
+    if headers == "full":
+        original = {"headers": [{"name": "Message-ID", "value": sent.message_id}]}
+    else:
+        original = {"commonHeaders": {"messageId": sent.message_id, "subject": "Hello"}}
     complaint = {
         "notificationType": "Complaint",
         "complaint": {
             "complainedRecipients": [{"emailAddress": "angry@example.net"}],
             "complaintFeedbackType": "abuse",
         },
-        "mail": {
-            "source": "news@kestrelforge.example",
-            "headers": [{"name": "Message-ID", "value": sent.message_id}],
-        },
+        "mail": {"source": "news@kestrelforge.example", **original},
     }
     response = httpx.post(webhook, content=json.dumps(sns.envelope("Notification", complaint, version="1")))
     assert response.status_code == 200, response.text
