@@ -61,7 +61,7 @@ def test_killed_mid_run_then_resumed_sends_everyone_once(
     process = _start_sending(ws_root, smtp, 300)
     smtp.wait_for(60, timeout_s=60)
     process.kill()
-    process.wait()
+    process.communicate(timeout=30)
     interrupted = _only_run(engine)
     assert interrupted.status == RunStatus.sending  # nobody got to pause it
     assert len(smtp.messages) < 300
@@ -90,7 +90,8 @@ def test_sigterm_finishes_in_flight_pauses_the_run_and_exits_cleanly(
     process = _start_sending(ws_root, smtp, 300)
     smtp.wait_for(40, timeout_s=60)
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 0
+    process.communicate(timeout=30)
+    assert process.returncode == 0
 
     run = _only_run(engine)
     assert run.status == RunStatus.paused
