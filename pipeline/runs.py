@@ -412,12 +412,12 @@ def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> list[TestSent]
     settings = ws.settings
     assembled = assemble(ws, campaign)
     check_campaign(ws, assembled)
-    tracked, _ = track_campaign(assembled, settings)
-    personalizer = Personalizer.for_campaign(tracked)
+    # Untracked: a test message belongs to no delivery, so tracked links in it would lead nowhere.
+    personalizer = Personalizer.for_campaign(assembled)
     builder = MessageBuilder(
         settings,
-        campaign=tracked.name,
-        department=tracked.department,
+        campaign=assembled.name,
+        department=assembled.department,
         run_id=0,
         signer=Signer.from_settings(settings, ws.root),
     )
@@ -429,7 +429,7 @@ def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> list[TestSent]
             recipient: Recipient = Recipient.of(contact) if contact else preview_recipient(settings)
             links = recipient_links(settings, 0)
             outgoing = builder.build(
-                personalizer.render(recipient, links, recipient_tracking(settings, 0)),
+                personalizer.render(recipient, links),
                 to_email=address,
                 to_name=display_name(recipient),
                 message_id=message_id(0, f"test-{uuid.uuid4()}", domain),

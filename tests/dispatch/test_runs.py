@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import re
 from email import policy
 from pathlib import Path
 
@@ -58,6 +59,10 @@ def test_test_send_goes_to_the_given_addresses_only_and_is_never_a_delivery(
     assert subjects["person3@example.com"].startswith("[TEST] First3,")
     assert subjects[stranger].startswith("[TEST] Alex,")  # the [preview] sample contact
     assert _count(engine, Run) == 0 and _count(engine, Delivery) == 0
+    # A test message belongs to no delivery, so its links go straight to their targets.
+    html = email.message_from_bytes(smtp.messages[0].data, policy=policy.default).get_body(("html",))
+    hrefs = re.findall(r'href="(https?://[^"]+)"', html.get_content())
+    assert hrefs and not [h for h in hrefs if "/c/" in h or "/o/" in h]
 
 
 def test_run_control_refuses_what_does_not_make_sense(ws_root: Path, engine: Engine, add_contacts) -> None:
