@@ -328,7 +328,7 @@ class _Worker:
         await self._release(unwanted)
 
     async def _watch(self) -> None:
-        """Once a second: late suppressions, runs stopped elsewhere, leases of dead workers."""
+        """Once a second: late suppressions, runs stopped elsewhere, own leases kept, dead ones released."""
         self.watermark, hashes = await self.db.call(store.suppressions_since, self.watermark)
         self.late_suppressed.update(hashes)
         if self.runs:
@@ -341,7 +341,9 @@ class _Worker:
                     await self._release(self.queue.remove(lambda item, r=run_id: item.run_id == r))
                     if run_id == self.run_id:
                         self.run_over = True
-        released = await self.db.call(store.release_expired_leases, utcnow())
+        now = utcnow()
+        await self.db.call(store.renew_leases, self.name, now, self.settings.dispatch.lease_s)
+        released = await self.db.call(store.release_expired_leases, now)
         if released:
             log.warning("requeued %s deliveries whose worker's lease ran out", released)
 

@@ -283,6 +283,17 @@ def release_claims(conn: Connection, worker: str, delivery_ids: Sequence[int]) -
     )
 
 
+def renew_leases(conn: Connection, worker: str, now: datetime, lease_s: float) -> int:
+    """Keep WORKER's claims its own while it is alive: a claim may wait in the pace queue for
+    longer than one lease, and an expired one would be claimed, and sent, a second time."""
+    statement = (
+        update(D)
+        .where(D.c.leased_by == worker, D.c.status == DeliveryStatus.sending)
+        .values(lease_until=now + timedelta(seconds=lease_s))
+    )
+    return int(conn.execute(statement).rowcount)
+
+
 def release_expired_leases(conn: Connection, now: datetime) -> int:
     """Requeue deliveries whose worker died (its lease ran out) so another claim resends them."""
     statement = (
