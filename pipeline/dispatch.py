@@ -64,16 +64,26 @@ _WATCH_EVERY_S = 1.0
 _GATHER_S = 0.005
 
 
+def _here() -> str:
+    """This machine and PID namespace: containers may share a hostname but never a PID namespace,
+    so a pid is only looked up among the processes it could belong to."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return f"{socket.gethostname()}/{namespace}"
+
+
 def worker_name() -> str:
-    """host:pid:nonce — unique per worker, and enough to tell whether a lease holder here is dead."""
-    return f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+    """host/pidns:pid:nonce — unique per worker, and enough to tell whether a lease holder here is dead."""
+    return f"{_here()}:{os.getpid()}:{random.getrandbits(32):08x}"
 
 
 def _is_dead_here(holder: str) -> bool:
-    """True when HOLDER was a worker process on this machine that no longer exists."""
+    """True when HOLDER was a worker process on this machine (and PID namespace) that no longer exists."""
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+    if host != _here() or not pid_text.isdigit() or int(pid_text) == os.getpid():
         return False
     try:
         os.kill(int(pid_text), 0)
