@@ -36,12 +36,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import jinja2
 from sqlalchemy import Engine
 
 from pipeline import store
 from pipeline.dkim import Signer
-from pipeline.errors import CommsError
 from pipeline.links import recipient_links
 from pipeline.message import MessageBuilder, message_id
 from pipeline.models import DeliveryStatus, Run, RunStatus, utcnow
@@ -436,7 +434,7 @@ class _Worker:
                 links=links,
                 delivery_id=item.delivery_id,
             )
-        except (CommsError, jinja2.TemplateError, ValueError, TypeError) as exc:
+        except Exception as exc:  # whatever one contact's data does to the template stays with them
             # A template meeting one contact's data (or a header that data would break) fails
             # that delivery only; `comms runs retry` sends it once the data is fixed.
             reply = f"could not build the message: {exc}"

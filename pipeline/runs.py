@@ -29,7 +29,7 @@ from pipeline.contacts import find_contact
 from pipeline.db import connect, session
 from pipeline.dispatch import Tally, display_name, run_worker
 from pipeline.dkim import Signer
-from pipeline.errors import CommsError, RunError
+from pipeline.errors import RunError
 from pipeline.links import recipient_links
 from pipeline.message import MessageBuilder, Outgoing, message_id
 from pipeline.models import DeliveryStatus, Run, RunStatus, utcnow
@@ -375,7 +375,7 @@ def dry_run(ws: Workspace, campaign: str, audience: str | None = None) -> DryRun
                     links=links,
                     delivery_id=None,
                 )
-            except (CommsError, ValueError, TypeError, LookupError) as exc:
+            except Exception as exc:  # as in dispatch: one contact's failure is reported, not fatal
                 failed += 1
                 if len(failures) < _MAX_REPORTED_FAILURES:
                     failures.append((contact.email, str(exc)))

@@ -97,7 +97,7 @@ class Rate(_Section):
 
 
 class Retry(_Section):
-    schedule_s: list[float] = Field(default_factory=lambda: [60, 300, 900, 3600, 7200])
+    schedule_s: list[float] = Field(default_factory=lambda: [60, 300, 900, 3600, 7200], min_length=1)
     max_age_h: float = Field(default=48.0, gt=0)
 
 
