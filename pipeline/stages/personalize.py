@@ -123,9 +123,14 @@ class Personalizer:
 
 def _compile(environment: Environment, source: str, part: str) -> Template:
     try:
-        return environment.from_string(source)
+        template = environment.from_string(source)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"the {part} is not valid Jinja: {exc.message} (line {exc.lineno})") from None
+    # Every render copies the globals into a fresh context; Jinja keeps them as a ChainMap, which
+    # it iterates key by key in Python (~3 us a render, three renders a message). A plain dict
+    # with the same contents copies in C, and the environment is this template's own.
+    template.globals = dict(template.globals)
+    return template
 
 
 def preview_recipient(settings: Settings) -> Recipient:

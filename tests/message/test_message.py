@@ -17,7 +17,7 @@ from pipeline.errors import HeaderInjectionError
 from pipeline.links import recipient_links
 from pipeline.message import MessageBuilder, Outgoing, message_id
 from pipeline.settings import Settings
-from pipeline.stages.personalize import Rendered
+from pipeline.stages.personalize import Personalizer, Recipient, Rendered
 from pipeline.tokens import read_token
 
 from .conftest import DOMAIN
@@ -132,6 +132,44 @@ def test_body_edge_cases_survive(build: Callable[..., Outgoing]) -> None:
     expected_text = text.replace("\r\n", "\n").replace("\r", "\n")
     assert plain.get_content().replace("\r\n", "\n") == expected_text
     assert rich.get_content().replace("\r\n", "\n") == html
+
+
+def test_each_message_of_a_run_carries_only_its_own_recipients_lines(settings: Settings) -> None:
+    """The builder reuses the encoding of lines it has seen; no line of one recipient may reach another."""
+    shared = (
+        '<p style="margin:0 0 16px;font-family:Helvetica,Arial,sans-serif">Same for everyone: = · ł</p>\n'
+    )
+    html = (
+        shared * 3
+        + '<p>Dear {{ contact.first_name }}, <a href="{{ unsubscribe_url }}">unsubscribe</a>'
+        + " padding" * 20
+        + "</p>\n"
+        + shared
+        + "<p>{{ contact.company | default('no company') }}</p>\n"
+    )
+    text = "Hello {{ contact.first_name }},\n\nSame for everyone.\n{{ preferences_url }}\n"
+    personalizer = Personalizer("Hi {{ contact.first_name }}", html, text)
+    builder = MessageBuilder(settings, campaign="spring-sale", department="sales", run_id=7)
+    people = [
+        (1, Recipient("ann@example.com", "Ann", attributes={"company": "Acme"})),
+        (2, Recipient("bob@example.com", "Bob")),
+        (3, Recipient("zoe@example.com", "Zoë", attributes={"company": "Same for everyone."})),
+    ]
+    for delivery_id, person in [*people, *people]:  # the second round meets every line again
+        links = recipient_links(settings, delivery_id)
+        rendered = personalizer.render(person, links)
+        outgoing = builder.build(
+            rendered,
+            to_email=person.email,
+            to_name=person.first_name,
+            message_id=message_id(7, delivery_id, DOMAIN),
+            links=links,
+            delivery_id=delivery_id,
+        )
+        plain, rich = parse(outgoing.data).iter_parts()
+        assert plain.get_content().replace("\r\n", "\n") == rendered.text
+        assert rich.get_content().replace("\r\n", "\n") == rendered.html
+        assert f"Dear {person.first_name}," in rendered.html and links.unsubscribe_url in rendered.html
 
 
 def test_a_test_send_is_marked_in_the_subject_and_keeps_every_header(build: Callable[..., Outgoing]) -> None:
