@@ -151,6 +151,7 @@ class _RunContext:
             settings, campaign=run.campaign, department=run.department, run_id=run.id, signer=signer
         )
         self.domain = settings.sender.from_email.rpartition("@")[2]
+        self.message_id_salt = str(run.meta["message_id_salt"])
         self.stopped = False  # paused or cancelled (by us or elsewhere): send nothing more
         self.pause_reason = ""  # why this worker paused it
         self.pause_written = False
@@ -430,7 +431,9 @@ class _Worker:
                 ),
                 to_email=item.email,
                 to_name=display_name(item.recipient),
-                message_id=message_id(item.run_id, item.contact_id, context.domain),
+                message_id=message_id(
+                    item.run_id, item.contact_id, context.domain, salt=context.message_id_salt
+                ),
                 links=links,
                 delivery_id=item.delivery_id,
             )

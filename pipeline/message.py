@@ -51,11 +51,15 @@ class Outgoing:
     message_id: str
 
 
-def message_id(run_id: int, contact_key: int | str, domain: str) -> str:
+def message_id(run_id: int, contact_key: int | str, domain: str, *, salt: str = "") -> str:
     """The same run and contact always give the same Message-ID, in any process, so a message
-    resent after a crash is recognisably the same message. The contact is hashed, never shown."""
+    resent after a crash is recognisably the same message. The contact is hashed, never shown.
+
+    SALT is the run's own random value (Run.meta["message_id_salt"]): bounces are tied to
+    deliveries by Message-ID, so outsiders must not be able to compute one and forge a bounce.
+    """
     _check("Message-ID domain", domain)
-    digest = hashlib.sha256(f"{run_id}\x00{contact_key}".encode()).hexdigest()[:24]
+    digest = hashlib.sha256(f"{salt}\x00{run_id}\x00{contact_key}".encode()).hexdigest()[:24]
     return f"<{run_id}.{digest}@{domain}>"
 
 

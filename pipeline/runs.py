@@ -9,6 +9,7 @@ run resumed days later sends what was approved, to whom it was approved for.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 import threading
 import uuid
@@ -126,7 +127,13 @@ def start_run(
         subject_template=tracked.subject,
         html_template=tracked.html,
         text_template=tracked.text,
-        meta={**(meta or {}), "links": list(links), "layout": tracked.layout, "transport": plan.transport},
+        meta={
+            **(meta or {}),
+            "links": list(links),
+            "layout": tracked.layout,
+            "transport": plan.transport,
+            "message_id_salt": secrets.token_hex(16),
+        },
         created_at=now,
     )
     with _database(ws) as engine:

@@ -236,3 +236,12 @@ def test_message_id_is_deterministic_across_processes() -> None:
     assert here.startswith("<12.") and here.endswith(f"@{DOMAIN}>")
     assert message_id(12, 3457, DOMAIN) != here != message_id(13, 3456, DOMAIN)
     assert "alex" not in message_id(12, "alex@example.com", DOMAIN)
+
+
+def test_a_runs_salt_makes_its_message_ids_unguessable_but_stable() -> None:
+    # Bounces are tied to deliveries by Message-ID: from run and contact numbers alone nobody
+    # may compute one, yet a resend within the run must carry the same one.
+    salted = message_id(12, 3456, DOMAIN, salt="run-12-salt")
+    assert salted == message_id(12, 3456, DOMAIN, salt="run-12-salt")
+    assert salted != message_id(12, 3456, DOMAIN)
+    assert salted != message_id(12, 3456, DOMAIN, salt="another-salt")

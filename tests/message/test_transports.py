@@ -33,7 +33,7 @@ def test_file_transport_writes_one_eml_per_message_id(tmp_path: Path, build: Cal
     assert asyncio.run(send_all()) == [SendStatus.sent] * 3
     files = sorted((tmp_path / "outbox").iterdir())
     assert [f.name for f in files] == [
-        "7.275e79a0d4e7d114a54dd2aa@kestrelforge.example.eml",
+        first.message_id.strip("<>") + ".eml",
         "7.other@kestrelforge.example.eml",
     ]
     assert files[0].read_bytes() == first.data
