@@ -1,7 +1,7 @@
 """Benchmark: contact import speed, and time and peak memory to stream a million-contact audience.
 
-    python tests/bench_contacts.py                      # SQLite, in a temporary folder
-    python tests/bench_contacts.py --pg postgresql://postgres@127.0.0.1:5432/postgres
+    python -m tests.bench_contacts                      # SQLite, in a temporary folder
+    python -m tests.bench_contacts --pg postgresql://postgres@127.0.0.1:5432/postgres
 
 Targets (issue 3): import >= 20,000 rows/s; streaming 1,000,000 contacts under 150 MB peak.
 Streaming runs in a child process so its peak resident memory (ru_maxrss) is its own.
@@ -18,19 +18,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert
 
 from pipeline.audience import Audience, Condition, stream_audience
 from pipeline.db import analyze, make_engine, session, upgrade
 from pipeline.importer import import_contacts
 from pipeline.models import Contact, MailingList, Subscription, email_hash
+from tests.conftest import fresh_postgres_database
 
 IMPORT_ROWS = 100_000
 STREAM_ROWS = 1_000_000
@@ -133,17 +132,7 @@ def database(pg_server: str | None, folder: Path, name: str) -> Iterator[str]:
     if pg_server is None:
         yield f"sqlite:///{folder / (name + '.db')}"
         return
-    admin_url = pg_server.replace("postgresql://", "postgresql+psycopg://", 1)
-    database_name = f"comms_bench_{name}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{database_name}"'))
-    try:
-        yield make_url(admin_url).set(database=database_name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{database_name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from fresh_postgres_database(pg_server.replace("postgresql://", "postgresql+psycopg://", 1))
 
 
 def main() -> None:
@@ -186,7 +175,10 @@ def main() -> None:
             upgrade(url)
             fill(url, args.stream_rows)
             child = subprocess.run(
-                [sys.executable, __file__, "--stream-child", url], capture_output=True, text=True, check=True
+                [sys.executable, "-m", "tests.bench_contacts", "--stream-child", url],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             count, seconds, peak_mb, baseline_mb = child.stdout.split()
         print(

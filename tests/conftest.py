@@ -39,7 +39,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     server = os.environ.get("COMMS_TEST_DATABASE_URL")
     if not server:
         pytest.skip("COMMS_TEST_DATABASE_URL not set")
-    yield from _fresh_postgres_database(server)
+    yield from fresh_postgres_database(server)
 
 
 @pytest.fixture
@@ -48,10 +48,11 @@ def postgres_url() -> Iterator[str]:
     server = os.environ.get("COMMS_TEST_DATABASE_URL")
     if not server:
         pytest.skip("COMMS_TEST_DATABASE_URL not set")
-    yield from _fresh_postgres_database(server)
+    yield from fresh_postgres_database(server)
 
 
-def _fresh_postgres_database(server: str) -> Iterator[str]:
+def fresh_postgres_database(server: str) -> Iterator[str]:
+    """A new, empty database on SERVER for the caller's lifetime (tests and benchmarks)."""
     name = f"comms_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
