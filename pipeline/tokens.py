@@ -19,9 +19,15 @@ from collections.abc import Sequence
 PURPOSES = frozenset("upvocb")  # unsubscribe, preferences, view online, open, click, bounce (VERP)
 MAC_BYTES = 16
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]{22,64}")
+_URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64.urlsafe_b64encode's own table, without its call layers
+_SMALL_VARINTS = [bytes((value,)) for value in range(0x80)]
+_KEYED_LIMIT = 64  # (key, purpose) pairs: a handful of keys in rotation times six purposes
+_keyed: dict[tuple[bytes, str], hmac.HMAC] = {}
 
 
 def _varint(value: int) -> bytes:
+    if value < 0x80:  # every link index: one byte, looked up rather than built
+        return _SMALL_VARINTS[value]
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -46,7 +52,16 @@ def _read_varint(data: bytes, start: int) -> tuple[int, int] | None:
 
 
 def _mac(secret: bytes, purpose: str, body: bytes) -> bytes:
-    return hmac.digest(secret, purpose.encode() + body, "sha256")[:MAC_BYTES]
+    """HMAC-SHA256(secret, purpose + body), cut. A copy of an HMAC that has already absorbed the
+    key and the purpose skips keying (~0.4 of 1.25 us), and a message carries ten tokens."""
+    keyed = _keyed.get((secret, purpose))
+    if keyed is None:
+        if len(_keyed) >= _KEYED_LIMIT:
+            _keyed.clear()
+        keyed = _keyed[secret, purpose] = hmac.new(secret, purpose.encode(), "sha256")
+    mac = keyed.copy()
+    mac.update(body)
+    return mac.digest()[:MAC_BYTES]
 
 
 def make_token(secret: bytes, purpose: str, delivery_id: int, link: int | None = None) -> str:
@@ -55,7 +70,8 @@ def make_token(secret: bytes, purpose: str, delivery_id: int, link: int | None =
     if delivery_id < 0 or (link is not None and link < 0):
         raise ValueError("token numbers must not be negative")
     body = _varint(delivery_id) + (b"" if link is None else _varint(link))
-    return base64.urlsafe_b64encode(body + _mac(secret, purpose, body)).rstrip(b"=").decode("ascii")
+    raw = binascii.b2a_base64(body + _mac(secret, purpose, body), newline=False)
+    return raw.translate(_URLSAFE).rstrip(b"=").decode("ascii")
 
 
 def read_token(secrets: Sequence[bytes], purpose: str, token: str) -> tuple[int, int | None] | None:
