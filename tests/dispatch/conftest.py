@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from pipeline import runs
 from pipeline.db import make_engine, upgrade
 from pipeline.importer import import_contacts
+from pipeline.models import Run
+from pipeline.runs import RunReport
 from pipeline.workspace import Workspace
 from tests.smtp_server import SmtpServer
 
@@ -86,6 +89,15 @@ def add_contacts(ws_root: Path, engine: Engine) -> Callable[..., list[str]]:
         return emails
 
     return add
+
+
+def send_campaign(root: Path, sections: dict) -> tuple[Workspace, Run, RunReport]:
+    """Configure ROOT with SECTIONS, start a run of the sample campaign and send it here
+    until it finishes or pauses."""
+    configure(root, sections)
+    ws = open_ws(root)
+    run = runs.start_run(ws, CAMPAIGN, started_by="test")
+    return ws, run, runs.dispatch_run(ws, run.id)
 
 
 def open_ws(root: Path) -> Workspace:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from pipeline import runs
 from pipeline.models import DeliveryStatus, RunStatus
-from tests.dispatch.conftest import CAMPAIGN, configure, open_ws, smtp_sections
+from tests.dispatch.conftest import send_campaign, smtp_sections
 
 
 def test_a_slow_domain_outlasting_the_lease_still_gets_one_copy_each(
@@ -21,11 +20,7 @@ def test_a_slow_domain_outlasting_the_lease_still_gets_one_copy_each(
     emails = add_contacts(12, domain="slow.example")
     sections = smtp_sections(smtp.port, connections=2, batch_size=50, lease_s=1)
     sections["rate"] = "per_second = 1000\nper_domain_per_second = 4"
-    configure(ws_root, sections)
-    ws = open_ws(ws_root)
-
-    run = runs.start_run(ws, CAMPAIGN, started_by="test")
-    report = runs.dispatch_run(ws, run.id)
+    ws, run, report = send_campaign(ws_root, sections)
 
     assert report.run.status == RunStatus.finished
     assert report.counts[DeliveryStatus.sent] == 12

@@ -12,7 +12,7 @@ from pipeline import runs
 from pipeline.contacts import suppress
 from pipeline.db import session
 from pipeline.models import Delivery, DeliveryStatus, RunStatus, Suppression, SuppressionReason
-from tests.dispatch.conftest import CAMPAIGN, configure, open_ws, smtp_sections
+from tests.dispatch.conftest import CAMPAIGN, configure, open_ws, send_campaign, smtp_sections
 from tests.smtp_server import SmtpServer
 
 
@@ -29,11 +29,7 @@ def test_every_recipient_receives_exactly_one_message(
     ws_root: Path, engine: Engine, add_contacts, smtp
 ) -> None:
     emails = add_contacts(1000)
-    configure(ws_root, smtp_sections(smtp.port, connections=8, batch_size=200))
-    ws = open_ws(ws_root)
-
-    run = runs.start_run(ws, CAMPAIGN, started_by="test")
-    report = runs.dispatch_run(ws, run.id)
+    ws, run, report = send_campaign(ws_root, smtp_sections(smtp.port, connections=8, batch_size=200))
 
     assert report.run.status == RunStatus.finished
     assert report.counts[DeliveryStatus.sent] == 1000
@@ -49,11 +45,7 @@ def test_deferred_messages_are_all_delivered_on_retry(
 ) -> None:
     emails = add_contacts(60)
     smtp.defer_every = 3
-    configure(ws_root, smtp_sections(smtp.port))
-    ws = open_ws(ws_root)
-
-    run = runs.start_run(ws, CAMPAIGN, started_by="test")
-    report = runs.dispatch_run(ws, run.id)
+    ws, run, report = send_campaign(ws_root, smtp_sections(smtp.port))
 
     assert report.run.status == RunStatus.finished
     assert _received(smtp) == Counter({email: 1 for email in emails})
@@ -68,11 +60,7 @@ def test_unknown_mailbox_fails_that_delivery_only_and_suppresses_it(
     emails = add_contacts(30)
     gone = emails[7]
     smtp.refuse = {gone: "550 5.1.1 no such user"}
-    configure(ws_root, smtp_sections(smtp.port))
-    ws = open_ws(ws_root)
-
-    run = runs.start_run(ws, CAMPAIGN, started_by="test")
-    report = runs.dispatch_run(ws, run.id)
+    ws, run, report = send_campaign(ws_root, smtp_sections(smtp.port))
 
     assert report.run.status == RunStatus.finished
     assert report.counts[DeliveryStatus.sent] == 29
@@ -90,11 +78,7 @@ def test_unknown_mailbox_fails_that_delivery_only_and_suppresses_it(
 def test_connection_dropped_mid_data_is_retried(ws_root: Path, engine: Engine, add_contacts, smtp) -> None:
     emails = add_contacts(40)
     smtp.drop_after_data_every = 5
-    configure(ws_root, smtp_sections(smtp.port))
-    ws = open_ws(ws_root)
-
-    run = runs.start_run(ws, CAMPAIGN, started_by="test")
-    report = runs.dispatch_run(ws, run.id)
+    ws, run, report = send_campaign(ws_root, smtp_sections(smtp.port))
 
     assert report.run.status == RunStatus.finished
     assert _received(smtp) == Counter({email: 1 for email in emails})
@@ -106,11 +90,9 @@ def test_server_down_at_the_start_pauses_the_run_which_resumes_and_completes(
 ) -> None:
     emails = add_contacts(25)
     smtp.stop()
-    configure(ws_root, smtp_sections(smtp.port, connections=2, pause_after_connection_failures=4))
-    ws = open_ws(ws_root)
-
-    run = runs.start_run(ws, CAMPAIGN, started_by="test")
-    paused = runs.dispatch_run(ws, run.id)
+    ws, run, paused = send_campaign(
+        ws_root, smtp_sections(smtp.port, connections=2, pause_after_connection_failures=4)
+    )
 
     assert paused.run.status == RunStatus.paused
     assert "connection failures in a row" in paused.run.status_reason
@@ -131,11 +113,9 @@ def test_policy_refusals_never_suppress_pause_the_run_and_can_be_retried(
     emails = add_contacts(30)
     refused = emails[:3]
     smtp.refuse = {email: "550 5.7.1 sender reputation too low" for email in refused}
-    configure(ws_root, smtp_sections(smtp.port, connections=1, pause_after_policy_refusals=3))
-    ws = open_ws(ws_root)
-
-    run = runs.start_run(ws, CAMPAIGN, started_by="test")
-    paused = runs.dispatch_run(ws, run.id)
+    ws, run, paused = send_campaign(
+        ws_root, smtp_sections(smtp.port, connections=1, pause_after_policy_refusals=3)
+    )
 
     assert paused.run.status == RunStatus.paused
     assert "policy refusals" in paused.run.status_reason
