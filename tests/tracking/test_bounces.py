@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 import pytest
 import typer
 from sqlalchemy import Engine, select
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from pipeline.bounces import ingest_message, ingest_path, poll_imap
 from pipeline.cli.tracking import register
@@ -289,6 +289,14 @@ def test_mbox_and_maildir_are_read_whole(world: World, engine: Engine, tmp_path:
     assert suppression_reasons(engine) == {"a@example.org": "hard_bounce", "b@example.org": "hard_bounce"}
 
 
+def _ingest_stdin(workspace_dir: Path, raw: bytes, database_url: str) -> Result:
+    """`comms bounces ingest -` with RAW on stdin, as an MTA's pipe delivery runs it."""
+    app = typer.Typer()
+    register(app)
+    env = {"COMMS_SECRET": SECRET, "COMMS_DATABASE_URL": database_url}
+    return CliRunner().invoke(app, ["bounces", "ingest", "-", "-w", str(workspace_dir)], input=raw, env=env)
+
+
 def test_cli_reads_one_message_on_stdin_like_an_mta_pipe(
     world: World, engine: Engine, workspace_dir: Path
 ) -> None:
@@ -300,10 +308,7 @@ def test_cli_reads_one_message_on_stdin_like_an_mta_pipe(
         diagnostic="550 5.1.1 user unknown",
         original_message_id=sent.message_id,
     )
-    app = typer.Typer()
-    register(app)
-    env = {"COMMS_SECRET": SECRET, "COMMS_DATABASE_URL": world.settings.database.url}
-    result = CliRunner().invoke(app, ["bounces", "ingest", "-", "-w", str(workspace_dir)], input=raw, env=env)
+    result = _ingest_stdin(workspace_dir, raw, world.settings.database.url)
     assert result.exit_code == 0, result.output
     assert "class=hard" in result.output and "suppressed=hard_bounce" in result.output
     assert suppression_reasons(engine) == {"gone@example.org": "hard_bounce"}
@@ -312,11 +317,9 @@ def test_cli_reads_one_message_on_stdin_like_an_mta_pipe(
 def test_cli_pipe_asks_the_mta_to_retry_when_the_database_is_down(
     workspace_dir: Path, tmp_path: Path
 ) -> None:
-    app = typer.Typer()
-    register(app)
-    env = {"COMMS_SECRET": SECRET, "COMMS_DATABASE_URL": f"sqlite:///{tmp_path}/no/such/dir/comms.db"}
-    raw = reports.auto_reply(to=BOUNCES)
-    result = CliRunner().invoke(app, ["bounces", "ingest", "-", "-w", str(workspace_dir)], input=raw, env=env)
+    result = _ingest_stdin(
+        workspace_dir, reports.auto_reply(to=BOUNCES), f"sqlite:///{tmp_path}/no/such/dir/comms.db"
+    )
     assert result.exit_code == 75
 
 
