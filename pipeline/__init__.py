@@ -4,14 +4,11 @@ The library's public face. The `comms` command (pipeline.cli) is a thin shell ov
 names, and so are the scheduler and the tests; everything else in the package is private.
 """
 
-from pipeline.assemble import Campaign, assemble, check_campaign
-from pipeline.audience import Audience, count_audience, load_audience, stream_audience
-from pipeline.db import connect, upgrade
+from pipeline.assembly.campaign import Campaign, assemble, check_campaign
+from pipeline.audience.importer import ImportSummary, import_contacts
+from pipeline.audience.segments import Audience, count_audience, load_audience, stream_audience
 from pipeline.errors import CommsError
-from pipeline.importer import ImportSummary, import_contacts
-from pipeline.init import init_workspace
-from pipeline.preview import PreviewResult, preview_campaign
-from pipeline.runs import (
+from pipeline.runs.control import (
     cancel_run,
     dispatch_run,
     dry_run,
@@ -23,8 +20,11 @@ from pipeline.runs import (
     start_run,
     test_send,
 )
-from pipeline.settings import Settings
-from pipeline.workspace import Workspace
+from pipeline.runs.preview import PreviewResult, preview_campaign
+from pipeline.storage.engines import connect, upgrade
+from pipeline.workspace.folders import Workspace
+from pipeline.workspace.init import init_workspace
+from pipeline.workspace.settings import Settings
 
 __all__ = [
     "Audience",

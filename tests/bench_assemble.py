@@ -4,7 +4,7 @@
 
 Assembly (MJML, premailer) runs once, as in a real run, and is timed apart; the per-recipient loop
 is what a worker does for each delivery: signed links, the compiled render, and MIME assembled by
-pipeline.message.MessageBuilder. Issue 2 asks for at least 3,000 messages per second.
+pipeline.message.mime.MessageBuilder. Issue 2 asks for at least 3,000 messages per second.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import argparse
 import time
 from pathlib import Path
 
-from pipeline.assemble import assemble
-from pipeline.links import recipient_links
-from pipeline.message import MessageBuilder, message_id
-from pipeline.stages.personalize import Personalizer, Recipient
-from pipeline.workspace import Workspace
+from pipeline.assembly.campaign import assemble
+from pipeline.assembly.personalize import Personalizer, Recipient
+from pipeline.message.mime import MessageBuilder, message_id
+from pipeline.message.urls import recipient_links
+from pipeline.workspace.folders import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 PLANS = ("pro", "free", "trial")

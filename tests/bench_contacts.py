@@ -25,10 +25,10 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from pipeline.audience import Audience, Condition, stream_audience
-from pipeline.db import analyze, make_engine, session, upgrade
-from pipeline.importer import import_contacts
-from pipeline.models import Contact, MailingList, Subscription, email_hash
+from pipeline.audience.importer import import_contacts
+from pipeline.audience.segments import Audience, Condition, stream_audience
+from pipeline.storage.engines import analyze, make_engine, session, upgrade
+from pipeline.storage.models import Contact, MailingList, Subscription, email_hash
 from tests.conftest import fresh_postgres_database
 
 IMPORT_ROWS = 100_000

@@ -17,11 +17,11 @@ import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from pipeline.dkim import SIGNED_HEADERS, Signer
-from pipeline.links import recipient_links
-from pipeline.message import MessageBuilder, message_id
-from pipeline.settings import load_settings
-from pipeline.stages.personalize import Rendered
+from pipeline.assembly.personalize import Rendered
+from pipeline.message.dkim import SIGNED_HEADERS, Signer
+from pipeline.message.mime import MessageBuilder, message_id
+from pipeline.message.urls import recipient_links
+from pipeline.workspace.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ROW = (

@@ -85,8 +85,8 @@ def _workspace(root: Path, port: int, connections: int, database: str | None, dk
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from pipeline.init import init_workspace
-    from tests.dispatch.conftest import configure
+    from pipeline.workspace.init import init_workspace
+    from tests.delivery.conftest import configure
 
     init_workspace(root)
     url = database or f"sqlite:///{root / 'comms.db'}"
@@ -108,9 +108,9 @@ def _workspace(root: Path, port: int, connections: int, database: str | None, dk
 
 
 def _contacts(root: Path, count: int) -> None:
-    from pipeline.db import make_engine, upgrade
-    from pipeline.importer import import_contacts
-    from pipeline.workspace import Workspace
+    from pipeline.audience.importer import import_contacts
+    from pipeline.storage.engines import make_engine, upgrade
+    from pipeline.workspace.folders import Workspace
 
     url = Workspace.open(root).settings.database.url
     upgrade(url)
@@ -153,8 +153,8 @@ def _ceiling(port: int, count: int, connections: int, data: bytes, results: mult
 
 
 def _pipeline(root: str, results: multiprocessing.Queue) -> None:
-    from pipeline import runs
-    from pipeline.workspace import Workspace
+    from pipeline.runs import control as runs
+    from pipeline.workspace.folders import Workspace
 
     ws = Workspace.open(root)
     start = time.perf_counter()
@@ -175,12 +175,12 @@ def _pipeline(root: str, results: multiprocessing.Queue) -> None:
 
 def _sample_message(root: Path) -> bytes:
     """One message of the campaign as the pipeline builds it, for the ceiling to send as is."""
-    from pipeline.assemble import assemble
-    from pipeline.links import recipient_links
-    from pipeline.message import MessageBuilder, message_id
-    from pipeline.rewrite import recipient_tracking, track_campaign
-    from pipeline.stages.personalize import Personalizer, Recipient
-    from pipeline.workspace import Workspace
+    from pipeline.assembly.campaign import assemble
+    from pipeline.assembly.personalize import Personalizer, Recipient
+    from pipeline.assembly.tracking import recipient_tracking, track_campaign
+    from pipeline.message.mime import MessageBuilder, message_id
+    from pipeline.message.urls import recipient_links
+    from pipeline.workspace.folders import Workspace
 
     ws = Workspace.open(root)
     campaign, _ = track_campaign(assemble(ws, CAMPAIGN), ws.settings)

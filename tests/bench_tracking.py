@@ -3,7 +3,7 @@
     python tests/bench_tracking.py [CAMPAIGN] [--recipients N]
 
 The campaign is assembled once; the loop renders every recipient's subject, HTML and text with the
-compiled Personalizer, once from the untracked HTML and once from the HTML pipeline.rewrite makes
+compiled Personalizer, once from the untracked HTML and once from the HTML pipeline.assembly.tracking makes
 for a run (each tracked link minting its signed click token, plus the open pixel).
 """
 
@@ -13,12 +13,12 @@ import argparse
 import time
 from pathlib import Path
 
-from pipeline.assemble import assemble
-from pipeline.links import recipient_links
-from pipeline.rewrite import recipient_tracking, track_campaign
-from pipeline.settings import load_settings
-from pipeline.stages.personalize import Personalizer, Recipient
-from pipeline.workspace import Workspace
+from pipeline.assembly.campaign import assemble
+from pipeline.assembly.personalize import Personalizer, Recipient
+from pipeline.assembly.tracking import recipient_tracking, track_campaign
+from pipeline.message.urls import recipient_links
+from pipeline.workspace.folders import Workspace
+from pipeline.workspace.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from pipeline.init import init_workspace
+from pipeline.workspace.init import init_workspace
 
 
 @pytest.fixture

@@ -43,29 +43,45 @@ def test_the_library_never_imports_the_cli() -> None:
 
 
 @pytest.mark.parametrize(
-    "forbidden", ["pipeline.store", "pipeline.db", "pipeline.models", "pipeline.dispatch"]
+    "forbidden",
+    [
+        "pipeline.storage.outbox",
+        "pipeline.storage.engines",
+        "pipeline.storage.models",
+        "pipeline.delivery.engine",
+    ],
 )
 def test_transports_know_nothing_of_the_store(forbidden: str) -> None:
-    assert {m for m in _importers_of(forbidden) if m.startswith("pipeline.transports")} == set()
+    assert {m for m in _importers_of(forbidden) if m.startswith("pipeline.delivery.transports")} == set()
 
 
 def test_the_engine_uses_the_transport_interface_not_a_transport() -> None:
-    concrete = {"pipeline.transports.smtp", "pipeline.transports.file", "pipeline.transports.console"}
-    engine = MODULES["pipeline.dispatch"] | MODULES["pipeline.store"]
+    concrete = {
+        "pipeline.delivery.transports.smtp",
+        "pipeline.delivery.transports.file",
+        "pipeline.delivery.transports.console",
+    }
+    engine = MODULES["pipeline.delivery.engine"] | MODULES["pipeline.storage.outbox"]
     assert engine & concrete == set()
-    assert "pipeline.transports" not in MODULES["pipeline.dispatch"]
+    assert "pipeline.delivery.transports" not in MODULES["pipeline.delivery.engine"]
 
 
 def test_campaign_scope_stages_do_not_touch_the_database_or_sending() -> None:
-    outside = ("pipeline.db", "pipeline.store", "pipeline.models", "pipeline.dispatch", "pipeline.transports")
+    outside = (
+        "pipeline.storage.engines",
+        "pipeline.storage.outbox",
+        "pipeline.storage.models",
+        "pipeline.delivery.engine",
+        "pipeline.delivery.transports",
+    )
     for name, imported in MODULES.items():
-        if name.startswith("pipeline.stages"):
+        if name.startswith("pipeline.assembly"):
             assert not {i for i in imported if i.startswith(outside)}, name
 
 
 def test_only_the_cli_and_the_daemon_start_the_web_app() -> None:
-    allowed = ("pipeline.cli", "pipeline.daemon")
-    assert {m for m in _importers_of("pipeline.tracking") if not m.startswith(allowed)} == set()
+    allowed = ("pipeline.cli", "pipeline.service.daemon")
+    assert {m for m in _importers_of("pipeline.feedback.server") if not m.startswith(allowed)} == set()
 
 
 def test_the_public_api_is_what_was_intended() -> None:

@@ -10,8 +10,8 @@ from rich.table import Table
 
 from pipeline.cli.common import WorkspaceOption, console, err_console, open_workspace
 from pipeline.errors import CommsError, RunError
-from pipeline.init import init_workspace
-from pipeline.preview import PreviewResult, preview_campaign
+from pipeline.runs.preview import PreviewResult, preview_campaign
+from pipeline.workspace.init import init_workspace
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pipeline.workspace import Workspace
+from pipeline.workspace.folders import Workspace
 
 WorkspaceOption = Annotated[
     Path | None,

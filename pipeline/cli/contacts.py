@@ -15,14 +15,14 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from sqlalchemy import Engine
 
-from pipeline.audience import audience_names, count_audience, explain, load_audience, stream_audience
+from pipeline.audience.contacts import erase, report, suppress, unsuppress
+from pipeline.audience.exporter import export_contacts
+from pipeline.audience.importer import ImportSummary, import_contacts
+from pipeline.audience.segments import audience_names, count_audience, explain, load_audience, stream_audience
 from pipeline.cli.common import WorkspaceOption, console, err_console, open_workspace
-from pipeline.contacts import erase, report, suppress, unsuppress
-from pipeline.db import connect, display_url, make_engine, schema_status, session, upgrade
 from pipeline.errors import AudienceError, ContactError
-from pipeline.exporter import export_contacts
-from pipeline.importer import ImportSummary, import_contacts
-from pipeline.models import SuppressionReason
+from pipeline.storage.engines import connect, display_url, make_engine, schema_status, session, upgrade
+from pipeline.storage.models import SuppressionReason
 
 db_app = typer.Typer(help="The contact database: schema upgrades and status.", no_args_is_help=True)
 contacts_app = typer.Typer(help="Import, export, look up and erase contacts.", no_args_is_help=True)

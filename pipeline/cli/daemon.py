@@ -10,9 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import WorkspaceOption, console, open_workspace
-from pipeline.daemon import serve_daemon, serve_worker
-from pipeline.eventlog import configure_logging
-from pipeline.plan import build_plan
+from pipeline.service.daemon import serve_daemon, serve_worker
+from pipeline.service.logs import configure_logging
+from pipeline.timetable.plan import build_plan
 
 
 def register(app: typer.Typer) -> None:

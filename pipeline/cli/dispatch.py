@@ -1,4 +1,4 @@
-"""Commands for sending: `comms send` and `comms runs ...` (parse, call pipeline.runs, print)."""
+"""Commands for sending: `comms send` and `comms runs ...` (parse, call pipeline.runs.control, print)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.table import Table
 from rich.text import Text
 
-from pipeline import runs
 from pipeline.cli.common import WorkspaceOption, console, open_workspace
-from pipeline.models import DeliveryStatus, Run
-from pipeline.workspace import Workspace
+from pipeline.runs import control as runs
+from pipeline.storage.models import DeliveryStatus, Run
+from pipeline.workspace.folders import Workspace
 
 runs_app = typer.Typer(
     help="Watch and control runs: list, show, pause, resume, cancel, retry.", no_args_is_help=True

@@ -12,11 +12,11 @@ import uvicorn
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.bounces import Outcome, ingest_message, ingest_path, poll_imap
 from pipeline.cli.common import WorkspaceOption, console, err_console, open_workspace
-from pipeline.db import connect
 from pipeline.errors import DatabaseError
-from pipeline.tracking import create_app
+from pipeline.feedback.bounces import Outcome, ingest_message, ingest_path, poll_imap
+from pipeline.feedback.server import create_app
+from pipeline.storage.engines import connect
 
 # sysexits.h EX_TEMPFAIL: an MTA keeps a piped message and tries again later instead of bouncing it.
 EX_TEMPFAIL = 75

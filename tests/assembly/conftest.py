@@ -10,9 +10,9 @@ from textwrap import dedent
 
 import pytest
 
-from pipeline.assemble import Campaign, assemble
-from pipeline.stages.personalize import Links, Personalizer, Recipient, Rendered
-from pipeline.workspace import Workspace
+from pipeline.assembly.campaign import Campaign, assemble
+from pipeline.assembly.personalize import Links, Personalizer, Recipient, Rendered
+from pipeline.workspace.folders import Workspace
 
 REPO = Path(__file__).resolve().parents[2]
 

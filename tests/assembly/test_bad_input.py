@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.assemble import check_campaign
+from pipeline.assembly.campaign import check_campaign
 from pipeline.errors import CommsError, CopyError, LayoutError, TemplateError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import lxml.html
 
-from pipeline.stages.personalize import Personalizer
+from pipeline.assembly.personalize import Personalizer
 
 from .conftest import LINKS
 

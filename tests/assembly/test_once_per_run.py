@@ -8,8 +8,8 @@ from typing import Any
 
 import premailer
 
-import pipeline.stages.compile
-from pipeline.stages.personalize import Personalizer
+import pipeline.assembly.mjml
+from pipeline.assembly.personalize import Personalizer
 
 from .conftest import LINKS
 
@@ -25,7 +25,7 @@ def _counting(counter: Counter[str], name: str, function: Callable[..., Any]) ->
 def test_mjml_and_premailer_run_once_for_500_recipients(mini, recipient, monkeypatch):
     calls: Counter[str] = Counter()
     monkeypatch.setattr(
-        pipeline.stages.compile, "mjml2html", _counting(calls, "mjml", pipeline.stages.compile.mjml2html)
+        pipeline.assembly.mjml, "mjml2html", _counting(calls, "mjml", pipeline.assembly.mjml.mjml2html)
     )
     monkeypatch.setattr(
         premailer.Premailer, "transform", _counting(calls, "premailer", premailer.Premailer.transform)

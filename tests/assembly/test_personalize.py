@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from jinja2 import UndefinedError
 
+from pipeline.assembly.personalize import Personalizer, Recipient
 from pipeline.errors import TemplateError
-from pipeline.stages.personalize import Personalizer, Recipient
 
 from .conftest import LINKS
 

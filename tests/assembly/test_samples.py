@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.assemble import assemble, check_campaign
-from pipeline.stages.personalize import Personalizer, preview_recipient
-from pipeline.workspace import Workspace
+from pipeline.assembly.campaign import assemble, check_campaign
+from pipeline.assembly.personalize import Personalizer, preview_recipient
+from pipeline.workspace.folders import Workspace
 
 from .conftest import LINKS
 

@@ -43,7 +43,7 @@ def test_a_placeholder_with_a_query_string_in_a_button_href_renders_per_recipien
     campaign = mini.assemble()
     assert "{{ contact.email | urlencode }}" in campaign.html
 
-    from pipeline.stages.personalize import Personalizer
+    from pipeline.assembly.personalize import Personalizer
 
     personalizer = Personalizer.for_campaign(campaign)
     for email in ("ada+news@example.com", "bob@example.org"):
@@ -72,7 +72,7 @@ After.
     )
     mini.layout(_one_column("<mj-text>{{ copy.body }}</mj-text>"))
     campaign = mini.assemble()
-    from pipeline.stages.personalize import Personalizer
+    from pipeline.assembly.personalize import Personalizer
 
     personalizer = Personalizer.for_campaign(campaign)
     pro = personalizer.render(recipient(attributes={"plan": "pro"}), LINKS)
@@ -145,7 +145,7 @@ def test_a_less_than_sign_inside_a_recipient_tag_in_mjml_text_compiles(mini, rec
         )
     )
     campaign = mini.assemble()
-    from pipeline.stages.personalize import Personalizer
+    from pipeline.assembly.personalize import Personalizer
 
     personalizer = Personalizer.for_campaign(campaign)
     assert "Welcome aboard" in personalizer.render(recipient(attributes={"visits": 1}), LINKS).html
@@ -161,7 +161,7 @@ def test_double_quotes_inside_a_recipient_expression_in_an_attribute_survive(min
     )
     campaign = mini.assemble()
     assert '\\"' not in campaign.html
-    from pipeline.stages.personalize import Personalizer
+    from pipeline.assembly.personalize import Personalizer
 
     personalizer = Personalizer.for_campaign(campaign)
     assert _links(personalizer.render(recipient(), LINKS).html)["Hi"] == "https://x.example/hi?n=friend"
@@ -215,7 +215,7 @@ def test_html_over_gmail_clipping_size_is_a_warning(mini):
 
 def test_literal_jinja_delimiters_in_campaign_output_stay_text_per_recipient(mini, recipient):
     mini.layout(_one_column("<mj-text>{% raw %}Type {{ name }} or {# this #} here{% endraw %}</mj-text>"))
-    from pipeline.stages.personalize import Personalizer
+    from pipeline.assembly.personalize import Personalizer
 
     html = Personalizer.for_campaign(mini.assemble()).render(recipient(), LINKS).html
     assert "Type {{ name }} or {# this #} here" in html

@@ -1,6 +1,6 @@
 """Browser fixtures: headless Chromium (Debian's, driven by Playwright) over the tracking server's fixtures.
 
-The server, database and rows come from tests/tracking/conftest.py, imported rather than copied so
+The server, database and rows come from tests/feedback/conftest.py, imported rather than copied so
 both suites exercise the same setup. Chromium is launched once per module (about a second each
 time) and every test gets a fresh context, so no cookie or cache carries over between tests.
 The browser may reach only the server under test: anything else is aborted, which keeps the tests
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
-from tests.tracking.conftest import base_url, engine, settings, world
+from tests.feedback.conftest import base_url, engine, settings, world
 
 __all__ = ["base_url", "browser", "engine", "page", "settings", "world"]
 

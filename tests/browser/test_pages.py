@@ -10,11 +10,11 @@ import pytest
 from playwright.sync_api import Dialog, Locator, Page, expect
 from sqlalchemy import Engine, select
 
-from pipeline.db import session
-from pipeline.links import recipient_links
-from pipeline.models import Event, MailingList, Subscription, Suppression
-from pipeline.settings import Settings
-from tests.tracking.conftest import World
+from pipeline.message.urls import recipient_links
+from pipeline.storage.engines import session
+from pipeline.storage.models import Event, MailingList, Subscription, Suppression
+from pipeline.workspace.settings import Settings
+from tests.feedback.conftest import World
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 WCAG_AA_TEXT = 4.5

@@ -10,10 +10,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from pipeline.links import recipient_links
-from pipeline.message import MessageBuilder, Outgoing, message_id
-from pipeline.settings import Settings, load_settings
-from pipeline.stages.personalize import Rendered
+from pipeline.assembly.personalize import Rendered
+from pipeline.message.mime import MessageBuilder, Outgoing, message_id
+from pipeline.message.urls import recipient_links
+from pipeline.workspace.settings import Settings, load_settings
 
 SECRET = "test-key-new"
 DOMAIN = "kestrelforge.example"

@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from dkim.canonicalization import Relaxed
 
-from pipeline.dkim import Signer, _relaxed_body
 from pipeline.errors import SettingsError
-from pipeline.message import MessageBuilder, Outgoing
-from pipeline.settings import Dkim, Settings
+from pipeline.message.dkim import Signer, _relaxed_body
+from pipeline.message.mime import MessageBuilder, Outgoing
+from pipeline.workspace.settings import Dkim, Settings
 
 from .conftest import DOMAIN
 

@@ -13,12 +13,12 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
+from pipeline.assembly.personalize import Personalizer, Recipient, Rendered
 from pipeline.errors import HeaderInjectionError
-from pipeline.links import recipient_links
-from pipeline.message import MessageBuilder, Outgoing, message_id
-from pipeline.settings import Settings
-from pipeline.stages.personalize import Personalizer, Recipient, Rendered
-from pipeline.tokens import read_token
+from pipeline.message.mime import MessageBuilder, Outgoing, message_id
+from pipeline.message.tokens import read_token
+from pipeline.message.urls import recipient_links
+from pipeline.workspace.settings import Settings
 
 from .conftest import DOMAIN
 
@@ -230,7 +230,7 @@ def test_envelope_sender_without_verp(build: Callable[..., Outgoing], settings: 
 
 def test_message_id_is_deterministic_across_processes() -> None:
     here = message_id(12, 3456, DOMAIN)
-    code = f"from pipeline.message import message_id; print(message_id(12, 3456, {DOMAIN!r}))"
+    code = f"from pipeline.message.mime import message_id; print(message_id(12, 3456, {DOMAIN!r}))"
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert there.strip() == here
     assert here.startswith("<12.") and here.endswith(f"@{DOMAIN}>")

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from pipeline.errors import SettingsError
-from pipeline.links import recipient_links
-from pipeline.settings import Settings
-from pipeline.tokens import PURPOSES, make_token, read_token
+from pipeline.message.tokens import PURPOSES, make_token, read_token
+from pipeline.message.urls import recipient_links
+from pipeline.workspace.settings import Settings
 
 KEY = b"k" * 32
 OLD = b"o" * 32

@@ -8,10 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import SettingsError
-from pipeline.message import Outgoing
-from pipeline.settings import Settings
-from pipeline.transports import (
+from pipeline.delivery.transports import (
     ConsoleTransport,
     FileTransport,
     MemoryTransport,
@@ -19,6 +16,9 @@ from pipeline.transports import (
     SmtpTransport,
     transport_for,
 )
+from pipeline.errors import SettingsError
+from pipeline.message.mime import Outgoing
+from pipeline.workspace.settings import Settings
 
 
 def test_file_transport_writes_one_eml_per_message_id(tmp_path: Path, build: Callable[..., Outgoing]) -> None:

@@ -1,0 +1,149 @@
+"""MJML to HTML with mjml-python (MRML), and what MRML does not say: where an error is, and unknown tags.
+
+MRML 1.4.2 reports a parse error as "unable to parse next template in root template", with no
+position, and passes unknown ``mj-*`` tags through without a word. When it fails, each source file
+(the layout, then the partials it loaded) is parsed again on its own with its Jinja blanked out,
+and the failing token is found by parsing ever longer prefixes of that file, so the error names
+the file and line the designer wrote. A newline inside any attribute value comes out of MRML as a
+literal backslash-n (and browsers then drop the CSS after it), so attribute whitespace is folded
+to single spaces first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from mjml import mjml2html
+
+from pipeline.assembly.scope import JINJA_CONSTRUCT
+from pipeline.errors import LayoutError
+
+# MJML 4's tags (mjml.io/documentation); MRML renders any other mj-* tag as-is, which clients ignore.
+KNOWN_TAGS = frozenset(
+    {"mjml", "mj-head", "mj-body", "mj-include", "mj-attributes", "mj-all", "mj-class", "mj-breakpoint"}
+    | {"mj-font", "mj-html-attributes", "mj-html-attribute", "mj-selector", "mj-preview", "mj-style"}
+    | {"mj-title", "mj-accordion", "mj-accordion-element", "mj-accordion-title", "mj-accordion-text"}
+    | {"mj-button", "mj-carousel", "mj-carousel-image", "mj-column", "mj-divider", "mj-group", "mj-hero"}
+    | {"mj-image", "mj-navbar", "mj-navbar-link", "mj-raw", "mj-section", "mj-social"}
+    | {"mj-social-element", "mj-spacer", "mj-table", "mj-text", "mj-wrapper"}
+)
+_TAG_WITH_ATTRIBUTES = re.compile(r"<[A-Za-z][\w:.-]*\s[^<>]*>")
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
+_MJ_TAG = re.compile(r"<(/?)(mj[\w-]*)\b[^<>]*?(/?)>")
+_END_OF_STREAM = "unexpected end of stream"
+_FRAGMENT = ("<mjml><mj-body>", "</mj-body></mjml>")
+
+
+def compile_mjml(mjml: str, *, include: Callable[[str], str], sources: Mapping[Path, str]) -> str:
+    """HTML for MJML; INCLUDE renders an mj-include path; SOURCES (layout first) locate errors."""
+    failures: list[Exception] = []
+
+    def load(path: str) -> str:
+        try:
+            return fold_attribute_whitespace(include(path))
+        except Exception as exc:  # MRML swallows it into "unable to load"; raise it after
+            failures.append(exc)
+            raise
+
+    try:
+        return mjml2html(fold_attribute_whitespace(mjml), include_loader=load)
+    except ValueError as exc:
+        if failures:
+            raise failures[0] from None
+        raise _locate(str(exc), mjml, sources) from None
+
+
+def fold_attribute_whitespace(markup: str) -> str:
+    """Every quoted attribute value with its whitespace runs folded to one space."""
+
+    def fold_tag(tag: re.Match[str]) -> str:
+        return _QUOTED.sub(lambda value: " ".join(value[0].split()) if "\n" in value[0] else value[0], tag[0])
+
+    return _TAG_WITH_ATTRIBUTES.sub(fold_tag, markup)
+
+
+def mjml_warnings(sources: Mapping[Path, str]) -> list[str]:
+    """What MRML accepts silently but a reader would notice: unknown tags, and mj-include in the body."""
+    warnings: list[str] = []
+    for path, source in sources.items():
+        body = source.find("<mj-body")
+        for match in _MJ_TAG.finditer(source):
+            where = f"{path}:{_line(source, match.start())}"
+            if match[2] not in KNOWN_TAGS:
+                warnings.append(
+                    f"{where}: unknown MJML tag <{match[2]}> is passed through as-is; clients ignore it"
+                )
+            elif match[2] == "mj-include" and not match[1] and 0 <= body < match.start():
+                warnings.append(
+                    f"{where}: sections from <mj-include> in mj-body lose the body width (MRML 1.4.2); "
+                    "use {% include %} there"
+                )
+    return warnings
+
+
+def _locate(message: str, rendered: str, sources: Mapping[Path, str]) -> LayoutError:
+    for path, source in sources.items():
+        blanked = JINJA_CONSTRUCT.sub(lambda m: re.sub(r"[^\n]", " ", m[0]), source)
+        whole = blanked.lstrip().startswith("<mjml")
+        found = _find_error(blanked, *(("", "") if whole else _FRAGMENT))
+        if found:
+            line, what = found
+            return LayoutError(what, path=path, line=line)
+    layout = next(iter(sources), None)
+    found = _find_error(rendered, "", "")
+    detail = f" ({found[1]}, line {found[0]} of the rendered layout)" if found else ""
+    return LayoutError(f"MJML cannot compile the rendered layout: {message}{detail}", path=layout)
+
+
+def _find_error(text: str, before: str, after: str) -> tuple[int, str] | None:
+    """(line, description) of the first MJML syntax error in TEXT, or None if MRML accepts it."""
+    error = _mrml_error(before + text + after)
+    if error is None:
+        return None
+    if _END_OF_STREAM in error:
+        return _unclosed(text)
+    # Prefixes cut at a '<' end inside the structure (end of stream) until they take in the bad token.
+    cuts = [m.start() for m in re.finditer("<", text)] + [len(text)]
+    low, high = 0, len(cuts) - 1
+    while low < high:
+        middle = (low + high) // 2
+        failure = _mrml_error(before + text[: cuts[middle]])
+        if failure is None or _END_OF_STREAM in failure:
+            low = middle + 1
+        else:
+            high = middle
+    start = cuts[low - 1] if low else 0
+    snippet = text[start:].split("\n", 1)[0].strip()[:60]
+    return _line(text, start), f"MJML syntax error at `{snippet}` (a stray `<`, or an unquoted attribute?)"
+
+
+def _unclosed(text: str) -> tuple[int, str]:
+    stack: list[tuple[str, int]] = []
+    for match in _MJ_TAG.finditer(text):
+        closing, name, self_closing = match[1], match[2], match[3]
+        if self_closing:
+            continue
+        if not closing:
+            stack.append((name, match.start()))
+        elif stack and stack[-1][0] == name:
+            stack.pop()
+        else:
+            break
+    if stack:
+        name, offset = stack[-1]
+        return _line(text, offset), f"MJML: <{name}> is never closed"
+    return _line(text, len(text)), "MJML: the file ends inside an element (a tag is not closed)"
+
+
+def _mrml_error(mjml: str) -> str | None:
+    try:
+        mjml2html(mjml, include_loader=lambda path: "")
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _line(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1

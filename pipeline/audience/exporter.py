@@ -1,0 +1,92 @@
+"""CSV export of contacts, safe to open in a spreadsheet, in the shape the importer reads back.
+
+A cell starting with = + - @ tab or CR would be run as a formula by Excel or
+LibreOffice (OWASP "CSV injection"); such cells get a leading apostrophe, which
+spreadsheets show as text and `restore` takes off again on import.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
+
+from sqlalchemy import Select, select
+from sqlmodel import Session
+
+from pipeline.audience.contacts import PERSONAL_FIELDS
+from pipeline.audience.segments import Audience, audience_query, check_lists
+from pipeline.storage.models import Contact
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: str) -> str:
+    """A leading apostrophe makes a spreadsheet show a formula as text; a cell that already starts
+    with one gets another, so that `restore` can tell the two apart."""
+    return "'" + cell if cell.startswith((*FORMULA_TRIGGERS, "'")) else cell
+
+
+def restore(cell: str) -> str:
+    """Undo `neutralise`: an apostrophe before a formula trigger or another apostrophe came from an export."""
+    return cell[1:] if cell.startswith("'") and cell[1:2] and cell[1:2] in (*FORMULA_TRIGGERS, "'") else cell
+
+
+class SafeWriter:
+    """A csv writer that neutralises every cell."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._writer = csv.writer(out, lineterminator="\n")
+
+    def writerow(self, cells: Iterable[str]) -> None:
+        self._writer.writerow([neutralise(cell) for cell in cells])
+
+
+def writer(out: TextIO) -> SafeWriter:
+    return SafeWriter(out)
+
+
+def cell_of(value: Any) -> str:
+    """An attribute value as the importer will type it back (true/false, 42, 1.5, text)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _contacts(session: Session, query: Select[tuple[Contact]], batch: int) -> Iterator[Contact]:
+    yield from session.execute(query.execution_options(yield_per=batch)).scalars()
+
+
+def export_contacts(
+    session: Session, out: TextIO, audience: Audience | None = None, *, batch: int = 2000
+) -> int:
+    """Write the audience's contacts (all contacts without one) to OUT as CSV; returns the row count.
+
+    Two streamed passes: the first collects the attribute names for the header, so
+    memory stays flat however many contacts there are.
+    """
+    if audience is not None:
+        check_lists(session, audience)
+        query = audience_query(audience)
+    else:
+        query = select(Contact).order_by(Contact.id)  # type: ignore[arg-type]
+    names: set[str] = set()
+    for (attributes,) in session.execute(
+        query.with_only_columns(Contact.attributes).execution_options(yield_per=batch)  # type: ignore[arg-type]
+    ):
+        names.update(attributes)
+    attributes_order = sorted(names)
+    csv_out = writer(out)
+    csv_out.writerow(["email", *PERSONAL_FIELDS, *attributes_order])
+    count = 0
+    for contact in _contacts(session, query, batch):
+        fixed = [contact.email, *(getattr(contact, name) or "" for name in PERSONAL_FIELDS)]
+        csv_out.writerow(fixed + [cell_of(contact.attributes.get(name)) for name in attributes_order])
+        count += 1
+        session.expunge(contact)
+    return count

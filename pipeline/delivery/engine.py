@@ -1,0 +1,545 @@
+"""The sending engine: claim deliveries, personalise, build, send, record — one worker's loop.
+
+One worker is one asyncio loop with:
+
+- a feeder that claims batches from the outbox (leased, see outbox.claim_batch) into a
+  `PacedQueue`, keeping about a batch ahead of the senders, and every second picks up
+  new suppressions, runs paused or cancelled elsewhere, and expired leases;
+- `transport.concurrency` senders, each taking the next delivery the rate limits
+  allow, rendering it from the run's frozen template, and handing it to the transport;
+- a recorder that writes outcomes as they come, in groups: a write waits a few
+  milliseconds for more outcomes to join it, and while it is in the database the
+  next outcomes gather for the following one (group commit), so a 250 is recorded
+  within a few milliseconds and one commit of arriving, at any sending rate.
+
+All database work runs on one thread beside the loop, in order, so SQLite sees a
+single writer and the loop never blocks on I/O.
+
+Crash safety: a delivery is `sending` under a lease before its message is handed
+over, and `sent` right after the reply. A worker killed in between leaves a
+`sending` row that is claimed again once its lease runs out (at once, by
+`comms runs resume`, when the dead worker was on this machine), and resent with
+the same deterministic Message-ID, so the recipient can tell the copies apart from
+a second message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+
+from pipeline.assembly.personalize import Personalizer, Recipient
+from pipeline.assembly.tracking import recipient_tracking
+from pipeline.delivery.pacing import PacedQueue
+from pipeline.delivery.transports.base import SendResult, Transport
+from pipeline.delivery.verdicts import Action, classify
+from pipeline.message.dkim import Signer
+from pipeline.message.mime import MessageBuilder, message_id
+from pipeline.message.urls import recipient_links
+from pipeline.storage import outbox
+from pipeline.storage.models import DeliveryStatus, Run, RunStatus, utcnow
+from pipeline.workspace.folders import Workspace
+from pipeline.workspace.settings import Settings
+
+log = logging.getLogger("comms.dispatch")
+
+T = TypeVar("T")
+
+_WATCH_EVERY_S = 1.0
+# How long a write waits for more outcomes. A transaction costs the database thread
+# ~70 us of CPU however few rows it holds, and that thread shares the GIL with the
+# senders: written one or two at a time, outcomes cost the loop ~10% of its rate.
+_GATHER_S = 0.005
+
+
+def _here() -> str:
+    """This machine and PID namespace: containers may share a hostname but never a PID namespace,
+    so a pid is only looked up among the processes it could belong to."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return f"{socket.gethostname()}/{namespace}"
+
+
+def worker_name() -> str:
+    """host/pidns:pid:nonce — unique per worker, and enough to tell whether a lease holder here is dead."""
+    return f"{_here()}:{os.getpid()}:{random.getrandbits(32):08x}"
+
+
+def _is_dead_here(holder: str) -> bool:
+    """True when HOLDER was a worker process on this machine (and PID namespace) that no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != _here() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@dataclass
+class Tally:
+    """What this worker has recorded so far."""
+
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retried: int = 0
+    by_run: dict[int, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, outcome: outbox.Outcome) -> None:
+        name = {
+            DeliveryStatus.sent: "sent",
+            DeliveryStatus.failed: "failed",
+            DeliveryStatus.skipped: "skipped",
+            DeliveryStatus.queued: "retried",
+        }[outcome.status]
+        setattr(self, name, getattr(self, name) + 1)
+        counts = self.by_run.setdefault(outcome.run_id, {})
+        counts[name] = counts.get(name, 0) + 1
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    worker: str
+    tally: Tally
+    stopped: bool  # a stop was asked for (SIGTERM, Ctrl-C) before the work ran out
+    paused: dict[int, str]  # runs this worker paused itself, and why
+
+
+class _Database:
+    """The one thread that talks to the database; each call is one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="comms-db")
+
+    async def call(self, query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        def transaction() -> T:
+            with self._engine.begin() as conn:
+                return query(conn, *args, **kwargs)
+
+        return await asyncio.get_running_loop().run_in_executor(self._thread, transaction)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+
+
+class _RunContext:
+    """Everything needed to send one run's messages, built once from its frozen columns."""
+
+    def __init__(self, settings: Settings, run: Run, signer: Signer | None) -> None:
+        assert run.id is not None
+        self.run_id = run.id
+        self.personalizer = Personalizer(run.subject_template, run.html_template, run.text_template)
+        self.builder = MessageBuilder(
+            settings, campaign=run.campaign, department=run.department, run_id=run.id, signer=signer
+        )
+        self.domain = settings.sender.from_email.rpartition("@")[2]
+        self.message_id_salt = str(run.meta["message_id_salt"])
+        self.stopped = False  # paused or cancelled (by us or elsewhere): send nothing more
+        self.pause_reason = ""  # why this worker paused it
+        self.pause_written = False
+        self.connection_failures = 0  # consecutive
+        self.policy_refusals = 0
+
+
+class _Recorder:
+    """Writes outcomes in arrival order, each write carrying whatever gathered during the last
+    and during a _GATHER_S wait of its own."""
+
+    def __init__(
+        self, db: _Database, worker: str, on_recorded: Callable[[list[outbox.Outcome]], None]
+    ) -> None:
+        self._db = db
+        self._worker = worker
+        self._on_recorded = on_recorded
+        self._pending: list[outbox.Outcome] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+
+    def add(self, outcome: outbox.Outcome) -> None:
+        self._pending.append(outcome)
+        self._idle.clear()
+        self._wake.set()
+
+    async def flush(self) -> None:
+        await self._idle.wait()
+
+    def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            if not self._closing:
+                await asyncio.sleep(_GATHER_S)
+            self._wake.clear()
+            if self._pending:
+                batch, self._pending = self._pending, []
+                await self._db.call(outbox.record, self._worker, batch)
+                self._on_recorded(batch)
+            if not self._pending:
+                self._idle.set()
+                if self._closing:
+                    return
+
+
+class _Worker:
+    def __init__(
+        self,
+        ws: Workspace,
+        engine: Engine,
+        transport: Transport,
+        *,
+        run_id: int | None,
+        stop: asyncio.Event,
+        on_progress: Callable[[Tally], None] | None,
+        name: str,
+        idle_poll_s: float,
+    ) -> None:
+        self.settings = ws.settings
+        self.transport = transport
+        self.run_id = run_id
+        self.stop = stop
+        self.on_progress = on_progress
+        self.name = name
+        self.idle_poll_s = idle_poll_s
+        self.db = _Database(engine)
+        self.signer = Signer.from_settings(self.settings, ws.root)
+        self.queue: PacedQueue[outbox.Claimed] = PacedQueue(self.settings.rate)
+        self.recorder = _Recorder(self.db, name, self._recorded)
+        self.runs: dict[int, _RunContext] = {}
+        self.tally = Tally()
+        self.paused: dict[int, str] = {}
+        self.late_suppressed: set[str] = set()
+        self.watermark = 0
+        self.in_flight = 0
+        self.wake = asyncio.Event()
+        self.low_water = max(transport.concurrency, self.settings.dispatch.batch_size // 2)
+        self.rng = random.Random()
+        self.run_over = False  # RUN_ID is finished, paused or cancelled
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    async def run(self) -> WorkerReport:
+        self.settings.secret  # noqa: B018 -- fail now, not on the first message, without COMMS_SECRET
+        try:
+            self.watermark = await self.db.call(outbox.suppression_watermark)
+            await self._release_dead_workers()
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.recorder.run())
+                senders = [tasks.create_task(self._send_loop()) for _ in range(self.transport.concurrency)]
+                await self._feed()
+                await asyncio.gather(*senders)
+                await self._settle_pauses()
+                self.recorder.close()
+        finally:
+            self.db.close()
+        return WorkerReport(
+            self.name, self.tally, self.stop.is_set() and not self.run_over, dict(self.paused)
+        )
+
+    async def _feed(self) -> None:
+        """Keep the queue about a batch ahead of the senders until the work runs out or a stop."""
+        next_watch = 0.0
+        try:
+            while not self.stop.is_set() and not self.run_over:
+                if time.monotonic() >= next_watch:
+                    await self._watch()
+                    next_watch = time.monotonic() + _WATCH_EVERY_S
+                    continue
+                await self._settle_pauses()
+                if len(self.queue) >= self.low_water:
+                    await self._nap(_WATCH_EVERY_S)
+                    continue
+                claimed = await self.db.call(
+                    outbox.claim_batch,
+                    worker=self.name,
+                    limit=self.settings.dispatch.batch_size,
+                    lease_s=self.settings.dispatch.lease_s,
+                    now=utcnow(),
+                    run_id=self.run_id,
+                    max_per_week=self.settings.dispatch.max_per_week,
+                )
+                if claimed:
+                    await self._enqueue(claimed)
+                    continue
+                if len(self.queue) or self.in_flight:
+                    await self._nap(_WATCH_EVERY_S)
+                    continue
+                await self._idle()
+        finally:
+            self.queue.close()
+            await self._release(self.queue.remove(lambda _: True))
+
+    async def _idle(self) -> None:
+        """Nothing to claim and nothing in hand: finish drained runs, then wait for the next due retry."""
+        await self.recorder.flush()
+        finished = await self.db.call(outbox.finish_drained_runs, utcnow(), self.run_id)
+        for run_id in finished:
+            log.info("run %s finished", run_id)
+        if self.run_id is not None:
+            status = (await self.db.call(outbox.run_statuses, [self.run_id])).get(self.run_id)
+            if status != RunStatus.sending:
+                self.run_over = True
+                return
+        due = await self.db.call(outbox.next_due, self.run_id)
+        wait_s = self.idle_poll_s
+        if due is not None:
+            wait_s = min(wait_s, max(0.0, (due - utcnow()).total_seconds()))
+        await self._nap(wait_s)
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep until SECONDS pass, a stop, or a sender signals that something changed."""
+        self.wake.clear()
+        stop = asyncio.ensure_future(self.stop.wait())
+        wake = asyncio.ensure_future(self.wake.wait())
+        try:
+            await asyncio.wait({stop, wake}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            wake.cancel()
+
+    async def _enqueue(self, claimed: list[outbox.Claimed]) -> None:
+        unwanted = []
+        for item in claimed:
+            context = self.runs.get(item.run_id)
+            if context is not None and context.pause_reason and not context.pause_written:
+                unwanted.append(item)  # a sender paused the run while this claim was under way
+                continue
+            # Only sending runs are claimed from: a stopped context means the run was resumed since.
+            if context is None or context.stopped:
+                run = await self.db.call(outbox.get_run, item.run_id)
+                assert run is not None, (
+                    "a claimed delivery's run exists (deleting a run deletes its deliveries)"
+                )
+                self.runs[item.run_id] = _RunContext(self.settings, run, self.signer)
+            self.queue.put(item.domain, item)
+        await self._release(unwanted)
+
+    async def _watch(self) -> None:
+        """Once a second: late suppressions, runs stopped elsewhere, own leases kept, dead ones released."""
+        self.watermark, hashes = await self.db.call(outbox.suppressions_since, self.watermark)
+        self.late_suppressed.update(hashes)
+        if self.runs:
+            statuses = await self.db.call(outbox.run_statuses, list(self.runs))
+            for run_id, status in statuses.items():
+                context = self.runs[run_id]
+                if status != RunStatus.sending and not context.stopped:
+                    log.info("run %s is %s: stopping its deliveries", run_id, status)
+                    context.stopped = True
+                    await self._release(self.queue.remove(lambda item, r=run_id: item.run_id == r))
+                    if run_id == self.run_id:
+                        self.run_over = True
+        now = utcnow()
+        await self.db.call(outbox.renew_leases, self.name, now, self.settings.dispatch.lease_s)
+        released = await self.db.call(outbox.release_expired_leases, now)
+        if released:
+            log.warning("requeued %s deliveries whose worker's lease ran out", released)
+
+    async def _release_dead_workers(self) -> None:
+        holders = await self.db.call(outbox.lease_holders)
+        dead = [holder for holder in holders if _is_dead_here(holder)]
+        if dead:
+            released = await self.db.call(outbox.release_leases_of, dead, utcnow())
+            log.warning("requeued %s deliveries left in flight by %s", released, ", ".join(dead))
+
+    async def _settle_pauses(self) -> None:
+        """Write the pauses senders decided on, and give back what those runs still had queued."""
+        for context in self.runs.values():
+            if context.pause_reason and not context.pause_written:
+                context.pause_written = True
+                self.paused[context.run_id] = context.pause_reason
+                await self.db.call(
+                    outbox.set_run_status,
+                    context.run_id,
+                    RunStatus.paused,
+                    when=[RunStatus.sending],
+                    now=utcnow(),
+                    reason=context.pause_reason,
+                )
+                log.warning("run %s paused: %s", context.run_id, context.pause_reason)
+                await self._release(self.queue.remove(lambda item, r=context.run_id: item.run_id == r))
+                if context.run_id == self.run_id:
+                    self.run_over = True
+
+    async def _release(self, items: list[outbox.Claimed]) -> None:
+        if items:
+            await self.db.call(outbox.release_claims, self.name, [item.delivery_id for item in items])
+
+    # -- one delivery ----------------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        while (item := await self.queue.take()) is not None:
+            self.in_flight += 1
+            try:
+                await self._deliver(item)
+            finally:
+                self.in_flight -= 1
+                if len(self.queue) < self.low_water:
+                    self.wake.set()
+
+    async def _deliver(self, item: outbox.Claimed) -> None:
+        context = self.runs[item.run_id]
+        if context.stopped:
+            await self._release([item])
+            return
+        now = utcnow()
+        if item.recipient is None:
+            self.recorder.add(
+                outbox.Outcome(
+                    item.delivery_id, item.run_id, DeliveryStatus.skipped, now, skip_reason="erased"
+                )
+            )
+            return
+        if item.suppressed or item.email_hash in self.late_suppressed:
+            outcome = outbox.Outcome(
+                item.delivery_id, item.run_id, DeliveryStatus.skipped, now, skip_reason="suppressed"
+            )
+            self.recorder.add(outcome)
+            return
+        if item.capped:
+            reason = f"max_per_week: {self.settings.dispatch.max_per_week} messages in the last 7 days"
+            self.recorder.add(
+                outbox.Outcome(item.delivery_id, item.run_id, DeliveryStatus.skipped, now, skip_reason=reason)
+            )
+            return
+        links = recipient_links(self.settings, item.delivery_id)
+        try:
+            outgoing = context.builder.build(
+                context.personalizer.render(
+                    item.recipient, links, recipient_tracking(self.settings, item.delivery_id)
+                ),
+                to_email=item.email,
+                to_name=display_name(item.recipient),
+                message_id=message_id(
+                    item.run_id, item.contact_id, context.domain, salt=context.message_id_salt
+                ),
+                links=links,
+                delivery_id=item.delivery_id,
+            )
+        except Exception as exc:  # whatever one contact's data does to the template stays with them
+            # A template meeting one contact's data (or a header that data would break) fails
+            # that delivery only; `comms runs retry` sends it once the data is fixed.
+            reply = f"could not build the message: {exc}"
+            self.recorder.add(
+                outbox.Outcome(item.delivery_id, item.run_id, DeliveryStatus.failed, now, reply=reply)
+            )
+            return
+        result = await self.transport.send(outgoing)
+        self.recorder.add(self._judge(context, item, result, outgoing.message_id))
+
+    def _pause(self, context: _RunContext, reason: str) -> None:
+        """Send no more of this run; the feeder writes the pause and gives back what was queued."""
+        if not context.stopped:
+            context.stopped = True
+            context.pause_reason = reason
+            self.wake.set()
+
+    def _judge(
+        self, context: _RunContext, item: outbox.Claimed, result: SendResult, sent_id: str
+    ) -> outbox.Outcome:
+        now = utcnow()
+        verdict = classify(
+            result,
+            attempts=item.attempts,
+            first_attempt_at=item.first_attempt_at,
+            now=now,
+            retry=self.settings.retry,
+            rng=self.rng,
+        )
+        limits = self.settings.dispatch
+        context.connection_failures = context.connection_failures + 1 if verdict.connection else 0
+        if context.connection_failures >= limits.pause_after_connection_failures:
+            self._pause(
+                context, f"{context.connection_failures} connection failures in a row; last: {result.reply}"
+            )
+        if verdict.policy:
+            context.policy_refusals += 1
+            if context.policy_refusals >= limits.pause_after_policy_refusals:
+                self._pause(
+                    context, f"{context.policy_refusals} policy refusals (5.7.x); last: {result.reply}"
+                )
+        base = {"code": result.code, "reply": verdict.reason or result.reply}
+        if verdict.action is Action.sent:
+            return outbox.Outcome(
+                item.delivery_id, item.run_id, DeliveryStatus.sent, now, message_id=sent_id, **base
+            )
+        if verdict.action is Action.retry:
+            log.info(
+                "run %s delivery %s: retry at %s: %s", item.run_id, item.delivery_id, verdict.retry_at, base
+            )
+            return outbox.Outcome(
+                item.delivery_id, item.run_id, DeliveryStatus.queued, now, retry_at=verdict.retry_at, **base
+            )
+        log.info("run %s delivery %s: failed: %s", item.run_id, item.delivery_id, base["reply"])
+        bounce = item.email if verdict.hard_bounce else None
+        return outbox.Outcome(
+            item.delivery_id, item.run_id, DeliveryStatus.failed, now, hard_bounce=bounce, **base
+        )
+
+    def _recorded(self, outcomes: list[outbox.Outcome]) -> None:
+        for outcome in outcomes:
+            self.tally.add(outcome)
+        self.wake.set()
+        if self.on_progress is not None:
+            self.on_progress(self.tally)
+
+
+def display_name(recipient: Recipient) -> str | None:
+    """The To header's display name: first and last name, when the contact has either."""
+    return " ".join(part for part in (recipient.first_name, recipient.last_name) if part) or None
+
+
+async def run_worker(
+    ws: Workspace,
+    engine: Engine,
+    transport: Transport,
+    *,
+    run_id: int | None = None,
+    stop: asyncio.Event | None = None,
+    on_progress: Callable[[Tally], None] | None = None,
+    worker: str | None = None,
+    idle_poll_s: float = 1.0,
+) -> WorkerReport:
+    """Send queued deliveries through TRANSPORT (opened by the caller) until there is no more work.
+
+    With RUN_ID, only that run's deliveries, returning once it is finished, paused or
+    cancelled. Without, every sending run's, forever, waiting IDLE_POLL_S between
+    empty claims: the loop of `comms worker` and the daemon. Either way, setting STOP
+    stops claiming, finishes the messages in flight, gives back the rest and returns;
+    the runs stay as they are (the caller decides whether a stop pauses them).
+    """
+    state = _Worker(
+        ws,
+        engine,
+        transport,
+        run_id=run_id,
+        stop=stop or asyncio.Event(),
+        on_progress=on_progress,
+        name=worker or worker_name(),
+        idle_poll_s=idle_poll_s,
+    )
+    return await state.run()
+
+
+__all__ = ["Tally", "WorkerReport", "display_name", "run_worker", "worker_name"]

@@ -1,0 +1,285 @@
+"""The tracking server (Starlette): open pixel, clicks, unsubscribe, view online, preferences, webhooks.
+
+Every URL carries a signed token (pipeline.message.tokens) naming a delivery, and for clicks a link index;
+nothing else is taken from the request to decide what to do. A token that does not verify gets 404
+and nothing is written. A click redirects only to the link the run froze at that index
+(Run.meta["links"], written by pipeline.assembly.tracking), never to a URL from the request.
+
+Unsubscribe follows RFC 8058: a POST (urlencoded or multipart ``List-Unsubscribe=One-Click``, which
+mail clients send without cookies or redirects) unsubscribes at once, answers 200 and is idempotent;
+a GET only shows a confirmation page with a button, because link scanners and prefetchers follow
+GETs. Database work runs in Starlette's thread pool; run-level data is cached per process, which is
+safe because a run's template and links are frozen when it starts.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from functools import lru_cache
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from pipeline.assembly.personalize import Personalizer, Recipient
+from pipeline.assembly.tracking import is_link_template, recipient_tracking, render_link, safe_target
+from pipeline.audience.contacts import is_suppressed, normalize_email
+from pipeline.feedback.events import judge_click, judge_open, record_event
+from pipeline.feedback.pages import not_found_page, preferences_page, unsubscribe_page, unsubscribed_page
+from pipeline.feedback.preferences import delivery_address, get_contact, leave_list, list_choices, unsubscribe
+from pipeline.feedback.webhooks import SnsFetcher, fetch_from_sns, handle_ses
+from pipeline.message.tokens import read_token
+from pipeline.message.urls import recipient_links
+from pipeline.storage.engines import session
+from pipeline.storage.models import Delivery, EventKind, Run, utcnow
+from pipeline.workspace.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The smallest transparent GIF (1x1, 43 bytes).
+PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+NO_CACHE = {
+    "Cache-Control": "no-store, no-cache, must-revalidate, private, max-age=0",
+    "Pragma": "no-cache",
+    "Expires": "0",
+}
+RUN_CACHE_SIZE = 64
+
+
+class _Server:
+    """The endpoints, bound to one settings object and one engine (wired up in create_app)."""
+
+    def __init__(self, settings: Settings, engine: Engine, fetcher: SnsFetcher) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.fetcher = fetcher
+        # settings.secret raises the SettingsError naming COMMS_SECRET when no key is set.
+        settings.secret  # noqa: B018 -- refuse to serve without a key rather than 404 every link
+        self.secrets = settings.verifying_keys
+        self.run_links = lru_cache(maxsize=RUN_CACHE_SIZE)(self._run_links)
+        self.personalizer = lru_cache(maxsize=RUN_CACHE_SIZE)(self._personalizer)
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def delivery_id(self, request: Request, purpose: str) -> int | None:
+        found = read_token(self.secrets, purpose, request.path_params["token"])
+        return None if found is None else found[0]
+
+    def not_found(self) -> HTMLResponse:
+        return HTMLResponse(not_found_page(self.settings), status_code=404, headers=NO_CACHE)
+
+    def _run_links(self, run_id: int) -> tuple[str, ...]:
+        with session(self.engine) as db:
+            run = db.get(Run, run_id)
+            return tuple(run.meta.get("links", ())) if run is not None else ()
+
+    def _personalizer(self, run_id: int) -> Personalizer | None:
+        with session(self.engine) as db:
+            run = db.get(Run, run_id)
+            if run is None:
+                return None
+            return Personalizer(run.subject_template, run.html_template, run.text_template)
+
+    # -- open and click ----------------------------------------------------------------------------
+
+    async def open_pixel(self, request: Request) -> Response:
+        delivery_id = self.delivery_id(request, "o")
+        if delivery_id is None:
+            return self.not_found()
+        agent = request.headers.get("user-agent")
+        ip = request.client.host if request.client else None
+        recorded = await run_in_threadpool(self._record_open, delivery_id, agent, ip)
+        if not recorded:
+            return self.not_found()
+        return Response(PIXEL_GIF, media_type="image/gif", headers=NO_CACHE)
+
+    def _record_open(self, delivery_id: int, agent: str | None, ip: str | None) -> bool:
+        verdict = judge_open(agent, ip)
+        with session(self.engine) as db:
+            if db.get(Delivery, delivery_id) is None:
+                return False
+            detail = {"why": verdict.why} if verdict.why else {}
+            record_event(
+                db, EventKind.open, delivery_id, user_agent=agent, machine=verdict.machine, detail=detail
+            )
+        return True
+
+    async def click(self, request: Request) -> Response:
+        found = read_token(self.secrets, "c", request.path_params["token"])
+        if found is None or found[1] is None:
+            return self.not_found()
+        agent = request.headers.get("user-agent")
+        target = await run_in_threadpool(self._record_click, found[0], found[1], request.method, agent)
+        if target is None:
+            return self.not_found()
+        return RedirectResponse(target, status_code=302, headers=NO_CACHE)
+
+    def _record_click(self, delivery_id: int, index: int, method: str, agent: str | None) -> str | None:
+        with session(self.engine) as db:
+            delivery = db.get(Delivery, delivery_id)
+            if delivery is None:
+                return None
+            links = self.run_links(delivery.run_id)
+            if index >= len(links):
+                return None
+            target = safe_target(self._link_for(db, delivery, links[index]))
+            if target is None:
+                log.warning("run %s link %s rendered to no http(s) URL", delivery.run_id, index)
+                return None
+            verdict = judge_click(method, agent, delivery.sent_at, utcnow())
+            record_event(
+                db,
+                EventKind.click,
+                delivery_id,
+                url=target,
+                link_index=index,
+                user_agent=agent,
+                machine=verdict.machine,
+                detail={"why": verdict.why} if verdict.why else {},
+            )
+            return target
+
+    def _link_for(self, db: Session, delivery: Delivery, link: str) -> str:
+        if not is_link_template(link):
+            return link
+        assert delivery.id is not None
+        return render_link(link, self._recipient(db, delivery), recipient_links(self.settings, delivery.id))
+
+    def _recipient(self, db: Session, delivery: Delivery) -> Recipient:
+        contact = get_contact(db, delivery)
+        return Recipient.of(contact) if contact is not None else Recipient(email=delivery.email or "")
+
+    # -- unsubscribe and preferences ---------------------------------------------------------------
+
+    async def unsubscribe(self, request: Request) -> Response:
+        delivery_id = self.delivery_id(request, "u")
+        if delivery_id is None:
+            return self.not_found()
+        if request.method == "GET":
+            address = await run_in_threadpool(self._address, delivery_id)
+            if address is None:
+                return self.not_found()
+            links = recipient_links(self.settings, delivery_id)
+            page = unsubscribe_page(self.settings, address[0], links.preferences_url)
+            return HTMLResponse(page, headers=NO_CACHE)
+        form = await request.form()
+        # RFC 8058 clients post List-Unsubscribe=One-Click; our own page adds source=page.
+        source = "page" if form.get("source") == "page" else "one-click"
+        agent = request.headers.get("user-agent")
+        address = await run_in_threadpool(self._unsubscribe, delivery_id, source, agent)
+        if address is None:
+            return self.not_found()
+        return HTMLResponse(unsubscribed_page(self.settings, address[0]), headers=NO_CACHE)
+
+    def _address(self, delivery_id: int) -> tuple[str | None] | None:
+        """(address,) for a known delivery (the address is None once erased), None for no delivery."""
+        with session(self.engine) as db:
+            delivery = db.get(Delivery, delivery_id)
+            return None if delivery is None else (delivery_address(db, delivery),)
+
+    def _unsubscribe(self, delivery_id: int, source: str, agent: str | None) -> tuple[str | None] | None:
+        with session(self.engine) as db:
+            delivery = db.get(Delivery, delivery_id)
+            if delivery is None:
+                return None
+            unsubscribe(db, delivery, source=source, user_agent=agent)
+            return (delivery_address(db, delivery),)
+
+    async def preferences(self, request: Request) -> Response:
+        delivery_id = self.delivery_id(request, "p")
+        if delivery_id is None:
+            return self.not_found()
+        leave = None
+        if request.method == "POST":
+            leave = str((await request.form()).get("leave", ""))
+        agent = request.headers.get("user-agent")
+        page = await run_in_threadpool(self._preferences, delivery_id, leave, agent)
+        if page is None:
+            return self.not_found()
+        return HTMLResponse(page, headers=NO_CACHE)
+
+    def _preferences(self, delivery_id: int, leave: str | None, agent: str | None) -> str | None:
+        with session(self.engine) as db:
+            delivery = db.get(Delivery, delivery_id)
+            if delivery is None:
+                return None
+            notice = ""
+            if leave == "all":
+                unsubscribe(db, delivery, source="preferences", user_agent=agent)
+            elif leave and leave.isdigit() and leave_list(db, delivery, int(leave), user_agent=agent):
+                notice = "Done: you have left that list."
+            address = delivery_address(db, delivery)
+            suppressed = address is None or is_suppressed(db, normalize_email(address)[1])
+            choices = list_choices(db, delivery.contact_id) if delivery.contact_id is not None else []
+            return preferences_page(self.settings, address, choices, suppressed=suppressed, notice=notice)
+
+    # -- view online, health, webhooks -------------------------------------------------------------
+
+    async def view_online(self, request: Request) -> Response:
+        delivery_id = self.delivery_id(request, "v")
+        if delivery_id is None:
+            return self.not_found()
+        page = await run_in_threadpool(self._view_online, delivery_id)
+        return self.not_found() if page is None else HTMLResponse(page, headers=NO_CACHE)
+
+    def _view_online(self, delivery_id: int) -> str | None:
+        """The recipient's own message from the run's frozen template (its pixel makes this an open)."""
+        with session(self.engine) as db:
+            delivery = db.get(Delivery, delivery_id)
+            if delivery is None or (delivery.contact_id is None and not delivery.email):
+                return None  # erased: there is no one to render it for
+            personalizer = self.personalizer(delivery.run_id)
+            if personalizer is None:
+                return None
+            rendered = personalizer.render(
+                self._recipient(db, delivery),
+                recipient_links(self.settings, delivery_id),
+                recipient_tracking(self.settings, delivery_id),
+            )
+            return rendered.html
+
+    async def health(self, request: Request) -> Response:
+        try:
+            await run_in_threadpool(self._ping)
+        except SQLAlchemyError as exc:
+            reason = str(exc).splitlines()[0]
+            return JSONResponse({"status": "error", "database": reason}, status_code=503, headers=NO_CACHE)
+        return JSONResponse({"status": "ok"}, headers=NO_CACHE)
+
+    def _ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    async def ses_webhook(self, request: Request) -> Response:
+        body = await request.body()
+        status, message = await run_in_threadpool(
+            handle_ses, self.settings, self.engine, body, fetcher=self.fetcher
+        )
+        return PlainTextResponse(message, status_code=status)
+
+
+def create_app(settings: Settings, engine: Engine, *, sns_fetcher: SnsFetcher = fetch_from_sns) -> Starlette:
+    """The tracking server for SETTINGS (token keys from COMMS_SECRET) over ENGINE.
+
+    SNS_FETCHER GETs SNS certificate and subscription URLs (tests pass one serving their own).
+    """
+    server = _Server(settings, engine, sns_fetcher)
+    routes = [
+        Route("/o/{token}.gif", server.open_pixel, methods=["GET"]),
+        Route("/c/{token}", server.click, methods=["GET"]),  # HEAD too: Starlette adds it to GET
+        Route("/u/{token}", server.unsubscribe, methods=["GET", "POST"]),
+        Route("/p/{token}", server.preferences, methods=["GET", "POST"]),
+        Route("/v/{token}", server.view_online, methods=["GET"]),
+        Route("/health", server.health, methods=["GET"]),
+        Route("/webhooks/ses", server.ses_webhook, methods=["POST"]),
+    ]
+    return Starlette(routes=routes)
+
+
+__all__ = ["PIXEL_GIF", "create_app"]

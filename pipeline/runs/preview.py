@@ -1,0 +1,88 @@
+"""Previews: one recipient's finished message written as .html, .txt and .eml for a person to open."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.utils import formataddr
+from pathlib import Path
+
+from pipeline.assembly.campaign import assemble, check_campaign
+from pipeline.assembly.personalize import Personalizer, Recipient, preview_recipient
+from pipeline.audience.contacts import find_contact
+from pipeline.errors import ContactError
+from pipeline.message.mime import MessageBuilder, message_id
+from pipeline.message.urls import recipient_links
+from pipeline.storage.engines import connect, session
+from pipeline.workspace.folders import Workspace
+
+# Previews are never sent, so without COMMS_SECRET their links are signed with a throwaway key.
+PREVIEW_SECRET = "preview-only"
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    campaign: str
+    subject: str
+    sender: str
+    recipient: str
+    html_path: Path
+    text_path: Path
+    eml_path: Path
+    html_bytes: int
+    text_bytes: int
+    eml_bytes: int
+    warnings: tuple[str, ...]
+
+
+def find_recipient(ws: Workspace, email: str) -> Recipient:
+    """The stored contact with EMAIL, personalised as the database knows them."""
+    with session(connect(ws.settings)) as db:
+        contact = find_contact(db, email)
+    if contact is None:
+        raise ContactError(f"no contact {email} in the database")
+    return Recipient.of(contact)
+
+
+def preview_campaign(
+    ws: Workspace, name: str, out_dir: Path, *, contact_email: str | None = None
+) -> PreviewResult:
+    """Assemble NAME, render it for one recipient and write NAME.html/.txt/.eml into OUT_DIR."""
+    settings = ws.settings
+    if not settings.secrets:
+        settings = settings.model_copy(update={"secrets": [PREVIEW_SECRET]})
+    campaign = assemble(ws, name)
+    check_campaign(ws, campaign)
+    recipient = find_recipient(ws, contact_email) if contact_email else preview_recipient(settings)
+    links = recipient_links(settings, 0)
+    rendered = Personalizer.for_campaign(campaign).render(recipient, links)
+    builder = MessageBuilder(settings, campaign=campaign.name, department=campaign.department, run_id=0)
+    to_name = " ".join(p for p in (recipient.first_name, recipient.last_name) if p) or None
+    domain = settings.sender.from_email.rpartition("@")[2]
+    outgoing = builder.build(
+        rendered,
+        to_email=recipient.email,
+        to_name=to_name,
+        message_id=message_id(0, f"preview-{name}", domain),
+        links=links,
+        delivery_id=None,
+    )
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path, text_path, eml_path = (out_dir / f"{name}.{ext}" for ext in ("html", "txt", "eml"))
+    html_path.write_text(rendered.html, encoding="utf-8")
+    text_path.write_text(rendered.text, encoding="utf-8")
+    eml_path.write_bytes(outgoing.data)
+
+    return PreviewResult(
+        campaign=name,
+        subject=rendered.subject,
+        sender=formataddr((settings.sender.from_name, settings.sender.from_email)),
+        recipient=formataddr((to_name or "", recipient.email)),
+        html_path=html_path,
+        text_path=text_path,
+        eml_path=eml_path,
+        html_bytes=len(rendered.html.encode()),
+        text_bytes=len(rendered.text.encode()),
+        eml_bytes=len(outgoing.data),
+        warnings=campaign.warnings,
+    )

@@ -1,0 +1,5 @@
+"""The long-running processes: the daemon and its workers, the leader lock, Prometheus metrics and log
+lines.
+
+May import: timetable, feedback and everything below them.
+"""

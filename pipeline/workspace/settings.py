@@ -1,0 +1,204 @@
+"""Typed workspace settings: comms.toml, then the environment on top.
+
+Secrets (SMTP password, token keys) come only from the environment so that the
+campaigns repository can be public inside the company without leaking them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.errors import SettingsError
+from pipeline.workspace.tomlfile import read_toml, toml_line, validate
+
+SETTINGS_FILE = "comms.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Sender(_Section):
+    from_name: str
+    from_email: str
+    reply_to: str | None = None
+    # Feedback-ID's last field (Gmail postmaster groups complaints by it).
+    sender_id: str = "comms"
+    # List-Id is <campaign.department.list_id_domain> (RFC 2919).
+    list_id_domain: str
+    # The mailto: half of List-Unsubscribe (RFC 2369).
+    unsubscribe_mailto: str
+    # VERP envelope sender: bounces+TOKEN@domain, where TOKEN names the delivery.
+    bounce_address: str | None = None
+
+
+class Database(_Section):
+    # Relative SQLite paths are taken from the workspace root.
+    url: str = "sqlite:///comms.db"
+
+
+class Transport(_Section):
+    kind: Literal["file", "smtp", "console"] = "file"
+    # file transport: the folder the .eml files go to (relative to the workspace).
+    path: str = "outbox"
+    # smtp transport: smtp://user@host:port; the password only from COMMS_SMTP_PASSWORD.
+    url: str | None = None
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    # Plain (unencrypted) SMTP is refused except to loopback unless this is set.
+    allow_plain: bool = False
+    connections: int = Field(default=4, ge=1, le=64)
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class Tracking(_Section):
+    base_url: str = "http://127.0.0.1:8025"
+    listen: str | None = None
+    utm: dict[str, str] = Field(default_factory=dict)
+
+
+class Brand(_Section):
+    company: str
+    address: str
+    logo_url: str
+    website: str = ""
+    colors: dict[str, str] = Field(default_factory=dict)
+    fonts: dict[str, str] = Field(default_factory=dict)
+    # Anything else a layout may want as brand.* (social links, tagline...).
+    extra: dict[str, str] = Field(default_factory=dict)
+
+
+class Preview(_Section):
+    email: str = "preview@example.com"
+    first_name: str | None = "Alex"
+    last_name: str | None = "Example"
+    locale: str | None = None
+    timezone: str | None = None
+    attributes: dict[str, object] = Field(default_factory=dict)
+
+
+class Dkim(_Section):
+    selector: str
+    domain: str
+    key_file: str
+    # Optional second signature (RFC 8463).
+    ed25519_selector: str | None = None
+    ed25519_key_file: str | None = None
+
+
+class Rate(_Section):
+    per_second: float = Field(default=50.0, gt=0)
+    per_domain_per_second: float = Field(default=10.0, gt=0)
+    # Overrides for particular recipient domains.
+    domains: dict[str, float] = Field(default_factory=dict)
+
+
+class Retry(_Section):
+    schedule_s: list[float] = Field(default_factory=lambda: [60, 300, 900, 3600, 7200], min_length=1)
+    max_age_h: float = Field(default=48.0, gt=0)
+
+
+class Dispatch(_Section):
+    batch_size: int = Field(default=200, ge=1)
+    lease_s: float = Field(default=300.0, gt=0)
+    pause_after_connection_failures: int = Field(default=10, ge=1)
+    pause_after_policy_refusals: int = Field(default=20, ge=1)
+    max_per_week: int | None = Field(default=None, ge=1)
+
+
+class Bounces(_Section):
+    # Mailbox `comms bounces poll` reads: imaps://user@host[:port][/FOLDER] (imap:// only to loopback);
+    # the password only from COMMS_IMAP_PASSWORD.
+    imap_url: str | None = None
+    # Where processed messages are moved (created if missing).
+    processed_folder: str = "comms-processed"
+    # This many soft bounces in a row (the address's latest sent deliveries) suppress the address.
+    soft_bounce_limit: int = Field(default=3, ge=1)
+    # Amazon SES via SNS: only notifications from these topics are accepted (none: endpoint off).
+    ses_topic_arns: list[str] = Field(default_factory=list)
+
+
+class Daemon(_Section):
+    # An occurrence the daemon was down for still runs when it starts within this many seconds
+    # of the occurrence; later, it is recorded as a `missed` run instead.
+    grace_s: float = Field(default=3600.0, ge=0)
+    # Dispatch workers inside the daemon (each with [transport] connections).
+    concurrency: int = Field(default=1, ge=1, le=32)
+    # host:port for /metrics and /health (daemon and `comms worker`); unset: not served.
+    metrics_listen: str | None = None
+    # How often a standby daemon tries to take over the leader's lock.
+    standby_poll_s: float = Field(default=5.0, gt=0)
+
+
+class Settings(_Section):
+    sender: Sender
+    brand: Brand
+    database: Database = Field(default_factory=Database)
+    transport: Transport = Field(default_factory=Transport)
+    tracking: Tracking = Field(default_factory=Tracking)
+    preview: Preview = Field(default_factory=Preview)
+    dkim: Dkim | None = None
+    rate: Rate = Field(default_factory=Rate)
+    retry: Retry = Field(default_factory=Retry)
+    dispatch: Dispatch = Field(default_factory=Dispatch)
+    bounces: Bounces = Field(default_factory=Bounces)
+    daemon: Daemon = Field(default_factory=Daemon)
+
+    # Filled from the environment only, never from the file.
+    smtp_password: str | None = Field(default=None, exclude=True)
+    imap_password: str | None = Field(default=None, exclude=True)
+    secrets: list[str] = Field(default_factory=list, exclude=True)
+
+    @property
+    def secret(self) -> bytes:
+        """The current token key; COMMS_SECRET="new,old,..." keeps older keys verifying."""
+        if not self.secrets:
+            raise SettingsError("COMMS_SECRET is not set: tracking and unsubscribe tokens need it")
+        return self.secrets[0].encode()
+
+    @property
+    def verifying_keys(self) -> list[bytes]:
+        """Every key a token may have been signed with: the current one first, then older ones."""
+        return [key.encode() for key in self.secrets]
+
+
+def _apply_environment(data: dict, env: os._Environ[str] | dict[str, str]) -> None:
+    if url := env.get("COMMS_DATABASE_URL"):
+        data.setdefault("database", {})["url"] = url
+    if url := env.get("COMMS_SMTP_URL"):
+        transport = data.setdefault("transport", {})
+        transport["url"] = url
+        transport["kind"] = "smtp"
+    if base := env.get("COMMS_TRACKING_URL"):
+        data.setdefault("tracking", {})["base_url"] = base
+
+
+def load_settings(root: Path, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
+    """Read ROOT/comms.toml, apply the environment, validate; errors name file and line."""
+    env = os.environ if env is None else env
+    path = root / SETTINGS_FILE
+    if not path.is_file():
+        raise SettingsError(f"no {SETTINGS_FILE} here (is --workspace right?)", path=path)
+    text, data = read_toml(path, path, SettingsError)
+    for section, values in data.items():
+        for key in values if isinstance(values, dict) else ():
+            if "password" in key or "secret" in key:
+                raise SettingsError(
+                    f"{section}.{key}: secrets never go in {SETTINGS_FILE}; set them in the environment "
+                    "(COMMS_SECRET, COMMS_SMTP_PASSWORD, COMMS_IMAP_PASSWORD)",
+                    path=path,
+                    line=toml_line(text, (section, key)),
+                )
+    _apply_environment(data, env)
+    settings = validate(Settings, text, data, path, SettingsError)
+    settings.smtp_password = env.get("COMMS_SMTP_PASSWORD")
+    settings.imap_password = env.get("COMMS_IMAP_PASSWORD")
+    settings.secrets = [key.strip() for key in env.get("COMMS_SECRET", "").split(",") if key.strip()]
+    if settings.database.url.startswith("sqlite:///") and not settings.database.url.startswith("sqlite:////"):
+        relative = settings.database.url.removeprefix("sqlite:///")
+        if relative and relative != ":memory:":
+            settings.database.url = f"sqlite:///{(root / relative).resolve()}"
+    return settings

@@ -1,0 +1,257 @@
+"""CSV import: the tricky file, idempotence, --update, --list, suppressions, and the export round trip."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from pipeline.audience.contacts import erase, suppress
+from pipeline.audience.exporter import export_contacts
+from pipeline.audience.importer import import_contacts
+from pipeline.errors import ContactError
+from pipeline.storage.engines import make_engine, session, upgrade
+from pipeline.storage.models import Contact, MailingList, Subscription, SubscriptionStatus, SuppressionReason
+
+from .conftest import AddContact
+
+# BOM, semicolons, blank lines, case and IDN duplicates, a formula, too many fields, bad timezone...
+TRICKY = (
+    "\ufeffemail;first_name;last_name;timezone;plan;age;vip;joined\n"
+    "Anna.Kowalska@Example.com;Anna;Kowalska;Europe/Warsaw;pro;34;true;2024-01-05\n"  # 2
+    "anna.kowalska@example.COM;Anna;Again;;;;;\n"  # 3 duplicate of 2
+    "not-an-email;No;At;;;;;\n"  # 4 invalid
+    "\n"  # 5 blank
+    "Zoë.Müller@bücher.de;Zoë;Müller;Europe/Berlin;free;29;false;2023-11-30\n"  # 6
+    "ZOË.MÜLLER@XN--BCHER-KVA.DE;Zoë;Again;;;;;\n"  # 7 duplicate of 6 (case and IDN spelling)
+    ";Empty;Email;;;;;\n"  # 8 empty email
+    'mallory@example.org;"=HYPERLINK(""http://evil.example"",""click"")";Hacker;;;;;\n'  # 9
+    "too@many.example.com;A;B;;;;;;extra\n"  # 10 too many fields
+    "\n"  # 11 blank
+    "tz@example.com;Tim;Zone;Mars/Olympus;;;;\n"  # 12 bad timezone
+    " spaces@example.com ;  Sam  ;Space;;pro;007;TRUE;2024-02-29\n"  # 13
+    "ünïcödé@example.com;Ünï;Cödé;;;-3;;\n"  # 14
+    ";;;;;;;\n"  # 15 an all-empty row counts as blank
+)
+EXPECTED_REJECTS = {
+    3: "duplicate of line 2",
+    4: "invalid email 'not-an-email'",
+    7: "duplicate of line 6",
+    8: "empty email",
+    10: "expected 8 fields, found 9",
+    12: "unknown timezone 'Mars/Olympus'",
+}
+
+
+@pytest.fixture
+def tricky(tmp_path: Path) -> Path:
+    path = tmp_path / "contacts.csv"
+    path.write_text(TRICKY, encoding="utf-8")
+    return path
+
+
+def _contacts(engine: Engine) -> dict[str, Contact]:
+    with session(engine) as current:
+        return {c.email: c for c in current.scalars(select(Contact))}
+
+
+def _rejects(path: Path) -> dict[int, str]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == [
+        "line",
+        "reason",
+        "email",
+        "first_name",
+        "last_name",
+        "timezone",
+        "plan",
+        "age",
+        "vip",
+        "joined",
+    ]
+    return {int(row[0]): row[1] for row in rows[1:]}
+
+
+def test_tricky_file_lands_good_rows_and_explains_every_reject(engine: Engine, tricky: Path, tmp_path: Path):
+    rejects = tmp_path / "rejects.csv"
+    summary = import_contacts(engine, tricky, rejects_path=rejects)
+
+    assert (summary.inserted, summary.updated, summary.unchanged, summary.rejected) == (5, 0, 0, 6)
+    assert summary.reasons == {"duplicate": 2, "invalid": 1, "empty": 1, "fields": 1, "timezone": 1}
+    found = _rejects(rejects)
+    assert sorted(found) == sorted(EXPECTED_REJECTS)
+    for line, reason in EXPECTED_REJECTS.items():
+        assert found[line].startswith(reason), (line, found[line])
+
+    contacts = _contacts(engine)
+    assert sorted(contacts) == [
+        "Anna.Kowalska@example.com",
+        "Zoë.Müller@xn--bcher-kva.de",
+        "mallory@example.org",
+        "spaces@example.com",
+        "ünïcödé@example.com",
+    ]
+    anna = contacts["Anna.Kowalska@example.com"]
+    assert anna.email_key == "anna.kowalska@example.com"
+    assert (anna.first_name, anna.last_name, anna.timezone) == ("Anna", "Kowalska", "Europe/Warsaw")
+    assert anna.attributes == {"plan": "pro", "age": 34, "vip": True, "joined": "2024-01-05"}
+    sam = contacts["spaces@example.com"]
+    assert sam.first_name == "Sam"
+    # A leading zero keeps it text; booleans are case-insensitive; empty cells are absent.
+    assert sam.attributes == {"plan": "pro", "age": "007", "vip": True, "joined": "2024-02-29"}
+    assert contacts["ünïcödé@example.com"].attributes == {"age": -3}
+    assert contacts["mallory@example.org"].first_name == '=HYPERLINK("http://evil.example","click")'
+
+
+def test_importing_the_same_file_twice_changes_nothing(engine: Engine, tricky: Path):
+    import_contacts(engine, tricky, list_name="customers")
+    before = {email: (c.updated_at, c.attributes) for email, c in _contacts(engine).items()}
+
+    again = import_contacts(engine, tricky, list_name="customers", update_existing=True)
+
+    assert (again.inserted, again.updated, again.unchanged, again.subscribed) == (0, 0, 5, 0)
+    assert {email: (c.updated_at, c.attributes) for email, c in _contacts(engine).items()} == before
+
+
+def test_update_overwrites_fields_and_merges_attributes(engine: Engine, tmp_path: Path):
+    first = tmp_path / "first.csv"
+    first.write_text("email,first_name,plan,age\na@example.com,Ann,pro,30\nb@example.com,Bob,free,40\n")
+    import_contacts(engine, first)
+    second = tmp_path / "second.csv"
+    second.write_text("email,first_name,age,city\nA@example.com,Anne,,Kraków\nb@example.com,Bob,40,\n")
+
+    without = import_contacts(engine, second)
+    assert (without.inserted, without.updated, without.unchanged) == (0, 0, 2)
+    assert _contacts(engine)["a@example.com"].first_name == "Ann"
+
+    summary = import_contacts(engine, second, update_existing=True)
+
+    assert (summary.updated, summary.unchanged) == (1, 1)
+    anne = _contacts(engine)["A@example.com"]
+    # The file's columns win (an empty cell removes the attribute); columns it lacks are kept.
+    assert anne.first_name == "Anne"
+    assert anne.attributes == {"plan": "pro", "city": "Kraków"}
+
+
+def test_list_subscribes_but_never_resubscribes(engine: Engine, tmp_path: Path, add_contact: AddContact):
+    add_contact("gone@example.com", lists={"news": SubscriptionStatus.unsubscribed})
+    path = tmp_path / "c.csv"
+    path.write_text("email\ngone@example.com\nnew@example.com\n")
+
+    summary = import_contacts(engine, path, list_name="news")
+
+    assert summary.subscribed == 1
+    with session(engine) as current:
+        statuses = dict(
+            current.execute(
+                select(Contact.email, Subscription.status)
+                .join(Subscription, Subscription.contact_id == Contact.id)
+                .join(MailingList, MailingList.id == Subscription.list_id)
+                .where(MailingList.name == "news")
+            ).all()
+        )
+    assert statuses == {"gone@example.com": "unsubscribed", "new@example.com": "subscribed"}
+
+
+def test_suppressed_and_erased_addresses_are_rejected(engine: Engine, tmp_path: Path):
+    path = tmp_path / "c.csv"
+    path.write_text("email\nblocked@example.com\nerased@example.com\nfine@example.com\n")
+    import_contacts(engine, path)
+    with session(engine) as current:
+        suppress(current, "Blocked@Example.com", SuppressionReason.complaint)
+        erase(current, "erased@example.com")
+
+    rejects = tmp_path / "rejects.csv"
+    summary = import_contacts(engine, path, rejects_path=rejects)
+
+    assert (summary.inserted, summary.unchanged, summary.rejected) == (0, 1, 2)
+    assert summary.reasons == {"suppressed": 2}
+    assert _rejects_of(rejects) == {2: "suppressed (complaint)", 3: "suppressed (erased)"}
+    assert "erased@example.com" not in _contacts(engine)
+
+
+def _rejects_of(path: Path) -> dict[int, str]:
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    return {int(row[0]): row[1] for row in rows[1:]}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("name,first_name\nx,y\n", "the header has no `email` column"),
+        ("email,Email\na@b.com,c@d.com\n", "appears twice in the header"),
+        ("email,created_at\na@b.com,2020-01-01\n", "is reserved"),
+        ("", "the file is empty"),
+        (b"email\n\xff\xfe@x.com\n", "not UTF-8"),
+    ],
+)
+def test_a_file_that_cannot_be_read_is_one_error_naming_it(engine: Engine, tmp_path: Path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ContactError, match=message) as caught:
+        import_contacts(engine, path)
+    assert str(caught.value).startswith(str(path))
+
+
+def test_progress_reaches_the_file_size(engine: Engine, tmp_path: Path):
+    path = tmp_path / "c.csv"
+    path.write_text("email\n" + "".join(f"u{i}@example.com\n" for i in range(250)))
+    seen: list[tuple[int, int]] = []
+
+    import_contacts(engine, path, batch_size=100, progress=lambda done, total: seen.append((done, total)))
+
+    size = path.stat().st_size
+    assert seen[-1] == (size, size)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_export_is_formula_safe_and_round_trips(engine: Engine, tricky: Path, tmp_path: Path):
+    import_contacts(engine, tricky)
+    with session(engine) as current:
+        out = io.StringIO()
+        assert export_contacts(current, out) == 5
+    exported = out.getvalue()
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    mallory = next(row for row in rows if row["email"] == "mallory@example.org")
+    assert mallory["first_name"] == '\'=HYPERLINK("http://evil.example","click")'
+    negative = next(row for row in rows if row["email"] == "ünïcödé@example.com")
+    assert negative["age"] == "'-3"
+
+    # Into a fresh database and out again: the same file, so nothing was lost or changed.
+    copy = tmp_path / "export.csv"
+    copy.write_text(exported, encoding="utf-8")
+    fresh_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    upgrade(fresh_url)
+    fresh = make_engine(fresh_url)
+    try:
+        assert import_contacts(fresh, copy).inserted == 5
+        with session(fresh) as current:
+            again = io.StringIO()
+            export_contacts(current, again)
+    finally:
+        fresh.dispose()
+    assert again.getvalue() == exported
+    assert import_contacts(engine, copy, update_existing=True).unchanged == 5
+
+
+def test_a_value_that_starts_with_an_apostrophe_survives_the_round_trip(engine: Engine, tmp_path: Path):
+    with session(engine) as current:
+        current.add(Contact(email="q@example.org", email_key="q@example.org", last_name="'=already text"))
+    out = tmp_path / "out.csv"
+    with session(engine) as current, out.open("w", encoding="utf-8") as handle:
+        export_contacts(current, handle)
+    assert "''=already text" in out.read_text(encoding="utf-8")
+
+    fresh_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    upgrade(fresh_url)
+    fresh = make_engine(fresh_url)
+    try:
+        assert import_contacts(fresh, out).inserted == 1
+        with session(fresh) as current:
+            assert current.scalar(select(Contact.last_name)) == "'=already text"
+    finally:
+        fresh.dispose()

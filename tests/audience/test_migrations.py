@@ -1,0 +1,102 @@
+"""Migrations: an empty database and one at the first revision with rows both reach head intact."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlmodel import SQLModel
+
+from pipeline.errors import SchemaOutdated
+from pipeline.storage import engines
+from pipeline.workspace.folders import Workspace
+
+ROWS_AT_0001 = [
+    "INSERT INTO contact (id, email, email_key, email_hash, attributes, created_at, updated_at) VALUES"
+    " (1, 'A@example.com', 'a@example.com', 'h1', '{\"plan\": \"pro\"}',"
+    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP),"
+    " (2, 'b@example.com', 'b@example.com', 'h2', '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    "INSERT INTO mailing_list (id, name, description, created_at) VALUES (1, 'news', '', CURRENT_TIMESTAMP)",
+    "INSERT INTO subscription (contact_id, list_id, status, created_at, updated_at)"
+    " VALUES (1, 1, 'subscribed', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    "INSERT INTO suppression (email_hash, email, reason, note, created_at)"
+    " VALUES ('h3', NULL, 'erased', '', CURRENT_TIMESTAMP)",
+]
+TABLES = ("contact", "mailing_list", "subscription", "suppression", "run", "delivery", "event")
+
+
+def _upgrade_to(url: str, revision: str) -> None:
+    engine = engines.make_engine(url)
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(engines.MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    engine.dispose()
+
+
+def test_an_empty_database_upgrades_to_the_schema_of_the_models(database_url: str):
+    assert engines.upgrade(database_url).current is None
+
+    engine = engines.make_engine(database_url)
+    try:
+        assert engines.schema_status(engine).up_to_date
+        with engine.connect() as connection:
+            # models.py and the migrations describe the same tables, columns, types and indexes.
+            assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
+    finally:
+        engine.dispose()
+    assert engines.upgrade(database_url).up_to_date  # a second upgrade changes nothing
+
+
+def test_a_database_at_the_first_revision_keeps_every_row(database_url: str, workspace: Workspace):
+    _upgrade_to(database_url, "0001")
+    engine = engines.make_engine(database_url)
+    with engine.begin() as connection:
+        for statement in ROWS_AT_0001:
+            connection.execute(text(statement))
+    with pytest.raises(
+        SchemaOutdated, match=r"^database is at revision 0001, code needs 0002: run `comms db upgrade`$"
+    ):
+        engines.connect(workspace.settings)
+
+    assert engines.upgrade(database_url).current == "0001"
+
+    with engine.connect() as connection:
+        counts = {table: connection.scalar(text(f"SELECT count(*) FROM {table}")) for table in TABLES}
+        email = connection.scalar(text("SELECT email FROM contact WHERE id = 1"))
+    engine.dispose()
+    assert counts == {
+        "contact": 2,
+        "mailing_list": 1,
+        "subscription": 1,
+        "suppression": 1,
+        "run": 0,
+        "delivery": 0,
+        "event": 0,
+    }
+    assert email == "A@example.com"
+    engines.connect(workspace.settings).dispose()
+
+
+def test_an_empty_database_is_refused_until_upgraded(workspace: Workspace):
+    with pytest.raises(SchemaOutdated, match=r"revision none \(empty database\), code needs 0002"):
+        engines.connect(workspace.settings)
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
+    engine = engines.make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == engines.SQLITE_BUSY_TIMEOUT_MS
+    engine.dispose()
+
+
+def test_plain_postgresql_urls_use_psycopg_3():
+    engine = engines.make_engine("postgresql://user@127.0.0.1:1/none")
+    assert engine.dialect.driver == "psycopg"
+    engine.dispose()

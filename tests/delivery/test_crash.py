@@ -1,0 +1,111 @@
+"""`comms send` as a real process, killed (SIGKILL) or stopped (SIGTERM) mid-run, then resumed."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from pipeline.storage.engines import session
+from pipeline.storage.models import Delivery, DeliveryStatus, Run, RunStatus
+from tests.delivery.conftest import CAMPAIGN, SECRET, configure, smtp_sections
+from tests.smtp_server import SmtpServer
+
+MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
+COMMS = [sys.executable, "-c", "from pipeline.cli import main; main()"]
+
+
+def _comms(root: Path, *args: str) -> list[str]:
+    return [*COMMS, *args, "--workspace", str(root)]
+
+
+def _env() -> dict[str, str]:
+    return os.environ | {"COMMS_SECRET": SECRET}
+
+
+def _message_ids_by_recipient(server: SmtpServer) -> dict[str, set[bytes]]:
+    received: dict[str, set[bytes]] = defaultdict(set)
+    for message in server.messages:
+        found = MESSAGE_ID.search(message.data)
+        assert found is not None
+        for rcpt in message.rcpt_tos:
+            received[rcpt].add(found[1])
+    return received
+
+
+def _start_sending(root: Path, smtp: SmtpServer, count: int) -> subprocess.Popen[bytes]:
+    # Slow the server down so the process is surely mid-run when the signal comes.
+    smtp.data_delay_s = 0.01
+    configure(root, smtp_sections(smtp.port, connections=4, batch_size=40))
+    return subprocess.Popen(
+        _comms(root, "send", CAMPAIGN, "--yes"), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def _only_run(engine: Engine) -> Run:
+    with session(engine) as db:
+        (run,) = db.exec(select(Run)).scalars().all()
+    return run
+
+
+def test_killed_mid_run_then_resumed_sends_everyone_once(
+    ws_root: Path, engine: Engine, add_contacts, smtp: SmtpServer
+) -> None:
+    emails = add_contacts(300)
+    process = _start_sending(ws_root, smtp, 300)
+    smtp.wait_for(60, timeout_s=60)
+    process.kill()
+    process.communicate(timeout=30)
+    interrupted = _only_run(engine)
+    assert interrupted.status == RunStatus.sending  # nobody got to pause it
+    assert len(smtp.messages) < 300
+    with session(engine) as db:
+        leased = db.exec(select(Delivery).where(Delivery.status == DeliveryStatus.sending)).scalars().all()
+    assert leased  # claimed by the dead process under a lease that has not run out
+
+    resumed = subprocess.run(
+        _comms(ws_root, "runs", "resume", str(interrupted.id)), env=_env(), capture_output=True, timeout=120
+    )
+
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    received = _message_ids_by_recipient(smtp)
+    assert set(received) == set(emails)  # no recipient without a copy
+    assert all(len(ids) == 1 for ids in received.values())  # any second copy has the same Message-ID
+    with session(engine) as db:
+        deliveries = db.exec(select(Delivery)).scalars().all()
+    assert {d.status for d in deliveries} == {DeliveryStatus.sent}
+    assert _only_run(engine).status == RunStatus.finished
+
+
+def test_sigterm_finishes_in_flight_pauses_the_run_and_exits_cleanly(
+    ws_root: Path, engine: Engine, add_contacts, smtp: SmtpServer
+) -> None:
+    emails = add_contacts(300)
+    process = _start_sending(ws_root, smtp, 300)
+    smtp.wait_for(40, timeout_s=60)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert process.returncode == 0
+
+    run = _only_run(engine)
+    assert run.status == RunStatus.paused
+    with session(engine) as db:
+        statuses = {d.status for d in db.exec(select(Delivery)).scalars()}
+    assert DeliveryStatus.sending not in statuses  # in-flight finished, the rest given back
+    sent_before = len(smtp.messages)
+    assert sent_before < 300
+
+    resumed = subprocess.run(
+        _comms(ws_root, "runs", "resume", str(run.id)), env=_env(), capture_output=True, timeout=120
+    )
+
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    received = _message_ids_by_recipient(smtp)
+    assert set(received) == set(emails)
+    assert len(smtp.messages) == 300  # a clean stop leaves nothing to send twice

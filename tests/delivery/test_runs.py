@@ -1,0 +1,106 @@
+"""Runs through the library and the `comms` command: dry runs, test sends, run control, the file transport."""
+
+from __future__ import annotations
+
+import email
+import re
+from email import policy
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.errors import RunError
+from pipeline.runs import control as runs
+from pipeline.storage.engines import session
+from pipeline.storage.models import Delivery, DeliveryStatus, Run, RunStatus
+from tests.delivery.conftest import CAMPAIGN, configure, open_ws, smtp_sections
+
+
+def _count(engine: Engine, model: type) -> int:
+    with session(engine) as db:
+        return db.exec(select(func.count()).select_from(model)).one()[0]
+
+
+def test_dry_run_renders_every_message_and_records_nothing(
+    ws_root: Path, engine: Engine, add_contacts
+) -> None:
+    add_contacts(25)
+
+    report = runs.dry_run(open_ws(ws_root), CAMPAIGN)
+
+    assert (report.plan.recipients, report.rendered, report.failed) == (25, 25, 0)
+    assert report.sample_to == "person0@example.com"
+    assert report.sample_subject and report.sample_subject.startswith("First0,")
+    assert "Hi First0," in (report.sample_text or "")
+    assert _count(engine, Run) == 0
+    assert not (ws_root / "outbox").exists()
+
+
+def test_test_send_goes_to_the_given_addresses_only_and_is_never_a_delivery(
+    ws_root: Path, engine: Engine, add_contacts, smtp
+) -> None:
+    add_contacts(5)
+    configure(ws_root, smtp_sections(smtp.port))
+    stranger = "reviewer@agency.example"
+
+    sent = runs.test_send(open_ws(ws_root), CAMPAIGN, ["person3@example.com", stranger])
+
+    assert [(s.email, s.personalised_as, s.result.code) for s in sent] == [
+        ("person3@example.com", "contact", 250),
+        (stranger, "preview", 250),
+    ]
+    subjects = {
+        m.rcpt_tos[0]: email.message_from_bytes(m.data, policy=policy.default)["Subject"]
+        for m in smtp.messages
+    }
+    assert subjects["person3@example.com"].startswith("[TEST] First3,")
+    assert subjects[stranger].startswith("[TEST] Alex,")  # the [preview] sample contact
+    assert _count(engine, Run) == 0 and _count(engine, Delivery) == 0
+    # A test message belongs to no delivery, so its links go straight to their targets.
+    html = email.message_from_bytes(smtp.messages[0].data, policy=policy.default).get_body(("html",))
+    hrefs = re.findall(r'href="(https?://[^"]+)"', html.get_content())
+    assert hrefs and not [h for h in hrefs if "/c/" in h or "/o/" in h]
+
+
+def test_run_control_refuses_what_does_not_make_sense(ws_root: Path, engine: Engine, add_contacts) -> None:
+    add_contacts(5)
+    ws = open_ws(ws_root)
+    run = runs.start_run(ws, CAMPAIGN, started_by="test")
+
+    assert runs.pause_run(ws, run.id).status == RunStatus.paused
+    with pytest.raises(RunError, match="resume it first"):
+        runs.dispatch_run(ws, run.id)
+    assert runs.resume_run(ws, run.id).status == RunStatus.sending
+    assert runs.dispatch_run(ws, run.id).run.status == RunStatus.finished
+    with pytest.raises(RunError, match="cannot be made paused"):
+        runs.pause_run(ws, run.id)
+    with pytest.raises(RunError, match="no run 99"):
+        runs.show_run(ws, 99)
+
+
+def test_comms_send_through_the_file_transport_then_runs_show(
+    ws_root: Path, engine: Engine, add_contacts
+) -> None:
+    add_contacts(12)
+    cli = CliRunner()
+
+    declined = cli.invoke(app, ["send", CAMPAIGN, "-w", str(ws_root)], input="n\n")
+    assert declined.exit_code != 0
+    assert "customers: 12 recipients" in declined.output and "file: .eml files in outbox/" in declined.output
+    assert _count(engine, Run) == 0
+
+    sent = cli.invoke(app, ["send", CAMPAIGN, "--yes", "-w", str(ws_root)])
+    assert sent.exit_code == 0, sent.output
+    assert len(list((ws_root / "outbox").glob("*.eml"))) == 12
+
+    shown = cli.invoke(app, ["runs", "show", "1", "-w", str(ws_root)])
+    assert shown.exit_code == 0, shown.output
+    assert "finished" in shown.output and "sent 12" in shown.output
+    listed = cli.invoke(app, ["runs", "list", "-w", str(ws_root)])
+    assert CAMPAIGN in listed.output
+    with session(engine) as db:
+        statuses = {d.status for d in db.exec(select(Delivery)).scalars()}
+    assert statuses == {DeliveryStatus.sent}
