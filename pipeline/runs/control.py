@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from pipeline.approvals.ledger import verdict
 from pipeline.assembly.campaign import Campaign, assemble, check_campaign
 from pipeline.assembly.personalize import Personalizer, Recipient, preview_recipient
 from pipeline.assembly.tracking import recipient_tracking, track_campaign
@@ -31,14 +32,14 @@ from pipeline.audience.segments import Audience, count_audience, load_audience, 
 from pipeline.delivery.engine import Tally, display_name, run_worker
 from pipeline.delivery.transports import SendResult, transport_for
 from pipeline.delivery.verdicts import is_retryable
-from pipeline.errors import RunError
+from pipeline.errors import RunBlocked, RunError
 from pipeline.message.dkim import Signer
 from pipeline.message.mime import MessageBuilder, Outgoing, message_id
 from pipeline.message.urls import recipient_links
 from pipeline.runs.preview import PREVIEW_SECRET
 from pipeline.storage import outbox
 from pipeline.storage.engines import connect, session
-from pipeline.storage.models import DeliveryStatus, Run, RunStatus, utcnow
+from pipeline.storage.models import Approval, DeliveryStatus, Run, RunStatus, utcnow
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
 
@@ -112,6 +113,7 @@ def start_run(
     """
     ws.settings.secret  # noqa: B018 -- refuse now rather than after the snapshot: links need COMMS_SECRET
     plan = plan_run(ws, campaign, audience)
+    approval = gate_run_start(ws, plan, started_by=started_by, schedule=schedule, occurrence=occurrence)
     if confirm is not None:
         confirm(plan)
     tracked, links = track_campaign(plan.campaign, ws.settings)
@@ -127,6 +129,7 @@ def start_run(
         subject_template=tracked.subject,
         html_template=tracked.html,
         text_template=tracked.text,
+        approval_id=approval.id if approval else None,
         meta={
             **(meta or {}),
             "links": list(links),
@@ -150,6 +153,64 @@ def start_run(
                 raise
             raise RunError(f"schedule {schedule} already has a run for {occurrence}") from None
         return _get(engine, run_id)
+
+
+def gate_run_start(
+    ws: Workspace,
+    plan: RunPlan,
+    *,
+    started_by: str,
+    schedule: str | None = None,
+    occurrence: datetime | None = None,
+) -> Approval | None:
+    """The gates every run passes before anything is queued; returns the approval it goes under.
+
+    Refused (no valid approval of exactly this content, when `[approvals] required`): the run is
+    recorded as blocked with the reason, and RunBlocked says it in one line with the command that
+    fixes it. Other gates (checks, validation) belong here too, so no path to sending skips them.
+    """
+    if not ws.settings.approvals.required:
+        return None
+    with _database(ws) as engine:
+        with engine.begin() as conn:
+            found = verdict(ws, conn, plan.campaign.name, plan.audience.name, assembled=plan.campaign)
+        if found.approval is not None:
+            return found.approval
+        _record_blocked(engine, plan, found.reason, started_by, schedule, occurrence, found.content.hash)
+    raise RunBlocked(f"not sent: {found.reason}")
+
+
+def _record_blocked(
+    engine: Engine,
+    plan: RunPlan,
+    reason: str,
+    started_by: str,
+    schedule: str | None,
+    occurrence: datetime | None,
+    content_hash: str,
+) -> None:
+    now = utcnow()
+    run = Run(
+        campaign=plan.campaign.name,
+        department=plan.campaign.department,
+        audience=plan.audience.name,
+        status=RunStatus.blocked,
+        started_by=started_by,
+        schedule=schedule,
+        occurrence=occurrence,
+        template_hash=plan.campaign.template_hash,
+        meta={"content_hash": content_hash},
+        status_reason=reason[:1000],
+        created_at=now,
+        finished_at=now,
+    )
+    try:
+        with engine.begin() as conn:
+            outbox.create_run(conn, run)
+    except IntegrityError:
+        if schedule is None:
+            raise
+        # this occurrence is already recorded (blocked before, or run): once is enough
 
 
 def _get(engine: Engine, run_id: int) -> Run:

@@ -28,6 +28,10 @@ def _ts(nullable: bool = True, index: bool = False) -> Any:
     return Field(default_factory=utcnow, sa_column=column)
 
 
+def _json() -> Column[Any]:
+    return Column(JSON, nullable=False, default=dict)
+
+
 def email_hash(email_key: str) -> str:
     """sha256 hex of a normalised address: what a suppression keeps once the address itself is erased."""
     return hashlib.sha256(email_key.encode()).hexdigest()
@@ -148,7 +152,9 @@ class Approval(SQLModel, table=True):
     git_commit: str | None = Field(default=None, max_length=64)
     # The hash of each part (content, audience:NAME, schedule:NAME) and the approved source files.
     parts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict))
-    sources: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict))
+    sources: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict)
+    )
 
 
 class Run(SQLModel, table=True):
