@@ -18,7 +18,6 @@ from sqlalchemy.engine import make_url
 
 from pipeline.workspace.init import init_workspace
 
-
 APPROVALS_ON = "[approvals]\nrequired = true\n"
 
 

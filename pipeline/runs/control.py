@@ -37,7 +37,7 @@ from pipeline.message.dkim import Signer
 from pipeline.message.mime import MessageBuilder, Outgoing, message_id
 from pipeline.message.urls import recipient_links
 from pipeline.runs.preview import PREVIEW_SECRET
-from pipeline.storage import outbox
+from pipeline.storage import approvals, outbox
 from pipeline.storage.engines import connect, session
 from pipeline.storage.models import Approval, DeliveryStatus, Run, RunStatus, utcnow
 from pipeline.workspace.folders import Workspace
@@ -310,6 +310,7 @@ class RunReport:
     rate_per_s: float | None  # recent sending rate (last minute while sending, else the average)
     eta_s: float | None
     errors: list[outbox.DeliveryError] = field(default_factory=list)
+    approval: Approval | None = None  # the approval it was started under
 
     @property
     def remaining(self) -> int:
@@ -344,7 +345,8 @@ def show_run(ws: Workspace, run_id: int | None = None, *, errors: int = 5) -> Ru
             rate = counts[DeliveryStatus.sent] / seconds if seconds > 0 else None
         remaining = counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending]
         eta = remaining / rate if rate and remaining and run.status == RunStatus.sending else None
-        return RunReport(run, counts, rate, eta, outbox.last_errors(conn, run_id, errors))
+        approval = approvals.get_approval(conn, run.approval_id) if run.approval_id else None
+        return RunReport(run, counts, rate, eta, outbox.last_errors(conn, run_id, errors), approval)
 
 
 # -- run control -----------------------------------------------------------------------------------

@@ -84,7 +84,8 @@ def test_a_database_at_the_first_revision_keeps_every_row(database_url: str, wor
 
 
 def test_an_empty_database_is_refused_until_upgraded(workspace: Workspace):
-    with pytest.raises(SchemaOutdated, match=rf"revision none \(empty database\), code needs {engines.head_revision()}"):
+    head = engines.head_revision()
+    with pytest.raises(SchemaOutdated, match=rf"revision none \(empty database\), code needs {head}"):
         engines.connect(workspace.settings)
 
 
