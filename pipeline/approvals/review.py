@@ -22,6 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pipeline.approvals.content import Content
 from pipeline.approvals.ledger import changed_parts, verdict
 from pipeline.audience.segments import count_audience, in_words, load_audience
+from pipeline.errors import AudienceError
 from pipeline.runs.preview import preview_campaign
 from pipeline.storage import approvals as store
 from pipeline.storage.engines import connect, session
@@ -38,7 +39,7 @@ _WIDTHS = {"desktop": 1024, "mobile": 375}
 class AudienceSummary:
     name: str
     description: str
-    size: int
+    size: int | None  # None: it cannot be counted (a list the database lacks): see the notes
     rules: list[str]
 
 
@@ -64,11 +65,18 @@ def write_review(ws: Workspace, campaign: str, out: Path, *, now: datetime | Non
         with engine.begin() as conn:
             found = verdict(ws, conn, campaign)
             history = store.approvals_of(conn, campaign)
+        notes: list[str] = []
+        audiences = []
         with session(engine) as db:
-            audiences = [
-                AudienceSummary(a.name, a.description, count_audience(db, a), in_words(a))
-                for a in (load_audience(ws, name) for name in found.content.audiences)
-            ]
+            for audience in (load_audience(ws, name) for name in found.content.audiences):
+                try:
+                    size: int | None = count_audience(db, audience)
+                except AudienceError as exc:
+                    size = None
+                    notes.append(str(exc))
+                audiences.append(
+                    AudienceSummary(audience.name, audience.description, size, in_words(audience))
+                )
     finally:
         engine.dispose()
     content = found.content
@@ -78,7 +86,8 @@ def write_review(ws: Workspace, campaign: str, out: Path, *, now: datetime | Non
     else:
         status = f"not approved: {found.reason}"
     last = history[0] if history else None
-    diff, source, notes = _diff(ws, content, last)
+    diff, source, said = _diff(ws, content, last)
+    notes += said
     if last is not None and last.content_hash != content.hash:
         changed = changed_parts(last.parts, content.parts)
         if changed:
@@ -168,7 +177,7 @@ pre{background:#f4f4f4;padding:1em;overflow:auto} .add{color:#05630d} .del{color
 <a href="{{ campaign }}.eml">the .eml</a></p>
 <h2>Audience</h2>
 {% for audience in pack.audiences %}
-<h3>{{ audience.name }}: {{ audience.size }} recipients today</h3>
+<h3>{{ audience.name }}: {{ "?" if audience.size is none else audience.size }} recipients today</h3>
 <p>{{ audience.description }}</p>
 <ul>{% for rule in audience.rules %}<li>{{ rule }}</li>{% endfor %}</ul>
 {% endfor %}
