@@ -103,7 +103,7 @@ def _verdict(cadence: Cadence, counted: list[Occurrence], start: datetime, end: 
             return f"exceeded: {count} in {labels.get(key, key)} (at most {cadence.maximum})"
     if cadence.minimum is not None:
         if not whole:
-            return f"not exceeded; the window holds no whole {period} to tell whether it is met"
+            return f"not exceeded; no whole {period} in the window to tell whether it is met"
         short = [k for k in sorted(whole) if per[k] < cadence.minimum]
         if short:
             key = short[0]

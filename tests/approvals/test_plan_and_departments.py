@@ -3,6 +3,7 @@ whether each head's cadence is met or exceeded by the plan."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +26,9 @@ NOW = datetime(2027, 2, 27, 12, 0, tzinfo=UTC)
 def _stage(root: Path, stage: str, owner: str) -> None:
     copy = root / "templates" / "copy" / "spring-launch.md"
     text = copy.read_text(encoding="utf-8")
-    copy.write_text(text.replace("---\n", f"---\nstage: {stage}\nowner: {owner}\n", 1), encoding="utf-8")
+    edited = re.sub(r"(?m)^stage: .*\n^owner: .*\n", f"stage: {stage}\nowner: {owner}\n", text, count=1)
+    assert edited != text
+    copy.write_text(edited, encoding="utf-8")
 
 
 def test_the_plan_warns_about_an_unapproved_campaign_inside_the_lead_time(approving_root: Path) -> None:
@@ -61,7 +64,7 @@ def test_the_plan_command_shows_the_stage_column(approving_root: Path) -> None:
 def test_a_stage_that_is_not_one_of_the_five_is_refused_with_its_line(approving_root: Path) -> None:
     _stage(approving_root, "nearly-done", "Dana Whitfield")
     with pytest.raises(
-        CopyError, match=r"^templates/copy/spring-launch.md:2: front matter `stage`: .*'in-review'"
+        CopyError, match=r"^templates/copy/spring-launch.md:7: front matter `stage`: .*'in-review'"
     ):
         load_copy(Workspace.open(approving_root), "spring-launch")
 
@@ -76,7 +79,7 @@ def test_departments_say_whether_the_plan_meets_or_exceeds_each_cadence(approvin
     )
     plan = department_plan(Workspace.open(approving_root), days=60, now=datetime(2027, 2, 1, tzinfo=UTC))
     verdicts = {d.department.name: (d.campaigns, len(d.occurrences), d.verdict) for d in plan.departments}
-    no_whole_quarter = "not exceeded; the window holds no whole quarter to tell whether it is met"
+    no_whole_quarter = "not exceeded; no whole quarter in the window to tell whether it is met"
     assert verdicts == {
         "finance": ([], 0, no_whole_quarter),
         "production": (["plant-safety-update"], 9 + 17, "exceeded: 3 in the week of 2027-02-01 (at most 2)"),
