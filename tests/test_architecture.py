@@ -96,3 +96,17 @@ def test_the_public_api_is_what_was_intended() -> None:
     }  # fmt: skip
     assert set(pipeline.__all__) == intended
     assert all(getattr(pipeline, name) is not None for name in intended)
+
+
+
+GATE = ("pipeline.approvals.content", "pipeline.approvals.ledger")
+
+
+@pytest.mark.parametrize("gate_module", GATE)
+def test_what_the_run_start_gate_asks_sits_below_runs(gate_module: str) -> None:
+    """runs.control asks these at run start, so they must not reach back up into runs or above."""
+    above = ("pipeline.runs", "pipeline.timetable", "pipeline.feedback", "pipeline.service", "pipeline.cli")
+    imported = MODULES[gate_module]
+    assert {i for i in imported if i.startswith(above)} == set()
+    approvals = {i for i in imported if i.startswith("pipeline.approvals.")}
+    assert {i for i in approvals if not i.startswith(GATE)} == set()

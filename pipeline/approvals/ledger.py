@@ -182,13 +182,14 @@ def _committed_as(ws: Workspace, content: Content) -> str | None:
     """HEAD, when the workspace is a git repository and the approved files are committed unchanged."""
     files = list(content.sources)
     try:
-        status = _git(ws, "status", "--porcelain", "--", *files)
-        return _git(ws, "rev-parse", "HEAD").strip() if not status.strip() else None
+        status = git(ws, "status", "--porcelain", "--", *files)
+        return git(ws, "rev-parse", "HEAD").strip() if not status.strip() else None
     except (OSError, subprocess.CalledProcessError):
         return None  # not a repository, no commits yet, or no git
 
 
-def _git(ws: Workspace, *args: str) -> str:
+def git(ws: Workspace, *args: str) -> str:
+    """`git ARGS` in the workspace; raises OSError (no git) or CalledProcessError (not a repository...)."""
     done = subprocess.run(
         ["git", "-C", str(ws.root), *args], capture_output=True, text=True, check=True, timeout=30
     )

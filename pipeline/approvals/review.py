@@ -20,7 +20,7 @@ from pathlib import Path
 from jinja2.sandbox import SandboxedEnvironment
 
 from pipeline.approvals.content import Content
-from pipeline.approvals.ledger import changed_parts, verdict
+from pipeline.approvals.ledger import changed_parts, git, verdict
 from pipeline.audience.segments import count_audience, in_words, load_audience
 from pipeline.errors import AudienceError
 from pipeline.runs.preview import preview_campaign
@@ -114,19 +114,12 @@ def _diff(ws: Workspace, content: Content, last: Approval | None) -> tuple[str, 
     files = [path for path in content.sources if path.startswith("templates/")]
     if last.git_commit:
         try:
-            done = subprocess.run(
-                ["git", "-C", str(ws.root), "diff", "--no-color", last.git_commit, "--", *files],
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=60,
-            )
-            return done.stdout, "git", []
+            return git(ws, "diff", "--no-color", last.git_commit, "--", *files), "git", []
         except (OSError, subprocess.CalledProcessError):
             pass  # the commit is gone (rewritten history) or git is: the stored sources still tell
     if not last.sources:
         return "", None, ["the last approval came from approvals.log without its sources; git cannot tell"]
-    chunks = []
+    chunks: list[str] = []
     for path in sorted(set(files) | {p for p in last.sources if p.startswith("templates/")}):
         before = str(last.sources.get(path, "")).splitlines(keepends=True)
         after = content.sources.get(path, "").splitlines(keepends=True)

@@ -12,7 +12,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.approvals.ledger import approve
+from pipeline.approvals.ledger import approve, git
 from pipeline.approvals.review import write_review
 from pipeline.cli.common import WorkspaceOption, console, open_workspace
 from pipeline.timetable.departments import department_plan
@@ -30,14 +30,9 @@ def register(app: typer.Typer) -> None:
 def _default_approver(ws: Workspace) -> str:
     """Who is approving, when --as is not given: git's user.email for the workspace, else the login."""
     try:
-        done = subprocess.run(
-            ["git", "-C", str(ws.root), "config", "user.email"], capture_output=True, text=True, timeout=10
-        )
-        if done.returncode == 0 and done.stdout.strip():
-            return done.stdout.strip()
-    except OSError:
-        pass
-    return getpass.getuser()
+        return git(ws, "config", "user.email").strip() or getpass.getuser()
+    except (OSError, subprocess.CalledProcessError):
+        return getpass.getuser()
 
 
 def approve_command(

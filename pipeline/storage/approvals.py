@@ -8,15 +8,9 @@ from typing import Any
 from sqlalchemy import Connection, Table, insert, select
 
 from pipeline.storage.models import Approval, Run
-from pipeline.storage.outbox import aware
+from pipeline.storage.outbox import R, aware
 
-
-def _table(model: Any) -> Table:
-    return model.__table__  # type: ignore[no-any-return]
-
-
-A = _table(Approval)
-R = _table(Run)
+A: Table = Approval.__table__  # type: ignore[attr-defined]
 
 
 def _approval(row: Any) -> Approval:
