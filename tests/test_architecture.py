@@ -98,7 +98,6 @@ def test_the_public_api_is_what_was_intended() -> None:
     assert all(getattr(pipeline, name) is not None for name in intended)
 
 
-
 GATE = ("pipeline.approvals.content", "pipeline.approvals.ledger")
 
 
