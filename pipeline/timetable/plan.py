@@ -44,6 +44,7 @@ class Occurrence:
     window: str | None
     stage: str = ""
     owner: str | None = None
+    due: date | None = None  # when the copy says it should be approved by
     approved: bool | None = None  # None: approvals are off, or the campaign does not assemble
 
 
@@ -61,6 +62,7 @@ class _Campaign:
     audience: str
     stage: str
     owner: str | None
+    due: date | None
     approved: bool | None = None
 
 
@@ -85,7 +87,7 @@ class _Planner:
                     with self.engine.begin() as conn:
                         approved = verdict(self.ws, conn, name, assembled=assembled).approval is not None
                 self.campaigns[name] = _Campaign(
-                    assembled.department, assembled.audience, front.stage, front.owner, approved
+                    assembled.department, assembled.audience, front.stage, front.owner, front.due, approved
                 )
             except CommsError as exc:
                 self.warnings.append(f"{schedule.path}: campaign {name} does not assemble: {exc}")
@@ -97,7 +99,8 @@ class _Planner:
             copy = load_copy(self.ws, name)
         except CommsError:
             return None
-        return _Campaign(copy.front.department, copy.front.audience, copy.front.stage, copy.front.owner)
+        front = copy.front
+        return _Campaign(front.department, front.audience, front.stage, front.owner, front.due)
 
     def audience(self, schedule: Schedule, name: str) -> frozenset[int] | None:
         """The contact ids the audience reaches today; a warning (once) if it cannot be resolved."""
@@ -141,6 +144,7 @@ def build_plan(ws: Workspace, *, days: int = 14, now: datetime | None = None) ->
                             window=str(schedule.window) if schedule.window else None,
                             stage=campaign.stage if campaign else "",
                             owner=campaign.owner if campaign else None,
+                            due=campaign.due if campaign else None,
                             approved=campaign.approved if campaign else None,
                         )
                     )
@@ -160,6 +164,10 @@ def build_plan(ws: Workspace, *, days: int = 14, now: datetime | None = None) ->
 def _unapproved(found: list[Occurrence], start: datetime, lead_time: timedelta) -> list[str]:
     """Occurrences inside the lead time whose campaign's current content has no approval."""
     warnings = []
+    overdue = {o.campaign: o for o in found if o.approved is False and o.due and o.due < start.date()}
+    for name, occurrence in sorted(overdue.items()):
+        owner = f" (owner {occurrence.owner})" if occurrence.owner else ""
+        warnings.append(f"{name} was due for approval on {occurrence.due}{owner} and is {occurrence.stage}")
     for occurrence in found:
         if occurrence.approved is not False or occurrence.when - start >= lead_time:
             continue

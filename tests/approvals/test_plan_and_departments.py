@@ -41,6 +41,15 @@ def test_the_plan_warns_about_an_unapproved_campaign_inside_the_lead_time(approv
         "approved, 44 h before it goes out (lead time 2 days): it is blocked unless someone runs "
         "`comms approve spring-launch`"
     ) in plan.warnings
+    assert "spring-launch was due for approval on 2027-02-22 (owner Dana Whitfield) and is in-review" not in (
+        plan.warnings
+    )
+    copy = approving_root / "templates" / "copy" / "spring-launch.md"
+    copy.write_text(copy.read_text(encoding="utf-8").replace("stage:", "due: 2027-02-22\nstage:", 1), "utf-8")
+    plan = build_plan(Workspace.open(approving_root), days=14, now=NOW)
+    assert "spring-launch was due for approval on 2027-02-22 (owner Dana Whitfield) and is in-review" in (
+        plan.warnings
+    )
     # A week earlier the same occurrence is outside the lead time: shown, not warned about.
     earlier = build_plan(Workspace.open(approving_root), days=14, now=datetime(2027, 2, 20, tzinfo=UTC))
     assert not [w for w in earlier.warnings if "spring-launch is" in w]
