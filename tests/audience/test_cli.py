@@ -74,7 +74,8 @@ def test_commands_refuse_an_outdated_schema_until_upgraded(workspace: Workspace,
     head = head_revision()
     refused = run_process(workspace, "contacts", "import", str(path))
     assert _one_line_error(refused) == (
-        f"comms: error: database is at revision none (empty database), code needs {head}: run `comms db upgrade`"
+        f"comms: error: database is at revision none (empty database), code needs {head}: "
+        "run `comms db upgrade`"
     )
 
     assert f"upgraded from revision (empty) to {head}" in comms("db", "upgrade").stdout
