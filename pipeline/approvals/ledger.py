@@ -92,7 +92,10 @@ def verdict(
     if audience is not None and audience not in content.audiences:
         covered = ", ".join(content.audiences)
         return Verdict(
-            content, None, f"{campaign} is approved for {covered}, not audience {audience}: change a schedule"
+            content,
+            None,
+            f"{campaign} goes to {covered}, not {audience}: name {audience} in its copy or a schedule, "
+            f"then run {command}",
         )
     for approval in history:
         if approval.content_hash == content.hash:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.errors import DepartmentError
 from pipeline.workspace.folders import Workspace
-from pipeline.workspace.tomlfile import read_toml, validate
+from pipeline.workspace.tomlfile import read_toml, toml_line, validate
 
 Period = Literal["day", "week", "fortnight", "month", "quarter", "year"]
 _ADVERBS: dict[str, Period] = {
@@ -131,7 +131,8 @@ def load_departments(ws: Workspace) -> list[Department]:
         known = {p.stem for p in ws.audiences_dir.glob("*.toml")}
         for audience in parsed.audiences:
             if audience not in known:
-                raise DepartmentError(f"audience {audience!r} is not in audiences/", path=shown)
+                line = toml_line(text, ("audiences",))
+                raise DepartmentError(f"audiences: {audience!r} is not in audiences/", path=shown, line=line)
         found.append(
             Department(
                 name=path.stem,

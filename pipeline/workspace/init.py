@@ -11,7 +11,7 @@ from pipeline.workspace.settings import SETTINGS_FILE
 # The repository root is itself the sample workspace; these are its parts.
 SAMPLE_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_PARTS = (SETTINGS_FILE, "templates", "audiences", "schedules", "departments")
-GITIGNORE = "comms.db*\noutbox/\npreviews/\n*-rejects.csv\n"
+GITIGNORE = "comms.db*\noutbox/\npreviews/\nreview/\n*-rejects.csv\n"
 
 
 def init_workspace(target: Path) -> list[Path]:
