@@ -81,6 +81,10 @@ def test_approving_lets_it_go_under_that_approval_and_the_log_records_it(
     shown = comms("runs", "show", str(report.run.id), cwd=approving_root)
     assert f"approved by {LEAD} (approval {approval.id}" in shown.stdout
 
+    # The approval covers the audiences the copy and its schedules name, not any other.
+    with pytest.raises(RunBlocked, match=r"goes to customers, customers-eu, not staff: name staff in its copy"):
+        runs.start_run(Workspace.open(approving_root), CAMPAIGN, "staff", started_by="test")
+
 
 def test_editing_one_word_after_approval_blocks_it_again(
     approving_root: Path, add_contacts: Callable[..., list[str]], engine: Engine, smtp: SmtpServer
