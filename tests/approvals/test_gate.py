@@ -82,7 +82,7 @@ def test_approving_lets_it_go_under_that_approval_and_the_log_records_it(
     assert f"approved by {LEAD} (approval {approval.id}" in shown.stdout
 
     # The approval covers the audiences the copy and its schedules name, not any other.
-    with pytest.raises(RunBlocked, match=r"goes to customers, customers-eu, not staff: name staff in its copy"):
+    with pytest.raises(RunBlocked, match=r"goes to customers, customers-eu, not staff: name staff in"):
         runs.start_run(Workspace.open(approving_root), CAMPAIGN, "staff", started_by="test")
 
 
