@@ -10,8 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import WorkspaceOption, console, open_workspace
+from pipeline.logs import configure_logging
 from pipeline.service.daemon import serve_daemon, serve_worker
-from pipeline.service.logs import configure_logging
 from pipeline.timetable.plan import build_plan
 
 

@@ -24,21 +24,27 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.assembly.campaign import Campaign, assemble, check_campaign
-from pipeline.assembly.personalize import Personalizer, Recipient, preview_recipient
-from pipeline.assembly.tracking import recipient_tracking, track_campaign
+from pipeline.assembly.personalize import preview_recipient
+from pipeline.assembly.tracking import track_campaign
 from pipeline.audience.contacts import find_contact
-from pipeline.audience.segments import Audience, count_audience, load_audience, stream_audience
-from pipeline.delivery.engine import Tally, display_name, run_worker
-from pipeline.delivery.transports import SendResult, transport_for
+from pipeline.audience.segments import (
+    Audience,
+    audience_query,
+    count_audience,
+    load_audience,
+    stream_audience,
+)
+from pipeline.delivery.engine import Tally, run_worker
+from pipeline.delivery.transports import transport_for
 from pipeline.delivery.verdicts import is_retryable
 from pipeline.errors import RunError
+from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
-from pipeline.message.mime import MessageBuilder, Outgoing, message_id
-from pipeline.message.urls import recipient_links
 from pipeline.runs.preview import PREVIEW_SECRET
 from pipeline.storage import outbox
 from pipeline.storage.engines import connect, session
 from pipeline.storage.models import DeliveryStatus, Run, RunStatus, utcnow
+from pipeline.types import Outgoing, Recipient, SendResult
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
 
@@ -140,7 +146,7 @@ def start_run(
         try:
             with engine.begin() as conn:
                 run_id = outbox.create_run(conn, run)
-                count = outbox.snapshot_audience(conn, run_id, plan.audience, now)
+                count = outbox.snapshot_audience(conn, run_id, audience_query(plan.audience), now)
                 outbox.set_recipient_count(conn, run_id, count)
                 status = RunStatus.sending if paused_reason is None else RunStatus.paused
                 reason = paused_reason or ""
@@ -362,37 +368,24 @@ def dry_run(ws: Workspace, campaign: str, audience: str | None = None) -> DryRun
         settings = settings.model_copy(update={"secrets": [PREVIEW_SECRET]})
     plan = plan_run(ws, campaign, audience)
     tracked, _ = track_campaign(plan.campaign, settings)
-    personalizer = Personalizer.for_campaign(tracked)
-    builder = MessageBuilder(
-        settings, campaign=tracked.name, department=tracked.department, run_id=0, signer=None
-    )
-    domain = settings.sender.from_email.rpartition("@")[2]
+    composer = Composer(settings, tracked.templates, campaign=tracked.name, department=tracked.department)
     rendered = failed = total_bytes = 0
     failures: list[tuple[str, str]] = []
     sample: tuple[str, str, str] | None = None
     with _database(ws) as engine, session(engine) as db:
         for contact in stream_audience(db, plan.audience):
-            recipient = Recipient.of(contact)
-            links = recipient_links(settings, 0)
             try:
-                message = personalizer.render(recipient, links, recipient_tracking(settings, 0))
-                outgoing = builder.build(
-                    message,
-                    to_email=contact.email,
-                    to_name=display_name(recipient),
-                    message_id=message_id(0, contact.id or 0, domain),
-                    links=links,
-                    delivery_id=None,
-                )
+                recipient = Recipient.of(contact)
+                composed = composer.compose(recipient, delivery_id=None, contact_key=contact.id or 0)
             except Exception as exc:  # as in dispatch: one contact's failure is reported, not fatal
                 failed += 1
                 if len(failures) < _MAX_REPORTED_FAILURES:
                     failures.append((contact.email, str(exc)))
                 continue
             rendered += 1
-            total_bytes += len(outgoing.data)
+            total_bytes += len(composed.outgoing.data)
             if sample is None:
-                sample = (contact.email, message.subject, message.text)
+                sample = (contact.email, composed.rendered.subject, composed.rendered.text)
     return DryRunReport(
         plan=plan,
         rendered=rendered,
@@ -422,30 +415,22 @@ def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> list[TestSent]
     assembled = assemble(ws, campaign)
     check_campaign(ws, assembled)
     # Untracked: a test message belongs to no delivery, so tracked links in it would lead nowhere.
-    personalizer = Personalizer.for_campaign(assembled)
-    builder = MessageBuilder(
+    composer = Composer(
         settings,
+        assembled.templates,
         campaign=assembled.name,
         department=assembled.department,
-        run_id=0,
         signer=Signer.from_settings(settings, ws.root),
+        tracked=False,
     )
-    domain = settings.sender.from_email.rpartition("@")[2]
     messages = []
     with _database(ws) as engine, session(engine) as db:
         for address in to:
             contact = find_contact(db, address)
             recipient: Recipient = Recipient.of(contact) if contact else preview_recipient(settings)
-            links = recipient_links(settings, 0)
-            outgoing = builder.build(
-                personalizer.render(recipient, links),
-                to_email=address,
-                to_name=display_name(recipient),
-                message_id=message_id(0, f"test-{uuid.uuid4()}", domain),
-                links=links,
-                delivery_id=None,
-                test=True,
-            )
+            outgoing = composer.compose(
+                recipient, delivery_id=None, contact_key=f"test-{uuid.uuid4()}", to_email=address, test=True
+            ).outgoing
             messages.append((address, "contact" if contact else "preview", outgoing))
     return asyncio.run(_send_tests(ws, messages))
 

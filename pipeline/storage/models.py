@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from pipeline.types import Templates
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -155,6 +157,10 @@ class Run(SQLModel, table=True):
     created_at: datetime | None = _ts(nullable=False)
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
+
+    @property
+    def templates(self) -> Templates:
+        return Templates(self.subject_template, self.html_template, self.text_template)
 
 
 class Delivery(SQLModel, table=True):
