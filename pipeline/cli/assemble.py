@@ -19,9 +19,17 @@ def register(app: typer.Typer) -> None:
     app.command("preview")(preview)
 
 
-def init(directory: Annotated[Path, typer.Argument(help="Folder for the new workspace.")]) -> None:
-    """Create a new campaigns workspace from the built-in sample."""
-    created = init_workspace(directory)
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder for the new workspace.")],
+    blank: Annotated[
+        bool, typer.Option("--blank", help="Neutral placeholders: no sample brand, people or live schedules.")
+    ] = False,
+) -> None:
+    """Create a new campaigns workspace from the built-in sample (or a blank one).
+
+    Example: comms init campaigns && cd campaigns && comms preview --all
+    """
+    created = init_workspace(directory, blank=blank)
     console.print(f"Created workspace in {directory}:")
     for path in created:
         console.print(f"  {path.relative_to(directory)}")

@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from pipeline.delivery.transports import SmtpTransport
 from pipeline.types import Outgoing, SendResult, SendStatus
-from tests.smtp_server import SmtpServer
+from tests.support.smtp_server import SmtpServer
 
 Build = Callable[..., Outgoing]
 
