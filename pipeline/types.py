@@ -87,3 +87,12 @@ class SendResult:
     status: SendStatus
     code: int | None  # the SMTP reply code; None when no reply came (no connection, timeout, drop)
     reply: str  # the server's text, enhanced status code included ("5.1.1 user unknown")
+
+
+class SuppressionReason(StrEnum):
+    unsubscribe = "unsubscribe"
+    hard_bounce = "hard_bounce"
+    soft_bounce = "soft_bounce"
+    complaint = "complaint"
+    manual = "manual"
+    erased = "erased"

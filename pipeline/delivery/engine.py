@@ -46,8 +46,8 @@ from pipeline.delivery.verdicts import Action, classify
 from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
 from pipeline.storage import outbox
-from pipeline.storage.models import DeliveryStatus, Run, RunStatus, SuppressionReason, utcnow
-from pipeline.types import SendResult
+from pipeline.storage.models import DeliveryStatus, Run, RunStatus, utcnow
+from pipeline.types import SendResult, SuppressionReason
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
 

@@ -13,8 +13,7 @@ import secrets
 import signal
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,7 +41,7 @@ from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
 from pipeline.runs.preview import PREVIEW_SECRET
 from pipeline.storage import outbox
-from pipeline.storage.engines import connect, session
+from pipeline.storage.engines import opened, session
 from pipeline.storage.models import DeliveryStatus, Run, RunStatus, utcnow
 from pipeline.types import Outgoing, Recipient, SendResult
 from pipeline.workspace.folders import Workspace
@@ -50,15 +49,6 @@ from pipeline.workspace.settings import Settings
 
 _DONE = (DeliveryStatus.sent, DeliveryStatus.failed, DeliveryStatus.skipped, DeliveryStatus.cancelled)
 _RATE_WINDOW = timedelta(seconds=60)
-
-
-@contextmanager
-def _database(ws: Workspace) -> Iterator[Engine]:
-    engine = connect(ws.settings)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def describe_transport(settings: Settings) -> str:
@@ -91,7 +81,7 @@ def plan_run(ws: Workspace, campaign: str, audience: str | None = None) -> RunPl
     assembled = assemble(ws, campaign)
     check_campaign(ws, assembled)
     chosen = load_audience(ws, audience or assembled.audience)
-    with _database(ws) as engine, session(engine) as db:
+    with opened(ws.settings) as engine, session(engine) as db:
         count = count_audience(db, chosen)
     return RunPlan(assembled, chosen, count, describe_transport(ws.settings))
 
@@ -142,7 +132,7 @@ def start_run(
         },
         created_at=now,
     )
-    with _database(ws) as engine:
+    with opened(ws.settings) as engine:
         try:
             with engine.begin() as conn:
                 run_id = outbox.create_run(conn, run)
@@ -189,7 +179,7 @@ def dispatch_run(
     SIGTERM or Ctrl-C (when called from the main thread) stops claiming, lets the
     messages in flight finish and pauses the run, to be resumed with resume_run.
     """
-    with _database(ws) as engine:
+    with opened(ws.settings) as engine:
         run = _get(engine, run_id)
         if run.status != RunStatus.sending:
             raise RunError(f"run {run_id} is {run.status}, not sending: resume it first")
@@ -263,13 +253,13 @@ class RunReport:
 
 def list_runs(ws: Workspace, limit: int = 20) -> list[tuple[Run, dict[str, int]]]:
     """The latest runs, newest first, each with its deliveries counted by status."""
-    with _database(ws) as engine, engine.connect() as conn:
+    with opened(ws.settings) as engine, engine.connect() as conn:
         return [(run, outbox.run_counts(conn, run.id or 0)) for run in outbox.list_runs(conn, limit)]
 
 
 def show_run(ws: Workspace, run_id: int | None = None, *, errors: int = 5) -> RunReport:
     """RUN_ID's report; without one, the latest run's (what an operator wants after `comms send`)."""
-    with _database(ws) as engine, engine.connect() as conn:
+    with opened(ws.settings) as engine, engine.connect() as conn:
         if run_id is None:
             latest = outbox.list_runs(conn, 1)
             if not latest:
@@ -296,7 +286,7 @@ def show_run(ws: Workspace, run_id: int | None = None, *, errors: int = 5) -> Ru
 
 
 def _move(ws: Workspace, run_id: int, to: RunStatus, when: Sequence[RunStatus], reason: str = "") -> Run:
-    with _database(ws) as engine:
+    with opened(ws.settings) as engine:
         run = _get(engine, run_id)
         with engine.begin() as conn:
             if not outbox.set_run_status(conn, run_id, to, when=when, now=utcnow(), reason=reason):
@@ -326,7 +316,7 @@ def cancel_run(ws: Workspace, run_id: int) -> Run:
 def retry_run(ws: Workspace, run_id: int) -> int:
     """Queue again the failed deliveries that can succeed on another try (see retry.is_retryable)
     and make the run sendable; returns how many. Hard bounces and other refusals stay failed."""
-    with _database(ws) as engine:
+    with opened(ws.settings) as engine:
         run = _get(engine, run_id)
         if run.status == RunStatus.cancelled:
             raise RunError(f"run {run_id} was cancelled")
@@ -372,7 +362,7 @@ def dry_run(ws: Workspace, campaign: str, audience: str | None = None) -> DryRun
     rendered = failed = total_bytes = 0
     failures: list[tuple[str, str]] = []
     sample: tuple[str, str, str] | None = None
-    with _database(ws) as engine, session(engine) as db:
+    with opened(ws.settings) as engine, session(engine) as db:
         for contact in stream_audience(db, plan.audience):
             try:
                 recipient = Recipient.of(contact)
@@ -424,7 +414,7 @@ def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> list[TestSent]
         tracked=False,
     )
     messages = []
-    with _database(ws) as engine, session(engine) as db:
+    with opened(ws.settings) as engine, session(engine) as db:
         for address in to:
             contact = find_contact(db, address)
             recipient: Recipient = Recipient.of(contact) if contact else preview_recipient(settings)

@@ -11,7 +11,7 @@ from pipeline.assembly.personalize import preview_recipient
 from pipeline.audience.contacts import find_contact
 from pipeline.errors import ContactError
 from pipeline.message.compose import Composer
-from pipeline.storage.engines import connect, session
+from pipeline.storage.engines import opened, session
 from pipeline.types import Recipient
 from pipeline.workspace.folders import Workspace
 
@@ -36,7 +36,7 @@ class PreviewResult:
 
 def find_recipient(ws: Workspace, email: str) -> Recipient:
     """The stored contact with EMAIL, personalised as the database knows them."""
-    with session(connect(ws.settings)) as db:
+    with opened(ws.settings) as engine, session(engine) as db:
         contact = find_contact(db, email)
     if contact is None:
         raise ContactError(f"no contact {email} in the database")

@@ -44,15 +44,6 @@ class SubscriptionStatus(enum.StrEnum):
     unsubscribed = "unsubscribed"
 
 
-class SuppressionReason(enum.StrEnum):
-    unsubscribe = "unsubscribe"
-    hard_bounce = "hard_bounce"
-    soft_bounce = "soft_bounce"
-    complaint = "complaint"
-    manual = "manual"
-    erased = "erased"
-
-
 class RunStatus(enum.StrEnum):
     planned = "planned"
     sending = "sending"
