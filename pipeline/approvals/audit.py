@@ -8,7 +8,7 @@ from pipeline.approvals.content import campaign_content
 from pipeline.approvals.ledger import changed_parts
 from pipeline.errors import CommsError
 from pipeline.storage import approvals as store
-from pipeline.storage.engines import connect
+from pipeline.storage.engines import opened
 from pipeline.storage.models import Approval, Run
 from pipeline.workspace.folders import Workspace
 
@@ -29,13 +29,9 @@ class ApprovalAudit:
 
 def approval_audit(ws: Workspace) -> ApprovalAudit:
     """Every run sent without an approval, and every approval a later change to its campaign voided."""
-    engine = connect(ws.settings)
-    try:
-        with engine.connect() as conn:
-            unapproved = store.runs_sent_without_approval(conn)
-            every = store.approvals_of(conn)
-    finally:
-        engine.dispose()
+    with opened(ws.settings) as engine, engine.connect() as conn:
+        unapproved = store.runs_sent_without_approval(conn)
+        every = store.approvals_of(conn)
     current: dict[str, tuple[str | None, dict[str, str]]] = {}
     voided = []
     for approval in every:

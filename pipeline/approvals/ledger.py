@@ -22,7 +22,7 @@ from pipeline.approvals.content import Content, campaign_content
 from pipeline.assembly.campaign import Campaign, check_campaign
 from pipeline.errors import ApprovalError
 from pipeline.storage import approvals as store
-from pipeline.storage.engines import connect
+from pipeline.storage.engines import opened
 from pipeline.storage.models import Approval, utcnow
 from pipeline.workspace.folders import Workspace
 
@@ -54,13 +54,9 @@ def approve(
         parts=content.parts,
         sources=content.sources,
     )
-    engine = connect(ws.settings)
-    try:
-        with engine.begin() as conn:
-            approval.id = store.add_approval(conn, approval)
-            _append_log(ws, approval)  # inside the transaction: no row without its line
-    finally:
-        engine.dispose()
+    with opened(ws.settings) as engine, engine.begin() as conn:
+        approval.id = store.add_approval(conn, approval)
+        _append_log(ws, approval)  # inside the transaction: no row without its line
     return approval
 
 

@@ -25,7 +25,7 @@ from pipeline.audience.segments import count_audience, in_words, load_audience
 from pipeline.errors import AudienceError
 from pipeline.runs.preview import preview_campaign
 from pipeline.storage import approvals as store
-from pipeline.storage.engines import connect, session
+from pipeline.storage.engines import opened, session
 from pipeline.storage.models import Approval, utcnow
 from pipeline.timetable.schedules import load_schedules, occurrences
 from pipeline.workspace.folders import Workspace
@@ -60,8 +60,7 @@ def write_review(ws: Workspace, campaign: str, out: Path, *, now: datetime | Non
     preview = preview_campaign(ws, campaign, out)
     for view, width in _WIDTHS.items():
         (out / f"{view}.html").write_text(_frame(campaign, preview.html_path.name, view, width), "utf-8")
-    engine = connect(ws.settings)
-    try:
+    with opened(ws.settings) as engine:
         with engine.begin() as conn:
             found = verdict(ws, conn, campaign)
             history = store.approvals_of(conn, campaign)
@@ -77,8 +76,6 @@ def write_review(ws: Workspace, campaign: str, out: Path, *, now: datetime | Non
                 audiences.append(
                     AudienceSummary(audience.name, audience.description, size, in_words(audience))
                 )
-    finally:
-        engine.dispose()
     content = found.content
     if found.approval is not None:
         a = found.approval

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.delivery.conftest import add_contacts, configure, engine, smtp, smtp_sections, ws_root  # noqa: F401  (fixtures)
-from tests.smtp_server import SmtpServer
+from tests.support.smtp_server import SmtpServer
 
 LEAD = "hannah.reid@kestrelforge.example"
 APPROVALS = f'required = true\napprovers = ["{LEAD}", "Sam Okafor"]\nlead_time = "2 days"'

@@ -23,7 +23,7 @@ from tests.service.conftest import (  # noqa: F401  (fixtures)
     wait_until,
     write_schedule,
 )
-from tests.smtp_server import SmtpServer
+from tests.support.smtp_server import SmtpServer
 
 CAMPAIGN = "spring-launch"
 

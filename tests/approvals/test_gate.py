@@ -17,9 +17,9 @@ from pipeline.runs import control as runs
 from pipeline.storage.models import Approval, Run, RunStatus
 from pipeline.workspace.folders import Workspace
 from tests.approvals.conftest import LEAD
-from tests.cli.run import comms
 from tests.delivery.conftest import CAMPAIGN, configure
-from tests.smtp_server import SmtpServer
+from tests.support.cli import comms
+from tests.support.smtp_server import SmtpServer
 
 
 def _runs(engine: Engine) -> list[Run]:
@@ -82,8 +82,10 @@ def test_approving_lets_it_go_under_that_approval_and_the_log_records_it(
     assert f"approved by {LEAD} (approval {approval.id}" in shown.stdout
 
     # The approval covers the audiences the copy and its schedules name, not any other.
-    with pytest.raises(RunBlocked, match=r"goes to customers, customers-eu, not staff: name staff in"):
-        runs.start_run(Workspace.open(approving_root), CAMPAIGN, "staff", started_by="test")
+    with pytest.raises(
+        RunBlocked, match=r"goes to customers, customers-eu, not customers-billing: name customers-billing in"
+    ):
+        runs.start_run(Workspace.open(approving_root), CAMPAIGN, "customers-billing", started_by="test")
 
 
 def test_editing_one_word_after_approval_blocks_it_again(

@@ -17,7 +17,7 @@ from pipeline.timetable.plan import build_plan
 from pipeline.workspace.departments import load_departments
 from pipeline.workspace.folders import Workspace
 from tests.approvals.conftest import LEAD
-from tests.cli.run import comms
+from tests.support.cli import comms
 
 # Saturday 27 February 2027: spring-launch-eu goes out on Monday 1 March at 09:00 CET, 44 hours later.
 NOW = datetime(2027, 2, 27, 12, 0, tzinfo=UTC)

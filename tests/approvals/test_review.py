@@ -16,7 +16,7 @@ from pipeline.approvals.review import write_review
 from pipeline.runs import control as runs
 from pipeline.workspace.folders import Workspace
 from tests.approvals.conftest import LEAD
-from tests.cli.run import comms
+from tests.support.cli import comms
 
 CAMPAIGN = "spring-launch"
 BEFORE, AFTER = '  - title: "Tighter tolerances"', '  - title: "Tight tolerances"'
