@@ -26,6 +26,7 @@ def smtp() -> Iterator[SmtpServer]:
     with SmtpServer() as server:
         yield server
 
+
 APPROVALS_ON = "[approvals]\nrequired = true\n"
 
 

@@ -12,7 +12,6 @@ from pipeline.storage.engines import make_engine
 from pipeline.storage.models import RunStatus
 from pipeline.workspace.folders import Workspace
 from tests.approvals.conftest import APPROVALS, LEAD
-from tests.delivery.conftest import configure
 from tests.service.conftest import (  # noqa: F401  (fixtures)
     Process,
     add_customers,
@@ -24,6 +23,7 @@ from tests.service.conftest import (  # noqa: F401  (fixtures)
     write_schedule,
 )
 from tests.support.smtp_server import SmtpServer
+from tests.support.workspace import configure
 
 CAMPAIGN = "spring-launch"
 

@@ -17,9 +17,9 @@ from pipeline.runs import control as runs
 from pipeline.storage.models import Approval, Run, RunStatus
 from pipeline.workspace.folders import Workspace
 from tests.approvals.conftest import LEAD
-from tests.delivery.conftest import CAMPAIGN, configure
 from tests.support.cli import comms
 from tests.support.smtp_server import SmtpServer
+from tests.support.workspace import CAMPAIGN, configure
 
 
 def _runs(engine: Engine) -> list[Run]:
