@@ -16,6 +16,7 @@ from pipeline.cli.common import WorkspaceOption, console, err_console, open_work
 from pipeline.errors import DatabaseError
 from pipeline.feedback.bounces import Outcome, ingest_message, ingest_path, poll_imap
 from pipeline.feedback.server import create_app
+from pipeline.feedback.serving import tracking_config
 from pipeline.storage.engines import connect
 
 # sysexits.h EX_TEMPFAIL: an MTA keeps a piped message and tries again later instead of bouncing it.
@@ -48,14 +49,16 @@ def serve_command(
     chosen_host, chosen_port = host or listen_host, port or int(listen_port)
     console.print(f"tracking server on http://{chosen_host}:{chosen_port} for {settings.tracking.base_url}")
     try:
-        uvicorn.run(
+        config = tracking_config(
             app,
+            settings,
             host=chosen_host,
             port=chosen_port,
             proxy_headers=True,
             forwarded_allow_ips=forwarded_allow_ips,
             log_level="info",
         )
+        uvicorn.Server(config).run()
     finally:
         engine.dispose()
 

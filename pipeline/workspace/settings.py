@@ -58,6 +58,13 @@ class Tracking(_Section):
     base_url: str = "http://127.0.0.1:8025"
     listen: str | None = None
     utm: dict[str, str] = Field(default_factory=dict)
+    # Slow and idle clients: a request's headers must be in within header_timeout_s of connecting (or
+    # of the previous response), its body within body_timeout_s; an idle keep-alive connection closes
+    # after keep_alive_s. At max_connections the longest-idle connection is closed for a new one.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    keep_alive_s: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=1000, ge=1)
 
 
 class Brand(_Section):
