@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.markup import escape
 from rich.table import Table
 
@@ -16,7 +15,7 @@ from pipeline.cli.common import WorkspaceOption, console, err_console, open_work
 from pipeline.errors import DatabaseError
 from pipeline.feedback.bounces import Outcome, ingest_message, ingest_path, poll_imap
 from pipeline.feedback.server import create_app
-from pipeline.feedback.serving import tracking_config
+from pipeline.feedback.serving import StoppingServer, tracking_config
 from pipeline.storage.engines import connect
 
 # sysexits.h EX_TEMPFAIL: an MTA keeps a piped message and tries again later instead of bouncing it.
@@ -58,7 +57,7 @@ def serve_command(
             forwarded_allow_ips=forwarded_allow_ips,
             log_level="info",
         )
-        uvicorn.Server(config).run()
+        StoppingServer(config).run()
     finally:
         engine.dispose()
 

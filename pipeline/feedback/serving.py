@@ -11,6 +11,9 @@ crowd out a real request. Bodies are bounded by pipeline.feedback.limits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -68,7 +71,13 @@ class GuardedH11Protocol(H11Protocol):
     def _expire(self) -> None:
         self._deadline = None
         if self.waiting():
-            self.transport.close()
+            self._drop()
+
+    def _drop(self) -> None:
+        """Close at once; leave the count now, not when asyncio reports the loss on a later turn."""
+        self._disarm()
+        self.transport.close()
+        self.connections.discard(self)
 
     def _evict_one(self) -> None:
         idle = [
@@ -77,7 +86,24 @@ class GuardedH11Protocol(H11Protocol):
             if other is not self and isinstance(other, GuardedH11Protocol) and other.waiting()
         ]
         if idle:
-            min(idle, key=lambda other: other._waiting_since).transport.close()
+            min(idle, key=lambda other: other._waiting_since)._drop()
+
+
+class StoppingServer(uvicorn.Server):
+    """uvicorn stopping on SIGTERM or SIGINT with exit status 0.
+
+    uvicorn re-raises the signal once it has shut down, so the process would die of it (status -15);
+    a clean stop on request is a success, as for the daemon and to systemd.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def tracking_config(app: ASGIApp, settings: Settings, *, host: str, port: int, **options: object) -> uvicorn.Config:
@@ -104,4 +130,4 @@ def tracking_config(app: ASGIApp, settings: Settings, *, host: str, port: int, *
     )
 
 
-__all__ = ["GuardedH11Protocol", "tracking_config"]
+__all__ = ["GuardedH11Protocol", "StoppingServer", "tracking_config"]
