@@ -17,6 +17,7 @@ from pipeline.feedback.bounces import Outcome, ingest_message, ingest_path, poll
 from pipeline.feedback.server import create_app
 from pipeline.feedback.serving import StoppingServer, tracking_config
 from pipeline.storage.engines import connect
+from pipeline.workspace.settings import shown_url
 
 # sysexits.h EX_TEMPFAIL: an MTA keeps a piped message and tries again later instead of bouncing it.
 EX_TEMPFAIL = 75
@@ -46,7 +47,7 @@ def serve_command(
     engine = connect(settings)
     app = create_app(settings, engine)
     chosen_host, chosen_port = host or listen_host, port or int(listen_port)
-    console.print(f"tracking server on http://{chosen_host}:{chosen_port} for {settings.tracking.base_url}")
+    console.print(f"tracking server on http://{chosen_host}:{chosen_port} for {shown_url(settings.tracking.base_url)}")
     try:
         config = tracking_config(
             app,

@@ -293,3 +293,27 @@ def test_line_breaks_in_cells_are_quoted_and_every_line_is_formula_safe(engine: 
     finally:
         fresh.dispose()
     assert back == {email: ("Lee, \"Jo\"", {"note": note}) for email, note in notes.items()}
+
+
+def test_names_with_line_breaks_are_rejected_with_their_row(engine: Engine, tmp_path: Path):
+    """A name goes into the To: header, which can never carry CR or LF: such a row could never be sent."""
+    path = tmp_path / "people.csv"
+    path.write_bytes(
+        b"email,first_name,last_name\n"
+        b"ok@example.org,Ann,Lee\n"
+        b'cr@example.org,"Ann\rBcc: x@evil.example",Lee\n'
+        b'lf@example.org,Ann,"Lee\nBcc: x@evil.example"\n'
+        b"nul@example.org,An\x00n,Lee\n"
+        b"last@example.org,Bo,Ek\n"
+    )
+    rejects = tmp_path / "rejects.csv"
+    summary = import_contacts(engine, path, rejects_path=rejects)
+    assert (summary.inserted, summary.rejected, summary.reasons["control"]) == (2, 3, 3)
+    with rejects.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    assert [(row[0], row[1], row[2]) for row in rows] == [
+        ("3", "first_name holds a line break or control character", "cr@example.org"),
+        ("5", "last_name holds a line break or control character", "lf@example.org"),  # after a CR: line 5
+        ("7", "first_name holds a line break or control character", "nul@example.org"),
+    ]
+    assert set(_contacts(engine)) == {"ok@example.org", "last@example.org"}

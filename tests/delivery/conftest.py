@@ -18,7 +18,7 @@ from pipeline.storage.models import Run
 from pipeline.workspace.folders import Workspace
 from tests.smtp_server import SmtpServer
 
-SECRET = "test-secret-key"
+SECRET = "test-secret-key-at-least-32-bytes-long"
 CAMPAIGN = "spring-launch"  # audience "customers": the list "customers", marketing_consent = true
 
 

@@ -38,8 +38,8 @@ from pipeline.storage.models import (
 )
 from pipeline.workspace.settings import Settings, load_settings
 
-SECRET = "test-secret-key-for-tokens"
-OLD_SECRET = "an-older-key-still-verifying"
+SECRET = "test-secret-key-for-tokens-32-bytes+"
+OLD_SECRET = "an-older-key-still-verifying-32-bytes+"
 
 CAMPAIGN_HTML = """<!doctype html><html><body>
 <p>Hi {{ contact.first_name | default("there") }}, from {{ contact.company | default("you") }}</p>
