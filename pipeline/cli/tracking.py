@@ -47,7 +47,9 @@ def serve_command(
     engine = connect(settings)
     app = create_app(settings, engine)
     chosen_host, chosen_port = host or listen_host, port or int(listen_port)
-    console.print(f"tracking server on http://{chosen_host}:{chosen_port} for {shown_url(settings.tracking.base_url)}")
+    console.print(
+        f"tracking server on http://{chosen_host}:{chosen_port} for {shown_url(settings.tracking.base_url)}"
+    )
     try:
         config = tracking_config(
             app,

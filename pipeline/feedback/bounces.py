@@ -282,7 +282,9 @@ def imap_target(settings: Settings) -> ImapTarget:
         raise SettingsError("[bounces] imap_url is not set in comms.toml")
     parts = urlsplit(url)
     if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
-        raise SettingsError(f"bounces.imap_url must look like imaps://user@host[:port]/FOLDER, not {shown_url(url)!r}")
+        raise SettingsError(
+            f"bounces.imap_url must look like imaps://user@host[:port]/FOLDER, not {shown_url(url)!r}"
+        )
     tls = parts.scheme == "imaps"
     if not tls:
         try:

@@ -58,7 +58,9 @@ class BodyLimits:
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                     message = await receive()
             except TimeoutError:
-                raise HTTPException(408, f"the request body did not arrive within {self.timeout_s:g} s") from None
+                raise HTTPException(
+                    408, f"the request body did not arrive within {self.timeout_s:g} s"
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:

@@ -106,7 +106,9 @@ class StoppingServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def tracking_config(app: ASGIApp, settings: Settings, *, host: str, port: int, **options: object) -> uvicorn.Config:
+def tracking_config(
+    app: ASGIApp, settings: Settings, *, host: str, port: int, **options: object
+) -> uvicorn.Config:
     """The uvicorn configuration for the tracking server APP under SETTINGS' [tracking] limits.
 
     OPTIONS go to uvicorn.Config as they are (log level, proxy headers...).

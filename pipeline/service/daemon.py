@@ -165,7 +165,9 @@ def _http_server(app: ASGIApp, listen: str) -> _Server:
 def _tracking_server(settings: Settings, engine: Engine) -> _Server:
     host, port = _listen_address(settings.tracking.listen or "")
     app = create_app(settings, engine)
-    return _Server(tracking_config(app, settings, host=host, port=port, log_level="warning", access_log=False))
+    return _Server(
+        tracking_config(app, settings, host=host, port=port, log_level="warning", access_log=False)
+    )
 
 
 @contextlib.asynccontextmanager

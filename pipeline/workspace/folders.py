@@ -76,8 +76,10 @@ class Workspace:
             raise error("leads outside the workspace (a symlink?); files must live in it", path=shown)
         return path
 
-    def named_file(self, folder: Path, name: str, suffix: str, what: str, error: type[WorkspaceError]) -> Path:
-        """FOLDER/NAME+SUFFIX for a NAME given by a person, which must be a plain name, inside the workspace."""
+    def named_file(
+        self, folder: Path, name: str, suffix: str, what: str, error: type[WorkspaceError]
+    ) -> Path:
+        """FOLDER/NAME+SUFFIX for a NAME a person gave: a plain name, and a file inside the workspace."""
         if not _PLAIN.match(name):
             raise error(
                 f"{what} {name!r} is not a plain name (letters, digits, _ . -; no slashes)",

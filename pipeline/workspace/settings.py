@@ -202,7 +202,9 @@ def _check_database_url(url: str, text: str, path: Path, from_env: bool) -> None
         if from_env:
             return SettingsError(f"COMMS_DATABASE_URL {shown_url(url)!r}: {problem}")
         return SettingsError(
-            f"database.url {shown_url(url)!r}: {problem}", path=path, line=toml_line(text, ("database", "url"))
+            f"database.url {shown_url(url)!r}: {problem}",
+            path=path,
+            line=toml_line(text, ("database", "url")),
         )
 
     scheme = url.partition("://")[0].lower() if "://" in url else ""

@@ -261,14 +261,16 @@ def test_a_value_that_starts_with_an_apostrophe_survives_the_round_trip(engine: 
 def test_line_breaks_in_cells_are_quoted_and_every_line_is_formula_safe(engine: Engine, tmp_path: Path):
     """A bare CR used to be written unquoted, so a reader splitting records on it met a live formula."""
     notes = {
-        "cr@example.org": "ok\r=HYPERLINK(\"http://evil.example\",\"x\")",
+        "cr@example.org": 'ok\r=HYPERLINK("http://evil.example","x")',
         "lf@example.org": "first\n+cmd|' /C calc'!A0",
         "crlf@example.org": "a, b\r\n@SUM(1)\r-2",
-        "plain@example.org": "semi;colon, comma \"quoted\"",
+        "plain@example.org": 'semi;colon, comma "quoted"',
     }
     with session(engine) as current:
         for email, note in notes.items():
-            current.add(Contact(email=email, email_key=email, last_name="Lee, \"Jo\"", attributes={"note": note}))
+            current.add(
+                Contact(email=email, email_key=email, last_name='Lee, "Jo"', attributes={"note": note})
+            )
     out = tmp_path / "export.csv"
     with session(engine) as current, out.open("w", encoding="utf-8", newline="") as handle:
         assert export_contacts(current, handle) == 4
@@ -292,7 +294,7 @@ def test_line_breaks_in_cells_are_quoted_and_every_line_is_formula_safe(engine: 
             back = {c.email: (c.last_name, c.attributes) for c in current.scalars(select(Contact))}
     finally:
         fresh.dispose()
-    assert back == {email: ("Lee, \"Jo\"", {"note": note}) for email, note in notes.items()}
+    assert back == {email: ('Lee, "Jo"', {"note": note}) for email, note in notes.items()}
 
 
 def test_names_with_line_breaks_are_rejected_with_their_row(engine: Engine, tmp_path: Path):

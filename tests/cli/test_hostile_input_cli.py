@@ -21,7 +21,9 @@ def _edit(root: Path, old: str, new: str) -> None:
 
 def test_a_password_in_an_smtp_url_is_never_printed(workspace_dir: Path) -> None:
     assert comms("db", "upgrade", cwd=workspace_dir).returncode == 0
-    imported = comms("contacts", "import", "audiences/customers.csv", "--list", "customers", cwd=workspace_dir)
+    imported = comms(
+        "contacts", "import", "audiences/customers.csv", "--list", "customers", cwd=workspace_dir
+    )
     assert imported.returncode == 0
     for url in ("smtps://mailer:hunter2-pw@smtp.example:465", "smtp://mailer:hunter2-pw@smtp.example:587"):
         env = SECRET_ENV | {"COMMS_SMTP_URL": url}
@@ -33,8 +35,14 @@ def test_a_password_in_an_smtp_url_is_never_printed(workspace_dir: Path) -> None
 @pytest.mark.parametrize(
     ("section", "line"),
     [
-        ("[database]\nurl = \"sqlite:///comms.db\"", '[database]\nurl = "postgresql://comms:hunter2@db.example/comms"'),
-        ('[tracking]\nbase_url = "https://comms.kestrelforge.example"', '[tracking]\nbase_url = "https://u:hunter2@t.example"'),
+        (
+            '[database]\nurl = "sqlite:///comms.db"',
+            '[database]\nurl = "postgresql://comms:hunter2@db.example/comms"',
+        ),
+        (
+            '[tracking]\nbase_url = "https://comms.kestrelforge.example"',
+            '[tracking]\nbase_url = "https://u:hunter2@t.example"',
+        ),
     ],
 )
 def test_a_password_in_a_url_in_comms_toml_is_refused_with_its_line(
@@ -42,7 +50,11 @@ def test_a_password_in_a_url_in_comms_toml_is_refused_with_its_line(
 ) -> None:
     _edit(workspace_dir, section, line)
     result = comms("db", "status", cwd=workspace_dir, env=SECRET_ENV)
-    where = next(n for n, text in enumerate((workspace_dir / "comms.toml").read_text().splitlines(), 1) if "hunter2" in text)
+    where = next(
+        n
+        for n, text in enumerate((workspace_dir / "comms.toml").read_text().splitlines(), 1)
+        if "hunter2" in text
+    )
     assert_one_line_error(result, f"comms.toml:{where}:", "secrets never go in comms.toml")
     assert "hunter2" not in result.stderr
 
@@ -105,7 +117,9 @@ def test_symlinks_out_of_the_workspace_are_refused(workspace_dir: Path, tmp_path
     (elsewhere / footer.name).write_text(footer.read_text())
     footer.unlink()
     footer.symlink_to(elsewhere / footer.name)
-    result = comms("preview", "spring-launch", "--out", str(tmp_path / "p"), cwd=workspace_dir, env=SECRET_ENV)
+    result = comms(
+        "preview", "spring-launch", "--out", str(tmp_path / "p"), cwd=workspace_dir, env=SECRET_ENV
+    )
     assert_one_line_error(result, footer.name, "outside the workspace")
 
     # Nor does a preview write through a symlink planted in its output folder.
@@ -127,8 +141,14 @@ def test_preview_for_a_contact_with_a_non_ascii_local_part(workspace_dir: Path, 
     imported = comms("contacts", "import", str(contacts), "--list", "customers", cwd=workspace_dir)
     assert imported.returncode == 0 and "1 addresses have a non-ASCII local part" in imported.stdout
     result = comms(
-        "preview", "spring-launch", "--contact", "zoë@example.com", "--out", str(tmp_path / "p"),
-        cwd=workspace_dir, env=SECRET_ENV,
+        "preview",
+        "spring-launch",
+        "--contact",
+        "zoë@example.com",
+        "--out",
+        str(tmp_path / "p"),
+        cwd=workspace_dir,
+        env=SECRET_ENV,
     )
     assert result.returncode == 0, result.stderr
     assert "Zoë <zoë@example.com>" in result.stdout

@@ -67,7 +67,7 @@ def engine(settings: Settings) -> Iterator[Engine]:
 
 
 class ServerThread:
-    """uvicorn serving the app on a free loopback port, in a background thread, configured as `comms serve`."""
+    """uvicorn serving the app on a free loopback port in a background thread, set up as `comms serve`."""
 
     def __init__(self, app: Any, settings: Settings) -> None:
         # Trusting X-Forwarded-For from loopback lets a test speak as a proxy at another address.

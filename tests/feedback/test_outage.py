@@ -78,7 +78,9 @@ def test_the_tracking_server_answers_503_while_the_database_is_down_and_stops_on
 
             proxy.restore()
             wait_until(lambda: httpx.get(f"{base}/health").status_code == 200, 30, "the database to be back")
-            assert httpx.post(links.unsubscribe_url, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+            assert (
+                httpx.post(links.unsubscribe_url, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+            )
             assert len(suppressions(engine)) == 1 and [e.kind for e in events(engine)] == ["unsubscribe"]
 
             proxy.cut()

@@ -230,9 +230,7 @@ def test_link_scanners_are_flagged_as_machine_clicks(world: World, base_url: str
 def test_a_click_within_seconds_of_sending_is_a_scanner() -> None:
     sent_at = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
     browser = "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0"
-    assert (
-        judge_click(browser, sent_at, sent_at + timedelta(seconds=1)).why == "too-soon-after-sending"
-    )
+    assert judge_click(browser, sent_at, sent_at + timedelta(seconds=1)).why == "too-soon-after-sending"
     assert not judge_click(browser, sent_at, sent_at + timedelta(seconds=30)).machine
     # SQLite hands back naive UTC timestamps.
     assert judge_click(browser, sent_at.replace(tzinfo=None), sent_at + timedelta(seconds=1)).machine

@@ -101,7 +101,9 @@ class SmtpTransport(Transport):
         url = urlsplit(config.url)
         shown = shown_url(config.url)
         if url.password is not None:
-            raise SettingsError(f"transport.url {shown!r}: put the password in COMMS_SMTP_PASSWORD, not in the URL")
+            raise SettingsError(
+                f"transport.url {shown!r}: put the password in COMMS_SMTP_PASSWORD, not in the URL"
+            )
         if url.scheme != "smtp" or not url.hostname:
             raise SettingsError(f"transport.url: expected smtp://user@host:port, got {shown!r}")
         try:
