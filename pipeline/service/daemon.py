@@ -39,7 +39,7 @@ from pipeline.delivery.transports import transport_for
 from pipeline.errors import CommsError
 from pipeline.feedback.server import create_app
 from pipeline.feedback.serving import tracking_config
-from pipeline.service.logs import log_event
+from pipeline.logs import log_event
 from pipeline.service.metrics import Metrics, database_problems
 from pipeline.storage.engines import connect, display_url
 from pipeline.storage.models import utcnow

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.run import assert_one_line_error, comms
+from tests.support.cli import assert_one_line_error, comms
 
 SECRET_ENV = {"COMMS_SECRET": "a-signing-key-of-at-least-32-bytes!"}
 

@@ -12,8 +12,9 @@ from sqlalchemy import Engine, select
 from pipeline.audience.importer import import_contacts
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, DeliveryStatus, RunStatus, Suppression
-from tests.delivery.conftest import send_campaign, smtp_sections
-from tests.smtp_server import SmtpServer
+from tests.delivery.conftest import send_campaign
+from tests.support.smtp_server import SmtpServer
+from tests.support.workspace import smtp_sections
 
 PEOPLE = ["zoë@example.com", "ann@example.com", "bob@example.com"]
 

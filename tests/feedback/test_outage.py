@@ -14,12 +14,12 @@ from pipeline.assembly.tracking import recipient_tracking
 from pipeline.message.urls import recipient_links
 from pipeline.storage.engines import make_engine, upgrade
 from pipeline.workspace.settings import load_settings
-from tests.cli.run import COMMS
 from tests.feedback.conftest import SECRET, World
 from tests.feedback.test_server import events, suppressions
 from tests.service.conftest import wait_until
-from tests.smtp_server import free_port
-from tests.tcp_proxy import TcpProxy
+from tests.support.cli import COMMS
+from tests.support.smtp_server import free_port
+from tests.support.tcp_proxy import TcpProxy
 
 DRIVER_WORDS = ("psycopg", "connection", "refused", "5432", "127.0.0.1", "postgres")
 
