@@ -10,8 +10,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy.engine import make_url
 
-from pipeline.assembly.tracking import recipient_tracking
-from pipeline.message.urls import recipient_links
+from pipeline.message.urls import recipient_links, recipient_tracking
 from pipeline.storage.engines import make_engine, upgrade
 from pipeline.workspace.settings import load_settings
 from tests.feedback.conftest import SECRET, World
