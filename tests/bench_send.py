@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 HOST = "127.0.0.1"
-SECRET = "bench-secret"
+SECRET = "bench-secret-at-least-32-bytes-long"
 CAMPAIGN = "billing-portal"  # the sample copy whose message is closest to 20 KB
 
 # -- the sink ----------------------------------------------------------------------------------------

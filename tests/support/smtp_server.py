@@ -123,6 +123,7 @@ class SmtpServer:
         implicit_tls: bool = False,
         record: bool = True,
         port: int | None = None,
+        smtputf8: bool = True,
     ) -> None:
         self.host = HOST
         self.port = port or free_port()
@@ -134,6 +135,7 @@ class SmtpServer:
         self.tls_context = tls_context
         self.implicit_tls = implicit_tls
         self.record = record
+        self.smtputf8 = smtputf8
         self.accepted = 0
         self.peak_in_data = 0
         self._in_data = 0
@@ -150,7 +152,12 @@ class SmtpServer:
     def start(self) -> None:
         if self._controller is not None:
             return
-        kwargs: dict[str, Any] = {"hostname": self.host, "port": self.port, "ready_timeout": 10}
+        kwargs: dict[str, Any] = {
+            "hostname": self.host,
+            "port": self.port,
+            "ready_timeout": 10,
+            "enable_SMTPUTF8": self.smtputf8,
+        }
         if self.credentials is not None:
             # AUTH is enforced in handle_MAIL: aiosmtpd's own auth_required warns on every
             # connection when TLS is not required too, which is the point of a loopback test.

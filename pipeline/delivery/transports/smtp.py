@@ -29,7 +29,7 @@ from aiosmtplib import (
 from pipeline.delivery.transports.base import Transport
 from pipeline.errors import SettingsError
 from pipeline.types import Outgoing, SendResult, SendStatus
-from pipeline.workspace.settings import Settings
+from pipeline.workspace.settings import Settings, shown_url
 
 Security = Literal["starttls", "tls", "none"]
 DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
@@ -99,14 +99,17 @@ class SmtpTransport(Transport):
         if not config.url:
             raise SettingsError("transport.url: smtp needs smtp://user@host:port (or COMMS_SMTP_URL)")
         url = urlsplit(config.url)
-        if url.scheme != "smtp" or not url.hostname:
-            raise SettingsError(f"transport.url: expected smtp://user@host:port, got {config.url!r}")
+        shown = shown_url(config.url)
         if url.password is not None:
-            raise SettingsError("transport.url: put the password in COMMS_SMTP_PASSWORD, not in the URL")
+            raise SettingsError(
+                f"transport.url {shown!r}: put the password in COMMS_SMTP_PASSWORD, not in the URL"
+            )
+        if url.scheme != "smtp" or not url.hostname:
+            raise SettingsError(f"transport.url: expected smtp://user@host:port, got {shown!r}")
         try:
             port = url.port
         except ValueError:
-            raise SettingsError(f"transport.url: bad port in {config.url!r}") from None
+            raise SettingsError(f"transport.url: bad port in {shown!r}") from None
         return cls(
             url.hostname,
             port,
@@ -163,7 +166,12 @@ class SmtpTransport(Transport):
             return _by_code(first.code, first.message)
         except SMTPResponseException as exc:
             return _by_code(exc.code, exc.message)
-        except (SMTPNotSupported, ValueError) as exc:
+        except SMTPNotSupported as exc:
+            if options:
+                reason = "the server does not offer SMTPUTF8, which a non-ASCII address needs (RFC 6531)"
+                return SendResult(SendStatus.permanent, None, reason)
+            return SendResult(SendStatus.permanent, None, _describe(exc))
+        except ValueError as exc:
             return SendResult(SendStatus.permanent, None, _describe(exc))
         except (SMTPException, OSError) as exc:
             # Disconnected or timed out mid-transaction: the connection's state is unknown.
