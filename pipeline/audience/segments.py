@@ -191,15 +191,21 @@ class _Attribute(ColumnElement[Any]):
 
     inherit_cache = False  # the name and kind live on the instance, not in the clause tree
 
-    def __init__(self, name: str, kind: Literal["number", "string", "boolean", "present"]) -> None:
+    def __init__(
+        self,
+        name: str,
+        kind: Literal["number", "string", "boolean", "present"],
+        column: ColumnElement[Any] = _ATTRIBUTES,
+    ) -> None:
         self.attribute = name
         self.kind = kind
+        self.column = column
         self.type = {"number": Float(), "string": String(), "boolean": Boolean(), "present": Boolean()}[kind]
 
 
 @compiles(_Attribute, "sqlite")
 def _attribute_sqlite(element: _Attribute, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(_ATTRIBUTES, **kw)
+    column = compiler.process(element.column, **kw)
     path = compiler.render_literal_value(f'$."{element.attribute}"', String())
     kind = f"json_type({column}, {path})"
     value = f"json_extract({column}, {path})"
@@ -213,7 +219,7 @@ def _attribute_sqlite(element: _Attribute, compiler: SQLCompiler, **kw: Any) -> 
 
 @compiles(_Attribute, "postgresql")
 def _attribute_postgresql(element: _Attribute, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(_ATTRIBUTES, **kw)
+    column = compiler.process(element.column, **kw)
     name = compiler.render_literal_value(element.attribute, String())
     kind = f"json_typeof({column} -> {name})"
     text = f"({column} ->> {name})"
@@ -267,6 +273,21 @@ def _position_default(element: _Position, compiler: SQLCompiler, **kw: Any) -> s
 def _position_postgresql(element: _Position, compiler: SQLCompiler, **kw: Any) -> str:
     needle = compiler.render_literal_value(element.needle, String())
     return f"strpos({compiler.process(element.haystack, **kw)}, {needle})"
+
+
+def text_attribute(name: str, column: ColumnElement[Any] = _ATTRIBUTES) -> ColumnElement[Any]:
+    """Attribute NAME of COLUMN (a contact's attributes) when it holds a string, else NULL."""
+    return _Attribute(name, "string", column)
+
+
+def flag_attribute(name: str, column: ColumnElement[Any] = _ATTRIBUTES) -> ColumnElement[Any]:
+    """Attribute NAME of COLUMN (a contact's attributes) as a boolean when it holds one, else NULL."""
+    return _Attribute(name, "boolean", column)
+
+
+def email_domain(email: ColumnElement[Any]) -> ColumnElement[str]:
+    """The part of an address after its last-added '@' (addresses are stored with the domain lower-cased)."""
+    return func.substr(email, _Position(email, "@") + 1)
 
 
 def _comparable(value: Scalar) -> Scalar:

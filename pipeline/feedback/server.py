@@ -30,14 +30,14 @@ from starlette.routing import Route
 from pipeline.assembly.personalize import Personalizer, Recipient
 from pipeline.assembly.tracking import is_link_template, recipient_tracking, render_link, safe_target
 from pipeline.audience.contacts import is_suppressed, normalize_email
-from pipeline.feedback.events import judge_click, judge_open, record_event
+from pipeline.feedback.events import record_click, record_open
 from pipeline.feedback.pages import not_found_page, preferences_page, unsubscribe_page, unsubscribed_page
 from pipeline.feedback.preferences import delivery_address, get_contact, leave_list, list_choices, unsubscribe
 from pipeline.feedback.webhooks import SnsFetcher, fetch_from_sns, handle_ses
 from pipeline.message.tokens import read_token
 from pipeline.message.urls import recipient_links
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, EventKind, Run, utcnow
+from pipeline.storage.models import Delivery, Run
 from pipeline.workspace.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,13 @@ class _Server:
     def not_found(self) -> HTMLResponse:
         return HTMLResponse(not_found_page(self.settings), status_code=404, headers=NO_CACHE)
 
-    def _run_links(self, run_id: int) -> tuple[str, ...]:
+    def _run_links(self, run_id: int) -> tuple[tuple[str, ...], int | None]:
+        """The run's frozen link list and the index of its honeypot link (None: the run has none)."""
         with session(self.engine) as db:
             run = db.get(Run, run_id)
-            return tuple(run.meta.get("links", ())) if run is not None else ()
+            if run is None:
+                return (), None
+            return tuple(run.meta.get("links", ())), run.meta.get("honeypot")
 
     def _personalizer(self, run_id: int) -> Personalizer | None:
         with session(self.engine) as db:
@@ -100,14 +103,10 @@ class _Server:
         return Response(PIXEL_GIF, media_type="image/gif", headers=NO_CACHE)
 
     def _record_open(self, delivery_id: int, agent: str | None, ip: str | None) -> bool:
-        verdict = judge_open(agent, ip)
         with session(self.engine) as db:
             if db.get(Delivery, delivery_id) is None:
                 return False
-            detail = {"why": verdict.why} if verdict.why else {}
-            record_event(
-                db, EventKind.open, delivery_id, user_agent=agent, machine=verdict.machine, detail=detail
-            )
+            record_open(db, delivery_id, agent, ip)
         return True
 
     async def click(self, request: Request) -> Response:
@@ -125,23 +124,22 @@ class _Server:
             delivery = db.get(Delivery, delivery_id)
             if delivery is None:
                 return None
-            links = self.run_links(delivery.run_id)
+            links, honeypot = self.run_links(delivery.run_id)
             if index >= len(links):
                 return None
             target = safe_target(self._link_for(db, delivery, links[index]))
             if target is None:
                 log.warning("run %s link %s rendered to no http(s) URL", delivery.run_id, index)
                 return None
-            verdict = judge_click(method, agent, delivery.sent_at, utcnow())
-            record_event(
+            record_click(
                 db,
-                EventKind.click,
-                delivery_id,
-                url=target,
+                delivery,
                 link_index=index,
+                url=target,
+                method=method,
                 user_agent=agent,
-                machine=verdict.machine,
-                detail={"why": verdict.why} if verdict.why else {},
+                link_count=len(links) - (honeypot is not None),
+                honeypot=honeypot,
             )
             return target
 

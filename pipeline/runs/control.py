@@ -25,7 +25,8 @@ from sqlalchemy.exc import IntegrityError
 
 from pipeline.assembly.campaign import Campaign, assemble, check_campaign
 from pipeline.assembly.personalize import Personalizer, Recipient, preview_recipient
-from pipeline.assembly.tracking import recipient_tracking, track_campaign
+from pipeline.assembly.copy import load_copy
+from pipeline.assembly.tracking import cta_link, recipient_tracking, track_campaign
 from pipeline.audience.contacts import find_contact
 from pipeline.audience.segments import Audience, count_audience, load_audience, stream_audience
 from pipeline.delivery.engine import Tally, display_name, run_worker
@@ -114,7 +115,7 @@ def start_run(
     plan = plan_run(ws, campaign, audience)
     if confirm is not None:
         confirm(plan)
-    tracked, links = track_campaign(plan.campaign, ws.settings)
+    tracked, tracked_html = track_campaign(plan.campaign, ws.settings)
     now = utcnow()
     run = Run(
         campaign=tracked.name,
@@ -129,7 +130,10 @@ def start_run(
         text_template=tracked.text,
         meta={
             **(meta or {}),
-            "links": list(links),
+            "links": list(tracked_html.links),
+            "honeypot": tracked_html.honeypot,
+            "tracking": tracked.tracking,
+            "cta_link": cta_link(load_copy(ws, campaign).fields.get("cta_url"), tracked_html.links),
             "layout": tracked.layout,
             "transport": plan.transport,
             "message_id_salt": secrets.token_hex(16),
@@ -140,7 +144,7 @@ def start_run(
         try:
             with engine.begin() as conn:
                 run_id = outbox.create_run(conn, run)
-                count = outbox.snapshot_audience(conn, run_id, plan.audience, now)
+                count = outbox.snapshot_audience(conn, run_id, plan.audience, now, ws.settings.reports)
                 outbox.set_recipient_count(conn, run_id, count)
                 status = RunStatus.sending if paused_reason is None else RunStatus.paused
                 reason = paused_reason or ""

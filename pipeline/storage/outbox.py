@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     DateTime,
+    false,
     Integer,
     Table,
     bindparam,
@@ -34,7 +35,7 @@ from sqlmodel import Session
 
 from pipeline.assembly.personalize import Recipient
 from pipeline.audience.contacts import suppress
-from pipeline.audience.segments import Audience, audience_query
+from pipeline.audience.segments import Audience, audience_query, email_domain, flag_attribute, text_attribute
 from pipeline.storage.models import (
     Contact,
     Delivery,
@@ -44,6 +45,7 @@ from pipeline.storage.models import (
     Suppression,
     SuppressionReason,
 )
+from pipeline.workspace.settings import Reports as ReportSettings
 
 
 def _table(model: Any) -> Table:
@@ -127,20 +129,40 @@ def set_recipient_count(conn: Connection, run_id: int, count: int) -> None:
 # -- the snapshot ----------------------------------------------------------------------------------
 
 
-def snapshot_audience(conn: Connection, run_id: int, audience: Audience, now: datetime) -> int:
+def snapshot_audience(
+    conn: Connection, run_id: int, audience: Audience, now: datetime, reports: ReportSettings
+) -> int:
     """Copy the audience into the outbox as one queued delivery per contact, in one INSERT ... SELECT.
 
     The database streams the rows itself, so memory does not grow with the audience.
-    The address is copied: the run goes to the address the contact had when it started.
+    The address is copied: the run goes to the address the contact had when it started; so are the
+    grouping attributes reports use (department from REPORTS.department_field, domain, locale,
+    timezone) and whether it is a seed address, so a later reorganisation does not rewrite history.
     """
     contacts = audience_query(audience).subquery()
+    attributes = contacts.c.attributes
     rows = select(
         literal(run_id, Integer),
         contacts.c.id,
         contacts.c.email,
         literal(now, DateTime(timezone=True)),
+        func.coalesce(func.substr(text_attribute(reports.department_field, attributes), 1, 100), ""),
+        func.lower(email_domain(contacts.c.email)),
+        func.coalesce(contacts.c.locale, ""),
+        func.coalesce(contacts.c.timezone, ""),
+        func.coalesce(flag_attribute(reports.seed_field, attributes), false()),
     )
-    conn.execute(insert(D).from_select(["run_id", "contact_id", "email", "next_attempt_at"], rows))
+    columns = [
+        "run_id",
+        "contact_id",
+        "email",
+        "next_attempt_at",
+        "department",
+        "domain",
+        "locale",
+        "timezone",
+    ]
+    conn.execute(insert(D).from_select([*columns, "seed"], rows))
     # Counted rather than taken from rowcount, which psycopg reports as -1 for this statement.
     return int(conn.execute(select(func.count()).where(D.c.run_id == run_id)).scalar_one())
 

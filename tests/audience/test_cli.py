@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from pipeline.storage.engines import head_revision
 from pipeline.workspace.folders import Workspace
+
+HEAD = head_revision()
 
 
 @dataclass
@@ -72,11 +75,12 @@ def test_commands_refuse_an_outdated_schema_until_upgraded(workspace: Workspace,
 
     refused = run_process(workspace, "contacts", "import", str(path))
     assert _one_line_error(refused) == (
-        "comms: error: database is at revision none (empty database), code needs 0002: run `comms db upgrade`"
+        "comms: error: database is at revision none (empty database), "
+        f"code needs {HEAD}: run `comms db upgrade`"
     )
 
-    assert "upgraded from revision (empty) to 0002" in comms("db", "upgrade").stdout
-    assert "0002" in comms("db", "status").stdout
+    assert f"upgraded from revision (empty) to {HEAD}" in comms("db", "upgrade").stdout
+    assert HEAD in comms("db", "status").stdout
     imported = comms("contacts", "import", str(path), "--list", "customers")
     assert imported.returncode == 0, imported.stderr
     assert "inserted 1, updated 0, unchanged 0, rejected 1 (fields 1)" in imported.stdout
