@@ -13,6 +13,7 @@
     │   └── SchemaOutdated          "run `comms db upgrade`"
     ├── ContactError                a contact or import row is wrong
     ├── RunError                    a run cannot be started, paused, resumed...
+    ├── ReportError                 a report's period, run or campaign is wrong, or privacy forbids it
     └── TransportError              a message could not be handed over at all
         ├── TransportTemporary (also ConnectionError)  retry later
         └── TransportPermanent                         do not retry
@@ -84,6 +85,10 @@ class SchemaOutdated(DatabaseError):
 
 
 class ContactError(CommsError, ValueError):
+    pass
+
+
+class ReportError(CommsError):
     pass
 
 

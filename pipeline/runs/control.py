@@ -24,8 +24,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.assembly.campaign import Campaign, assemble, check_campaign
-from pipeline.assembly.personalize import Personalizer, Recipient, preview_recipient
 from pipeline.assembly.copy import load_copy
+from pipeline.assembly.personalize import Personalizer, Recipient, preview_recipient
 from pipeline.assembly.tracking import cta_link, recipient_tracking, track_campaign
 from pipeline.audience.contacts import find_contact
 from pipeline.audience.segments import Audience, count_audience, load_audience, stream_audience

@@ -196,7 +196,7 @@ class Delivery(SQLModel, table=True):
 
 class Event(SQLModel, table=True):
     # Reports aggregate a delivery's events by kind and machine flag: a covering index serves them.
-    __table_args__ = (Index("ix_event_report", "delivery_id", "kind", "machine", "created_at"),)
+    __table_args__ = (Index("ix_event_report", "delivery_id", "kind", "machine", "reason"),)
 
     id: int | None = Field(default=None, primary_key=True)
     # Null for an event that could not be tied to a delivery (kept, not dropped).

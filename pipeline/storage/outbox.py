@@ -20,11 +20,11 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     DateTime,
-    false,
     Integer,
     Table,
     bindparam,
     exists,
+    false,
     func,
     insert,
     literal,

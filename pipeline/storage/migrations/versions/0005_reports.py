@@ -32,7 +32,7 @@ def upgrade() -> None:
         else "UPDATE delivery SET domain = lower(split_part(email, '@', 2)) WHERE email IS NOT NULL"
     )
     op.create_index("ix_delivery_report", "delivery", ["run_id", "department"])
-    op.create_index("ix_event_report", "event", ["delivery_id", "kind", "machine", "created_at"])
+    op.create_index("ix_event_report", "event", ["delivery_id", "kind", "machine", "reason"])
     op.create_index("ix_run_started_at", "run", ["started_at"])
 
 

@@ -1,0 +1,250 @@
+"""Every report query: aggregates computed by the database, the same SQL on SQLite and PostgreSQL.
+
+Nothing here loads a row per delivery into Python except for one run's clickers (the engagement
+curve and time to first click, which are per-run and bounded by its clicker count): totals over a
+million deliveries are one pass of GROUP BY in the database. A delivery's events are first folded
+into one row of flags (had a human open, an Apple proxy open, a human click...) by a GROUP BY on
+event.delivery_id, which the covering index ix_event_report serves; the flags are then summed
+per group of deliveries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    case,
+    distinct,
+    false,
+    func,
+    or_,
+    select,
+)
+
+from pipeline.storage.models import Delivery, DeliveryStatus, Event, EventKind, Run
+
+D = Delivery.__table__  # type: ignore[attr-defined]
+E = Event.__table__  # type: ignore[attr-defined]
+R = Run.__table__  # type: ignore[attr-defined]
+
+APPLE_PROXY = "apple-privacy-proxy"
+
+# What a delivery's events fold into: one 0/1 flag per condition.
+_FLAGS: dict[str, ColumnElement[bool]] = {
+    "any_open": E.c.kind == EventKind.open,
+    "human_open": and_(E.c.kind == EventKind.open, E.c.machine == false()),
+    "apple_open": and_(E.c.kind == EventKind.open, E.c.reason == APPLE_PROXY),
+    "any_click": E.c.kind == EventKind.click,
+    "human_click": and_(E.c.kind == EventKind.click, E.c.machine == false()),
+    "complaint": E.c.kind == EventKind.complaint,
+    "unsubscribe": E.c.kind == EventKind.unsubscribe,
+    "hard": and_(E.c.kind == EventKind.bounce, E.c.reason == "hard"),
+    "soft": and_(E.c.kind == EventKind.bounce, E.c.reason == "soft"),
+}
+
+
+def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.max(case((condition, 1), else_=0))
+
+
+def _folded(deliveries: Select[Any]) -> Any:
+    """One row per delivery of DELIVERIES (a select of delivery ids) that has events: its flags."""
+    columns = [_flag(condition).label(name) for name, condition in _FLAGS.items()]
+    return (
+        select(E.c.delivery_id, *columns)
+        .where(E.c.delivery_id.in_(deliveries))
+        .group_by(E.c.delivery_id)
+        .subquery("flags")
+    )
+
+
+def _sum(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which deliveries a query counts: those of RUN_IDS, or of runs started in [start, end)."""
+
+    run_ids: tuple[int, ...] | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    campaign: str | None = None  # runs of this campaign or schedule
+    tracked_only: bool = False
+
+    def runs(self) -> Select[Any]:
+        query = select(R.c.id)
+        if self.run_ids is not None:
+            query = query.where(R.c.id.in_(self.run_ids))
+        if self.start is not None:
+            query = query.where(R.c.started_at >= self.start)
+        if self.end is not None:
+            query = query.where(R.c.started_at < self.end)
+        if self.campaign is not None:
+            query = query.where(or_(R.c.campaign == self.campaign, R.c.schedule == self.campaign))
+        return query
+
+
+def _one(value: Any) -> int:
+    return int(value or 0)
+
+
+def counts(
+    conn: Connection, scope: Scope, groups: Sequence[ColumnElement[Any]] = (), *, reach: bool = False
+) -> Iterator[tuple[tuple[Any, ...], dict[str, int]]]:
+    """(group values, COUNTS) per group of SCOPE's deliveries (seeds left out), streamed.
+
+    With REACH, also the distinct contacts delivered to (`reach`) and engaged (`engaged_reach`).
+    Untracked runs are counted like others; the caller knows which runs are untracked.
+    """
+    in_scope = and_(D.c.run_id.in_(scope.runs()), D.c.seed == false())
+    flags = _folded(select(D.c.id).where(in_scope))
+    f = flags.c
+    accepted = D.c.sent_at.is_not(None)
+    hard = and_(accepted, f.hard == 1)
+    soft = and_(accepted, f.soft == 1, f.hard != 1)
+    delivered = and_(accepted, func.coalesce(f.hard, 0) == 0, func.coalesce(f.soft, 0) == 0)
+    not_attempted = or_(
+        D.c.status.in_([DeliveryStatus.skipped, DeliveryStatus.cancelled]),
+        and_(D.c.status == DeliveryStatus.queued, D.c.attempts == 0),
+    )
+    trackable = and_(delivered, func.coalesce(f.apple_open, 0) == 0)
+    engaged = and_(delivered, or_(f.human_open == 1, f.human_click == 1))
+    columns: dict[str, ColumnElement[Any]] = {
+        "snapshotted": func.count(D.c.id),
+        "not_attempted": _sum(not_attempted),
+        "accepted": _sum(accepted),
+        "hard_bounced": _sum(hard),
+        "soft_bounced": _sum(soft),
+        "complaints": _sum(and_(delivered, f.complaint == 1)),
+        "unsubscribes": _sum(and_(delivered, f.unsubscribe == 1)),
+        "pixel_openers": _sum(and_(delivered, f.any_open == 1)),
+        "human_pixel_openers": _sum(and_(delivered, f.human_open == 1)),
+        "inferred_openers": _sum(engaged),
+        "apple_proxy_openers": _sum(and_(delivered, f.apple_open == 1)),
+        "trackable": _sum(trackable),
+        "trackable_openers": _sum(and_(trackable, f.human_open == 1)),
+        "raw_clickers": _sum(and_(delivered, f.any_click == 1)),
+        "clickers": _sum(and_(delivered, f.human_click == 1)),
+    }
+    if reach:
+        columns["reach"] = func.count(distinct(case((delivered, D.c.contact_id))))
+        columns["engaged_reach"] = func.count(distinct(case((engaged, D.c.contact_id))))
+    query = (
+        select(*groups, *(c.label(name) for name, c in columns.items()))
+        .select_from(D.join(R, R.c.id == D.c.run_id).outerjoin(flags, f.delivery_id == D.c.id))
+        .where(in_scope)
+    )
+    if groups:
+        query = query.group_by(*groups).order_by(*groups)
+    for row in conn.execute(query).mappings():
+        values = {name: _one(row[name]) for name in columns}
+        values["attempted"] = values.pop("snapshotted") - values.pop("not_attempted")
+        values["snapshotted"] = _one(row["snapshotted"])
+        yield tuple(row[g.name] for g in groups), values  # type: ignore[attr-defined]
+
+
+def seeds(conn: Connection, scope: Scope) -> int:
+    """Seed deliveries of SCOPE: sent like any other, counted in no rate."""
+    query = select(func.count()).where(D.c.run_id.in_(scope.runs()), D.c.seed.is_(True))
+    return int(conn.execute(query).scalar_one())
+
+
+def runs_in(conn: Connection, scope: Scope) -> list[Run]:
+    rows = conn.execute(select(R).where(R.c.id.in_(scope.runs())).order_by(R.c.started_at, R.c.id)).mappings()
+    return [Run.model_validate(dict(row)) for row in rows]
+
+
+def _delivered_in_run(run_id: int) -> ColumnElement[bool]:
+    return and_(
+        D.c.run_id == run_id, D.c.seed == false(), D.c.sent_at.is_not(None), D.c.status == DeliveryStatus.sent
+    )
+
+
+def link_clickers(conn: Connection, run_id: int) -> dict[int, tuple[int, int]]:
+    """link index -> (human clickers, raw clickers) of RUN_ID's delivered, non-seed messages."""
+    human = case((E.c.machine == false(), E.c.delivery_id))
+    query = (
+        select(E.c.link_index, func.count(distinct(human)), func.count(distinct(E.c.delivery_id)))
+        .select_from(E.join(D, D.c.id == E.c.delivery_id))
+        .where(E.c.kind == EventKind.click, _delivered_in_run(run_id))
+        .group_by(E.c.link_index)
+    )
+    return {int(index): (int(h), int(r)) for index, h, r in conn.execute(query) if index is not None}
+
+
+def reasons(conn: Connection, run_id: int) -> dict[tuple[str, bool], dict[str, int]]:
+    """(kind, machine) -> reason -> deliveries of RUN_ID (non-seed) with such an event."""
+    query = (
+        select(E.c.kind, E.c.machine, E.c.reason, func.count(distinct(E.c.delivery_id)))
+        .select_from(E.join(D, D.c.id == E.c.delivery_id))
+        .where(D.c.run_id == run_id, D.c.seed == false())
+        .group_by(E.c.kind, E.c.machine, E.c.reason)
+    )
+    out: dict[tuple[str, bool], dict[str, int]] = {}
+    for kind, machine, reason, count in conn.execute(query):
+        out.setdefault((str(kind), bool(machine)), {})[reason or ""] = int(count)
+    return out
+
+
+def rejections(conn: Connection, run_id: int) -> dict[str, int]:
+    """SMTP reply class (5xx, 4xx...) -> deliveries of RUN_ID that failed without being accepted."""
+    klass = func.coalesce(D.c.last_code // 100, 0)  # floor division on both backends
+    query = (
+        select(klass, func.count())
+        .where(
+            D.c.run_id == run_id,
+            D.c.seed == false(),
+            D.c.status == DeliveryStatus.failed,
+            D.c.sent_at.is_(None),
+        )
+        .group_by(klass)
+    )
+    return {f"{int(k)}xx" if k else "no reply": int(n) for k, n in conn.execute(query)}
+
+
+def first_human_clicks(conn: Connection, run_id: int) -> list[tuple[datetime, datetime]]:
+    """(sent_at, first human click) per delivered, non-seed clicker of RUN_ID."""
+    first = func.min(E.c.created_at)
+    query = (
+        select(D.c.sent_at, first)
+        .select_from(E.join(D, D.c.id == E.c.delivery_id))
+        .where(E.c.kind == EventKind.click, E.c.machine == false(), _delivered_in_run(run_id))
+        .group_by(D.c.id, D.c.sent_at)
+    )
+    return [(_aware(sent), _aware(clicked)) for sent, clicked in conn.execute(query)]
+
+
+def people(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
+    """One row per delivery of RUN_ID: address, department and what that person did (individual mode)."""
+    flags = _folded(select(D.c.id).where(D.c.run_id == run_id))
+    f = flags.c
+    query = (
+        select(
+            D.c.email,
+            D.c.department,
+            D.c.status,
+            func.coalesce(or_(f.human_open == 1, f.human_click == 1), False).label("opened"),
+            func.coalesce(f.human_click == 1, False).label("clicked"),
+            func.coalesce(f.unsubscribe == 1, False).label("unsubscribed"),
+        )
+        .select_from(D.outerjoin(flags, f.delivery_id == D.c.id))
+        .where(D.c.run_id == run_id, D.c.seed == false())
+        .order_by(D.c.id)
+    )
+    for row in conn.execute(query).mappings():
+        yield {
+            key: (bool(value) if key in ("opened", "clicked", "unsubscribed") else value)
+            for key, value in row.items()
+        }
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
