@@ -99,56 +99,77 @@ def _one(value: Any) -> int:
 def counts(
     conn: Connection, scope: Scope, groups: Sequence[ColumnElement[Any]] = (), *, reach: bool = False
 ) -> Iterator[tuple[tuple[Any, ...], dict[str, int]]]:
-    """(group values, COUNTS) per group of SCOPE's deliveries (seeds left out), streamed.
+    """(group values, COUNTS) per group of SCOPE's deliveries (seeds left out), in group order.
 
     With REACH, also the distinct contacts delivered to (`reach`) and engaged (`engaged_reach`).
-    Untracked runs are counted like others; the caller knows which runs are untracked.
+    Two aggregates, merged by group: one over the deliveries alone (status counts), one over the
+    deliveries that have events, joined from their folded flags by primary key; one query with an
+    outer join to the flags was four times slower on SQLite.
     """
     in_scope = and_(D.c.run_id.in_(scope.runs()), D.c.seed == false())
-    flags = _folded(select(D.c.id).where(in_scope))
-    f = flags.c
+    joined = D.join(R, R.c.id == D.c.run_id)
     accepted = D.c.sent_at.is_not(None)
-    hard = and_(accepted, f.hard == 1)
-    soft = and_(accepted, f.soft == 1, f.hard != 1)
-    delivered = and_(accepted, func.coalesce(f.hard, 0) == 0, func.coalesce(f.soft, 0) == 0)
     not_attempted = or_(
         D.c.status.in_([DeliveryStatus.skipped, DeliveryStatus.cancelled]),
         and_(D.c.status == DeliveryStatus.queued, D.c.attempts == 0),
     )
-    trackable = and_(delivered, func.coalesce(f.apple_open, 0) == 0)
-    engaged = and_(delivered, or_(f.human_open == 1, f.human_click == 1))
-    columns: dict[str, ColumnElement[Any]] = {
+    plain: dict[str, ColumnElement[Any]] = {
         "snapshotted": func.count(D.c.id),
         "not_attempted": _sum(not_attempted),
         "accepted": _sum(accepted),
-        "hard_bounced": _sum(hard),
-        "soft_bounced": _sum(soft),
+    }
+    if reach:
+        # Bounced deliveries are marked failed, so a delivered one is a sent one.
+        reached = and_(accepted, D.c.status == DeliveryStatus.sent)
+        plain["reach"] = func.count(distinct(case((reached, D.c.contact_id))))
+
+    flags = _folded(select(D.c.id).where(in_scope))
+    f = flags.c
+    bounced = or_(f.hard == 1, f.soft == 1)
+    delivered = and_(accepted, ~bounced)
+    trackable = and_(delivered, f.apple_open == 0)
+    engaged = and_(delivered, or_(f.human_open == 1, f.human_click == 1))
+    flagged: dict[str, ColumnElement[Any]] = {
+        "hard_bounced": _sum(and_(accepted, f.hard == 1)),
+        "soft_bounced": _sum(and_(accepted, f.soft == 1, f.hard == 0)),
         "complaints": _sum(and_(delivered, f.complaint == 1)),
         "unsubscribes": _sum(and_(delivered, f.unsubscribe == 1)),
         "pixel_openers": _sum(and_(delivered, f.any_open == 1)),
         "human_pixel_openers": _sum(and_(delivered, f.human_open == 1)),
         "inferred_openers": _sum(engaged),
         "apple_proxy_openers": _sum(and_(delivered, f.apple_open == 1)),
-        "trackable": _sum(trackable),
+        "eventless_trackable": _sum(trackable),
         "trackable_openers": _sum(and_(trackable, f.human_open == 1)),
         "raw_clickers": _sum(and_(delivered, f.any_click == 1)),
         "clickers": _sum(and_(delivered, f.human_click == 1)),
+        "with_events_delivered": _sum(delivered),
     }
     if reach:
-        columns["reach"] = func.count(distinct(case((delivered, D.c.contact_id))))
-        columns["engaged_reach"] = func.count(distinct(case((engaged, D.c.contact_id))))
-    query = (
-        select(*groups, *(c.label(name) for name, c in columns.items()))
-        .select_from(D.join(R, R.c.id == D.c.run_id).outerjoin(flags, f.delivery_id == D.c.id))
-        .where(in_scope)
-    )
-    if groups:
-        query = query.group_by(*groups).order_by(*groups)
-    for row in conn.execute(query).mappings():
-        values = {name: _one(row[name]) for name in columns}
-        values["attempted"] = values.pop("snapshotted") - values.pop("not_attempted")
-        values["snapshotted"] = _one(row["snapshotted"])
-        yield tuple(row[g.name] for g in groups), values  # type: ignore[attr-defined]
+        flagged["engaged_reach"] = func.count(distinct(case((engaged, D.c.contact_id))))
+
+    def run(columns: dict[str, ColumnElement[Any]], source: Any) -> dict[tuple[Any, ...], dict[str, int]]:
+        query = select(*groups, *(c.label(name) for name, c in columns.items())).select_from(source)
+        query = query.where(in_scope)
+        if groups:
+            query = query.group_by(*groups)
+        return {
+            tuple(row[g.name] for g in groups): {name: _one(row[name]) for name in columns}  # type: ignore[attr-defined]
+            for row in conn.execute(query).mappings()
+        }
+
+    by_status = run(plain, joined)
+    by_flags = run(flagged, joined.join(flags, f.delivery_id == D.c.id))
+    zero = dict.fromkeys(flagged, 0)
+    for key in sorted(by_status, key=lambda k: tuple("" if v is None else str(v) for v in k)):
+        values = by_status[key] | by_flags.get(key, zero)
+        if not groups and not values["snapshotted"]:
+            continue
+        bounced_count = values["hard_bounced"] + values["soft_bounced"]
+        # Delivered messages without any event are trackable too (no Apple proxy fetched them).
+        eventless = values["accepted"] - bounced_count - values.pop("with_events_delivered")
+        values["trackable"] = values.pop("eventless_trackable") + eventless
+        values["attempted"] = values["snapshotted"] - values.pop("not_attempted")
+        yield key, values
 
 
 def seeds(conn: Connection, scope: Scope) -> int:

@@ -38,14 +38,14 @@ class Message:
     pixel: str
 
 
-def build_run(settings, engine: Engine, people: list[dict], *, campaign: str = "spring", started_at=None) -> tuple[int, dict[str, Message]]:
+def build_run(settings, engine: Engine, people: list[dict], *, campaign: str = "spring", started_at=None, list_name: str = "news") -> tuple[int, dict[str, Message]]:
     """A finished tracked run to PEOPLE (dicts of email and attributes), snapshotted by outbox.snapshot_audience."""
     tracked = rewrite_links(HTML, utm={}, track=True, own_base_url=settings.tracking.base_url, honeypot_url="https://kestrelforge.example/")
     started = started_at or utcnow() - timedelta(hours=2)
     with session(engine) as db:
-        found = db.scalars(select(MailingList).where(MailingList.name == "news")).first()
+        found = db.scalars(select(MailingList).where(MailingList.name == list_name)).first()
         if found is None:
-            found = MailingList(name="news")
+            found = MailingList(name=list_name)
             db.add(found)
             db.flush()
         for person in people:
@@ -62,7 +62,7 @@ def build_run(settings, engine: Engine, people: list[dict], *, campaign: str = "
         run_id = run.id
     assert run_id is not None
     with engine.begin() as conn:
-        outbox.snapshot_audience(conn, run_id, Audience("news", Path("audiences/news.toml"), "", ("news",)), started, settings.reports)
+        outbox.snapshot_audience(conn, run_id, Audience(list_name, Path(f"audiences/{list_name}.toml"), "", (list_name,)), started, settings.reports)
     messages = {}
     with session(engine) as db:
         for delivery in db.scalars(select(Delivery).where(Delivery.run_id == run_id)):
