@@ -8,10 +8,11 @@ one transaction on SQLite, COPY on PostgreSQL); the report runs as the real comm
 process, which prints its own wall time and peak resident memory (VmHWM from /proc/self/status).
 """
 
+# ruff: noqa: E501 -- bulk-load SQL and COPY column lists are kept on one line each
+
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import random
 import sqlite3
@@ -61,9 +62,21 @@ def _rows() -> Iterator[tuple[list[tuple], list[tuple], list[tuple]]]:
             delivery_id += 1
             contact = first + offset + 1
             sent = started + timedelta(seconds=offset // 50)
-            deliveries.append((delivery_id, run, contact, f"p{contact}@d{contact % 300}.example", sent, DEPARTMENTS[contact % 6], f"d{contact % 300}.example"))
+            deliveries.append(
+                (
+                    delivery_id,
+                    run,
+                    contact,
+                    f"p{contact}@d{contact % 300}.example",
+                    sent,
+                    DEPARTMENTS[contact % 6],
+                    f"d{contact % 300}.example",
+                )
+            )
             roll = rng.random()
-            kinds: list[tuple[str, bool, str, int | None]] = [("open", roll < 0.35, "apple-privacy-proxy" if roll < 0.35 else "", None)]
+            kinds: list[tuple[str, bool, str, int | None]] = [
+                ("open", roll < 0.35, "apple-privacy-proxy" if roll < 0.35 else "", None)
+            ]
             if roll > 0.3:
                 kinds.append(("open", False, "", None))
             if roll > 0.4:
@@ -76,7 +89,17 @@ def _rows() -> Iterator[tuple[list[tuple], list[tuple], list[tuple]]]:
                 kinds.append(("unsubscribe", False, "one-click", None))
             for kind, machine, reason, link in kinds:
                 event_id += 1
-                events.append((event_id, delivery_id, kind, link, machine, reason, sent + timedelta(minutes=30 + event_id % 600)))
+                events.append(
+                    (
+                        event_id,
+                        delivery_id,
+                        kind,
+                        link,
+                        machine,
+                        reason,
+                        sent + timedelta(minutes=30 + event_id % 600),
+                    )
+                )
         yield runs, deliveries, events
 
 
@@ -86,7 +109,17 @@ def _sqlite(path: Path) -> tuple[int, int]:
     iso = "%Y-%m-%d %H:%M:%S.%f"
     db.executemany(
         "INSERT INTO contact (id, email, email_key, email_hash, attributes, created_at, updated_at) VALUES (?, ?, ?, ?, '{}', ?, ?)",
-        ((i, f"p{i}@d{i % 300}.example", f"p{i}@d{i % 300}.example", f"h{i}", START.strftime(iso), START.strftime(iso)) for i in range(1, CONTACTS + 1)),
+        (
+            (
+                i,
+                f"p{i}@d{i % 300}.example",
+                f"p{i}@d{i % 300}.example",
+                f"h{i}",
+                START.strftime(iso),
+                START.strftime(iso),
+            )
+            for i in range(1, CONTACTS + 1)
+        ),
     )
     deliveries = events = 0
     for runs, rows, evs in _rows():
@@ -123,13 +156,56 @@ def _postgres(url: str) -> tuple[int, int]:
     plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     deliveries = events = 0
     with psycopg.connect(plain) as conn, conn.cursor() as cur:
-        _copy(cur, "contact", "id, email, email_key, email_hash, attributes, created_at, updated_at", ((i, f"p{i}@d{i % 300}.example", f"p{i}@d{i % 300}.example", f"h{i}", "{}", START, START) for i in range(1, CONTACTS + 1)))
+        _copy(
+            cur,
+            "contact",
+            "id, email, email_key, email_hash, attributes, created_at, updated_at",
+            (
+                (i, f"p{i}@d{i % 300}.example", f"p{i}@d{i % 300}.example", f"h{i}", "{}", START, START)
+                for i in range(1, CONTACTS + 1)
+            ),
+        )
         for runs, rows, evs in _rows():
-            _copy(cur, "run", "id, campaign, department, audience, status, started_by, template_hash, subject_template, html_template, text_template, meta, recipient_count, status_reason, created_at, started_at",
-                  ((r[0], r[1], r[2], r[3], "finished", "bench", "", "Subject", "", "", '{"links": ["a", "b", "c", "d"]}', PER_RUN, "", r[4], r[4]) for r in runs))
-            _copy(cur, "delivery", "id, run_id, contact_id, email, status, attempts, message_id, last_reply, skip_reason, sent_at, department, domain, locale, timezone, seed",
-                  ((d[0], d[1], d[2], d[3], "sent", 1, "", "", "", d[4], d[5], d[6], "", "", False) for d in rows))
-            _copy(cur, "event", "id, delivery_id, kind, link_index, machine, reason, detail, created_at", ((*e[:6], "{}", e[6]) for e in evs))
+            _copy(
+                cur,
+                "run",
+                "id, campaign, department, audience, status, started_by, template_hash, subject_template, html_template, text_template, meta, recipient_count, status_reason, created_at, started_at",
+                (
+                    (
+                        r[0],
+                        r[1],
+                        r[2],
+                        r[3],
+                        "finished",
+                        "bench",
+                        "",
+                        "Subject",
+                        "",
+                        "",
+                        '{"links": ["a", "b", "c", "d"]}',
+                        PER_RUN,
+                        "",
+                        r[4],
+                        r[4],
+                    )
+                    for r in runs
+                ),
+            )
+            _copy(
+                cur,
+                "delivery",
+                "id, run_id, contact_id, email, status, attempts, message_id, last_reply, skip_reason, sent_at, department, domain, locale, timezone, seed",
+                (
+                    (d[0], d[1], d[2], d[3], "sent", 1, "", "", "", d[4], d[5], d[6], "", "", False)
+                    for d in rows
+                ),
+            )
+            _copy(
+                cur,
+                "event",
+                "id, delivery_id, kind, link_index, machine, reason, detail, created_at",
+                ((*e[:6], "{}", e[6]) for e in evs),
+            )
             deliveries += len(rows)
             events += len(evs)
         conn.commit()
@@ -143,7 +219,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"
         init_workspace(root)
-        databases = fresh_postgres_database(args.pg) if args.pg else iter([f"sqlite:///{Path(tmp) / 'bench.db'}"])
+        databases = (
+            fresh_postgres_database(args.pg) if args.pg else iter([f"sqlite:///{Path(tmp) / 'bench.db'}"])
+        )
         url = next(databases)
         try:
             upgrade(url)
@@ -153,12 +231,21 @@ def main() -> None:
             analyze(engine, ("contact", "run", "delivery", "event"))
             engine.dispose()
             backend = "postgresql" if args.pg else "sqlite"
-            print(f"{backend}: wrote {deliveries:,} deliveries and {events:,} events in {time.perf_counter() - started:.0f} s")
+            print(
+                f"{backend}: wrote {deliveries:,} deliveries and {events:,} events in {time.perf_counter() - started:.0f} s"
+            )
             env = {**os.environ, "COMMS_DATABASE_URL": url, "COMMS_WORKSPACE": str(root)}
-            child = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=False)
+            child = subprocess.run(
+                [sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=False
+            )
             line = next((x for x in child.stderr.splitlines() if x.startswith("BENCH")), child.stderr[-500:])
-            print(f"{backend}: comms report period 2026-Q4 --compare previous: {line}, exit {child.returncode}")
-            print(child.stdout[:0] or f"{backend}: report reach {child.stdout.count('reach')} keys, {len(child.stdout):,} bytes of JSON")
+            print(
+                f"{backend}: comms report period 2026-Q4 --compare previous: {line}, exit {child.returncode}"
+            )
+            print(
+                child.stdout[:0]
+                or f"{backend}: report reach {child.stdout.count('reach')} keys, {len(child.stdout):,} bytes of JSON"
+            )
         finally:
             for _ in databases:
                 pass

@@ -13,7 +13,10 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.cli.common import WorkspaceOption, console, open_workspace
+from pipeline.reports import run_report
+from pipeline.reports.render import pct
 from pipeline.runs import control as runs
+from pipeline.storage.engines import connect
 from pipeline.storage.models import DeliveryStatus, Run
 from pipeline.workspace.folders import Workspace
 
@@ -209,8 +212,24 @@ def show(
     ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Counts by status, rate, ETA and the last errors of a run (the latest one by default)."""
-    _print_report(runs.show_run(open_workspace(workspace), run_id))
+    """Counts by status, rate, ETA, last errors and headline engagement of a run (default: the latest)."""
+    ws = open_workspace(workspace)
+    report = runs.show_run(ws, run_id)
+    _print_report(report)
+    assert report.run.id is not None
+    engine = connect(ws.settings)
+    try:
+        figures = run_report(engine, ws.settings, report.run.id).figures
+    finally:
+        engine.dispose()
+    if figures.counts is not None:
+        r = figures.rates
+        console.print(
+            f"delivered {figures.counts['delivered']}  human opens {pct(r['human_open_rate'])}  "
+            f"human clicks {pct(r['human_click_rate'])}  unsubscribes {pct(r['unsubscribe_rate'])}  "
+            f"complaints {pct(r['complaint_rate'])}  machine clicks {pct(r['machine_click_share'])}",
+            highlight=False,
+        )
 
 
 @runs_app.command("pause")

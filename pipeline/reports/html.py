@@ -6,6 +6,7 @@ Everything from the database (URLs, subjects, department names) is autoescaped.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, select_autoescape
@@ -18,76 +19,8 @@ from pipeline.workspace.settings import Settings
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
 _ENV.filters["pct"] = pct
 
-_PAGE = _ENV.from_string(
-    """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }} · {{ brand.company }}</title>
-<style>
-body { font-family: {{ fonts.body }}; color: {{ colors.text }}; background: {{ colors.background }}; margin: 0; }
-header { background: {{ colors.primary }}; color: #fff; padding: 16px 32px; }
-h1, h2 { font-family: {{ fonts.heading }}; }
-h1 { margin: 0; font-size: 24px; }
-main { max-width: 1000px; margin: 0 auto; padding: 16px 32px; }
-section { background: {{ colors.surface }}; border-radius: 6px; padding: 12px 20px; margin: 16px 0; }
-table { border-collapse: collapse; width: 100%; font-size: 14px; }
-th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid {{ colors.background }}; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
-.muted { color: {{ colors.muted }}; font-size: 13px; }
-.fired { color: {{ colors.accent }}; font-weight: bold; }
-</style></head>
-<body>
-<header><h1>{{ title }}</h1><div>{{ subtitle }}</div></header>
-<main>
-{% if funnel %}
-<section id="funnel" aria-labelledby="funnel-h"><h2 id="funnel-h">Funnel</h2>
-<svg role="img" aria-label="Funnel" width="640" height="{{ funnel|length * 34 + 10 }}" viewBox="0 0 640 {{ funnel|length * 34 + 10 }}">
-{% for step in funnel %}
-<rect x="170" y="{{ loop.index0 * 34 + 5 }}" width="{{ step.width }}" height="26" fill="{{ colors.primary }}"></rect>
-<text x="160" y="{{ loop.index0 * 34 + 23 }}" text-anchor="end" font-size="13">{{ step.label }}</text>
-<text x="{{ 176 + step.width }}" y="{{ loop.index0 * 34 + 23 }}" font-size="13">{{ step.count }}</text>
-{% endfor %}
-</svg>
-<table><thead><tr><th>Metric</th><th>Formula</th><th>Rate (95% interval)</th></tr></thead><tbody>
-{% for metric in metrics %}<tr><td>{{ metric.label }}</td><td class="muted">{{ metric.formula }}</td><td class="n">{{ rates[metric.id] | pct }}</td></tr>
-{% endfor %}</tbody></table>
-</section>
-{% endif %}
-{% if links is not none %}
-<section id="links"><h2>Links</h2>
-<table aria-label="Links"><thead><tr><th>#</th><th>Link</th><th>Human clickers</th><th>Raw clickers</th><th>Link CTR</th><th>Share of clickers</th></tr></thead><tbody>
-{% for link in links %}<tr><td class="n">{{ link.position }}</td><td>{{ link.url }}{% if link.cta %} <b>(call to action)</b>{% endif %}</td>
-<td class="n">{{ link.clickers }}</td><td class="n">{{ link.raw_clickers }}</td><td class="n">{{ link.ctr | pct }}</td><td class="n">{{ link.share | pct }}</td></tr>
-{% endfor %}</tbody></table></section>
-{% endif %}
-{% if chart %}
-<section id="chart"><h2>{{ chart.title }}</h2>
-<svg role="img" aria-label="{{ chart.title }}" width="640" height="240" viewBox="0 0 640 240">
-<line x1="40" y1="210" x2="620" y2="210" stroke="{{ colors.muted }}"></line>
-<line x1="40" y1="10" x2="40" y2="210" stroke="{{ colors.muted }}"></line>
-{% for line in chart.lines %}<polyline fill="none" stroke="{{ line.colour }}" stroke-width="2" {% if line.dashed %}stroke-dasharray="4 3" {% endif %}points="{{ line.points }}"></polyline>
-{% endfor %}
-{% for dot in chart.dots %}<circle cx="{{ dot.x }}" cy="{{ dot.y }}" r="4" fill="{{ dot.colour }}"><title>{{ dot.label }}</title></circle>
-{% endfor %}
-{% for tick in chart.ticks %}<text x="{{ tick.x }}" y="228" font-size="11" text-anchor="middle">{{ tick.label }}</text>
-{% endfor %}
-<text x="36" y="16" font-size="11" text-anchor="end">{{ chart.top }}</text><text x="36" y="212" font-size="11" text-anchor="end">0</text>
-</svg></section>
-{% endif %}
-{% for table in tables %}
-<section><h2>{{ table.title }}</h2><table><thead><tr>{% for h in table.head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
-{% for row in table.rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}
-</tbody></table></section>
-{% endfor %}
-{% if recommendations %}
-<section id="recommendations"><h2>Recommendations</h2><ul>
-{% for r in recommendations %}<li><span class="{{ r.status }}">{{ r.rule }}</span>: {{ r.evidence }} <span class="muted">(threshold {{ r.threshold }})</span>{% if r.action %} — {{ r.action }}{% endif %}</li>
-{% endfor %}</ul></section>
-{% endif %}
-<section id="notes"><h2>Notes</h2><ul>{% for note in footnotes %}<li class="muted">{{ note }}</li>{% endfor %}</ul></section>
-</main></body></html>
-"""
-)
+# The page itself; package data (pyproject), so an installed comms has it too.
+_PAGE = _ENV.from_string((Path(__file__).parent / "report.html.j2").read_text(encoding="utf-8"))
 
 
 def _funnel(counts: dict[str, int] | None) -> list[dict[str, Any]]:

@@ -123,7 +123,8 @@ def to_text(report: Report) -> str:
         if report.first_click_median_s is not None:
             p75 = report.first_click_p75_s or 0
             lines.append(
-                f"  time to first human click: median {report.first_click_median_s / 60:.0f} min, p75 {p75 / 60:.0f} min"
+                f"  time to first human click: median {report.first_click_median_s / 60:.0f} min, "
+                f"p75 {p75 / 60:.0f} min"
             )
         lines.append("  engagement curve: " + ", ".join(f"{k} {pct(v)}" for k, v in report.curve.items()))
         lines.append("links")
@@ -160,7 +161,8 @@ def to_text(report: Report) -> str:
     else:
         compare = f" compared with {report.compare.label}" if report.compare else ""
         lines.append(
-            f"period {report.period.label} ({report.period.start:%Y-%m-%d} to {report.period.end:%Y-%m-%d}){compare}"
+            f"period {report.period.label} "
+            f"({report.period.start:%Y-%m-%d} to {report.period.end:%Y-%m-%d}){compare}"
         )
         lines += _figures_lines(report.totals)
         reach = report.reach

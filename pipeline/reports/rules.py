@@ -97,7 +97,10 @@ def run_rules(
             )
         )
 
-    threshold = f"> {rules.unsubscribe_vs_median}x the department's median of its last {rules.unsubscribe_history_runs} runs"
+    threshold = (
+        f"> {rules.unsubscribe_vs_median}x the department's median "
+        f"of its last {rules.unsubscribe_history_runs} runs"
+    )
     if not enough or len(unsubscribe_history) < 3:
         out.append(
             _insufficient(
@@ -198,7 +201,10 @@ def run_rules(
             )
         )
 
-    threshold = f"peak >= {rules.send_window_hours:g} h from the sending hour, with >= {rules.send_window_clickers} clickers"
+    threshold = (
+        f"peak >= {rules.send_window_hours:g} h from the sending hour, "
+        f"with >= {rules.send_window_clickers} clickers"
+    )
     if clickers < rules.send_window_clickers or report.click_peak_hour is None or report.started_at is None:
         out.append(
             _insufficient("send-window", f"{clickers} clickers, need {rules.send_window_clickers}", threshold)
@@ -233,7 +239,8 @@ def period_rules(report: PeriodReport, rules: ReportRules) -> list[Recommendatio
         _judge(
             "dormant-contacts",
             float(share) > rules.dormant_share,
-            f"{report.reach['dormant']} of {reach} contacts reached ({_pct(float(share))}) neither opened nor clicked",
+            f"{report.reach['dormant']} of {reach} contacts reached ({_pct(float(share))}) "
+            "neither opened nor clicked",
             threshold,
             "run a re-engagement campaign for the dormant contacts, then stop mailing those who stay silent",
         )

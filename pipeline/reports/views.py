@@ -55,9 +55,9 @@ def figures(counts: dict[str, int], *, tracked: bool = True) -> Figures:
 def _cell(label: str, counts: dict[str, int], settings: Settings) -> Row:
     """A breakdown row, suppressed in aggregate mode below [reports] min_cell delivered recipients."""
     shown = figures(counts)
-    if settings.reports.mode == "aggregate" and shown.counts is not None:
-        if shown.counts["delivered"] < settings.reports.min_cell:
-            return Row(label, Figures(None, {m.id: None for m in METRICS}, None, suppressed=True))
+    small = shown.counts is not None and shown.counts["delivered"] < settings.reports.min_cell
+    if settings.reports.mode == "aggregate" and small:
+        return Row(label, Figures(None, {m.id: None for m in METRICS}, None, suppressed=True))
     return Row(label, shown)
 
 
@@ -188,7 +188,8 @@ def run_report(engine: Engine, settings: Settings, run_id: int) -> RunReport:
 def _empty() -> dict[str, int]:
     names = (
         "snapshotted attempted accepted hard_bounced soft_bounced complaints unsubscribes pixel_openers "
-        "human_pixel_openers inferred_openers apple_proxy_openers trackable trackable_openers raw_clickers clickers"
+        "human_pixel_openers inferred_openers apple_proxy_openers trackable trackable_openers "
+        "raw_clickers clickers"
     )
     return dict.fromkeys(names.split(), 0)
 
@@ -433,7 +434,8 @@ def people(engine: Engine, settings: Settings, run_id: int) -> list[dict[str, An
     """Who received RUN_ID and what each did: only in [reports] mode = "individual"."""
     if settings.reports.mode != "individual":
         raise ReportError(
-            f'per-person output needs [reports] mode = "individual" (this workspace is {settings.reports.mode})'
+            'per-person output needs [reports] mode = "individual" '
+            f"(this workspace is {settings.reports.mode})"
         )
     with engine.connect() as conn:
         _run(conn, run_id)

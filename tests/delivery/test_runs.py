@@ -99,6 +99,11 @@ def test_comms_send_through_the_file_transport_then_runs_show(
     shown = cli.invoke(app, ["runs", "show", "1", "-w", str(ws_root)])
     assert shown.exit_code == 0, shown.output
     assert "finished" in shown.output and "sent 12" in shown.output
+    # Nobody has opened or clicked yet: the headline says so, with the interval of 0 out of 12.
+    assert "delivered 12  human opens 0.0% (0.0-24.2%)  human clicks 0.0% (0.0-24.2%)" in shown.output
+    report = cli.invoke(app, ["report", "run", "1", "--format", "json", "-w", str(ws_root)])
+    assert report.exit_code == 0, report.output
+    assert '"delivered": 12' in report.output and '"honeypot"' not in report.output
     listed = cli.invoke(app, ["runs", "list", "-w", str(ws_root)])
     assert CAMPAIGN in listed.output
     with session(engine) as db:

@@ -19,7 +19,16 @@ from pipeline.message.mime import message_id
 from pipeline.message.urls import recipient_links
 from pipeline.storage import outbox
 from pipeline.storage.engines import session
-from pipeline.storage.models import Contact, Delivery, DeliveryStatus, MailingList, Run, RunStatus, Subscription, utcnow
+from pipeline.storage.models import (
+    Contact,
+    Delivery,
+    DeliveryStatus,
+    MailingList,
+    Run,
+    RunStatus,
+    Subscription,
+    utcnow,
+)
 from tests.feedback.conftest import base_url, engine, settings
 
 __all__ = ["base_url", "engine", "settings"]
@@ -38,9 +47,23 @@ class Message:
     pixel: str
 
 
-def build_run(settings, engine: Engine, people: list[dict], *, campaign: str = "spring", started_at=None, list_name: str = "news") -> tuple[int, dict[str, Message]]:
-    """A finished tracked run to PEOPLE (dicts of email and attributes), snapshotted by outbox.snapshot_audience."""
-    tracked = rewrite_links(HTML, utm={}, track=True, own_base_url=settings.tracking.base_url, honeypot_url="https://kestrelforge.example/")
+def build_run(
+    settings,
+    engine: Engine,
+    people: list[dict],
+    *,
+    campaign: str = "spring",
+    started_at=None,
+    list_name: str = "news",
+) -> tuple[int, dict[str, Message]]:
+    """A finished tracked run to PEOPLE (dicts of email and attributes), snapshotted by the real snapshot."""
+    tracked = rewrite_links(
+        HTML,
+        utm={},
+        track=True,
+        own_base_url=settings.tracking.base_url,
+        honeypot_url="https://kestrelforge.example/",
+    )
     started = started_at or utcnow() - timedelta(hours=2)
     with session(engine) as db:
         found = db.scalars(select(MailingList).where(MailingList.name == list_name)).first()
@@ -52,24 +75,59 @@ def build_run(settings, engine: Engine, people: list[dict], *, campaign: str = "
             address, key = normalize_email(person["email"])
             if db.scalars(select(Contact).where(Contact.email_key == key)).first():
                 continue
-            contact = Contact(email=address, email_key=key, locale=person.get("locale"), attributes=person.get("attributes", {}))
+            contact = Contact(
+                email=address,
+                email_key=key,
+                locale=person.get("locale"),
+                attributes=person.get("attributes", {}),
+            )
             db.add(contact)
             db.flush()
             db.add(Subscription(contact_id=contact.id, list_id=found.id))
-        run = Run(campaign=campaign, department="marketing", audience="news", status=RunStatus.finished, subject_template="Spring {{ contact.first_name }}", html_template=tracked.html, text_template="Hi", meta={"links": list(tracked.links), "honeypot": tracked.honeypot, "tracking": True}, started_at=started, created_at=started)
+        run = Run(
+            campaign=campaign,
+            department="marketing",
+            audience="news",
+            status=RunStatus.finished,
+            subject_template="Spring {{ contact.first_name }}",
+            html_template=tracked.html,
+            text_template="Hi",
+            meta={"links": list(tracked.links), "honeypot": tracked.honeypot, "tracking": True},
+            started_at=started,
+            created_at=started,
+        )
         db.add(run)
         db.flush()
         run_id = run.id
     assert run_id is not None
     with engine.begin() as conn:
-        outbox.snapshot_audience(conn, run_id, Audience(list_name, Path(f"audiences/{list_name}.toml"), "", (list_name,)), started, settings.reports)
+        outbox.snapshot_audience(
+            conn,
+            run_id,
+            Audience(list_name, Path(f"audiences/{list_name}.toml"), "", (list_name,)),
+            started,
+            settings.reports,
+        )
     messages = {}
     with session(engine) as db:
         for delivery in db.scalars(select(Delivery).where(Delivery.run_id == run_id)):
             contact = db.get(Contact, delivery.contact_id)
             assert contact is not None and delivery.id is not None
-            db.execute(update(Delivery).where(Delivery.id == delivery.id).values(status=DeliveryStatus.sent, attempts=1, sent_at=started, message_id=message_id(run_id, contact.id, "example.com")))
-            rendered = Personalizer(run.subject_template, run.html_template, run.text_template).render(Recipient.of(contact), recipient_links(settings, delivery.id), recipient_tracking(settings, delivery.id))
+            db.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery.id)
+                .values(
+                    status=DeliveryStatus.sent,
+                    attempts=1,
+                    sent_at=started,
+                    message_id=message_id(run_id, contact.id, "example.com"),
+                )
+            )
+            rendered = Personalizer(run.subject_template, run.html_template, run.text_template).render(
+                Recipient.of(contact),
+                recipient_links(settings, delivery.id),
+                recipient_tracking(settings, delivery.id),
+            )
             base = re.escape(settings.tracking.base_url)
             clicks = re.findall(rf'href="({base}/c/[^"]+)"', rendered.html)
             [pixel] = re.findall(r'<img src="([^"]+)"', rendered.html)

@@ -40,7 +40,9 @@ def apple(url: str) -> None:
 @pytest.fixture
 def report_world(settings: Settings, engine: Engine, base_url: str):
     run_id, m = build_run(settings, engine, PEOPLE)
-    p = [m[f"p{i}@{d}"] for i, d in enumerate(["sales.example"] * 7 + ["fin.example"] * 4 + ["hr.example"] * 2)]
+    p = [
+        m[f"p{i}@{d}"] for i, d in enumerate(["sales.example"] * 7 + ["fin.example"] * 4 + ["hr.example"] * 2)
+    ]
     # p0: a person opens and clicks link A.
     get(p[0].pixel, THUNDERBIRD)
     get(p[0].clicks[0])
@@ -62,14 +64,42 @@ def report_world(settings: Settings, engine: Engine, base_url: str):
     # p7 (finance): a Proofpoint agent.
     get(p[7].clicks[0], "Mozilla/5.0 (compatible; Proofpoint URL Defense)")
     # p8 (finance): one-click unsubscribe.
-    httpx.post(f"{settings.tracking.base_url}/u/" + recipient_unsub(settings, p[8].delivery_id), data={"List-Unsubscribe": "One-Click"})
+    httpx.post(
+        f"{settings.tracking.base_url}/u/" + recipient_unsub(settings, p[8].delivery_id),
+        data={"List-Unsubscribe": "One-Click"},
+    )
     # p9 (finance): a hard bounce after acceptance; p10 (finance): a complaint after opening.
-    ingest_message(engine, settings, dsn(to="bounces@kestrelforge.example", recipient=p[9].email, status="5.1.1", diagnostic="550 5.1.1 no such user", original_message_id=message_id_of(engine, p[9].delivery_id)), source="test")
+    ingest_message(
+        engine,
+        settings,
+        dsn(
+            to="bounces@kestrelforge.example",
+            recipient=p[9].email,
+            status="5.1.1",
+            diagnostic="550 5.1.1 no such user",
+            original_message_id=message_id_of(engine, p[9].delivery_id),
+        ),
+        source="test",
+    )
     get(p[10].pixel, THUNDERBIRD)
-    ingest_message(engine, settings, arf(to="fbl@kestrelforge.example", original_mail_from="bounces@kestrelforge.example", complainant=p[10].email, original_message_id=message_id_of(engine, p[10].delivery_id)), source="test")
+    ingest_message(
+        engine,
+        settings,
+        arf(
+            to="fbl@kestrelforge.example",
+            original_mail_from="bounces@kestrelforge.example",
+            complainant=p[10].email,
+            original_message_id=message_id_of(engine, p[10].delivery_id),
+        ),
+        source="test",
+    )
     # p11 (hr): refused at SMTP, yet a scanner clicked (a click before acceptance).
     with session(engine) as db:
-        db.execute(update(Delivery).where(Delivery.id == p[11].delivery_id).values(status=DeliveryStatus.failed, sent_at=None, last_code=550))
+        db.execute(
+            update(Delivery)
+            .where(Delivery.id == p[11].delivery_id)
+            .values(status=DeliveryStatus.failed, sent_at=None, last_code=550)
+        )
     get(p[11].clicks[0])
     # p12 (hr): a person clicks D, the fourth link.
     get(p[12].clicks[3])
@@ -91,7 +121,9 @@ def message_id_of(engine: Engine, delivery_id: int) -> str:
         return delivery.message_id
 
 
-def test_every_figure_of_a_run_report_follows_its_formula(report_world, settings: Settings, engine: Engine) -> None:
+def test_every_figure_of_a_run_report_follows_its_formula(
+    report_world, settings: Settings, engine: Engine
+) -> None:
     run_id, p = report_world
     report = run_report(engine, settings, run_id)
     c = report.figures.counts
@@ -99,7 +131,14 @@ def test_every_figure_of_a_run_report_follows_its_formula(report_world, settings
     # 13 recipients (the seed left out); p11 refused; p9 bounced hard after acceptance.
     A, S, B = 13, 12, 1
     D = S - B
-    assert (c["snapshotted"], c["attempted"], c["accepted"], c["bounced"], c["hard_bounced"], c["delivered"]) == (13, A, S, B, 1, D)
+    assert (
+        c["snapshotted"],
+        c["attempted"],
+        c["accepted"],
+        c["bounced"],
+        c["hard_bounced"],
+        c["delivered"],
+    ) == (13, A, S, B, 1, D)
     assert (c["complaints"], c["unsubscribes"]) == (1, 1)
     # Pixels: p0, p1 (Apple), p2 (Apple), p6, p10. Human pixels: p0, p6, p10.
     assert (c["pixel_openers"], c["human_pixel_openers"], c["apple_proxy_openers"]) == (5, 3, 2)
@@ -132,7 +171,13 @@ def test_every_figure_of_a_run_report_follows_its_formula(report_world, settings
     assert report.links[0].ctr == wilson(2, D) and report.links[0].share == wilson(2, 4)
 
     # Reasons are kept on the events and counted per delivery.
-    assert report.reasons["machine_click"] == {"scanner-burst": 1, "honeypot": 2, "head-request": 1, "scanner-agent:proofpoint": 1, "before-accepted": 1}
+    assert report.reasons["machine_click"] == {
+        "scanner-burst": 1,
+        "honeypot": 2,
+        "head-request": 1,
+        "scanner-agent:proofpoint": 1,
+        "before-accepted": 1,
+    }
     assert report.reasons["machine_open"] == {"apple-privacy-proxy": 2}
     assert report.reasons["bounce"] == {"hard": 1} and report.reasons["unsubscribe"] == {"one-click": 1}
     assert report.reasons["rejected_at_smtp"] == {"5xx": 1}
@@ -162,5 +207,15 @@ def test_every_figure_of_a_run_report_follows_its_formula(report_world, settings
 def test_burst_marks_every_click_of_it_even_those_recorded_before(report_world, engine: Engine) -> None:
     run_id, p = report_world
     with session(engine) as db:
-        rows = db.execute(select(Event.link_index, Event.machine, Event.reason).where(Event.delivery_id == p[3].delivery_id).order_by(Event.id)).all()
-    assert [tuple(r) for r in rows] == [(0, True, "scanner-burst"), (1, True, "scanner-burst"), (2, True, "scanner-burst"), (3, True, "scanner-burst"), (4, True, "honeypot")]
+        rows = db.execute(
+            select(Event.link_index, Event.machine, Event.reason)
+            .where(Event.delivery_id == p[3].delivery_id)
+            .order_by(Event.id)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        (0, True, "scanner-burst"),
+        (1, True, "scanner-burst"),
+        (2, True, "scanner-burst"),
+        (3, True, "scanner-burst"),
+        (4, True, "honeypot"),
+    ]

@@ -31,7 +31,9 @@ def click(messages, emails) -> None:
         httpx.get(messages[email].clicks[0], headers={"User-Agent": FIREFOX}, follow_redirects=False)
 
 
-def test_aggregate_mode_suppresses_departments_under_min_cell(settings: Settings, engine: Engine, base_url: str) -> None:
+def test_aggregate_mode_suppresses_departments_under_min_cell(
+    settings: Settings, engine: Engine, base_url: str
+) -> None:
     run_id, messages = build_run(settings, engine, team("a", {"sales": 6, "legal": 2}))
     click(messages, ["asales0@corp.example", "alegal0@corp.example"])
     settings.reports.mode = "aggregate"
@@ -40,7 +42,7 @@ def test_aggregate_mode_suppresses_departments_under_min_cell(settings: Settings
     assert rows["legal"].suppressed and rows["legal"].counts is None
     assert rows["legal"].rates["human_click_rate"] is None
     assert not rows["sales"].suppressed and rows["sales"].rates["human_click_rate"] == wilson(1, 6)
-    assert "alegal0" not in to_json(report) and "legal,"not in to_csv(report).replace("departments", "")
+    assert "alegal0" not in to_json(report) and "legal," not in to_csv(report).replace("departments", "")
     # The run's own totals still count everyone.
     assert report.figures.counts is not None and report.figures.counts["clickers"] == 2
     with pytest.raises(ReportError, match='mode = "individual"'):
@@ -50,12 +52,21 @@ def test_aggregate_mode_suppresses_departments_under_min_cell(settings: Settings
     assert listed["asales0@corp.example"] is True and listed["asales1@corp.example"] is False
 
 
-def test_campaign_series_flags_runs_outside_the_p_chart_limits(settings: Settings, engine: Engine, base_url: str) -> None:
+def test_campaign_series_flags_runs_outside_the_p_chart_limits(
+    settings: Settings, engine: Engine, base_url: str
+) -> None:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=40)
     clicked_per_run = [5, 5, 5, 0]
     ids = []
     for n, clicked in enumerate(clicked_per_run):
-        run_id, messages = build_run(settings, engine, team(f"r{n}", {"sales": 20}), campaign="weekly", started_at=start + timedelta(days=7 * n), list_name=f"weekly{n}")
+        run_id, messages = build_run(
+            settings,
+            engine,
+            team(f"r{n}", {"sales": 20}),
+            campaign="weekly",
+            started_at=start + timedelta(days=7 * n),
+            list_name=f"weekly{n}",
+        )
         click(messages, [f"r{n}sales{i}@corp.example" for i in range(clicked)])
         ids.append(run_id)
     report = campaign_report(engine, settings, "weekly")
@@ -63,7 +74,10 @@ def test_campaign_series_flags_runs_outside_the_p_chart_limits(settings: Setting
     assert report.p_bar == pytest.approx(p_bar)
     lower, upper = p_chart_limits(p_bar, 20)
     assert [(p.run_id, p.p, p.outside) for p in report.points] == [
-        (ids[0], 0.25, ""), (ids[1], 0.25, ""), (ids[2], 0.25, ""), (ids[3], 0.0, "below" if 0.0 < lower else "")
+        (ids[0], 0.25, ""),
+        (ids[1], 0.25, ""),
+        (ids[2], 0.25, ""),
+        (ids[3], 0.0, "below" if lower > 0.0 else ""),
     ]
     assert report.points[0].lower == pytest.approx(lower) and report.points[0].upper == pytest.approx(upper)
 
@@ -76,8 +90,12 @@ def test_campaign_series_flags_runs_outside_the_p_chart_limits(settings: Setting
     assert january.compare is not None and january.compare.label == "last-60d before"
     assert january.before is not None and january.before.counts is not None
     assert january.before.counts["delivered"] == 0
-    by_recipient = period_report(engine, settings, parse_period("last-60d", datetime.now(UTC)), by="recipient")
-    assert [(row.label, row.figures.counts["delivered"]) for row in by_recipient.rows if row.figures.counts] == [("sales", 80)]
+    by_recipient = period_report(
+        engine, settings, parse_period("last-60d", datetime.now(UTC)), by="recipient"
+    )
+    assert [
+        (row.label, row.figures.counts["delivered"]) for row in by_recipient.rows if row.figures.counts
+    ] == [("sales", 80)]
 
 
 def test_two_proportion_z_and_periods() -> None:
