@@ -349,11 +349,13 @@ class PeriodReport:
     recommendations: list[Recommendation] = field(default_factory=list)
 
 
-def _totals(conn: Connection, scope: Scope) -> tuple[dict[str, int], dict[str, int]]:
-    found = list(queries.counts(conn, scope, reach=True))
-    values = found[0][1] if found else {**_empty(), "reach": 0, "engaged_reach": 0}
-    reach = {"reach": values.pop("reach"), "engaged_reach": values.pop("engaged_reach")}
-    return values, reach
+def _sum_counts(rows: Iterable[dict[str, int]]) -> dict[str, int]:
+    """The counts of a whole scope from those of its groups (every count is additive)."""
+    total = _empty()
+    for row in rows:
+        for name, value in row.items():
+            total[name] += value
+    return total
 
 
 def _deltas(now: Figures, then: Figures) -> list[Delta]:
@@ -382,15 +384,18 @@ def period_report(
         untracked = tuple(r.id for r in runs if not is_tracked(r) and r.id is not None)
         tracked_ids = tuple(r.id for r in runs if is_tracked(r) and r.id is not None)
         counted = Scope(run_ids=tracked_ids) if untracked else scope
-        counts, reach = _totals(conn, counted)
         group = {
             "campaign": queries.R.c.campaign,
             "recipient": queries.D.c.department,
             "sender": queries.R.c.department,
         }[by]
+        grouped = list(queries.counts(conn, counted, [group]))
+        counts = _sum_counts(c for _, c in grouped)
+        reached, engaged = queries.reach(conn, counted)
+        reach = {"reach": reached, "engaged_reach": engaged}
         rows = [
             _cell(values[0] or "(none)", c, settings) if by != "campaign" else Row(values[0], figures(c))
-            for values, c in queries.counts(conn, counted, [group])
+            for values, c in grouped
         ]
         before_figures = None
         other = None
@@ -398,8 +403,7 @@ def period_report(
             other = previous(period) if compare == "previous" else year_before(period)
             other_runs = queries.runs_in(conn, Scope(start=other.start, end=other.end))
             ids = tuple(r.id for r in other_runs if is_tracked(r) and r.id is not None)
-            before_counts, _ = _totals(conn, Scope(run_ids=ids))
-            before_figures = figures(before_counts)
+            before_figures = figures(_sum_counts(c for _, c in queries.counts(conn, Scope(run_ids=ids))))
         footnotes = _footnotes(conn, scope, runs)
     totals = figures(counts)
     assert totals.counts is not None
