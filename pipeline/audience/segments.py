@@ -59,6 +59,7 @@ from pipeline.audience.contacts import ATTRIBUTE_NAME, PERSONAL_FIELDS, RESERVED
 from pipeline.errors import AudienceError
 from pipeline.storage.models import Contact, MailingList, Subscription, SubscriptionStatus, Suppression
 from pipeline.workspace.folders import Workspace
+from pipeline.workspace.settings import Reports as ReportSettings
 from pipeline.workspace.tomlfile import read_toml, validate
 
 Op = Literal[
@@ -369,6 +370,22 @@ def check_lists(session: Session, audience: Audience) -> None:
     for name in audience.lists:
         if name not in known:
             raise AudienceError(f'lists: no list named "{name}" in the database', path=audience.path)
+
+
+def snapshot_query(audience: Audience, reports: ReportSettings) -> Select[Any]:
+    """audience_query with what a delivery freezes of each contact at snapshot (the columns
+    storage.outbox.SNAPSHOT_COLUMNS names): department from REPORTS.department_field (a string
+    attribute, cut to 100 characters), mailbox domain, locale, timezone, and REPORTS.seed_field."""
+    department = func.coalesce(func.substr(text_attribute(reports.department_field), 1, 100), "")
+    return audience_query(audience).with_only_columns(
+        Contact.id,  # type: ignore[arg-type]
+        Contact.email,  # type: ignore[arg-type]
+        department.label("department"),
+        func.lower(email_domain(Contact.email)).label("domain"),  # type: ignore[arg-type]
+        func.coalesce(Contact.locale, "").label("locale"),
+        func.coalesce(Contact.timezone, "").label("timezone"),
+        func.coalesce(flag_attribute(reports.seed_field), false()).label("seed"),
+    )
 
 
 def stream_audience(session: Session, audience: Audience, *, batch: int = 2000) -> Iterator[Contact]:

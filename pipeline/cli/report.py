@@ -1,19 +1,23 @@
-"""`comms report run|campaign|departments|period`: parse, call pipeline.reports, print or write."""
+"""`comms report run|campaign|departments|period`: parse, call pipeline.reports, print or write.
+
+The library is imported inside each command, so `comms --help` loads no database code.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from pipeline.cli.common import WorkspaceOption, console, open_workspace
-from pipeline.reports import campaign_report, parse_period, people, period_report, run_report
-from pipeline.reports.html import to_html
-from pipeline.reports.render import Report, to_csv, to_json, to_text
-from pipeline.storage.engines import connect
-from pipeline.storage.models import utcnow
-from pipeline.workspace.folders import Workspace
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from pipeline.reports.render import Report
+    from pipeline.workspace.folders import Workspace
+    from pipeline.workspace.settings import Settings
 
 report_app = typer.Typer(help="Engagement reports: run, campaign, departments, period.", no_args_is_help=True)
 
@@ -24,19 +28,26 @@ Html = Annotated[
     Path | None,
     typer.Option("--html", help="Also write a self-contained HTML page to FILE.", show_default=False),
 ]
-PeriodArg = Annotated[str, typer.Option("--period", "-p", help="2027-Q1, 2027-03, 2027 or last-30d.")]
+PeriodOption = Annotated[str, typer.Option("--period", "-p", help="2027-Q1, 2027-03, 2027 or last-30d.")]
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(report_app, name="report")
 
 
-def _emit(ws: Workspace, report: Report, fmt: str, html: Path | None) -> None:
-    text = {"text": to_text, "json": to_json, "csv": to_csv}[fmt](report)
-    print(text, end="")
+def _emit(ws: Workspace, build: Any, fmt: str, html: Path | None) -> None:
+    """Run BUILD(engine, settings) on the workspace's database and print (and write) the report."""
+    from pipeline.reports.html import to_html
+    from pipeline.reports.render import to_csv, to_json, to_text
+    from pipeline.storage.engines import opened
+
+    with opened(ws.settings) as engine:
+        report: Report = build(engine, ws.settings)
+    print({"text": to_text, "json": to_json, "csv": to_csv}[fmt](report), end="")
     if html is not None:
         html.write_text(to_html(report, ws.settings), encoding="utf-8")
-        console.print(f"wrote {html}", style="dim", highlight=False) if fmt == "text" else None
+        if fmt == "text":
+            console.print(f"wrote {html}", style="dim", highlight=False)
 
 
 @report_app.command("run")
@@ -50,30 +61,29 @@ def run(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Funnel, rates with intervals, links, engagement curve, departments, reasons, recommendations."""
+    from pipeline.reports import people, run_report
+
     ws = open_workspace(workspace)
-    engine = connect(ws.settings)
-    try:
-        if show_people:
-            rows = people(engine, ws.settings, run_id)
-            _print_people(rows)
-            return
-        _emit(ws, run_report(engine, ws.settings, run_id), fmt, html)
-    finally:
-        engine.dispose()
+    if show_people:
+        _print_people(ws, lambda engine, settings: people(engine, settings, run_id))
+        return
+    _emit(ws, lambda engine, settings: run_report(engine, settings, run_id), fmt, html)
 
 
-def _print_people(rows: list[dict]) -> None:
+def _print_people(ws: Workspace, build: Any) -> None:
     import io
 
     from pipeline.audience.exporter import cell_of, writer
+    from pipeline.storage.engines import opened
 
+    with opened(ws.settings) as engine:
+        rows = build(engine, ws.settings)
+    columns = ("email", "department", "status", "opened", "clicked", "unsubscribed")
     out = io.StringIO()
     csv = writer(out)
-    csv.writerow(["email", "department", "status", "opened", "clicked", "unsubscribed"])
+    csv.writerow(columns)
     for row in rows:
-        csv.writerow(
-            [cell_of(row[k]) for k in ("email", "department", "status", "opened", "clicked", "unsubscribed")]
-        )
+        csv.writerow([cell_of(row[k]) for k in columns])
     print(out.getvalue(), end="")
 
 
@@ -85,17 +95,23 @@ def campaign(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Every run of a campaign or schedule: human click rate on a p-chart, unsubscribes, subjects."""
-    ws = open_workspace(workspace)
-    engine = connect(ws.settings)
-    try:
-        _emit(ws, campaign_report(engine, ws.settings, name), fmt, html)
-    finally:
-        engine.dispose()
+    from pipeline.reports import campaign_report
+
+    _emit(
+        open_workspace(workspace), lambda engine, settings: campaign_report(engine, settings, name), fmt, html
+    )
+
+
+def _period(engine: Engine, settings: Settings, text: str, **options: Any) -> Report:
+    from pipeline.reports import parse_period, period_report
+    from pipeline.storage.models import utcnow
+
+    return period_report(engine, settings, parse_period(text, utcnow()), **options)
 
 
 @report_app.command("departments")
 def departments(
-    period: PeriodArg,
+    period: PeriodOption,
     by: Annotated[
         Literal["recipient", "sender"],
         typer.Option("--by", help="Group by the recipients' department or the sending department."),
@@ -105,12 +121,7 @@ def departments(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Figures per department for runs started in a period."""
-    ws = open_workspace(workspace)
-    engine = connect(ws.settings)
-    try:
-        _emit(ws, period_report(engine, ws.settings, parse_period(period, utcnow()), by=by), fmt, html)
-    finally:
-        engine.dispose()
+    _emit(open_workspace(workspace), lambda e, s: _period(e, s, period, by=by), fmt, html)
 
 
 @report_app.command("period")
@@ -125,10 +136,4 @@ def period(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Totals, reach and a per-campaign table for runs started in a period."""
-    ws = open_workspace(workspace)
-    engine = connect(ws.settings)
-    try:
-        report = period_report(engine, ws.settings, parse_period(period, utcnow()), compare=compare)
-        _emit(ws, report, fmt, html)
-    finally:
-        engine.dispose()
+    _emit(open_workspace(workspace), lambda e, s: _period(e, s, period, compare=compare), fmt, html)

@@ -21,21 +21,17 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Integer,
+    Select,
     Table,
     bindparam,
     exists,
-    false,
     func,
     insert,
     literal,
     select,
     update,
 )
-from sqlmodel import Session
 
-from pipeline.assembly.personalize import Recipient
-from pipeline.audience.contacts import suppress
-from pipeline.audience.segments import Audience, audience_query, email_domain, flag_attribute, text_attribute
 from pipeline.storage.models import (
     Contact,
     Delivery,
@@ -43,9 +39,8 @@ from pipeline.storage.models import (
     Run,
     RunStatus,
     Suppression,
-    SuppressionReason,
 )
-from pipeline.workspace.settings import Reports as ReportSettings
+from pipeline.types import Recipient
 
 
 def _table(model: Any) -> Table:
@@ -128,41 +123,27 @@ def set_recipient_count(conn: Connection, run_id: int, count: int) -> None:
 
 # -- the snapshot ----------------------------------------------------------------------------------
 
+# What snapshot_audience copies from each contact row of its audience query, by column name.
+SNAPSHOT_COLUMNS = ("id", "email", "department", "domain", "locale", "timezone", "seed")
 
-def snapshot_audience(
-    conn: Connection, run_id: int, audience: Audience, now: datetime, reports: ReportSettings
-) -> int:
+
+def snapshot_audience(conn: Connection, run_id: int, audience: Select[Any], now: datetime) -> int:
     """Copy the audience into the outbox as one queued delivery per contact, in one INSERT ... SELECT.
 
+    AUDIENCE selects, per contact, the columns a delivery copies (SNAPSHOT_COLUMNS: see
+    pipeline.audience.segments.snapshot_query): the address, since the run goes to the address the
+    contact had when it started, and the grouping attributes reports use (department, mailbox
+    domain, locale, timezone, seed), frozen so a later reorganisation does not rewrite history.
     The database streams the rows itself, so memory does not grow with the audience.
-    The address is copied: the run goes to the address the contact had when it started; so are the
-    grouping attributes reports use (department from REPORTS.department_field, domain, locale,
-    timezone) and whether it is a seed address, so a later reorganisation does not rewrite history.
     """
-    contacts = audience_query(audience).subquery()
-    attributes = contacts.c.attributes
+    contacts = audience.subquery()
     rows = select(
         literal(run_id, Integer),
-        contacts.c.id,
-        contacts.c.email,
         literal(now, DateTime(timezone=True)),
-        func.coalesce(func.substr(text_attribute(reports.department_field, attributes), 1, 100), ""),
-        func.lower(email_domain(contacts.c.email)),
-        func.coalesce(contacts.c.locale, ""),
-        func.coalesce(contacts.c.timezone, ""),
-        func.coalesce(flag_attribute(reports.seed_field, attributes), false()),
+        *(contacts.c[name] for name in SNAPSHOT_COLUMNS),
     )
-    columns = [
-        "run_id",
-        "contact_id",
-        "email",
-        "next_attempt_at",
-        "department",
-        "domain",
-        "locale",
-        "timezone",
-    ]
-    conn.execute(insert(D).from_select([*columns, "seed"], rows))
+    columns = ["run_id", "next_attempt_at", *("contact_id" if n == "id" else n for n in SNAPSHOT_COLUMNS)]
+    conn.execute(insert(D).from_select(columns, rows))
     # Counted rather than taken from rowcount, which psycopg reports as -1 for this statement.
     return int(conn.execute(select(func.count()).where(D.c.run_id == run_id)).scalar_one())
 
@@ -495,7 +476,7 @@ def mark_skipped(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> 
 
 
 def record(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> None:
-    """Write a group of outcomes in the caller's transaction, hard bounces suppressed with them."""
+    """Write a group of outcomes in the caller's transaction (which suppresses the hard bounces)."""
     by_status: dict[DeliveryStatus, list[Outcome]] = {}
     for outcome in outcomes:
         by_status.setdefault(outcome.status, []).append(outcome)
@@ -503,13 +484,6 @@ def record(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> None:
     mark_retry(conn, worker, by_status.get(DeliveryStatus.queued, []))
     mark_failed(conn, worker, by_status.get(DeliveryStatus.failed, []))
     mark_skipped(conn, worker, by_status.get(DeliveryStatus.skipped, []))
-    bounced = [o for o in outcomes if o.hard_bounce]
-    if bounced:
-        with Session(bind=conn) as session:
-            for outcome in bounced:
-                assert outcome.hard_bounce is not None
-                suppress(session, outcome.hard_bounce, SuppressionReason.hard_bounce, outcome.reply[:500])
-            session.flush()
 
 
 # -- run control -----------------------------------------------------------------------------------

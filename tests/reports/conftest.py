@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, update
 
-from pipeline.assembly.personalize import Personalizer, Recipient
-from pipeline.assembly.tracking import recipient_tracking, rewrite_links
+from pipeline.assembly.personalize import Personalizer
+from pipeline.assembly.tracking import rewrite_links
 from pipeline.audience.contacts import normalize_email
-from pipeline.audience.segments import Audience
-from pipeline.message.mime import message_id
-from pipeline.message.urls import recipient_links
+from pipeline.audience.segments import Audience, snapshot_query
+from pipeline.message.headers import message_id
+from pipeline.message.urls import recipient_links, recipient_tracking
 from pipeline.storage import outbox
 from pipeline.storage.engines import session
 from pipeline.storage.models import (
@@ -29,6 +29,7 @@ from pipeline.storage.models import (
     Subscription,
     utcnow,
 )
+from pipeline.types import Recipient
 from tests.feedback.conftest import base_url, engine, settings
 
 __all__ = ["base_url", "engine", "settings"]
@@ -100,14 +101,9 @@ def build_run(
         db.flush()
         run_id = run.id
     assert run_id is not None
+    audience = Audience(list_name, Path(f"audiences/{list_name}.toml"), "", (list_name,))
     with engine.begin() as conn:
-        outbox.snapshot_audience(
-            conn,
-            run_id,
-            Audience(list_name, Path(f"audiences/{list_name}.toml"), "", (list_name,)),
-            started,
-            settings.reports,
-        )
+        outbox.snapshot_audience(conn, run_id, snapshot_query(audience, settings.reports), started)
     messages = {}
     with session(engine) as db:
         for delivery in db.scalars(select(Delivery).where(Delivery.run_id == run_id)):
@@ -123,7 +119,7 @@ def build_run(
                     message_id=message_id(run_id, contact.id, "example.com"),
                 )
             )
-            rendered = Personalizer(run.subject_template, run.html_template, run.text_template).render(
+            rendered = Personalizer(run.templates).render(
                 Recipient.of(contact),
                 recipient_links(settings, delivery.id),
                 recipient_tracking(settings, delivery.id),
