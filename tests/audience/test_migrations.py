@@ -14,8 +14,6 @@ from pipeline.errors import SchemaOutdated
 from pipeline.storage import engines
 from pipeline.workspace.folders import Workspace
 
-HEAD = engines.head_revision()
-
 ROWS_AT_0001 = [
     "INSERT INTO contact (id, email, email_key, email_hash, attributes, created_at, updated_at) VALUES"
     " (1, 'A@example.com', 'a@example.com', 'h1', '{\"plan\": \"pro\"}',"
@@ -60,8 +58,9 @@ def test_a_database_at_the_first_revision_keeps_every_row(database_url: str, wor
     with engine.begin() as connection:
         for statement in ROWS_AT_0001:
             connection.execute(text(statement))
+    head = engines.head_revision()
     with pytest.raises(
-        SchemaOutdated, match=rf"^database is at revision 0001, code needs {HEAD}: run `comms db upgrade`$"
+        SchemaOutdated, match=rf"^database is at revision 0001, code needs {head}: run `comms db upgrade`$"
     ):
         engines.connect(workspace.settings)
 
@@ -85,7 +84,8 @@ def test_a_database_at_the_first_revision_keeps_every_row(database_url: str, wor
 
 
 def test_an_empty_database_is_refused_until_upgraded(workspace: Workspace):
-    with pytest.raises(SchemaOutdated, match=rf"revision none \(empty database\), code needs {HEAD}"):
+    head = engines.head_revision()
+    with pytest.raises(SchemaOutdated, match=rf"revision none \(empty database\), code needs {head}"):
         engines.connect(workspace.settings)
 
 
