@@ -16,6 +16,7 @@
     ├── RunError                    a run cannot be started, paused, resumed...
     │   └── RunBlocked              a gate at run start refused it (recorded as a blocked run)
     ├── ApprovalError               an approval is refused (not an approver) or approvals.log is wrong
+    ├── ReportError                 a report's period, run or campaign is wrong, or privacy forbids it
     └── TransportError              a mail server (IMAP for bounces) could not be reached or refused
 
 Every error renders as one line: ``path:line: message`` where a location is known.
@@ -89,6 +90,10 @@ class SchemaOutdated(DatabaseError):
 
 
 class ContactError(CommsError, ValueError):
+    pass
+
+
+class ReportError(CommsError):
     pass
 
 

@@ -59,6 +59,7 @@ from pipeline.audience.contacts import ATTRIBUTE_NAME, PERSONAL_FIELDS, RESERVED
 from pipeline.errors import AudienceError
 from pipeline.storage.models import Contact, MailingList, Subscription, SubscriptionStatus, Suppression
 from pipeline.workspace.folders import Workspace
+from pipeline.workspace.settings import Reports as ReportSettings
 from pipeline.workspace.tomlfile import read_toml, validate
 
 Op = Literal[
@@ -191,15 +192,21 @@ class _Attribute(ColumnElement[Any]):
 
     inherit_cache = False  # the name and kind live on the instance, not in the clause tree
 
-    def __init__(self, name: str, kind: Literal["number", "string", "boolean", "present"]) -> None:
+    def __init__(
+        self,
+        name: str,
+        kind: Literal["number", "string", "boolean", "present"],
+        column: ColumnElement[Any] = _ATTRIBUTES,
+    ) -> None:
         self.attribute = name
         self.kind = kind
+        self.column = column
         self.type = {"number": Float(), "string": String(), "boolean": Boolean(), "present": Boolean()}[kind]
 
 
 @compiles(_Attribute, "sqlite")
 def _attribute_sqlite(element: _Attribute, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(_ATTRIBUTES, **kw)
+    column = compiler.process(element.column, **kw)
     path = compiler.render_literal_value(f'$."{element.attribute}"', String())
     kind = f"json_type({column}, {path})"
     value = f"json_extract({column}, {path})"
@@ -213,7 +220,7 @@ def _attribute_sqlite(element: _Attribute, compiler: SQLCompiler, **kw: Any) -> 
 
 @compiles(_Attribute, "postgresql")
 def _attribute_postgresql(element: _Attribute, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(_ATTRIBUTES, **kw)
+    column = compiler.process(element.column, **kw)
     name = compiler.render_literal_value(element.attribute, String())
     kind = f"json_typeof({column} -> {name})"
     text = f"({column} ->> {name})"
@@ -267,6 +274,21 @@ def _position_default(element: _Position, compiler: SQLCompiler, **kw: Any) -> s
 def _position_postgresql(element: _Position, compiler: SQLCompiler, **kw: Any) -> str:
     needle = compiler.render_literal_value(element.needle, String())
     return f"strpos({compiler.process(element.haystack, **kw)}, {needle})"
+
+
+def text_attribute(name: str, column: ColumnElement[Any] = _ATTRIBUTES) -> ColumnElement[Any]:
+    """Attribute NAME of COLUMN (a contact's attributes) when it holds a string, else NULL."""
+    return _Attribute(name, "string", column)
+
+
+def flag_attribute(name: str, column: ColumnElement[Any] = _ATTRIBUTES) -> ColumnElement[Any]:
+    """Attribute NAME of COLUMN (a contact's attributes) as a boolean when it holds one, else NULL."""
+    return _Attribute(name, "boolean", column)
+
+
+def email_domain(email: ColumnElement[Any]) -> ColumnElement[str]:
+    """The part of an address after its last-added '@' (addresses are stored with the domain lower-cased)."""
+    return func.substr(email, _Position(email, "@") + 1)
 
 
 def _comparable(value: Scalar) -> Scalar:
@@ -348,6 +370,22 @@ def check_lists(session: Session, audience: Audience) -> None:
     for name in audience.lists:
         if name not in known:
             raise AudienceError(f'lists: no list named "{name}" in the database', path=audience.path)
+
+
+def snapshot_query(audience: Audience, reports: ReportSettings) -> Select[Any]:
+    """audience_query with what a delivery freezes of each contact at snapshot (the columns
+    storage.outbox.SNAPSHOT_COLUMNS names): department from REPORTS.department_field (a string
+    attribute, cut to 100 characters), mailbox domain, locale, timezone, and REPORTS.seed_field."""
+    department = func.coalesce(func.substr(text_attribute(reports.department_field), 1, 100), "")
+    return audience_query(audience).with_only_columns(
+        Contact.id,  # type: ignore[arg-type]
+        Contact.email,  # type: ignore[arg-type]
+        department.label("department"),
+        func.lower(email_domain(Contact.email)).label("domain"),  # type: ignore[arg-type]
+        func.coalesce(Contact.locale, "").label("locale"),
+        func.coalesce(Contact.timezone, "").label("timezone"),
+        func.coalesce(flag_attribute(reports.seed_field), false()).label("seed"),
+    )
 
 
 def stream_audience(session: Session, audience: Audience, *, batch: int = 2000) -> Iterator[Contact]:

@@ -233,10 +233,26 @@ def show(
     ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Counts by status, rate, ETA and the last errors of a run (the latest one by default)."""
+    """Counts by status, rate, ETA, last errors and headline engagement of a run (default: the latest)."""
+    from pipeline.reports import run_report
+    from pipeline.reports.render import pct
     from pipeline.runs import control as runs
+    from pipeline.storage.engines import opened
 
-    _print_report(runs.show_run(open_workspace(workspace), run_id))
+    ws = open_workspace(workspace)
+    report = runs.show_run(ws, run_id)
+    _print_report(report)
+    assert report.run.id is not None
+    with opened(ws.settings) as engine:
+        figures = run_report(engine, ws.settings, report.run.id).figures
+    if figures.counts is not None:
+        r = figures.rates
+        console.print(
+            f"delivered {figures.counts['delivered']}  human opens {pct(r['human_open_rate'])}  "
+            f"human clicks {pct(r['human_click_rate'])}  unsubscribes {pct(r['unsubscribe_rate'])}  "
+            f"complaints {pct(r['complaint_rate'])}  machine clicks {pct(r['machine_click_share'])}",
+            highlight=False,
+        )
 
 
 @runs_app.command("pause")

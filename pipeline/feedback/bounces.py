@@ -158,7 +158,13 @@ def apply_bounce(
     assert delivery.id is not None
     if str(failure.severity) in _bounce_classes(db, delivery.id):
         return Outcome("bounce", delivery.id, failure.severity, None, "already recorded")
-    record_event(db, EventKind.bounce, delivery.id, detail=detail | {"attributed_by": how})
+    record_event(
+        db,
+        EventKind.bounce,
+        delivery.id,
+        reason=str(failure.severity),
+        detail=detail | {"attributed_by": how},
+    )
     if failure.severity is Severity.delayed:
         return Outcome("bounce", delivery.id, failure.severity, None, "delivery delayed, still being tried")
     _mark_bounced(db, delivery, failure)
@@ -189,7 +195,13 @@ def apply_complaint(db: Session, report: Report, *, source: str, secrets: Sequen
     assert delivery.id is not None
     if has_event(db, EventKind.complaint, delivery.id):
         return Outcome("complaint", delivery.id, None, None, "already recorded")
-    record_event(db, EventKind.complaint, delivery.id, detail=detail | {"attributed_by": how})
+    record_event(
+        db,
+        EventKind.complaint,
+        delivery.id,
+        reason=report.feedback_type or "abuse",
+        detail=detail | {"attributed_by": how},
+    )
     address = delivery_address(db, delivery) or report.complainant
     if address is not None:
         suppress(db, address, SuppressionReason.complaint, note=f"{source}, delivery {delivery.id}")

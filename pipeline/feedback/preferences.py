@@ -67,7 +67,12 @@ def unsubscribe(session: Session, delivery: Delivery, *, source: str, user_agent
     if address is not None:
         suppress(session, address, SuppressionReason.unsubscribe, note=f"{source}, delivery {delivery.id}")
     record_event(
-        session, EventKind.unsubscribe, delivery.id, user_agent=user_agent, detail={"source": source}
+        session,
+        EventKind.unsubscribe,
+        delivery.id,
+        user_agent=user_agent,
+        reason=source,
+        detail={"source": source},
     )
     return True
 
@@ -106,6 +111,7 @@ def leave_list(session: Session, delivery: Delivery, list_id: int, *, user_agent
         EventKind.unsubscribe,
         delivery.id,
         user_agent=user_agent,
+        reason="preferences-list",
         detail={"source": "preferences", "list_id": list_id},
     )
     return True

@@ -38,7 +38,7 @@ from starlette.routing import Route
 from pipeline.assembly.tracking import is_link_template, render_link, safe_target
 from pipeline.audience.contacts import is_suppressed, normalize_email
 from pipeline.delivery.engine import run_composer
-from pipeline.feedback.events import judge_click, judge_open, record_event
+from pipeline.feedback.events import record_click, record_open
 from pipeline.feedback.limits import BodyLimits, same_origin
 from pipeline.feedback.pages import (
     not_found_page,
@@ -53,7 +53,7 @@ from pipeline.message.compose import Composer
 from pipeline.message.tokens import read_token
 from pipeline.message.urls import recipient_links
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, EventKind, Run, utcnow
+from pipeline.storage.models import Delivery, Run
 from pipeline.types import Recipient
 from pipeline.workspace.settings import Settings
 
@@ -103,10 +103,13 @@ class _Server:
             return PlainTextResponse("database unavailable", status_code=503, headers=headers)
         return HTMLResponse(unavailable_page(self.settings), status_code=503, headers=headers)
 
-    def _run_links(self, run_id: int) -> tuple[str, ...]:
+    def _run_links(self, run_id: int) -> tuple[tuple[str, ...], int | None]:
+        """The run's frozen link list and the index of its honeypot link (None: the run has none)."""
         with session(self.engine) as db:
             run = db.get(Run, run_id)
-            return tuple(run.meta.get("links", ())) if run is not None else ()
+            if run is None:
+                return (), None
+            return tuple(run.meta.get("links", ())), run.meta.get("honeypot")
 
     def _composer(self, run_id: int) -> Composer | None:
         with session(self.engine) as db:
@@ -131,16 +134,11 @@ class _Server:
 
     def _record_open(self, delivery_id: int, agent: str | None, ip: str | None, record: bool) -> bool:
         """Whether the delivery exists; with RECORD (a GET) its open is written too."""
-        verdict = judge_open(agent, ip)
         with session(self.engine) as db:
             if db.get(Delivery, delivery_id) is None:
                 return False
-            if not record:
-                return True
-            detail = {"why": verdict.why} if verdict.why else {}
-            record_event(
-                db, EventKind.open, delivery_id, user_agent=agent, machine=verdict.machine, detail=detail
-            )
+            if record:
+                record_open(db, delivery_id, agent, ip)
         return True
 
     async def click(self, request: Request) -> Response:
@@ -160,7 +158,7 @@ class _Server:
             delivery = db.get(Delivery, delivery_id)
             if delivery is None:
                 return None
-            links = self.run_links(delivery.run_id)
+            links, honeypot = self.run_links(delivery.run_id)
             if index >= len(links):
                 return None
             target = safe_target(self._link_for(db, delivery, links[index]))
@@ -169,16 +167,14 @@ class _Server:
                 return None
             if not record:
                 return target
-            verdict = judge_click(agent, delivery.sent_at, utcnow())
-            record_event(
+            record_click(
                 db,
-                EventKind.click,
-                delivery_id,
-                url=target,
+                delivery,
                 link_index=index,
+                url=target,
                 user_agent=agent,
-                machine=verdict.machine,
-                detail={"why": verdict.why} if verdict.why else {},
+                link_count=len(links) - (honeypot is not None),
+                honeypot=honeypot,
             )
             return target
 

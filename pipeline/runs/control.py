@@ -24,14 +24,15 @@ from sqlalchemy.exc import IntegrityError
 
 from pipeline.approvals.ledger import verdict
 from pipeline.assembly.campaign import Campaign, assemble, check_campaign
+from pipeline.assembly.copy import load_copy
 from pipeline.assembly.personalize import preview_recipient
-from pipeline.assembly.tracking import track_campaign
+from pipeline.assembly.tracking import cta_link, track_campaign
 from pipeline.audience.contacts import find_contact
 from pipeline.audience.segments import (
     Audience,
-    audience_query,
     count_audience,
     load_audience,
+    snapshot_query,
     stream_audience,
 )
 from pipeline.delivery.engine import Tally, run_worker
@@ -112,7 +113,7 @@ def start_run(
     approval = gate_run_start(ws, plan, started_by=started_by, schedule=schedule, occurrence=occurrence)
     if confirm is not None:
         confirm(plan)
-    tracked, links = track_campaign(plan.campaign, ws.settings)
+    tracked, tracked_html = track_campaign(plan.campaign, ws.settings)
     now = utcnow()
     run = Run(
         campaign=tracked.name,
@@ -128,7 +129,10 @@ def start_run(
         approval_id=approval.id if approval else None,
         meta={
             **(meta or {}),
-            "links": list(links),
+            "links": list(tracked_html.links),
+            "honeypot": tracked_html.honeypot,
+            "tracking": tracked.tracking,
+            "cta_link": cta_link(load_copy(ws, campaign).fields.get("cta_url"), tracked_html.links),
             "layout": tracked.layout,
             "transport": plan.transport,
             "message_id_salt": secrets.token_hex(16),
@@ -139,7 +143,8 @@ def start_run(
         try:
             with engine.begin() as conn:
                 run_id = outbox.create_run(conn, run)
-                count = outbox.snapshot_audience(conn, run_id, audience_query(plan.audience), now)
+                frozen = snapshot_query(plan.audience, ws.settings.reports)
+                count = outbox.snapshot_audience(conn, run_id, frozen, now)
                 outbox.set_recipient_count(conn, run_id, count)
                 status = RunStatus.sending if paused_reason is None else RunStatus.paused
                 reason = paused_reason or ""

@@ -175,7 +175,7 @@ class Run(SQLModel, table=True):
     # The approval the run was started under (None: approvals off, or blocked).
     approval_id: int | None = Field(default=None, foreign_key="approval.id", ondelete="SET NULL")
     created_at: datetime | None = _ts(nullable=False)
-    started_at: datetime | None = _ts()
+    started_at: datetime | None = _ts(index=True)
     finished_at: datetime | None = _ts()
 
     @property
@@ -189,6 +189,8 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("run_id", "contact_id", name="uq_delivery_run_contact"),
         Index("ix_delivery_claim", "run_id", "status", "next_attempt_at"),
+        # Reports group a run's deliveries by their frozen department.
+        Index("ix_delivery_report", "run_id", "department"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -208,9 +210,20 @@ class Delivery(SQLModel, table=True):
     first_attempt_at: datetime | None = _ts()
     sent_at: datetime | None = _ts(index=True)
     updated_at: datetime | None = _ts()
+    # Grouping attributes frozen at snapshot, so a reorganisation or a move does not rewrite history:
+    # the contact attribute named by [reports] department_field, the mailbox domain, locale, timezone.
+    department: str = Field(default="", max_length=100)
+    domain: str = Field(default="", max_length=255)
+    locale: str = Field(default="", max_length=35)
+    timezone: str = Field(default="", max_length=64)
+    # A seed (inbox-placement) address: sent to like anyone, left out of every rate.
+    seed: bool = False
 
 
 class Event(SQLModel, table=True):
+    # Reports aggregate a delivery's events by kind and machine flag: a covering index serves them.
+    __table_args__ = (Index("ix_event_report", "delivery_id", "kind", "machine", "reason"),)
+
     id: int | None = Field(default=None, primary_key=True)
     # Null for an event that could not be tied to a delivery (kept, not dropped).
     delivery_id: int | None = Field(default=None, foreign_key="delivery.id", ondelete="SET NULL", index=True)
@@ -220,5 +233,9 @@ class Event(SQLModel, table=True):
     user_agent: str | None = None
     # Privacy-proxy opens and link-scanner clicks: kept apart from human engagement.
     machine: bool = False
+    # Why: for machine traffic the rule that caught it (honeypot, scanner-burst, apple-privacy-proxy...),
+    # for a bounce its class (hard, soft, delayed), for a complaint its feedback type, for an
+    # unsubscribe its source. Kept as a column so reports can group by it in SQL.
+    reason: str = Field(default="", max_length=60)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict))
     created_at: datetime | None = _ts(nullable=False, index=True)

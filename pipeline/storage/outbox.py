@@ -123,21 +123,27 @@ def set_recipient_count(conn: Connection, run_id: int, count: int) -> None:
 
 # -- the snapshot ----------------------------------------------------------------------------------
 
+# What snapshot_audience copies from each contact row of its audience query, by column name.
+SNAPSHOT_COLUMNS = ("id", "email", "department", "domain", "locale", "timezone", "seed")
+
 
 def snapshot_audience(conn: Connection, run_id: int, audience: Select[Any], now: datetime) -> int:
     """Copy the audience into the outbox as one queued delivery per contact, in one INSERT ... SELECT.
 
+    AUDIENCE selects, per contact, the columns a delivery copies (SNAPSHOT_COLUMNS: see
+    pipeline.audience.segments.snapshot_query): the address, since the run goes to the address the
+    contact had when it started, and the grouping attributes reports use (department, mailbox
+    domain, locale, timezone, seed), frozen so a later reorganisation does not rewrite history.
     The database streams the rows itself, so memory does not grow with the audience.
-    The address is copied: the run goes to the address the contact had when it started.
     """
     contacts = audience.subquery()
     rows = select(
         literal(run_id, Integer),
-        contacts.c.id,
-        contacts.c.email,
         literal(now, DateTime(timezone=True)),
+        *(contacts.c[name] for name in SNAPSHOT_COLUMNS),
     )
-    conn.execute(insert(D).from_select(["run_id", "contact_id", "email", "next_attempt_at"], rows))
+    columns = ["run_id", "next_attempt_at", *("contact_id" if n == "id" else n for n in SNAPSHOT_COLUMNS)]
+    conn.execute(insert(D).from_select(columns, rows))
     # Counted rather than taken from rowcount, which psycopg reports as -1 for this statement.
     return int(conn.execute(select(func.count()).where(D.c.run_id == run_id)).scalar_one())
 

@@ -146,6 +146,40 @@ class Daemon(_Section):
     standby_poll_s: float = Field(default=5.0, gt=0)
 
 
+class ReportRules(_Section):
+    """Thresholds of the recommendation rules (pipeline.reports.rules); each rule's README entry says why."""
+
+    # Below this many delivered messages a rule says "too little data" instead of firing.
+    min_delivered: int = Field(default=200, ge=1)
+    bounce_rate: float = Field(default=0.02, ge=0, le=1)
+    complaint_alert: float = Field(default=0.001, ge=0, le=1)
+    complaint_critical: float = Field(default=0.003, ge=0, le=1)
+    unsubscribe_vs_median: float = Field(default=2.0, gt=0)
+    unsubscribe_history_runs: int = Field(default=6, ge=1)
+    machine_click_share: float = Field(default=0.20, ge=0, le=1)
+    apple_proxy_share: float = Field(default=0.40, ge=0, le=1)
+    deep_link_share: float = Field(default=0.60, ge=0, le=1)
+    deep_link_position: int = Field(default=3, ge=1)
+    cta_share: float = Field(default=0.30, ge=0, le=1)
+    min_clickers: int = Field(default=30, ge=1)
+    send_window_hours: float = Field(default=2.0, gt=0)
+    send_window_clickers: int = Field(default=300, ge=1)
+    dormant_share: float = Field(default=0.15, ge=0, le=1)
+    pchart_min_runs: int = Field(default=3, ge=2)
+
+
+class Reports(_Section):
+    # individual: per-person lists allowed; anonymous: no per-person output; aggregate: also
+    # breakdown cells of fewer than min_cell recipients are suppressed.
+    mode: Literal["individual", "anonymous", "aggregate"] = "anonymous"
+    min_cell: int = Field(default=5, ge=1)
+    # The contact attribute frozen onto each delivery as the recipient's department.
+    department_field: str = "department"
+    # A contact whose attribute of this name is true is a seed address, left out of rates.
+    seed_field: str = "seed"
+    rules: ReportRules = Field(default_factory=ReportRules)
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|days?|h|hours?)\s*$")
 
 
@@ -185,6 +219,7 @@ class Settings(_Section):
     dispatch: Dispatch = Field(default_factory=Dispatch)
     bounces: Bounces = Field(default_factory=Bounces)
     daemon: Daemon = Field(default_factory=Daemon)
+    reports: Reports = Field(default_factory=Reports)
     approvals: Approvals = Field(default_factory=Approvals)
 
     # Filled from the environment only, never from the file.

@@ -148,9 +148,17 @@ class World:
         *,
         html: str = CAMPAIGN_HTML,
         track: bool = True,
+        honeypot: bool = False,
     ) -> Sent:
-        """A finished run of one delivery to CONTACT_ID, its HTML tracked as a run start does."""
-        tracked = rewrite_links(html, utm={}, track=track, own_base_url=self.settings.tracking.base_url)
+        """A finished run of one delivery to CONTACT_ID, its HTML tracked as a run start does
+        (with the hidden honeypot link when HONEYPOT)."""
+        tracked = rewrite_links(
+            html,
+            utm={},
+            track=track,
+            own_base_url=self.settings.tracking.base_url,
+            honeypot_url=self.settings.brand.website if honeypot else None,
+        )
         with session(self.engine) as db:
             contact = db.get(Contact, contact_id)
             assert contact is not None
@@ -161,7 +169,7 @@ class World:
                 subject_template="Hello {{ contact.first_name }}",
                 html_template=tracked.html,
                 text_template="Hi {{ contact.first_name }}",
-                meta={"links": list(tracked.links)},
+                meta={"links": list(tracked.links), "honeypot": tracked.honeypot},
                 recipient_count=1,
             )
             db.add(run)
