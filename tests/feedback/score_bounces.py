@@ -67,8 +67,10 @@ def main(argv: list[str]) -> int:
         row[2] += exact
         row[3] += status
         if verbose and not (right and exact and status):
-            print(f"MISS {entry['file']}: expected {entry['kind']} {list(expected_recipients)} "
-                  f"{entry['status']}, got {got.kind} {list(got.recipients)} {got.status}")
+            print(
+                f"MISS {entry['file']}: expected {entry['kind']} {list(expected_recipients)} "
+                f"{entry['status']}, got {got.kind} {list(got.recipients)} {got.status}"
+            )
     print(f"{'family':<12} {'N':>3} {'kinds':>6} {'recipients':>11} {'status':>7}")
     sums = [0, 0, 0, 0]
     for family in sorted(totals):

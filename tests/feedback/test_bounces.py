@@ -117,7 +117,7 @@ def test_exchange_style_plain_text_bounce_tied_by_quoted_message_id(world: World
     assert (outcome.delivery_id, outcome.severity) == (sent.delivery_id, "hard")
     [event] = all_events(engine)
     assert event.detail["format"] == "exchange-text" and event.detail["recipient"] == "left@contoso.example"
-    assert event.detail["diagnostic"] == "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found"
+    assert event.detail["diagnostic"].endswith("returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'")
     assert delivery(engine, sent).status == "failed"
     assert suppression_reasons(engine) == {"left@contoso.example": "hard_bounce"}
 
