@@ -257,16 +257,32 @@ def read_raw(settings: Settings, raw: bytes) -> Reading:
 
 
 def record_unreadable(
-    engine: Engine, settings: Settings, raw: bytes, *, source: str, location: str | None, reason: str
+    engine: Engine,
+    settings: Settings,
+    raw: bytes | None,
+    *,
+    source: str,
+    location: str | None,
+    reason: str,
+    size: int | None = None,
+    fingerprint: bytes | None = None,
 ) -> Outcome:
-    """Keep RAW for an operator (its bytes when within the size limit); the same bytes only once."""
-    digest = hashlib.sha256(raw).hexdigest()
+    """Keep RAW for an operator, its bytes only within the size limit; the same message only once.
+
+    RAW is None for a message that was not even downloaded: FINGERPRINT (where it was) identifies it.
+    """
+    digest = hashlib.sha256(raw if raw is not None else fingerprint or b"").hexdigest()
     with session(engine) as db:
         known = db.scalars(select(UnreadableMessage.id).where(UnreadableMessage.sha256 == digest)).first()
         if known is None:
-            keep = raw if len(raw) <= settings.bounces.max_message_bytes else None
+            keep = raw if raw is not None and len(raw) <= settings.bounces.max_message_bytes else None
             row = UnreadableMessage(
-                sha256=digest, source=source, location=location, reason=reason, size=len(raw), raw=keep
+                sha256=digest,
+                source=source,
+                location=location,
+                reason=reason,
+                size=size if size is not None else len(raw or b""),
+                raw=keep,
             )
             db.add(row)
             db.flush()
@@ -508,10 +524,15 @@ def _drain(client: imaplib.IMAP4, engine: Engine, settings: Settings, target: Im
         size = _message_size(client, uid)
         if size is not None and size > limit:
             # Not even downloaded: the row points at the folder it was moved to.
-            note = f"{size} bytes, over the limit of {limit}"
-            pointer = f"{target.folder} UID {uid.decode()} ({size} bytes)".encode()
             outcome = record_unreadable(
-                engine, settings, pointer, source=source, location=unreadable_folder, reason=note
+                engine,
+                settings,
+                None,
+                source=source,
+                location=unreadable_folder,
+                reason=f"{size} bytes, over the limit of {limit}",
+                size=size,
+                fingerprint=f"{target.host} {target.folder} UID {uid.decode()} {size}".encode(),
             )
         else:
             data = _check(client.uid("FETCH", uid, "(BODY.PEEK[])"), "FETCH")
