@@ -153,12 +153,17 @@ def apply_bounce(
     if failure is None:
         return Outcome("ignored", None, None, None, f"{report.format} report with no failed recipient")
     delivery, how = find_delivery(db, secrets, report.envelope_addresses, report.original_message_id)
+    if delivery is not None and len(report.failures) > 1:
+        # A report naming several recipients: what it says about this delivery's address decides.
+        email = (delivery_address(db, delivery) or delivery.email or "").lower()
+        failure = next((f for f in report.failures if f.recipient == email), failure)
     detail: dict[str, Any] = {
         "class": str(failure.severity),
         "status": failure.status,
         "smtp_code": failure.smtp_code,
         "diagnostic": failure.diagnostic[:_DIAGNOSTIC_CHARS],
         "recipient": failure.recipient,
+        "recipients": [f.recipient for f in report.failures if f.recipient],
         "format": report.format,
         "source": source,
     }

@@ -384,3 +384,55 @@ def test_mailto_unsubscribe_request_from_our_own_header(world: World, engine: En
     assert [e.detail["source"] for e in all_events(engine)] == ["mailto"]
     forged = request.replace(subject[-6:].encode(), b"AAAAAA")
     assert ingest_message(engine, world.settings, forged, source="test").kind == "ignored"
+
+
+@pytest.mark.parametrize("status", ["5.1.7", "5.1.8"])
+def test_a_dsn_about_our_sender_address_never_suppresses_the_recipient(
+    world: World, engine: Engine, status: str
+) -> None:
+    sent = world.send(world.add_contact("fine@example.org"))
+    raw = reports.dsn(
+        to=verp(world.settings, sent),
+        recipient="fine@example.org",
+        status=status,
+        diagnostic=f"553 {status} <{verp(world.settings, sent)}>: Sender address rejected: Domain not found",
+        original_message_id=sent.message_id,
+    )
+    outcome = ingest_message(engine, world.settings, raw, source="test")
+    assert (outcome.delivery_id, outcome.severity, outcome.suppressed) == (sent.delivery_id, "sender", None)
+    assert suppression_reasons(engine) == {}
+    assert delivery(engine, sent).status == "failed"
+
+
+def test_a_report_naming_several_recipients_acts_on_what_it_says_about_ours(
+    world: World, engine: Engine
+) -> None:
+    sent = world.send(world.add_contact("full@example.org"))
+    raw = reports.dsn(
+        to=verp(world.settings, sent),
+        recipient="full@example.org",
+        status="5.2.2",
+        diagnostic="552 5.2.2 Mailbox full",
+        original_message_id=sent.message_id,
+    ).replace(
+        b"Final-Recipient: rfc822; full@example.org",
+        b"Final-Recipient: rfc822; other@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        b"Final-Recipient: rfc822; full@example.org",
+    )
+    outcome = ingest_message(engine, world.settings, raw, source="test")
+    assert outcome.severity == "soft"  # full@ is full; the unknown other@ is not this delivery's address
+    assert suppression_reasons(engine) == {}
+    [event] = all_events(engine)
+    assert event.detail["recipients"] == ["other@example.org", "full@example.org"]
+
+
+def test_a_vacation_notice_with_a_null_return_path_is_no_bounce(world: World, engine: Engine) -> None:
+    sent = world.send(world.add_contact("away@example.org"))
+    raw = (
+        f"Return-Path: <>\r\nFrom: away@example.org\r\nTo: {verp(world.settings, sent)}\r\n"
+        "Subject: Out of office\r\nAuto-Submitted: auto-replied\r\n\r\n"
+        "Back on 5.1.26; for 550 5.1.1 questions call reception.\r\n"
+    ).encode()
+    outcome = ingest_message(engine, world.settings, raw, source="test")
+    assert (outcome.kind, outcome.note) == ("ignored", "an auto-reply, not a bounce")
+    assert all_events(engine) == [] and delivery(engine, sent).status == "sent"
