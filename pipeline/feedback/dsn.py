@@ -38,9 +38,8 @@ from typing import Any
 from pipeline.delivery.status import ENHANCED, Severity, by_phrase, classify, codes, subject_phrases
 
 _MESSAGE_ID = re.compile(r"^\s*Message-ID:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
-_ADDRESS_TEXT = (
-    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+"
-)
+# (a domain without a dot is allowed: local bounces name user@localhost)
+_ADDRESS_TEXT = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*"
 _ADDRESS = re.compile(_ADDRESS_TEXT)
 # Where a recipient's paragraph starts in a human-text bounce (group 1 the address, group 2 the rest).
 _RECIPIENT_LINES = (
@@ -272,6 +271,8 @@ def _status_blocks(status_part: Message) -> list[Message]:
 
 def _rfc3464(message: Message, container: Message, status_part: Message) -> Report:
     original = _original_headers(container)
+    text = _readable_text(container)
+    human: dict[str, str] | None = None  # the notice's own words per recipient, read when needed
     failures = []
     for block in _status_blocks(status_part):
         action = str(block.get("Action", "")).strip().lower().split(" ")[0].split("(")[0]
@@ -285,6 +286,11 @@ def _rfc3464(message: Message, container: Message, status_part: Message) -> Repo
         ):
             status = status_field.group(0)  # the Status field, unless a generic one the diagnostic refines
         recipient = _typed_value(block.get("Final-Recipient") or block.get("Original-Recipient"))
+        if (status is None or status.endswith(".0.0")) and by_phrase(diagnostic) is None and recipient:
+            # Exim's "Status: 5.0.0" with no Diagnostic-Code: the human part says "Unrouteable address".
+            if human is None:
+                human = _recipient_blocks(_report_text(text), set())
+            diagnostic = " ".join(p for p in (diagnostic, human.get(recipient.lower(), "")) if p)
         failures.append(
             Failure(
                 recipient.lower() if recipient else None,
@@ -294,7 +300,6 @@ def _rfc3464(message: Message, container: Message, status_part: Message) -> Repo
                 diagnostic,
             )
         )
-    text = _readable_text(container)
     message_id = _original_message_id(original, text)
     return Report("bounce", "rfc3464", tuple(failures), message_id, _envelope(message, original))
 
