@@ -71,14 +71,14 @@ def main(argv: list[str]) -> int:
                 f"MISS {entry['file']}: expected {entry['kind']} {list(expected_recipients)} "
                 f"{entry['status']}, got {got.kind} {list(got.recipients)} {got.status}"
             )
-    print(f"{'family':<12} {'N':>3} {'kinds':>6} {'recipients':>11} {'status':>7}")
+    print(f"{'family':<16} {'N':>3} {'kinds':>6} {'recipients':>11} {'status':>7}")
     sums = [0, 0, 0, 0]
     for family in sorted(totals):
         n, right, exact, status = totals[family]
         sums = [a + b for a, b in zip(sums, totals[family], strict=True)]
-        print(f"{family:<12} {n:>3} {right:>6} {exact:>11} {status:>7}")
+        print(f"{family:<16} {n:>3} {right:>6} {exact:>11} {status:>7}")
     n, right, exact, status = sums
-    print(f"{'all':<12} {n:>3} {right:>6} {exact:>11} {status:>7}")
+    print(f"{'all':<16} {n:>3} {right:>6} {exact:>11} {status:>7}")
     print(f"kinds right {right}/{n}, recipients exact {exact}/{n}, status right {status}/{n}")
     return 0
 
