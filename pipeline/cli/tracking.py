@@ -108,21 +108,15 @@ def ingest_command(
     """
     settings = open_workspace(workspace).settings
     paths = sources or ["-"]
-    if dry_run:
+    if paths != ["-"] or dry_run:
         if "-" in paths:
-            raise typer.BadParameter("--dry-run reads files, not stdin")
+            raise typer.BadParameter("- (one message on stdin) goes alone, without files or --dry-run")
         engine = connect(settings)
         try:
-            _print_previews([row for path in paths for row in preview_path(engine, settings, Path(path))])
-        finally:
-            engine.dispose()
-        return
-    if paths != ["-"]:
-        if "-" in paths:
-            raise typer.BadParameter("- (stdin) cannot be combined with files")
-        engine = connect(settings)
-        try:
-            _print([outcome for path in paths for outcome in ingest_path(engine, settings, Path(path))])
+            if dry_run:
+                _print_previews([row for path in paths for row in preview_path(engine, settings, Path(path))])
+            else:
+                _print([outcome for path in paths for outcome in ingest_path(engine, settings, Path(path))])
         finally:
             engine.dispose()
         return

@@ -59,7 +59,7 @@ def codes(text: str) -> tuple[str | None, int | None]:
     found = [m.group(0) for m in ENHANCED.finditer(text)]
     specific = [code for code in found if not code.endswith(".0.0")]
     reply = _REPLY.search(text)
-    status = (specific or found or [None])[0]
+    status = (specific or found)[0] if found else None
     return status, int(reply.group(1)) if reply else None
 
 

@@ -39,7 +39,9 @@ from pipeline.delivery.status import ENHANCED, Severity, by_phrase, classify, co
 
 _MESSAGE_ID = re.compile(r"^\s*Message-ID:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
 # (a domain without a dot is allowed: local bounces name user@localhost)
-_ADDRESS_TEXT = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*"
+_ADDRESS_TEXT = (
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*"
+)
 _ADDRESS = re.compile(_ADDRESS_TEXT)
 # Where a recipient's paragraph starts in a human-text bounce (group 1 the address, group 2 the rest).
 _RECIPIENT_LINES = (
@@ -153,17 +155,20 @@ def parse_message(raw: bytes, *, max_bytes: int | None = None) -> EmailMessage:
 # -- parts and text --------------------------------------------------------------------------------
 
 
+def _parts(message: Message) -> list[Message]:
+    """The parts inside a multipart, or the message inside a message/* part."""
+    payload = message.get_payload()
+    return [part for part in payload if isinstance(part, Message)] if isinstance(payload, list) else []
+
+
 def _walk(message: Message, depth: int = 0) -> Iterator[tuple[Message, Message | None]]:
     """(part, its parent) depth-first, through message/rfc822 attachments too, at most MAX_DEPTH down."""
     yield message, None
     if depth >= MAX_DEPTH:
         return
-    payload = message.get_payload()
-    if isinstance(payload, list):
-        for child in payload:
-            if isinstance(child, Message):
-                for part, parent in _walk(child, depth + 1):
-                    yield part, parent if parent is not None else message
+    for child in _parts(message):
+        for part, parent in _walk(child, depth + 1):
+            yield part, parent if parent is not None else message
 
 
 def _text_of(part: Message) -> str:
@@ -181,8 +186,8 @@ def _readable_text(message: Message, depth: int = 0) -> str:
     """The text a person would read, without the returned original (which quotes our own links)."""
     if not message.is_multipart():
         return _text_of(message) if message.get_content_maintype() == "text" else ""
-    texts = []
-    for part in message.get_payload() if depth < MAX_DEPTH else []:
+    texts: list[str] = []
+    for part in _parts(message) if depth < MAX_DEPTH else []:
         kind = part.get_content_type()
         if kind == "text/plain" or (kind == "text/html" and not texts):
             texts.append(_text_of(part))
@@ -208,13 +213,12 @@ def _verbatim(values: Iterable[object]) -> list[str]:
 
 def _original_headers(container: Message) -> Message | None:
     """The returned message's headers, from a message/rfc822 or text/rfc822-headers part of CONTAINER."""
-    payload = container.get_payload()
-    for part in payload if isinstance(payload, list) else []:
+    for part in _parts(container):
         kind = part.get_content_type()
         if kind in ("message/rfc822", "message/global"):
-            inner = part.get_payload()
-            if isinstance(inner, list) and inner:
-                return inner[0]  # type: ignore[no-any-return]
+            inner = _parts(part)
+            if inner:
+                return inner[0]
         if kind in ("text/rfc822-headers", "message/global-headers"):
             return HeaderParser().parsestr(_text_of(part))
     return None
@@ -259,13 +263,13 @@ def _typed_value(field: object) -> str | None:
 
 def _status_blocks(status_part: Message) -> list[Message]:
     """The per-recipient blocks; message/global-delivery-status comes as text, split on blank lines."""
-    payload = status_part.get_payload()
-    if status_part.get_content_type() == "message/delivery-status" and isinstance(payload, list):
-        return list(payload[1:])
+    inner = _parts(status_part)
+    if status_part.get_content_type() == "message/delivery-status" and inner:
+        return inner[1:]
     # Other message/* types parse as one message: the per-message fields, then the rest as its body.
-    rest = str(payload[0].get_payload()) if isinstance(payload, list) and payload else _text_of(status_part)
+    rest = str(inner[0].get_payload()) if inner else _text_of(status_part)
     paragraphs = re.split(r"\r?\n\s*\r?\n", rest.strip())
-    skip = 0 if isinstance(payload, list) else 1
+    skip = 0 if inner else 1
     return [HeaderParser().parsestr(p.strip() + "\n") for p in paragraphs[skip:] if p.strip()]
 
 
@@ -317,10 +321,8 @@ def _first_address(values: Iterable[object]) -> str | None:
 
 
 def _arf(message: Message, container: Message, feedback_part: Message) -> Report:
-    payload = feedback_part.get_payload()
-    fields: Message = (
-        payload[0] if isinstance(payload, list) and payload else HeaderParser().parsestr(str(payload))
-    )
+    inner = _parts(feedback_part)
+    fields = inner[0] if inner else HeaderParser().parsestr(str(feedback_part.get_payload()))
     original = _original_headers(container)
     complainant = _first_address(fields.get_all("Original-Rcpt-To", []))
     if complainant is None and original is not None:

@@ -274,11 +274,7 @@ def test_mbox_and_maildir_are_read_whole(world: World, engine: Engine, tmp_path:
         )
         for sent, email in ((first, "a@example.org"), (second, "b@example.org"))
     ] + [reports.auto_reply(to=BOUNCES)]
-    path = tmp_path / kind
-    box: mailbox.Mailbox = mailbox.mbox(path) if kind == "mbox" else mailbox.Maildir(path)  # type: ignore[type-arg]
-    for raw in messages:
-        box.add(raw)
-    box.close()
+    path = write_mailbox(tmp_path / kind, kind, messages)
     outcomes = ingest_path(engine, world.settings, path)
     # A Maildir has no order; an mbox keeps its own.
     assert sorted((o.kind, o.delivery_id or 0) for o in outcomes) == [
@@ -287,6 +283,15 @@ def test_mbox_and_maildir_are_read_whole(world: World, engine: Engine, tmp_path:
         ("ignored", 0),
     ]
     assert suppression_reasons(engine) == {"a@example.org": "hard_bounce", "b@example.org": "hard_bounce"}
+
+
+def write_mailbox(path: Path, kind: str, messages: list[bytes]) -> Path:
+    """A real mbox file or Maildir folder at PATH holding MESSAGES."""
+    box: mailbox.Mailbox = mailbox.mbox(path) if kind == "mbox" else mailbox.Maildir(path)  # type: ignore[type-arg]
+    for raw in messages:
+        box.add(raw)
+    box.close()
+    return path
 
 
 def _ingest_stdin(workspace_dir: Path, raw: bytes, database_url: str) -> Result:

@@ -19,7 +19,7 @@ from pipeline.storage.models import Delivery, Event, Suppression, UnreadableMess
 from tests.feedback import reports
 from tests.feedback.conftest import SECRET, Sent, World
 from tests.feedback.imap_server import ImapServer
-from tests.feedback.test_bounces import BOUNCES, suppression_reasons, verp
+from tests.feedback.test_bounces import BOUNCES, suppression_reasons, verp, write_mailbox
 
 LIMIT = 200_000  # [bounces] max_message_bytes for these tests
 
@@ -97,11 +97,7 @@ def test_poison_messages_in_a_file_are_kept_and_the_rest_is_read(
 ) -> None:
     world.settings.bounces.max_message_bytes = LIMIT
     messages, _ = _mailbox_messages(world)
-    path = tmp_path / kind
-    box: mailbox.Mailbox = mailbox.mbox(path) if kind == "mbox" else mailbox.Maildir(path)  # type: ignore[type-arg]
-    for raw in messages:
-        box.add(raw)
-    box.close()
+    path = write_mailbox(tmp_path / kind, kind, messages)
 
     outcomes = ingest_path(engine, world.settings, path)
     assert sorted(o.kind for o in outcomes) == ["bounce", "bounce", "bounce", "unreadable", "unreadable"]
@@ -194,10 +190,7 @@ def test_dry_run_prints_each_message_and_changes_nothing(
     world: World, engine: Engine, workspace_dir: Path, tmp_path: Path
 ) -> None:
     messages, (first, charset, _last) = _mailbox_messages(world)
-    box = mailbox.mbox(tmp_path / "box")
-    for raw in messages:
-        box.add(raw)
-    box.close()
+    write_mailbox(tmp_path / "box", "mbox", messages)
     complaint = tmp_path / "complaint.eml"
     complaint.write_bytes(
         reports.arf(
