@@ -5,26 +5,17 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import WorkspaceOption, console, err_console, open_workspace
 from pipeline.errors import CommsError, DatabaseError
-from pipeline.feedback.bounces import (
-    Outcome,
-    Preview,
-    ingest_message,
-    ingest_path,
-    list_unreadable,
-    poll_imap,
-    preview_path,
-)
-from pipeline.feedback.server import create_app
-from pipeline.storage.engines import connect
+
+if TYPE_CHECKING:
+    from pipeline.feedback.bounces import Outcome, Preview
 
 # sysexits.h EX_TEMPFAIL: an MTA keeps a piped message and tries again later instead of bouncing it.
 EX_TEMPFAIL = 75
@@ -49,6 +40,11 @@ def serve_command(
     ] = "127.0.0.1",
 ) -> None:
     """Run the tracking server: opens, clicks, unsubscribe, view online, preferences, webhooks."""
+    import uvicorn
+
+    from pipeline.feedback.server import create_app
+    from pipeline.storage.engines import connect
+
     settings = open_workspace(workspace).settings
     listen_host, _, listen_port = (settings.tracking.listen or DEFAULT_LISTEN).rpartition(":")
     engine = connect(settings)
@@ -106,6 +102,9 @@ def ingest_command(
     With - it reads one message on stdin: use it as an MTA pipe target for the bounce address.
     If the database is unreachable it exits 75 (EX_TEMPFAIL) so the MTA keeps the message.
     """
+    from pipeline.feedback.bounces import ingest_message, ingest_path, preview_path
+    from pipeline.storage.engines import connect
+
     settings = open_workspace(workspace).settings
     paths = sources or ["-"]
     if paths != ["-"] or dry_run:
@@ -155,6 +154,9 @@ def unreadable_command(
     workspace: WorkspaceOption = None,
 ) -> None:
     """List the messages that could not be read (kept for an operator), or print one's bytes."""
+    from pipeline.feedback.bounces import list_unreadable
+    from pipeline.storage.engines import connect
+
     settings = open_workspace(workspace).settings
     engine = connect(settings)
     try:
@@ -183,6 +185,9 @@ def unreadable_command(
 @bounces_app.command("poll")
 def poll_command(workspace: WorkspaceOption = None) -> None:
     """Ingest every message in the IMAP folder of [bounces] imap_url, moving each to processed_folder."""
+    from pipeline.feedback.bounces import poll_imap
+    from pipeline.storage.engines import connect
+
     settings = open_workspace(workspace).settings
     engine = connect(settings)
     try:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pipeline.delivery.status import Severity, classify_reply
-from pipeline.delivery.transports.base import SendResult, SendStatus
+from pipeline.types import SendResult, SendStatus
 from pipeline.workspace.settings import Retry
 
 _JITTER = 0.2  # +-20% around each step of the schedule
