@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 from email.parser import HeaderParser
+from html import unescape
 from typing import Any
 
 from pipeline.delivery.status import ENHANCED, Severity, by_phrase, classify, codes, subject_phrases
@@ -60,7 +61,7 @@ _RECIPIENT_LINES = (
 # A recipient named in a sentence (Gmail, Office 365, old list servers).
 _RECIPIENT_SENTENCE = re.compile(
     rf"(?:wasn't delivered to|message to|delivery to|not delivered to)\s+<?({_ADDRESS_TEXT})>?"
-    r"\s+(?:could(?:n't| not) be delivered|because|failed|was blocked)",
+    r"\s+(?:could(?:n't| not) be delivered|because|failed|was blocked|has been blocked|was not delivered)",
     re.IGNORECASE,
 )
 # Where the returned copy of the original starts in a text bounce: nothing below it is the report.
@@ -85,6 +86,8 @@ _TEXT_FAMILIES = (
     ("barracuda", "barracuda"),
     ("postfix", "(in reply to"),
 )
+_HTML_BREAK = re.compile(r"<(?:br|/p|/div|/tr|/li|/h\d)\b[^>]*>", re.IGNORECASE)
+_HTML_TAG = re.compile(r"<[^>]*>")
 _BLOCK_LINES = 12  # a recipient's diagnostic is at most this many lines after its address
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery status notification|delivery (has )?fail|returned mail|"
@@ -176,10 +179,18 @@ def _text_of(part: Message) -> str:
     if isinstance(payload, bytes):
         charset = part.get_content_charset() or "utf-8"
         try:
-            return payload.decode(charset, errors="replace")
+            text = payload.decode(charset, errors="replace")
         except LookupError:  # a charset Python does not know: the codes and addresses are ASCII anyway
-            return payload.decode("utf-8", errors="replace")
-    return str(part.get_payload())
+            text = payload.decode("utf-8", errors="replace")
+    else:
+        text = str(part.get_payload())
+    return _html_lines(text) if part.get_content_type() == "text/html" else text
+
+
+def _html_lines(html: str) -> str:
+    """An HTML notice (Exchange, Office 365) as lines of text: block ends and <br> become line ends."""
+    text = _HTML_BREAK.sub("\n", html)
+    return unescape(_HTML_TAG.sub("", text))
 
 
 def _readable_text(message: Message, depth: int = 0) -> str:

@@ -39,11 +39,11 @@ def test_commands_refuse_an_outdated_schema_until_upgraded(workspace: Workspace,
 
     refused = comms("contacts", "import", str(path))
     assert _one_line_error(refused) == (
-        "comms: error: database is at revision none (empty database), code needs 0002: run `comms db upgrade`"
+        "comms: error: database is at revision none (empty database), code needs 0003: run `comms db upgrade`"
     )
 
-    assert "upgraded from revision (empty) to 0002" in comms("db", "upgrade").stdout
-    assert "0002" in comms("db", "status").stdout
+    assert "upgraded from revision (empty) to 0003" in comms("db", "upgrade").stdout
+    assert "0003" in comms("db", "status").stdout
     imported = comms("contacts", "import", str(path), "--list", "customers")
     assert imported.returncode == 0, imported.stderr
     assert "inserted 1, updated 0, unchanged 0, rejected 1 (fields 1)" in imported.stdout
