@@ -256,7 +256,6 @@ def read_raw(settings: Settings, raw: bytes) -> Reading:
 
 def record_unreadable(
     engine: Engine,
-    settings: Settings,
     raw: bytes | None,
     *,
     source: str,
@@ -265,22 +264,22 @@ def record_unreadable(
     size: int | None = None,
     fingerprint: bytes | None = None,
 ) -> Outcome:
-    """Keep RAW for an operator, its bytes only within the size limit; the same message only once.
+    """Keep RAW for an operator (an MTA pipe has no other copy); the same message only once.
 
-    RAW is None for a message that was not even downloaded: FINGERPRINT (where it was) identifies it.
+    RAW is None for a message that was not even downloaded (IMAP, over the size limit): FINGERPRINT
+    (where it was) identifies it, and it waits in the unreadable folder.
     """
     digest = hashlib.sha256(raw if raw is not None else fingerprint or b"").hexdigest()
     with session(engine) as db:
         known = db.scalars(select(UnreadableMessage.id).where(UnreadableMessage.sha256 == digest)).first()
         if known is None:
-            keep = raw if raw is not None and len(raw) <= settings.bounces.max_message_bytes else None
             row = UnreadableMessage(
                 sha256=digest,
                 source=source,
                 location=location,
                 reason=reason,
                 size=size if size is not None else len(raw or b""),
-                raw=keep,
+                raw=raw,
             )
             db.add(row)
             db.flush()
@@ -298,7 +297,7 @@ def ingest_message(
     try:
         reading = read_raw(settings, raw)
     except Unreadable as exc:
-        return record_unreadable(engine, settings, raw, source=source, location=location, reason=str(exc))
+        return record_unreadable(engine, raw, source=source, location=location, reason=str(exc))
     if reading.unsubscribe_token is not None:
         return _unsubscribe_by_mail(engine, settings, reading.unsubscribe_token)
     if reading.report is None:
@@ -524,7 +523,6 @@ def _drain(client: imaplib.IMAP4, engine: Engine, settings: Settings, target: Im
             # Not even downloaded: the row points at the folder it was moved to.
             outcome = record_unreadable(
                 engine,
-                settings,
                 None,
                 source=source,
                 location=unreadable_folder,

@@ -198,8 +198,9 @@ class Event(SQLModel, table=True):
 class UnreadableMessage(SQLModel, table=True):
     """A message in the bounce mailbox that could not be read, kept for an operator (issue 9).
 
-    Its bytes are kept when they are within [bounces] max_message_bytes; LOCATION says where the
-    message itself was moved aside (an IMAP folder, a Maildir subfolder) or where it still is (an mbox).
+    Its bytes are kept whenever they were read (an oversized IMAP message is not even downloaded);
+    LOCATION says where the message itself was moved aside (an IMAP folder, a Maildir subfolder) or
+    where it still is (an mbox).
     """
 
     __tablename__ = "unreadable_message"
