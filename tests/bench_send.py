@@ -86,7 +86,7 @@ def _workspace(root: Path, port: int, connections: int, database: str | None, dk
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     from pipeline.workspace.init import init_workspace
-    from tests.delivery.conftest import configure
+    from tests.support.workspace import configure
 
     init_workspace(root)
     url = database or f"sqlite:///{root / 'comms.db'}"
