@@ -1,7 +1,7 @@
 """Messages in the bounce mailbox that could not be read, kept for an operator.
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0002"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
