@@ -12,7 +12,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from pipeline.types import Templates
@@ -238,4 +238,24 @@ class Event(SQLModel, table=True):
     # unsubscribe its source. Kept as a column so reports can group by it in SQL.
     reason: str = Field(default="", max_length=60)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict))
+    created_at: datetime | None = _ts(nullable=False, index=True)
+
+
+class UnreadableMessage(SQLModel, table=True):
+    """A message in the bounce mailbox that could not be read, kept for an operator (issue 9).
+
+    Its bytes are kept whenever they were read (an oversized IMAP message is not even downloaded);
+    LOCATION says where the message itself was moved aside (an IMAP folder, a Maildir subfolder) or
+    where it still is (an mbox).
+    """
+
+    __tablename__ = "unreadable_message"
+    id: int | None = Field(default=None, primary_key=True)
+    # sha256 of the bytes: the same message read again is not recorded twice.
+    sha256: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    source: str = Field(max_length=300)
+    location: str | None = None
+    reason: str
+    size: int
+    raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     created_at: datetime | None = _ts(nullable=False, index=True)

@@ -128,6 +128,10 @@ class Bounces(_Section):
     imap_url: str | None = None
     # Where processed messages are moved (created if missing).
     processed_folder: str = "comms-processed"
+    # Where messages that cannot be read are moved (created if missing); `comms bounces unreadable`.
+    unreadable_folder: str = "comms-unreadable"
+    # A message larger than this is not read (recorded as unreadable, kept where it is moved).
+    max_message_bytes: int = Field(default=10_000_000, ge=10_000)
     # This many soft bounces in a row (the address's latest sent deliveries) suppress the address.
     soft_bounce_limit: int = Field(default=3, ge=1)
     # Amazon SES via SNS: only notifications from these topics are accepted (none: endpoint off).
