@@ -16,14 +16,16 @@ Knobs (keyword arguments; also plain attributes, safe to change while running):
 - ``drop_after_data_every=N``: every Nth new message has its connection cut after the data
   arrived and before any reply (the client cannot know whether it was taken); its retry is accepted.
 - ``data_delay_s``: hold each DATA reply that long, so concurrent connections overlap visibly.
-- ``credentials=("user", "password")``: require AUTH (PLAIN/LOGIN, allowed without TLS here).
+- ``credentials=("user", "password")``: require AUTH (PLAIN/LOGIN, allowed without TLS here); a
+  wrong password gets ``535 5.7.8``.
+- ``greeting="554 5.7.1 go away"``: greet every connection with that instead of 220, then hang up.
 - ``tls_context``: offer STARTTLS with that server context; ``implicit_tls=True`` wraps the whole
   connection in TLS instead.
 - ``record=False``: count accepted messages without keeping them (a sink for benchmarks).
 
 ``stop()`` then ``start()`` simulates a server that is down for a while (same port).
-Counters: ``accepted``, ``connections`` (client connections that sent mail), ``peak_in_data`` (most messages
-inside DATA at the same moment).
+Counters: ``accepted``, ``connections`` (client connections that sent mail), ``connects`` (every
+connection opened, mail or not), ``peak_in_data`` (most messages inside DATA at the same moment).
 """
 
 from __future__ import annotations
@@ -110,6 +112,42 @@ class _Handler:
         return "250 2.0.0 OK queued"
 
 
+class _Smtp(SMTP):
+    """aiosmtpd's protocol, counting connections and greeting with the owner's refusal if it has one."""
+
+    def __init__(self, owner: SmtpServer, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._owner = owner
+        self._greeted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is None:  # not the same connection again after STARTTLS
+            with self._owner._arrived:
+                self._owner.connects += 1
+                self._owner._arrived.notify_all()
+        super().connection_made(transport)
+
+    async def push(self, status: Any) -> None:
+        refusal = self._owner.greeting
+        if not self._greeted and refusal is not None:
+            self._greeted = True
+            await super().push(refusal)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        self._greeted = True
+        await super().push(status)
+
+
+class _Controller(Controller):
+    def __init__(self, owner: SmtpServer, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._owner = owner
+
+    def factory(self) -> SMTP:
+        return _Smtp(self._owner, self.handler, **self.SMTP_kwargs)
+
+
 class SmtpServer:
     def __init__(
         self,
@@ -123,6 +161,7 @@ class SmtpServer:
         implicit_tls: bool = False,
         record: bool = True,
         port: int | None = None,
+        greeting: str | None = None,
     ) -> None:
         self.host = HOST
         self.port = port or free_port()
@@ -134,7 +173,9 @@ class SmtpServer:
         self.tls_context = tls_context
         self.implicit_tls = implicit_tls
         self.record = record
+        self.greeting = greeting
         self.accepted = 0
+        self.connects = 0
         self.peak_in_data = 0
         self._in_data = 0
         self._new_messages = 0
@@ -159,8 +200,12 @@ class SmtpServer:
             kwargs["ssl_context"] = self.tls_context
         elif self.tls_context is not None:
             kwargs |= {"tls_context": self.tls_context, "require_starttls": True}
-        controller = Controller(_Handler(self), **kwargs)
+        controller = _Controller(self, _Handler(self), **kwargs)
         controller.start()
+        # The controller's start-up probe is a connection too, not a client's: wait for it, forget it.
+        with self._arrived:
+            self._arrived.wait_for(lambda: self.connects > 0, timeout=10)
+            self.connects = 0
         self._controller = controller
 
     def stop(self) -> None:

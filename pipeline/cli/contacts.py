@@ -65,7 +65,8 @@ def db_upgrade(workspace: WorkspaceOption = None) -> None:
 @db_app.command("status")
 def db_status(workspace: WorkspaceOption = None) -> None:
     """Show which database is configured and whether its schema is current."""
-    engine = make_engine(open_workspace(workspace).settings.database.url)
+    settings = open_workspace(workspace).settings
+    engine = make_engine(settings.database.url, settings.database)
     try:
         status = schema_status(engine)
         console.print(f"database  {display_url(engine)}")
@@ -287,7 +288,7 @@ def audience_explain(
     """The SQL the audience runs, for the configured database."""
     ws = open_workspace(workspace)
     audience = load_audience(ws, name)
-    engine = make_engine(ws.settings.database.url)
+    engine = make_engine(ws.settings.database.url, ws.settings.database)
     try:
         print(explain(audience, engine))
     finally:
