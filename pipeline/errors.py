@@ -105,3 +105,14 @@ class TransportTemporary(TransportError, ConnectionError):
 
 class TransportPermanent(TransportError):
     pass
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The one error inside task-group wrappers: asyncio.TaskGroup wraps what went wrong, once for
+    each task that hit it (several workers losing one database, say)."""
+    while isinstance(exc, BaseExceptionGroup):
+        distinct = {str(inner): inner for inner in exc.exceptions}
+        if len(distinct) != 1:
+            break
+        exc = next(iter(distinct.values()))
+    return exc
