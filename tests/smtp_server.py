@@ -16,6 +16,8 @@ Knobs (keyword arguments; also plain attributes, safe to change while running):
 - ``drop_after_data_every=N``: every Nth new message has its connection cut after the data
   arrived and before any reply (the client cannot know whether it was taken); its retry is accepted.
 - ``data_delay_s``: hold each DATA reply that long, so concurrent connections overlap visibly.
+- ``hold_after=N``: once N messages were accepted, hold every further DATA reply until ``release()``
+  (a test can then act "mid-run" without racing the sender).
 - ``credentials=("user", "password")``: require AUTH (PLAIN/LOGIN, allowed without TLS here); a
   wrong password gets ``535 5.7.8``.
 - ``greeting="554 5.7.1 go away"``: greet every connection with that instead of 220, then hang up.
@@ -99,6 +101,8 @@ class _Handler:
             await asyncio.Event().wait()
         if fate == "defer":
             return "451 4.3.0 try again later"
+        while owner.hold_after is not None and owner.accepted >= owner.hold_after:
+            await asyncio.sleep(0.01)
         with owner._lock:
             owner._in_data += 1
             owner.peak_in_data = max(owner.peak_in_data, owner._in_data)
@@ -174,6 +178,7 @@ class SmtpServer:
         self.implicit_tls = implicit_tls
         self.record = record
         self.greeting = greeting
+        self.hold_after: int | None = None
         self.accepted = 0
         self.connects = 0
         self.peak_in_data = 0
@@ -212,6 +217,10 @@ class SmtpServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+    def release(self) -> None:
+        """Let held DATA replies go (see ``hold_after``)."""
+        self.hold_after = None
 
     def __enter__(self) -> SmtpServer:
         self.start()

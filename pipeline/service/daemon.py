@@ -82,7 +82,9 @@ class AdvisoryLock:
     def try_acquire(self) -> bool:
         conn = self.engine.connect()
         try:
-            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _ADVISORY_KEY}).scalar())
+            got = bool(
+                conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _ADVISORY_KEY}).scalar()
+            )
             conn.commit()
         except BaseException:
             conn.close()

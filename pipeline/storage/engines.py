@@ -108,7 +108,10 @@ class _Watchdog:
 
     def arm(self, dbapi_connection: Any) -> None:
         with self._lock:
-            self._armed[id(dbapi_connection)] = (time.monotonic() + self.limit_s, weakref.ref(dbapi_connection))
+            self._armed[id(dbapi_connection)] = (
+                time.monotonic() + self.limit_s,
+                weakref.ref(dbapi_connection),
+            )
             if self._thread is None:
                 self._thread = threading.Thread(target=self._watch, name="comms-db-watchdog", daemon=True)
                 self._thread.start()
@@ -124,7 +127,9 @@ class _Watchdog:
             for _, ref in overdue:
                 connection = ref()
                 if connection is not None and _busy(connection):
-                    log.warning("no answer from the database in %.0f s: abandoning the connection", self.limit_s)
+                    log.warning(
+                        "no answer from the database in %.0f s: abandoning the connection", self.limit_s
+                    )
                     _shut_down(connection)
 
 

@@ -39,7 +39,9 @@ def test_a_slow_domain_outlasting_the_lease_still_gets_one_copy_each(
 
 def _lease_one(engine: Engine, run_id: int, worker: str, lease_s: float) -> int:
     with engine.begin() as conn:
-        (claimed,) = outbox.claim_batch(conn, worker=worker, limit=1, lease_s=lease_s, now=utcnow(), run_id=run_id)
+        (claimed,) = outbox.claim_batch(
+            conn, worker=worker, limit=1, lease_s=lease_s, now=utcnow(), run_id=run_id
+        )
     return claimed.delivery_id
 
 
@@ -55,7 +57,9 @@ def test_a_live_lease_of_another_machine_with_the_same_hostname_is_never_taken(
     with monkeypatch.context() as other_machine:
         other_machine.setattr(dispatch, "_boot_id", lambda: "0123456789ab")
         elsewhere = dispatch.worker_name()
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     dead_here = f"{dispatch.worker_name().partition(':')[0]}:{gone.stdout.strip()}:00000000"
     assert elsewhere.partition(":")[0] != dead_here.partition(":")[0]
     lease_s = 2.0

@@ -162,7 +162,9 @@ def test_an_outage_longer_than_outage_s_ends_comms_send_with_one_line(
 
     assert process.popen.wait(timeout=60) == 1
     last = process.log.strip().splitlines()[-1]
-    assert last.startswith(f"comms: error: the database postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/")
+    assert last.startswith(
+        f"comms: error: the database postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/"
+    )
     assert "was unreachable for 2 s ([database] outage_s)" in last
     assert "Traceback" not in process.log
     engine.dispose()

@@ -37,8 +37,9 @@ from pipeline.workspace.settings import Settings
 Security = Literal["starttls", "tls", "none"]
 DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
 # Waits before reconnecting after connection failures in a row: doubling from the first, at most the last.
-_RECONNECT_FIRST_S = 0.5
+_RECONNECT_FIRST_S = 0.25
 _RECONNECT_MAX_S = 60.0
+_CLOSE_WAIT_S = 2.0
 
 
 def _is_loopback(host: str) -> bool:
@@ -135,6 +136,7 @@ class SmtpTransport(Transport):
             self._idle.put_nowait(client)
 
     async def close(self) -> None:
+        closing = [client.protocol for client in self._clients if client.protocol is not None]
         for client in self._clients:
             if client.is_connected:
                 try:
@@ -142,6 +144,12 @@ class SmtpTransport(Transport):
                 except (SMTPException, OSError):
                     client.close()
         self._clients = []
+        # A TLS connection finishes closing (close_notify, then the socket) on later turns of the
+        # loop: wait for it, or a loop that ends right after leaves the socket open.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _CLOSE_WAIT_S
+        while any(protocol.transport is not None for protocol in closing) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
 
     async def send(self, message: Outgoing) -> SendResult:
         if not self._clients:
