@@ -17,7 +17,8 @@ from pipeline.runs import control as runs
 from pipeline.storage import outbox
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, DeliveryStatus, RunStatus, utcnow
-from tests.delivery.conftest import CAMPAIGN, configure, open_ws, send_campaign, smtp_sections
+from tests.delivery.conftest import send_campaign
+from tests.support.workspace import CAMPAIGN, configure, open_ws, smtp_sections
 
 
 def test_a_slow_domain_outlasting_the_lease_still_gets_one_copy_each(

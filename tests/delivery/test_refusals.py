@@ -10,8 +10,9 @@ from sqlalchemy import Engine, select
 
 from pipeline.storage.engines import session
 from pipeline.storage.models import DeliveryStatus, RunStatus, Suppression
-from tests.delivery.conftest import send_campaign, smtp_sections
-from tests.smtp_server import SmtpServer
+from tests.delivery.conftest import send_campaign
+from tests.support.smtp_server import SmtpServer
+from tests.support.workspace import smtp_sections
 
 CONNECTIONS = 4
 

@@ -15,20 +15,19 @@ from sqlalchemy import Engine
 from pipeline.runs import control as runs
 from pipeline.storage.models import DeliveryStatus, RunStatus
 from pipeline.workspace.folders import Workspace
-from tests.db_proxy import DbProxy
-from tests.delivery.conftest import SECRET, configure
 from tests.service.conftest import (
     Process,
     add_customers,
     deliveries_of,
     local_time,
-    message_ids_by_recipient,
     prepare,
     runs_of,
     wait_until,
     write_schedule,
 )
-from tests.smtp_server import SmtpServer
+from tests.support.db_proxy import DbProxy
+from tests.support.smtp_server import SmtpServer, message_ids_by_recipient
+from tests.support.workspace import SECRET, configure
 
 CONNECTIONS = 2
 LEASE_S = 3

@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 
-from pipeline.message.mime import Outgoing
-
-
-class SendStatus(StrEnum):
-    sent = "sent"
-    temporary = "temporary"  # try again later: 4xx, timeout, refused or dropped connection
-    permanent = "permanent"  # do not retry this message: 5xx
-
-
-@dataclass(frozen=True)
-class SendResult:
-    status: SendStatus
-    code: int | None  # the SMTP reply code; None when no reply came (no connection, timeout, drop)
-    reply: str  # the server's text, enhanced status code included ("5.1.1 user unknown")
-    # The failure came while opening the connection (greeting, EHLO, STARTTLS, AUTH), before this
-    # message was offered: it says something about the server or our account, not the recipient.
-    at_connect: bool = False
+from pipeline.types import Outgoing, SendResult
 
 
 class Transport(Protocol):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import make_url
 
-from tests.smtp_server import HOST, free_port
+from tests.support.smtp_server import HOST, free_port
 
 
 @dataclass(eq=False)  # kept in a set by identity
