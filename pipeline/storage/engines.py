@@ -95,42 +95,43 @@ class _Watchdog:
     libpq has no client-side timeout: a server (or proxy, or NAT) that keeps the connection open
     but never answers leaves the caller blocked for good, and statement_timeout cannot help
     because the server never saw the statement. Each statement, commit and rollback arms a
-    deadline for its connection; once a second the watchdog shuts down the socket of any
+    deadline for its connection; a few times a second the watchdog shuts down the socket of any
     connection still busy past its deadline, which turns the wait into a disconnect error
     (and SQLAlchemy then discards the pool's other connections, made before the silence).
+    One per process, for every engine: its thread lives as long as the process.
     """
 
-    def __init__(self, limit_s: float) -> None:
-        self.limit_s = limit_s
-        self._armed: dict[int, tuple[float, weakref.ref[Any]]] = {}
+    _TICK_S = 0.25
+
+    def __init__(self) -> None:
+        self._armed: dict[int, tuple[float, float, weakref.ref[Any]]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def arm(self, dbapi_connection: Any) -> None:
+    def arm(self, dbapi_connection: Any, limit_s: float) -> None:
+        entry = (time.monotonic() + limit_s, limit_s, weakref.ref(dbapi_connection))
         with self._lock:
-            self._armed[id(dbapi_connection)] = (
-                time.monotonic() + self.limit_s,
-                weakref.ref(dbapi_connection),
-            )
+            self._armed[id(dbapi_connection)] = entry
             if self._thread is None:
                 self._thread = threading.Thread(target=self._watch, name="comms-db-watchdog", daemon=True)
                 self._thread.start()
 
     def _watch(self) -> None:
         while True:
-            time.sleep(min(1.0, self.limit_s / 4))
+            time.sleep(self._TICK_S)
             now = time.monotonic()
             with self._lock:
-                overdue = [(key, ref) for key, (deadline, ref) in self._armed.items() if deadline < now]
+                overdue = [(key, entry) for key, entry in self._armed.items() if entry[0] < now]
                 for key, _ in overdue:
                     del self._armed[key]
-            for _, ref in overdue:
+            for _, (_, limit_s, ref) in overdue:
                 connection = ref()
                 if connection is not None and _busy(connection):
-                    log.warning(
-                        "no answer from the database in %.0f s: abandoning the connection", self.limit_s
-                    )
+                    log.warning("no answer from the database in %.0f s: abandoning the connection", limit_s)
                     _shut_down(connection)
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _busy(connection: Any) -> bool:
@@ -153,11 +154,9 @@ def _shut_down(connection: Any) -> None:
 
 
 def _watch_statements(engine: Engine, limit_s: float) -> None:
-    watchdog = _Watchdog(limit_s)
-
     def arm(conn: Any, *_args: Any) -> None:
         if not conn.invalidated:  # an invalidated connection would reconnect on `.connection`
-            watchdog.arm(conn.connection.dbapi_connection)
+            _WATCHDOG.arm(conn.connection.dbapi_connection, limit_s)
 
     event.listen(engine, "before_cursor_execute", arm)
     event.listen(engine, "commit", arm)
