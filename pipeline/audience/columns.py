@@ -77,6 +77,7 @@ _BOOLEANS = dict.fromkeys(("true", "yes", "y", "1"), True) | dict.fromkeys(("fal
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _LOCAL_DATE = re.compile(r"(\d{1,2})[./-](\d{1,2})[./-](\d{4})")
 SAMPLE_ROWS = 1000  # rows a column's type is inferred from
+MISFITS_PER_CELL = 20  # at most one cell in this many may miss the inferred type (and is rejected)
 
 
 @dataclass(frozen=True)
@@ -183,20 +184,27 @@ def with_types(columns: list[Column], sample: list[list[str]], dates: DateOrder)
 
 
 def infer(cells: list[str], dates: DateOrder) -> FieldType:
-    """The narrowest type every cell fits. A column of only 0 and 1 is a number: a yes, no, true or
-    false is what makes it a boolean (declare it in [contacts.fields] otherwise)."""
+    """The narrowest type the cells share, allowing one cell in twenty not to fit (those rows are
+    then rejected as typos, not turned into text). A column of only 0 and 1 is a number: a yes, no,
+    true or false is what makes it a boolean (declare it in [contacts.fields] otherwise)."""
     if not cells:
         return "text"
     for kind in ("bool", "number", "date"):
-        try:
-            for cell in cells:
-                parse(cell, kind, dates)  # type: ignore[arg-type]
-        except ValueError:
+        fitting = [cell for cell in cells if _fits(cell, kind, dates)]  # type: ignore[arg-type]
+        if (len(cells) - len(fitting)) * MISFITS_PER_CELL > len(cells):
             continue
-        if kind == "bool" and all(cell in ("0", "1") for cell in cells):
+        if kind == "bool" and all(cell in ("0", "1") for cell in fitting):
             continue
         return kind  # type: ignore[return-value]
     return "text"
+
+
+def _fits(cell: str, kind: FieldType, dates: DateOrder) -> bool:
+    try:
+        parse(cell, kind, dates)
+    except ValueError:
+        return False
+    return True
 
 
 def parse(cell: str, kind: FieldType, dates: DateOrder) -> Any:

@@ -196,7 +196,8 @@ def report(session: Session, email: str) -> ContactReport:
     deliveries: list[tuple[Delivery, list[Event]]] = []
     if contact is not None:
         rows = session.execute(
-            select(MailingList.name, Subscription.status, Subscription.created_at)
+            # The status's time: when it last changed (an unsubscribe updates the row), not its creation.
+            select(MailingList.name, Subscription.status, Subscription.updated_at)
             .join(MailingList, MailingList.id == Subscription.list_id)
             .where(Subscription.contact_id == contact.id)
             .order_by(MailingList.name)

@@ -44,12 +44,12 @@ from pipeline.audience.columns import (
 )
 from pipeline.audience.contacts import ATTRIBUTE_NAME, PERSONAL_FIELDS, RESERVED_NAMES, normalize_email
 from pipeline.audience.exporter import restore, writer
+from pipeline.audience.lists import ensure_list
 from pipeline.errors import ContactError
-from pipeline.storage.engines import analyze
+from pipeline.storage.engines import analyze, session
 from pipeline.storage.models import (
     Contact,
     ContactField,
-    MailingList,
     Subscription,
     SubscriptionStatus,
     Suppression,
@@ -58,6 +58,7 @@ from pipeline.storage.models import (
 )
 
 BATCH_SIZE = 2000
+REJECTS_SUFFIX = ".rejects.csv"
 _CONTACTS = Contact.__table__  # type: ignore[attr-defined]
 # Field -> longest value its column takes: checked here because PostgreSQL enforces it and SQLite does not.
 FIELDS = {name: _CONTACTS.c[name].type.length for name in PERSONAL_FIELDS}
@@ -198,16 +199,10 @@ def _records(text: TextIO, delimiter: str) -> Iterator[tuple[int, list[str]]]:
 
 def _list_id(engine: Engine, name: str) -> int:
     """The id of mailing list NAME, created if new."""
-    if not name.strip() or len(name) > 100:
-        raise ContactError(f"list name {name!r} must be 1 to 100 characters")
-    with engine.begin() as connection:
-        found = connection.scalar(select(MailingList.id).where(MailingList.name == name))
-        if found is None:
-            values = {"name": name, "description": "", "created_at": utcnow()}
-            found = connection.execute(
-                insert(MailingList).values(values).returning(MailingList.id)
-            ).scalar_one()
-        return int(found)
+    with session(engine) as db:
+        found = ensure_list(db, name).id
+    assert found is not None
+    return found
 
 
 def _changes(row: _Row, stored: Any) -> dict[str, Any]:
@@ -428,6 +423,12 @@ class ImportPreview:
     encoding: str
     columns: list[Column]
     rows: list[tuple[int, dict[str, Any] | str]]  # (line, values as stored) or (line, why rejected)
+
+
+def rejects_path_for(path: Path) -> Path:
+    """Where an import of PATH sets rejected rows aside: NAME.rejects.csv beside it (what
+    `comms init`'s .gitignore ignores, since the rows hold personal data)."""
+    return path.with_name(f"{path.stem}{REJECTS_SUFFIX}")
 
 
 def stored_types(engine: Engine) -> dict[str, FieldType]:

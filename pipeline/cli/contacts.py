@@ -7,22 +7,41 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
+import click
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy import Engine
 
+from pipeline.audience.columns import DateOrder, parse_mapping
 from pipeline.audience.contacts import erase, report, suppress, unsuppress
+from pipeline.audience.editing import parse_assignments, set_contact
 from pipeline.audience.exporter import export_contacts
-from pipeline.audience.importer import ImportSummary, import_contacts
+from pipeline.audience.importer import (
+    ImportOptions,
+    ImportPreview,
+    ImportSummary,
+    import_contacts,
+    preview_import,
+    rejects_path_for,
+)
+from pipeline.audience.lists import describe_list, list_summaries, rename_list
 from pipeline.audience.segments import audience_names, count_audience, explain, load_audience, stream_audience
-from pipeline.cli.common import WorkspaceOption, console, err_console, open_workspace
+from pipeline.cli.common import (
+    Format,
+    FormatOption,
+    WorkspaceOption,
+    console,
+    err_console,
+    open_workspace,
+    print_rows,
+)
 from pipeline.errors import AudienceError, ContactError
 from pipeline.storage.engines import connect, display_url, make_engine, schema_status, session, upgrade
 from pipeline.storage.models import SuppressionReason
+from pipeline.workspace.settings import Settings
 
 db_app = typer.Typer(help="The contact database: schema upgrades and status.", no_args_is_help=True)
 contacts_app = typer.Typer(help="Import, export, look up and erase contacts.", no_args_is_help=True)
@@ -31,9 +50,16 @@ audience_app = typer.Typer(
 )
 
 
+lists_app = typer.Typer(
+    help="Mailing lists: counts, display names and descriptions, renames, sign-up forms.",
+    no_args_is_help=True,
+)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.add_typer(contacts_app, name="contacts")
+    app.add_typer(lists_app, name="lists")
     app.add_typer(audience_app, name="audience")
     app.command("suppress")(suppress_command)
     app.command("unsuppress")(unsuppress_command)
@@ -90,9 +116,28 @@ def _summary_line(summary: ImportSummary) -> str:
     return line
 
 
+def _import_options(settings: Settings, maps: list[str] | None, dates: str | None) -> ImportOptions:
+    contacts = settings.contacts
+    order = cast(DateOrder, dates or contacts.dates)
+    return ImportOptions(mapping=parse_mapping(maps or []), declared=contacts.fields, dates=order)
+
+
+def _print_preview(found: ImportPreview) -> None:
+    console.print(f"delimiter {found.delimiter!r}, encoding {found.encoding}", highlight=False)
+    print_rows(
+        ["column", "header", "becomes"],
+        [(column.index + 1, column.header, column.describe()) for column in found.columns],
+        Format.table,
+    )
+    for line, values in found.rows:
+        shown = values if isinstance(values, str) else json.dumps(values, ensure_ascii=False)
+        console.print(f"line {line}: {shown}", markup=False, highlight=False)
+    console.print("nothing was written (preview)")
+
+
 @contacts_app.command("import")
 def contacts_import(
-    file: Annotated[Path, typer.Argument(help="CSV with an `email` column (UTF-8, comma or semicolon).")],
+    file: Annotated[Path, typer.Argument(help="CSV with an email column (UTF-8, comma or semicolon).")],
     list_name: Annotated[
         str | None,
         typer.Option("--list", help="Subscribe every imported contact to this list (created if new)."),
@@ -103,12 +148,40 @@ def contacts_import(
     rejects: Annotated[
         Path | None, typer.Option(help="Where rejected rows go (default: FILE's name + .rejects.csv).")
     ] = None,
+    maps: Annotated[
+        list[str] | None,
+        typer.Option("--map", help='HEADER=FIELD ("Email Address=email"; "Notes=-" skips it); repeatable.'),
+    ] = None,
+    dates: Annotated[
+        str | None,
+        typer.Option(
+            "--dates",
+            click_type=click.Choice(["day-first", "month-first"]),
+            help="How 01/02/2027 reads (default: [contacts] dates, day-first).",
+        ),
+    ] = None,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Show delimiter, encoding, mapping and types; write nothing.")
+    ] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Import contacts from a CSV file; bad rows are set aside with their line number and reason."""
+    """Import contacts from a CSV file; bad rows are set aside with their line number and reason.
+
+    Headers of Mailchimp, listmonk and Mautic exports are recognised. Each attribute column has one
+    type (text, number, bool, date): [contacts.fields] in comms.toml, the type stored by an earlier
+    import, or inferred from the first rows; a cell that does not fit rejects its row.
+
+    Example: comms contacts import export.csv --list customers --map "Dept=department"
+    """
     if not file.is_file():
         raise ContactError("no such file", path=file)
-    rejects_path = rejects or file.with_name(f"{file.stem}.rejects.csv")
+    ws = open_workspace(workspace)
+    options = _import_options(ws.settings, maps, dates)
+    if preview:
+        with _database(workspace) as engine:
+            _print_preview(preview_import(engine, file, options))
+        return
+    rejects_path = rejects or rejects_path_for(file)
     with (
         _database(workspace) as engine,
         Progress(
@@ -118,6 +191,7 @@ def contacts_import(
             TimeRemainingColumn(),
             console=err_console,
             transient=True,
+            disable=not err_console.is_terminal,
         ) as progress,
     ):
         task = progress.add_task("import", total=file.stat().st_size)
@@ -128,6 +202,7 @@ def contacts_import(
             update_existing=update,
             rejects_path=rejects_path,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
+            options=options,
         )
     console.print(_summary_line(summary))
     if list_name is not None:
@@ -138,6 +213,57 @@ def contacts_import(
         console.print(
             "stored contacts were left as they were; --update overwrites them with the file's values"
         )
+
+
+Assignments = Annotated[list[str] | None, typer.Option("--set", help="field=value; repeatable.")]
+
+
+@contacts_app.command("add")
+def contacts_add(
+    email: Annotated[str, typer.Argument(help="The new contact's address.")],
+    values: Assignments = None,
+    list_name: Annotated[str | None, typer.Option("--list", help="Subscribe to this list.")] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Add one contact, typed as an import would type it.
+
+    Example: comms contacts add ada@example.com --set first_name=Ada --set vip=yes --list customers
+    """
+    settings = open_workspace(workspace).settings
+    with _database(workspace) as engine, session(engine) as current:
+        contact = set_contact(
+            current,
+            email,
+            parse_assignments(values or []),
+            create=True,
+            list_name=list_name,
+            declared=settings.contacts.fields,
+            dates=settings.contacts.dates,
+        )
+    console.print(f"added {contact.email}", highlight=False)
+
+
+@contacts_app.command("set")
+def contacts_set(
+    email: Annotated[str, typer.Argument(help="The contact's address.")],
+    assignments: Annotated[list[str], typer.Argument(help="field=value ... (empty value: remove).")],
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Change fields or attributes of one contact.
+
+    Example: comms contacts set ada@example.com plan=pro renewal=31/12/2027
+    """
+    settings = open_workspace(workspace).settings
+    with _database(workspace) as engine, session(engine) as current:
+        contact = set_contact(
+            current,
+            email,
+            parse_assignments(assignments),
+            create=False,
+            declared=settings.contacts.fields,
+            dates=settings.contacts.dates,
+        )
+    console.print(f"updated {contact.email}", highlight=False)
 
 
 @contacts_app.command("export")
@@ -241,20 +367,23 @@ def unsuppress_command(
 
 
 @audience_app.command("list")
-def audience_list(workspace: WorkspaceOption = None) -> None:
-    """The audiences in audiences/*.toml, with their lists and description."""
+def audience_list(output: FormatOption = Format.table, workspace: WorkspaceOption = None) -> None:
+    """The audiences in audiences/*.toml, with their lists and description.
+
+    Example: comms audience list --format json
+    """
     ws = open_workspace(workspace)
-    table = Table("audience", "lists", "description")
+    rows: list[tuple[str, str, str]] = []
     broken = 0
     for name in audience_names(ws):
         try:
             audience = load_audience(ws, name)
         except AudienceError as exc:  # list the rest; a bad file is shown, not fatal here
-            table.add_row(name, "", f"[red]{escape(str(exc))}[/red]")
+            rows.append((name, "", f"error: {exc}"))
             broken += 1
             continue
-        table.add_row(name, ", ".join(audience.lists), escape(audience.description))
-    console.print(table)
+        rows.append((name, ", ".join(audience.lists), audience.description))
+    print_rows(["audience", "lists", "description"], rows, output)
     if broken:
         raise AudienceError(f"{broken} of the audience files above cannot be used")
 
@@ -292,3 +421,65 @@ def audience_explain(
         print(explain(audience, engine))
     finally:
         engine.dispose()
+
+
+# --- lists -------------------------------------------------------------------------------------------
+
+
+@lists_app.command("list")
+def lists_list(output: FormatOption = Format.table, workspace: WorkspaceOption = None) -> None:
+    """Every mailing list with its subscriber counts.
+
+    Example: comms lists list --format csv
+    """
+    with _database(workspace) as engine, session(engine) as current:
+        found = list_summaries(current)
+    print_rows(
+        ["list", "display_name", "subscribed", "unsubscribed", "description"],
+        [(s.name, s.display_name, s.subscribed, s.unsubscribed, s.description) for s in found],
+        output,
+        right=("subscribed", "unsubscribed"),
+    )
+
+
+@lists_app.command("show")
+def lists_show(
+    name: Annotated[str, typer.Argument(help="The list's name.")],
+    display_name: Annotated[
+        str | None, typer.Option("--display-name", help="Set the name subscribers see.")
+    ] = None,
+    description: Annotated[
+        str | None, typer.Option(help="Set the description shown on the preferences page and sign-up form.")
+    ] = None,
+    output: FormatOption = Format.table,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """One list: counts, display name and description (and set the last two).
+
+    Example: comms lists show customers --display-name "Customer news" --description "Monthly, no spam"
+    """
+    with _database(workspace) as engine, session(engine) as current:
+        if display_name is not None or description is not None:
+            describe_list(current, name, display_name=display_name, description=description)
+            current.flush()
+        [found] = list_summaries(current, name)
+    print_rows(
+        ["list", "display_name", "subscribed", "unsubscribed", "description"],
+        [(found.name, found.display_name, found.subscribed, found.unsubscribed, found.description)],
+        output,
+    )
+
+
+@lists_app.command("rename")
+def lists_rename(
+    old: Annotated[str, typer.Argument(help="The list's current name.")],
+    new: Annotated[str, typer.Argument(help="Its new name.")],
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Rename a list; subscriptions stay. Edit audience files that name it.
+
+    Example: comms lists rename news customer-news
+    """
+    with _database(workspace) as engine, session(engine) as current:
+        rename_list(current, old, new)
+    console.print(f"list {old} is now {new}: edit audiences/*.toml that name {old}", highlight=False)

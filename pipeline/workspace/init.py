@@ -11,7 +11,8 @@ from pipeline.workspace.settings import SETTINGS_FILE
 # The repository root is itself the sample workspace; these are its parts.
 SAMPLE_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_PARTS = (SETTINGS_FILE, "templates", "audiences", "schedules")
-GITIGNORE = "comms.db*\noutbox/\npreviews/\n*-rejects.csv\n"
+# *.rejects.csv: rows an import set aside, with the personal data they hold (importer.REJECTS_SUFFIX).
+GITIGNORE = "comms.db*\noutbox/\npreviews/\n*.rejects.csv\n"
 
 
 def init_workspace(target: Path) -> list[Path]:
