@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 from collections.abc import Iterator
@@ -9,7 +10,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, cast
 
-import click
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -116,9 +116,14 @@ def _summary_line(summary: ImportSummary) -> str:
     return line
 
 
-def _import_options(settings: Settings, maps: list[str] | None, dates: str | None) -> ImportOptions:
+class Dates(enum.StrEnum):
+    day_first = "day-first"
+    month_first = "month-first"
+
+
+def _import_options(settings: Settings, maps: list[str] | None, dates: Dates | None) -> ImportOptions:
     contacts = settings.contacts
-    order = cast(DateOrder, dates or contacts.dates)
+    order = cast(DateOrder, str(dates) if dates else contacts.dates)
     return ImportOptions(mapping=parse_mapping(maps or []), declared=contacts.fields, dates=order)
 
 
@@ -153,12 +158,8 @@ def contacts_import(
         typer.Option("--map", help='HEADER=FIELD ("Email Address=email"; "Notes=-" skips it); repeatable.'),
     ] = None,
     dates: Annotated[
-        str | None,
-        typer.Option(
-            "--dates",
-            click_type=click.Choice(["day-first", "month-first"]),
-            help="How 01/02/2027 reads (default: [contacts] dates, day-first).",
-        ),
+        Dates | None,
+        typer.Option("--dates", help="How 01/02/2027 reads (default: [contacts] dates, day-first)."),
     ] = None,
     preview: Annotated[
         bool, typer.Option("--preview", help="Show delimiter, encoding, mapping and types; write nothing.")
