@@ -54,6 +54,7 @@ class Links:
     unsubscribe_url: str
     preferences_url: str
     view_online_url: str
+    confirm_url: str = ""  # a sign-up's confirmation link (templates/copy/_confirm.md)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class Personalizer:
             "unsubscribe_url": links.unsubscribe_url,
             "preferences_url": links.preferences_url,
             "view_online_url": links.view_online_url,
+            "confirm_url": links.confirm_url,
             "tracking": tracking,
         }
         return Rendered(

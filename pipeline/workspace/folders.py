@@ -23,6 +23,13 @@ class Workspace:
             raise WorkspaceError(f"not a comms workspace: no {SETTINGS_FILE}", path=chosen)
         return cls(chosen)
 
+    @classmethod
+    def with_settings(cls, root: Path, settings: Settings) -> Workspace:
+        """The workspace at ROOT with SETTINGS already loaded (a server given its settings, tests)."""
+        found = cls.open(root)
+        found.__dict__["settings"] = settings  # what cached_property would have stored
+        return found
+
     @cached_property
     def settings(self) -> Settings:
         return load_settings(self.root)
