@@ -373,15 +373,37 @@ def _predicate(condition: Condition) -> ColumnElement[bool]:
     return func.coalesce(test, false())
 
 
-def audience_query(audience: Audience) -> Select[tuple[Contact]]:
-    """One SELECT of the audience's contacts, ordered by id, suppressions and non-subscribers left out."""
-    on_a_list = exists().where(
+def _on_a_list(audience: Audience) -> ColumnElement[bool]:
+    return exists().where(
         Subscription.contact_id == Contact.id,
         Subscription.status == SubscriptionStatus.subscribed,
         Subscription.list_id.in_(select(MailingList.id).where(MailingList.name.in_(audience.lists))),
     )
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Why an audience is smaller than its lists: what `comms send` explains at the end."""
+
+    on_lists: int  # contacts subscribed to at least one of the audience's lists
+    suppressed: int  # ... of whom suppressed (unsubscribed, bounced, complained, erased)
+    not_matching: int  # ... and of the rest, left out by the where / any / exclude blocks
+    recipients: int
+
+
+def audience_breakdown(session: Session, audience: Audience) -> Breakdown:
+    check_audience(session, audience)
     suppressed = exists().where(Suppression.email_hash == Contact.email_hash)
-    tests: list[ColumnElement[bool]] = [on_a_list, ~suppressed]
+    on_lists = int(session.scalar(select(func.count(Contact.id)).where(_on_a_list(audience))) or 0)
+    blocked = int(session.scalar(select(func.count(Contact.id)).where(_on_a_list(audience), suppressed)) or 0)
+    recipients = count_audience(session, audience)
+    return Breakdown(on_lists, blocked, on_lists - blocked - recipients, recipients)
+
+
+def audience_query(audience: Audience) -> Select[tuple[Contact]]:
+    """One SELECT of the audience's contacts, ordered by id, suppressions and non-subscribers left out."""
+    suppressed = exists().where(Suppression.email_hash == Contact.email_hash)
+    tests: list[ColumnElement[bool]] = [_on_a_list(audience), ~suppressed]
     tests += [_predicate(c) for c in audience.where]
     if audience.any:
         tests.append(or_(*(_predicate(c) for c in audience.any)))

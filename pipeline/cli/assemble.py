@@ -20,7 +20,12 @@ def register(app: typer.Typer) -> None:
 
 
 def init(directory: Annotated[Path, typer.Argument(help="Folder for the new workspace.")]) -> None:
-    """Create a new campaigns workspace from the built-in sample."""
+    """Create a new campaigns workspace from the built-in sample.
+
+    \b
+    Example:
+      comms init ../campaigns
+    """
     created = init_workspace(directory)
     console.print(f"Created workspace in {directory}:")
     for path in created:
@@ -38,7 +43,12 @@ def preview(
     ),
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Write one recipient's message as .html, .txt and .eml, and print what a reviewer checks."""
+    """Write one recipient's message as .html, .txt and .eml, and print what a reviewer checks.
+
+    \b
+    Example:
+      comms preview spring-launch --contact ada@example.com
+    """
     ws = open_workspace(workspace)
     if all_campaigns == (campaign is not None):
         raise RunError("name one campaign, or give --all")

@@ -6,6 +6,7 @@ import enum
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -59,12 +60,13 @@ def print_rows(
 ) -> None:
     """ROWS under HEADINGS as a table, a JSON array of objects, or CSV, on standard output.
 
-    JSON keeps numbers and None as they are; the table shows None as "-".
+    JSON keeps numbers and None as they are and gives times in ISO 8601; the table shows None as "-"
+    and times to the minute.
     """
     if output is Format.json:
         print(
             json.dumps(
-                [dict(zip(headings, row, strict=True)) for row in rows], ensure_ascii=False, default=str
+                [dict(zip(headings, row, strict=True)) for row in rows], ensure_ascii=False, default=_iso
             )
         )
         return
@@ -78,8 +80,20 @@ def print_rows(
     for heading in headings:
         table.add_column(heading, no_wrap=True, justify="right" if heading in right else "left")
     for row in rows:
-        table.add_row(*("-" if cell is None else escape(str(cell)) for cell in row))
+        table.add_row(*(_cell(cell) for cell in row))
     console.print(table)
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return escape(str(value))
 
 
 def open_workspace(path: Path | None) -> Workspace:

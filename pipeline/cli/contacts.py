@@ -38,10 +38,12 @@ from pipeline.cli.common import (
     open_workspace,
     print_rows,
 )
-from pipeline.errors import AudienceError, ContactError
+from pipeline.errors import AudienceError, ContactError, SettingsError
+from pipeline.feedback.pages import signup_snippet
+from pipeline.feedback.signup import HONEYPOT, signup_form_url
 from pipeline.storage.engines import connect, display_url, make_engine, schema_status, session, upgrade
 from pipeline.storage.models import SuppressionReason
-from pipeline.workspace.settings import Settings
+from pipeline.workspace.settings import SETTINGS_FILE, Settings
 
 db_app = typer.Typer(help="The contact database: schema upgrades and status.", no_args_is_help=True)
 contacts_app = typer.Typer(help="Import, export, look up and erase contacts.", no_args_is_help=True)
@@ -79,7 +81,12 @@ def _database(workspace: Path | None) -> Iterator[Engine]:
 
 @db_app.command("upgrade")
 def db_upgrade(workspace: WorkspaceOption = None) -> None:
-    """Bring the database to the schema this version of comms needs (creates it if new)."""
+    """Bring the database to the schema this version of comms needs (creates it if new).
+
+    \b
+    Example:
+      comms db upgrade
+    """
     url = open_workspace(workspace).settings.database.url
     before = upgrade(url)
     if before.up_to_date:
@@ -90,7 +97,12 @@ def db_upgrade(workspace: WorkspaceOption = None) -> None:
 
 @db_app.command("status")
 def db_status(workspace: WorkspaceOption = None) -> None:
-    """Show which database is configured and whether its schema is current."""
+    """Show which database is configured and whether its schema is current.
+
+    \b
+    Example:
+      comms db status
+    """
     engine = make_engine(open_workspace(workspace).settings.database.url)
     try:
         status = schema_status(engine)
@@ -172,7 +184,9 @@ def contacts_import(
     type (text, number, bool, date): [contacts.fields] in comms.toml, the type stored by an earlier
     import, or inferred from the first rows; a cell that does not fit rejects its row.
 
-    Example: comms contacts import export.csv --list customers --map "Dept=department"
+    \b
+    Example:
+      comms contacts import export.csv --list customers --map "Dept=department"
     """
     if not file.is_file():
         raise ContactError("no such file", path=file)
@@ -228,7 +242,9 @@ def contacts_add(
 ) -> None:
     """Add one contact, typed as an import would type it.
 
-    Example: comms contacts add ada@example.com --set first_name=Ada --set vip=yes --list customers
+    \b
+    Example:
+      comms contacts add ada@example.com --set first_name=Ada --set vip=yes --list customers
     """
     settings = open_workspace(workspace).settings
     with _database(workspace) as engine, session(engine) as current:
@@ -252,7 +268,9 @@ def contacts_set(
 ) -> None:
     """Change fields or attributes of one contact.
 
-    Example: comms contacts set ada@example.com plan=pro renewal=31/12/2027
+    \b
+    Example:
+      comms contacts set ada@example.com plan=pro renewal=31/12/2027
     """
     settings = open_workspace(workspace).settings
     with _database(workspace) as engine, session(engine) as current:
@@ -273,7 +291,12 @@ def contacts_export(
     out: Annotated[Path | None, typer.Option(help="CSV file to write (default: standard output).")] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Write contacts as CSV (spreadsheet-safe; the importer reads it back)."""
+    """Write contacts as CSV (spreadsheet-safe; the importer reads it back).
+
+    \b
+    Example:
+      comms contacts export --audience customers-eu --out eu.csv
+    """
     ws = open_workspace(workspace)
     chosen = load_audience(ws, audience) if audience is not None else None
     with _database(workspace) as engine, session(engine) as current:
@@ -293,7 +316,12 @@ def contacts_show(
     ] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Everything stored about one address: fields, lists, suppression, deliveries and events."""
+    """Everything stored about one address: fields, lists, suppression, deliveries and events.
+
+    \b
+    Example:
+      comms contacts show ada@example.com --json
+    """
     with _database(workspace) as engine, session(engine) as current:
         found = report(current, email)
     data = found.as_dict()
@@ -330,7 +358,12 @@ def contacts_delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Erase a person: their data goes, a hashed suppression keeps them from being mailed again."""
+    """Erase a person: their data goes, a hashed suppression keeps them from being mailed again.
+
+    \b
+    Example:
+      comms contacts delete ada@example.com --yes
+    """
     if not yes:
         typer.confirm(f"Erase everything stored about {email}?", abort=True)
     with _database(workspace) as engine, session(engine) as current:
@@ -344,7 +377,12 @@ def suppress_command(
     note: Annotated[str, typer.Option(help="A note for the record.")] = "",
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Stop all mail to an address (kept even if the contact is re-imported)."""
+    """Stop all mail to an address (kept even if the contact is re-imported).
+
+    \b
+    Example:
+      comms suppress ada@example.com --reason manual --note "asked by phone"
+    """
     if reason is SuppressionReason.erased:
         raise ContactError("use `comms contacts delete` to erase a person")
     with _database(workspace) as engine, session(engine) as current:
@@ -356,7 +394,12 @@ def unsuppress_command(
     email: Annotated[str, typer.Argument(help="The address to allow mail to again.")],
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Lift a suppression."""
+    """Lift a suppression.
+
+    \b
+    Example:
+      comms unsuppress ada@example.com
+    """
     with _database(workspace) as engine, session(engine) as current:
         lifted = unsuppress(current, email)
     if not lifted:
@@ -371,7 +414,9 @@ def unsuppress_command(
 def audience_list(output: FormatOption = Format.table, workspace: WorkspaceOption = None) -> None:
     """The audiences in audiences/*.toml, with their lists and description.
 
-    Example: comms audience list --format json
+    \b
+    Example:
+      comms audience list --format json
     """
     ws = open_workspace(workspace)
     rows: list[tuple[str, str, str]] = []
@@ -395,7 +440,12 @@ def audience_show(
     limit: Annotated[int, typer.Option(min=0, help="How many contacts to list.")] = 20,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """How many contacts the audience has now, then the first of them."""
+    """How many contacts the audience has now, then the first of them.
+
+    \b
+    Example:
+      comms audience show customers-eu --limit 5
+    """
     audience = load_audience(open_workspace(workspace), name)
     with _database(workspace) as engine, session(engine) as current:
         console.print(f"{name}: {count_audience(current, audience)} contacts")
@@ -414,7 +464,12 @@ def audience_explain(
     name: Annotated[str, typer.Argument(help="Audience name (audiences/NAME.toml).")],
     workspace: WorkspaceOption = None,
 ) -> None:
-    """The SQL the audience runs, for the configured database."""
+    """The SQL the audience runs, for the configured database.
+
+    \b
+    Example:
+      comms audience explain customers-eu
+    """
     ws = open_workspace(workspace)
     audience = load_audience(ws, name)
     engine = make_engine(ws.settings.database.url)
@@ -431,7 +486,9 @@ def audience_explain(
 def lists_list(output: FormatOption = Format.table, workspace: WorkspaceOption = None) -> None:
     """Every mailing list with its subscriber counts.
 
-    Example: comms lists list --format csv
+    \b
+    Example:
+      comms lists list --format csv
     """
     with _database(workspace) as engine, session(engine) as current:
         found = list_summaries(current)
@@ -457,7 +514,9 @@ def lists_show(
 ) -> None:
     """One list: counts, display name and description (and set the last two).
 
-    Example: comms lists show customers --display-name "Customer news" --description "Monthly, no spam"
+    \b
+    Example:
+      comms lists show customers --display-name "Customer news" --description "Monthly, no spam"
     """
     with _database(workspace) as engine, session(engine) as current:
         if display_name is not None or description is not None:
@@ -479,8 +538,29 @@ def lists_rename(
 ) -> None:
     """Rename a list; subscriptions stay. Edit audience files that name it.
 
-    Example: comms lists rename news customer-news
+    \b
+    Example:
+      comms lists rename news customer-news
     """
     with _database(workspace) as engine, session(engine) as current:
         rename_list(current, old, new)
     console.print(f"list {old} is now {new}: edit audiences/*.toml that name {old}", highlight=False)
+
+
+@lists_app.command("form")
+def lists_form(
+    name: Annotated[str, typer.Argument(help="A list named in [signup] lists.")],
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Print an HTML sign-up form for the list, to paste into another site's page.
+
+    It posts to the tracking server's /s/LIST (double opt-in: a confirmation email goes out first).
+
+    \b
+    Example:
+      comms lists form news > signup-snippet.html
+    """
+    settings = open_workspace(workspace).settings
+    if name not in settings.signup.lists:
+        raise SettingsError(f'signup.lists: add "{name}" to take sign-ups for it', path=SETTINGS_FILE)
+    print(signup_snippet(signup_form_url(settings, name), HONEYPOT))

@@ -7,12 +7,10 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
-from rich.table import Table
 from rich.text import Text
 
-from pipeline.cli.common import WorkspaceOption, console, open_workspace
+from pipeline.cli.common import Format, FormatOption, WorkspaceOption, console, open_workspace, print_rows
 from pipeline.runs import control as runs
 from pipeline.storage.models import DeliveryStatus, Run
 from pipeline.workspace.folders import Workspace
@@ -47,7 +45,12 @@ def send(
     ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Send CAMPAIGN to its audience: freeze it, snapshot the audience, dispatch with a progress bar."""
+    """Send CAMPAIGN to its audience: freeze it, snapshot the audience, dispatch with a progress bar.
+
+    \b
+    Example:
+      comms send spring-launch --dry-run
+    """
     ws = open_workspace(workspace)
     if to:
         _test_send(ws, campaign, to)
@@ -59,6 +62,21 @@ def send(
         )
         console.print(f"run {run.id}: {run.recipient_count} recipients queued")
         _dispatch(ws, run)
+        _print_summary(runs.send_summary(ws, run))
+
+
+def _print_summary(summary: runs.SendSummary) -> None:
+    """Said once, at the very end: where the messages are, and why not everyone on the lists got one."""
+    console.print(f"messages went to {summary.destination}", highlight=False)
+    counts = summary.breakdown
+    reasons = [f"{counts.suppressed} suppressed (unsubscribed, bounced or complained)"]
+    reasons.append(f"{counts.not_matching} outside the audience's conditions")
+    reasons += [f"{n} skipped at send time ({why})" for why, n in sorted(summary.skipped.items())]
+    console.print(
+        f"{counts.on_lists} on the audience's lists, {counts.recipients} in the audience: "
+        + ", ".join(reasons),
+        highlight=False,
+    )
 
 
 def _confirm(plan: runs.RunPlan) -> None:
@@ -122,6 +140,7 @@ def _dispatch(ws: Workspace, run: Run) -> None:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # a progress bar in a log file is noise
     )
     with bar:
         task = bar.add_task("send", total=run.recipient_count, run=run.id, sent=0, failed=0, remaining="?")
@@ -181,25 +200,32 @@ def _duration(seconds: float | None) -> str:
 @runs_app.command("list")
 def list_runs(
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many of the latest runs.")] = 20,
+    output: FormatOption = Format.table,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """The latest runs, newest first."""
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for column in ("run", "campaign", "audience", "status", "sent", "failed", "left", "created"):
-        table.add_column(column, no_wrap=True)
+    """The latest runs, newest first.
+
+    \b
+    Example:
+      comms runs list --format json | python -m json.tool
+    """
+    rows = []
     for run, counts in runs.list_runs(open_workspace(workspace), limit):
-        left = counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending]
-        table.add_row(
-            str(run.id),
-            run.campaign,
-            run.audience,
-            run.status,
-            f"{counts[DeliveryStatus.sent]}/{run.recipient_count}",
-            str(counts[DeliveryStatus.failed]),
-            str(left),
-            run.created_at.strftime("%m-%d %H:%M") if run.created_at else "-",
+        rows.append(
+            (
+                run.id,
+                run.campaign,
+                run.audience,
+                run.status,
+                counts[DeliveryStatus.sent],
+                run.recipient_count,
+                counts[DeliveryStatus.failed],
+                counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending],
+                run.created_at,
+            )
         )
-    console.print(table)
+    headings = ["run", "campaign", "audience", "status", "sent", "recipients", "failed", "left", "created"]
+    print_rows(headings, rows, output, right=("run", "sent", "recipients", "failed", "left"))
 
 
 @runs_app.command("show")
@@ -209,34 +235,59 @@ def show(
     ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Counts by status, rate, ETA and the last errors of a run (the latest one by default)."""
+    """Counts by status, rate, ETA and the last errors of a run (the latest one by default).
+
+    \b
+    Example:
+      comms runs show 12
+    """
     _print_report(runs.show_run(open_workspace(workspace), run_id))
 
 
 @runs_app.command("pause")
 def pause(run_id: RunId, workspace: WorkspaceOption = None) -> None:
-    """Stop sending a run; the messages in flight finish. `comms runs resume` continues it."""
+    """Stop sending a run; the messages in flight finish. `comms runs resume` continues it.
+
+    \b
+    Example:
+      comms runs pause 12
+    """
     run = runs.pause_run(open_workspace(workspace), run_id)
     console.print(f"run {run.id} paused")
 
 
 @runs_app.command("resume")
 def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
-    """Continue a paused (or interrupted) run here, with a progress bar."""
+    """Continue a paused (or interrupted) run here, with a progress bar.
+
+    \b
+    Example:
+      comms runs resume 12
+    """
     ws = open_workspace(workspace)
     _dispatch(ws, runs.resume_run(ws, run_id))
 
 
 @runs_app.command("cancel")
 def cancel(run_id: RunId, workspace: WorkspaceOption = None) -> None:
-    """Stop a run for good; nothing more of it is sent."""
+    """Stop a run for good; nothing more of it is sent.
+
+    \b
+    Example:
+      comms runs cancel 12
+    """
     run = runs.cancel_run(open_workspace(workspace), run_id)
     console.print(f"run {run.id} cancelled")
 
 
 @runs_app.command("retry")
 def retry(run_id: RunId, workspace: WorkspaceOption = None) -> None:
-    """Queue again the failed deliveries that may succeed now, and send them here."""
+    """Queue again the failed deliveries that may succeed now, and send them here.
+
+    \b
+    Example:
+      comms runs retry 12
+    """
     ws = open_workspace(workspace)
     count = runs.retry_run(ws, run_id)
     console.print(f"run {run_id}: {count} failed deliveries queued again")

@@ -40,11 +40,17 @@ def serve_command(
         str, typer.Option(help="Reverse proxies whose X-Forwarded-For is trusted (comma-separated).")
     ] = "127.0.0.1",
 ) -> None:
-    """Run the tracking server: opens, clicks, unsubscribe, view online, preferences, webhooks."""
-    settings = open_workspace(workspace).settings
+    """Run the tracking server: opens, clicks, unsubscribe, view online, preferences, webhooks.
+
+    \b
+    Example:
+      comms serve --host 0.0.0.0 --port 8025
+    """
+    ws = open_workspace(workspace)
+    settings = ws.settings
     listen_host, _, listen_port = (settings.tracking.listen or DEFAULT_LISTEN).rpartition(":")
     engine = connect(settings)
-    app = create_app(settings, engine)
+    app = create_app(settings, engine, workspace=ws)
     chosen_host, chosen_port = host or listen_host, port or int(listen_port)
     console.print(f"tracking server on http://{chosen_host}:{chosen_port} for {settings.tracking.base_url}")
     try:
@@ -89,6 +95,10 @@ def ingest_command(
 
     With - it reads one message on stdin: use it as an MTA pipe target for the bounce address.
     If the database is unreachable it exits 75 (EX_TEMPFAIL) so the MTA keeps the message.
+
+    \b
+    Example:
+      comms bounces ingest bounces.mbox
     """
     settings = open_workspace(workspace).settings
     if source != "-":
@@ -116,7 +126,12 @@ def ingest_command(
 
 @bounces_app.command("poll")
 def poll_command(workspace: WorkspaceOption = None) -> None:
-    """Ingest every message in the IMAP folder of [bounces] imap_url, moving each to processed_folder."""
+    """Ingest every message in the IMAP folder of [bounces] imap_url, moving each to processed_folder.
+
+    \b
+    Example:
+      comms bounces poll
+    """
     settings = open_workspace(workspace).settings
     engine = connect(settings)
     try:

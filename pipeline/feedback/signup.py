@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
+from urllib.parse import quote
 
 from sqlalchemy import delete, select
 from sqlmodel import Session
@@ -46,6 +47,10 @@ HOUR_S = 3600.0
 def hash_ip(settings: Settings, ip: str | None) -> str:
     """Evidence of where consent came from that does not keep the address itself."""
     return hmac.new(settings.secret, f"ip:{ip or '-'}".encode(), hashlib.sha256).hexdigest()
+
+
+def signup_form_url(settings: Settings, list_name: str) -> str:
+    return f"{settings.tracking.base_url.rstrip('/')}/s/{quote(list_name, safe='')}"
 
 
 def confirm_url(settings: Settings, signup_id: int) -> str:

@@ -27,7 +27,14 @@ from pipeline.assembly.campaign import Campaign, assemble, check_campaign
 from pipeline.assembly.personalize import Personalizer, Recipient, preview_recipient
 from pipeline.assembly.tracking import recipient_tracking, track_campaign
 from pipeline.audience.contacts import find_contact
-from pipeline.audience.segments import Audience, count_audience, load_audience, stream_audience
+from pipeline.audience.segments import (
+    Audience,
+    Breakdown,
+    audience_breakdown,
+    count_audience,
+    load_audience,
+    stream_audience,
+)
 from pipeline.delivery.engine import Tally, display_name, run_worker
 from pipeline.delivery.transports import SendResult, transport_for
 from pipeline.delivery.verdicts import is_retryable
@@ -284,6 +291,34 @@ def show_run(ws: Workspace, run_id: int | None = None, *, errors: int = 5) -> Ru
         remaining = counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending]
         eta = remaining / rate if rate and remaining and run.status == RunStatus.sending else None
         return RunReport(run, counts, rate, eta, outbox.last_errors(conn, run_id, errors))
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    """Where a run's messages went and why fewer went than the lists hold."""
+
+    destination: str
+    breakdown: Breakdown
+    skipped: dict[str, int]  # at send time, by reason
+
+
+def destination(ws: Workspace) -> str:
+    """Where sent messages are now: the outbox folder, the SMTP server, or standard output."""
+    config = ws.settings.transport
+    if config.kind == "file":
+        return f".eml files in {ws.root / config.path}"
+    if config.kind == "smtp":
+        return f"the SMTP server {describe_transport(ws.settings).removeprefix('smtp ')}"
+    return "standard output (console transport)"
+
+
+def send_summary(ws: Workspace, run: Run) -> SendSummary:
+    with _database(ws) as engine:
+        with session(engine) as db:
+            breakdown = audience_breakdown(db, load_audience(ws, run.audience))
+        with engine.connect() as conn:
+            skipped = outbox.skip_reasons(conn, run.id or 0)
+    return SendSummary(destination(ws), breakdown, skipped)
 
 
 # -- run control -----------------------------------------------------------------------------------

@@ -278,7 +278,7 @@ class Daemon:
         log_event(log, "daemon.leading", workers=self.settings.concurrency)
         servers = []
         if self.ws.settings.tracking.listen:
-            tracking = create_app(self.ws.settings, self.engine)
+            tracking = create_app(self.ws.settings, self.engine, workspace=self.ws)
             servers.append(_http_server(tracking, self.ws.settings.tracking.listen))
         worker_stop = asyncio.Event()
         async with _serving(servers):
