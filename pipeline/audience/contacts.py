@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -202,7 +202,11 @@ def report(session: Session, email: str) -> ContactReport:
             .where(Subscription.contact_id == contact.id)
             .order_by(MailingList.name)
         )
-        subscriptions = [(name, status, since) for name, status, since in rows]
+        # SQLite hands timestamps back without their zone; they were written in UTC.
+        subscriptions = [
+            (name, status, since if since is None or since.tzinfo else since.replace(tzinfo=UTC))
+            for name, status, since in rows
+        ]
         for delivery in session.scalars(
             select(Delivery).where(Delivery.contact_id == contact.id).order_by(Delivery.id)
         ):
