@@ -97,7 +97,9 @@ def _test_send(ws: Workspace, campaign: str, to: list[str]) -> None:
         failed |= not ok
         mark = "[green]sent[/green]" if ok else f"[red]{sent.result.status}[/red]"
         console.print(
-            f"{mark}  {sent.email} (as {sent.personalised_as}): {sent.result.code} {sent.result.reply}"
+            f"{mark}  {sent.email} (as {sent.personalised_as}): "
+            + " ".join(str(part) for part in (sent.result.code, sent.result.reply) if part is not None),
+            highlight=False,
         )
     if failed:
         raise typer.Exit(1)

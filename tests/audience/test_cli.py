@@ -74,7 +74,8 @@ def test_commands_refuse_an_outdated_schema_until_upgraded(workspace: Workspace,
     refused = run_process(workspace, "contacts", "import", str(path))
     head = head_revision()
     assert _one_line_error(refused) == (
-        f"comms: error: database is at revision none (empty database), code needs {head}: run `comms db upgrade`"
+        "comms: error: database is at revision none (empty database),"
+        f" code needs {head}: run `comms db upgrade`"
     )
 
     assert f"upgraded from revision (empty) to {head}" in comms("db", "upgrade").stdout

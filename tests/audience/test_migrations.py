@@ -27,6 +27,8 @@ ROWS_AT_0001 = [
 ]
 TABLES = ("contact", "mailing_list", "subscription", "suppression", "run", "delivery", "event")
 
+HEAD = engines.head_revision()
+
 
 def _upgrade_to(url: str, revision: str) -> None:
     engine = engines.make_engine(url)
@@ -60,7 +62,7 @@ def test_a_database_at_the_first_revision_keeps_every_row(database_url: str, wor
             connection.execute(text(statement))
     with pytest.raises(
         SchemaOutdated,
-        match=rf"^database is at revision 0001, code needs {engines.head_revision()}: run `comms db upgrade`$",
+        match=rf"^database is at revision 0001, code needs {HEAD}: run `comms db upgrade`$",
     ):
         engines.connect(workspace.settings)
 
@@ -84,7 +86,9 @@ def test_a_database_at_the_first_revision_keeps_every_row(database_url: str, wor
 
 
 def test_an_empty_database_is_refused_until_upgraded(workspace: Workspace):
-    with pytest.raises(SchemaOutdated, match=rf"revision none \(empty database\), code needs {engines.head_revision()}"):
+    with pytest.raises(
+        SchemaOutdated, match=rf"revision none \(empty database\), code needs {engines.head_revision()}"
+    ):
         engines.connect(workspace.settings)
 
 

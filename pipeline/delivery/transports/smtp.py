@@ -33,6 +33,12 @@ from pipeline.workspace.settings import Settings
 
 Security = Literal["starttls", "tls", "none"]
 DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
+# URL scheme -> security: smtp:// takes [transport] security (STARTTLS unless set), the others say it.
+SCHEMES: dict[str, Security | None] = {"smtp": None, "smtps": "tls", "smtp+plain": "none"}
+NO_STARTTLS = (
+    "the server offers no STARTTLS: for a development server on loopback use smtp+plain:// or"
+    ' [transport] security = "none"; for implicit TLS (port 465) smtps:// or security = "tls"'
+)
 
 
 def _is_loopback(host: str) -> bool:
@@ -99,8 +105,11 @@ class SmtpTransport(Transport):
         if not config.url:
             raise SettingsError("transport.url: smtp needs smtp://user@host:port (or COMMS_SMTP_URL)")
         url = urlsplit(config.url)
-        if url.scheme != "smtp" or not url.hostname:
-            raise SettingsError(f"transport.url: expected smtp://user@host:port, got {config.url!r}")
+        if url.scheme not in SCHEMES or not url.hostname:
+            raise SettingsError(
+                "transport.url: expected smtp://user@host:port (STARTTLS), smtps:// (implicit TLS)"
+                f" or smtp+plain:// (loopback), got {config.url!r}"
+            )
         if url.password is not None:
             raise SettingsError("transport.url: put the password in COMMS_SMTP_PASSWORD, not in the URL")
         try:
@@ -112,7 +121,7 @@ class SmtpTransport(Transport):
             port,
             username=unquote(url.username) if url.username else None,
             password=settings.smtp_password,
-            security=config.security,
+            security=SCHEMES[url.scheme] or config.security,
             allow_plain=config.allow_plain,
             connections=config.connections,
             timeout_s=config.timeout_s,
@@ -150,7 +159,8 @@ class SmtpTransport(Transport):
                 await client.connect()
             except (SMTPException, OSError) as exc:
                 client.close()
-                return SendResult(SendStatus.temporary, getattr(exc, "code", None), _describe(exc))
+                reply = NO_STARTTLS if "STARTTLS extension not supported" in str(exc) else _describe(exc)
+                return SendResult(SendStatus.temporary, getattr(exc, "code", None), reply)
         # RFC 6531: an address that is not ASCII needs SMTPUTF8 on the whole transaction.
         addresses = (message.envelope_from, *message.recipients)
         options = [] if all(address.isascii() for address in addresses) else ["SMTPUTF8"]
