@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.audience.exporter import writer as csv_writer
-from pipeline.workspace.folders import Workspace
+if TYPE_CHECKING:
+    from pipeline.workspace.folders import Workspace
 
 WorkspaceOption = Annotated[
     Path | None,
@@ -71,7 +71,9 @@ def print_rows(
         )
         return
     if output is Format.csv:
-        out = csv_writer(sys.stdout)  # formula-safe: a cell may come from a contact's data
+        from pipeline.audience.exporter import writer
+
+        out = writer(sys.stdout)  # formula-safe: a cell may come from a contact's data
         out.writerow(headings)
         for row in rows:
             out.writerow("" if cell is None else str(cell) for cell in row)
@@ -97,4 +99,7 @@ def _cell(value: Any) -> str:
 
 
 def open_workspace(path: Path | None) -> Workspace:
+    """The workspace, loaded when a command runs: `comms --help` needs neither it nor pydantic."""
+    from pipeline.workspace.folders import Workspace
+
     return Workspace.open(path)

@@ -8,27 +8,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy import Engine
 
-from pipeline.audience.columns import DateOrder, parse_mapping
-from pipeline.audience.contacts import erase, report, suppress, unsuppress
-from pipeline.audience.editing import parse_assignments, set_contact
-from pipeline.audience.exporter import export_contacts
-from pipeline.audience.importer import (
-    ImportOptions,
-    ImportPreview,
-    ImportSummary,
-    import_contacts,
-    preview_import,
-    rejects_path_for,
-)
-from pipeline.audience.lists import describe_list, list_summaries, rename_list
-from pipeline.audience.segments import audience_names, count_audience, explain, load_audience, stream_audience
 from pipeline.cli.common import (
     Format,
     FormatOption,
@@ -38,12 +23,14 @@ from pipeline.cli.common import (
     open_workspace,
     print_rows,
 )
-from pipeline.errors import AudienceError, ContactError, SettingsError
-from pipeline.feedback.pages import signup_snippet
-from pipeline.feedback.signup import HONEYPOT, signup_form_url
-from pipeline.storage.engines import connect, display_url, make_engine, schema_status, session, upgrade
-from pipeline.storage.models import SuppressionReason
-from pipeline.workspace.settings import SETTINGS_FILE, Settings
+from pipeline.errors import AudienceError, ContactError
+from pipeline.types import SuppressionReason
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from pipeline.audience.importer import ImportOptions, ImportPreview, ImportSummary
+    from pipeline.workspace.settings import Settings
 
 db_app = typer.Typer(help="The contact database: schema upgrades and status.", no_args_is_help=True)
 contacts_app = typer.Typer(help="Import, export, look up and erase contacts.", no_args_is_help=True)
@@ -69,6 +56,8 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _database(workspace: Path | None) -> Iterator[Engine]:
+    from pipeline.storage.engines import connect
+
     engine = connect(open_workspace(workspace).settings)
     try:
         yield engine
@@ -87,6 +76,8 @@ def db_upgrade(workspace: WorkspaceOption = None) -> None:
     Example:
       comms db upgrade
     """
+    from pipeline.storage.engines import upgrade
+
     url = open_workspace(workspace).settings.database.url
     before = upgrade(url)
     if before.up_to_date:
@@ -103,6 +94,8 @@ def db_status(workspace: WorkspaceOption = None) -> None:
     Example:
       comms db status
     """
+    from pipeline.storage.engines import display_url, make_engine, schema_status
+
     engine = make_engine(open_workspace(workspace).settings.database.url)
     try:
         status = schema_status(engine)
@@ -134,6 +127,9 @@ class Dates(enum.StrEnum):
 
 
 def _import_options(settings: Settings, maps: list[str] | None, dates: Dates | None) -> ImportOptions:
+    from pipeline.audience.columns import DateOrder, parse_mapping
+    from pipeline.audience.importer import ImportOptions
+
     contacts = settings.contacts
     order = cast(DateOrder, str(dates) if dates else contacts.dates)
     return ImportOptions(mapping=parse_mapping(maps or []), declared=contacts.fields, dates=order)
@@ -188,6 +184,8 @@ def contacts_import(
     Example:
       comms contacts import export.csv --list customers --map "Dept=department"
     """
+    from pipeline.audience.importer import import_contacts, preview_import, rejects_path_for
+
     if not file.is_file():
         raise ContactError("no such file", path=file)
     ws = open_workspace(workspace)
@@ -246,6 +244,9 @@ def contacts_add(
     Example:
       comms contacts add ada@example.com --set first_name=Ada --set vip=yes --list customers
     """
+    from pipeline.audience.editing import parse_assignments, set_contact
+    from pipeline.storage.engines import session
+
     settings = open_workspace(workspace).settings
     with _database(workspace) as engine, session(engine) as current:
         contact = set_contact(
@@ -272,6 +273,9 @@ def contacts_set(
     Example:
       comms contacts set ada@example.com plan=pro renewal=31/12/2027
     """
+    from pipeline.audience.editing import parse_assignments, set_contact
+    from pipeline.storage.engines import session
+
     settings = open_workspace(workspace).settings
     with _database(workspace) as engine, session(engine) as current:
         contact = set_contact(
@@ -297,6 +301,10 @@ def contacts_export(
     Example:
       comms contacts export --audience customers-eu --out eu.csv
     """
+    from pipeline.audience.exporter import export_contacts
+    from pipeline.audience.segments import load_audience
+    from pipeline.storage.engines import session
+
     ws = open_workspace(workspace)
     chosen = load_audience(ws, audience) if audience is not None else None
     with _database(workspace) as engine, session(engine) as current:
@@ -322,6 +330,9 @@ def contacts_show(
     Example:
       comms contacts show ada@example.com --json
     """
+    from pipeline.audience.contacts import report
+    from pipeline.storage.engines import session
+
     with _database(workspace) as engine, session(engine) as current:
         found = report(current, email)
     data = found.as_dict()
@@ -364,6 +375,9 @@ def contacts_delete(
     Example:
       comms contacts delete ada@example.com --yes
     """
+    from pipeline.audience.contacts import erase
+    from pipeline.storage.engines import session
+
     if not yes:
         typer.confirm(f"Erase everything stored about {email}?", abort=True)
     with _database(workspace) as engine, session(engine) as current:
@@ -383,6 +397,10 @@ def suppress_command(
     Example:
       comms suppress ada@example.com --reason manual --note "asked by phone"
     """
+    from pipeline.audience.contacts import suppress
+    from pipeline.storage.engines import session
+    from pipeline.types import SuppressionReason
+
     if reason is SuppressionReason.erased:
         raise ContactError("use `comms contacts delete` to erase a person")
     with _database(workspace) as engine, session(engine) as current:
@@ -400,6 +418,9 @@ def unsuppress_command(
     Example:
       comms unsuppress ada@example.com
     """
+    from pipeline.audience.contacts import unsuppress
+    from pipeline.storage.engines import session
+
     with _database(workspace) as engine, session(engine) as current:
         lifted = unsuppress(current, email)
     if not lifted:
@@ -418,6 +439,8 @@ def audience_list(output: FormatOption = Format.table, workspace: WorkspaceOptio
     Example:
       comms audience list --format json
     """
+    from pipeline.audience.segments import audience_names, load_audience
+
     ws = open_workspace(workspace)
     rows: list[tuple[str, str, str]] = []
     broken = 0
@@ -446,6 +469,9 @@ def audience_show(
     Example:
       comms audience show customers-eu --limit 5
     """
+    from pipeline.audience.segments import count_audience, load_audience, stream_audience
+    from pipeline.storage.engines import session
+
     audience = load_audience(open_workspace(workspace), name)
     with _database(workspace) as engine, session(engine) as current:
         console.print(f"{name}: {count_audience(current, audience)} contacts")
@@ -470,6 +496,9 @@ def audience_explain(
     Example:
       comms audience explain customers-eu
     """
+    from pipeline.audience.segments import explain, load_audience
+    from pipeline.storage.engines import make_engine
+
     ws = open_workspace(workspace)
     audience = load_audience(ws, name)
     engine = make_engine(ws.settings.database.url)
@@ -490,6 +519,9 @@ def lists_list(output: FormatOption = Format.table, workspace: WorkspaceOption =
     Example:
       comms lists list --format csv
     """
+    from pipeline.audience.lists import list_summaries
+    from pipeline.storage.engines import session
+
     with _database(workspace) as engine, session(engine) as current:
         found = list_summaries(current)
     print_rows(
@@ -518,6 +550,9 @@ def lists_show(
     Example:
       comms lists show customers --display-name "Customer news" --description "Monthly, no spam"
     """
+    from pipeline.audience.lists import describe_list, list_summaries
+    from pipeline.storage.engines import session
+
     with _database(workspace) as engine, session(engine) as current:
         if display_name is not None or description is not None:
             describe_list(current, name, display_name=display_name, description=description)
@@ -542,6 +577,9 @@ def lists_rename(
     Example:
       comms lists rename news customer-news
     """
+    from pipeline.audience.lists import rename_list
+    from pipeline.storage.engines import session
+
     with _database(workspace) as engine, session(engine) as current:
         rename_list(current, old, new)
     console.print(f"list {old} is now {new}: edit audiences/*.toml that name {old}", highlight=False)
@@ -560,6 +598,11 @@ def lists_form(
     Example:
       comms lists form news > signup-snippet.html
     """
+    from pipeline.errors import SettingsError
+    from pipeline.feedback.pages import signup_snippet
+    from pipeline.feedback.signup import HONEYPOT, signup_form_url
+    from pipeline.workspace.settings import SETTINGS_FILE
+
     settings = open_workspace(workspace).settings
     if name not in settings.signup.lists:
         raise SettingsError(f'signup.lists: add "{name}" to take sign-ups for it', path=SETTINGS_FILE)

@@ -10,9 +10,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import WorkspaceOption, console, open_workspace
-from pipeline.service.daemon import serve_daemon, serve_worker
-from pipeline.service.logs import configure_logging
-from pipeline.timetable.plan import build_plan
 
 
 def register(app: typer.Typer) -> None:
@@ -31,6 +28,9 @@ def daemon_command(workspace: WorkspaceOption = None) -> None:
     Example:
       COMMS_SECRET=... comms daemon
     """
+    from pipeline.logs import configure_logging
+    from pipeline.service.daemon import serve_daemon
+
     ws = open_workspace(workspace)
     configure_logging()
     raise typer.Exit(serve_daemon(ws))
@@ -49,6 +49,9 @@ def worker_command(
     Example:
       comms worker --concurrency 4
     """
+    from pipeline.logs import configure_logging
+    from pipeline.service.daemon import serve_worker
+
     ws = open_workspace(workspace)
     configure_logging()
     raise typer.Exit(serve_worker(ws, concurrency))
@@ -64,6 +67,8 @@ def plan_command(
     Example:
       comms plan --days 30 | less -S
     """
+    from pipeline.timetable.plan import build_plan
+
     plan = build_plan(open_workspace(workspace), days=days)
     console.print(f"plan for {plan.start:%Y-%m-%d %H:%M} UTC to {plan.end:%Y-%m-%d %H:%M} UTC")
     table = Table(box=box.SIMPLE_HEAD)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import getpass
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 from pipeline.cli.common import Format, FormatOption, WorkspaceOption, console, open_workspace, print_rows
-from pipeline.runs import control as runs
-from pipeline.storage.models import DeliveryStatus, Run
-from pipeline.workspace.folders import Workspace
+
+if TYPE_CHECKING:
+    from pipeline.runs import control as runs
+    from pipeline.storage.models import Run
+    from pipeline.workspace.folders import Workspace
 
 runs_app = typer.Typer(
     help="Watch and control runs: list, show, pause, resume, cancel, retry.", no_args_is_help=True
@@ -51,6 +53,8 @@ def send(
     Example:
       comms send spring-launch --dry-run
     """
+    from pipeline.runs import control as runs
+
     ws = open_workspace(workspace)
     if to:
         _test_send(ws, campaign, to)
@@ -91,6 +95,8 @@ def _confirm(plan: runs.RunPlan) -> None:
 
 
 def _test_send(ws: Workspace, campaign: str, to: list[str]) -> None:
+    from pipeline.runs import control as runs
+
     failed = False
     for sent in runs.test_send(ws, campaign, to):
         ok = sent.result.status == "sent"
@@ -106,6 +112,8 @@ def _test_send(ws: Workspace, campaign: str, to: list[str]) -> None:
 
 
 def _dry_run(ws: Workspace, campaign: str, audience: str | None) -> None:
+    from pipeline.runs import control as runs
+
     report = runs.dry_run(ws, campaign, audience)
     plan = report.plan
     console.print(f"campaign   {plan.campaign.name} ({plan.campaign.department})")
@@ -133,6 +141,8 @@ class _RateColumn(ProgressColumn):
 
 def _dispatch(ws: Workspace, run: Run) -> None:
     """Send RUN in the foreground with a progress bar, then show where it ended."""
+    from pipeline.runs import control as runs
+
     assert run.id is not None
     bar = Progress(
         TextColumn("run {task.fields[run]}"),
@@ -163,6 +173,8 @@ def _dispatch(ws: Workspace, run: Run) -> None:
 
 
 def _print_report(report: runs.RunReport) -> None:
+    from pipeline.storage.models import DeliveryStatus
+
     run = report.run
     reason = f" ({run.status_reason})" if run.status_reason else ""
     console.print(f"run {run.id}  {run.campaign} -> {run.audience}  [bold]{run.status}[/bold]{reason}")
@@ -211,6 +223,9 @@ def list_runs(
     Example:
       comms runs list --format json | python -m json.tool
     """
+    from pipeline.runs import control as runs
+    from pipeline.storage.models import DeliveryStatus
+
     rows = []
     for run, counts in runs.list_runs(open_workspace(workspace), limit):
         rows.append(
@@ -243,6 +258,8 @@ def show(
     Example:
       comms runs show 12
     """
+    from pipeline.runs import control as runs
+
     _print_report(runs.show_run(open_workspace(workspace), run_id))
 
 
@@ -254,6 +271,8 @@ def pause(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     Example:
       comms runs pause 12
     """
+    from pipeline.runs import control as runs
+
     run = runs.pause_run(open_workspace(workspace), run_id)
     console.print(f"run {run.id} paused")
 
@@ -266,6 +285,8 @@ def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     Example:
       comms runs resume 12
     """
+    from pipeline.runs import control as runs
+
     ws = open_workspace(workspace)
     _dispatch(ws, runs.resume_run(ws, run_id))
 
@@ -278,6 +299,8 @@ def cancel(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     Example:
       comms runs cancel 12
     """
+    from pipeline.runs import control as runs
+
     run = runs.cancel_run(open_workspace(workspace), run_id)
     console.print(f"run {run.id} cancelled")
 
@@ -290,6 +313,8 @@ def retry(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     Example:
       comms runs retry 12
     """
+    from pipeline.runs import control as runs
+
     ws = open_workspace(workspace)
     count = runs.retry_run(ws, run_id)
     console.print(f"run {run_id}: {count} failed deliveries queued again")

@@ -5,18 +5,17 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import WorkspaceOption, console, err_console, open_workspace
 from pipeline.errors import DatabaseError
-from pipeline.feedback.bounces import Outcome, ingest_message, ingest_path, poll_imap
-from pipeline.feedback.server import create_app
-from pipeline.storage.engines import connect
+
+if TYPE_CHECKING:
+    from pipeline.feedback.bounces import Outcome
 
 # sysexits.h EX_TEMPFAIL: an MTA keeps a piped message and tries again later instead of bouncing it.
 EX_TEMPFAIL = 75
@@ -46,6 +45,11 @@ def serve_command(
     Example:
       comms serve --host 0.0.0.0 --port 8025
     """
+    import uvicorn
+
+    from pipeline.feedback.server import create_app
+    from pipeline.storage.engines import connect
+
     ws = open_workspace(workspace)
     settings = ws.settings
     listen_host, _, listen_port = (settings.tracking.listen or DEFAULT_LISTEN).rpartition(":")
@@ -100,6 +104,9 @@ def ingest_command(
     Example:
       comms bounces ingest bounces.mbox
     """
+    from pipeline.feedback.bounces import ingest_message, ingest_path
+    from pipeline.storage.engines import connect
+
     settings = open_workspace(workspace).settings
     if source != "-":
         engine = connect(settings)
@@ -132,6 +139,9 @@ def poll_command(workspace: WorkspaceOption = None) -> None:
     Example:
       comms bounces poll
     """
+    from pipeline.feedback.bounces import poll_imap
+    from pipeline.storage.engines import connect
+
     settings = open_workspace(workspace).settings
     engine = connect(settings)
     try:

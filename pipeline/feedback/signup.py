@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
@@ -25,17 +25,15 @@ from urllib.parse import quote
 from sqlalchemy import delete, select
 from sqlmodel import Session
 
-from pipeline.assembly.campaign import Campaign, assemble
-from pipeline.assembly.personalize import Personalizer, Recipient
+from pipeline.assembly.campaign import assemble
 from pipeline.audience.contacts import is_suppressed, normalize_email
 from pipeline.audience.editing import subscribe
 from pipeline.audience.lists import ensure_list
-from pipeline.delivery.engine import display_name
+from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
-from pipeline.message.mime import MessageBuilder, Outgoing, message_id
 from pipeline.message.tokens import make_token
-from pipeline.message.urls import recipient_links
 from pipeline.storage.models import Contact, MailingList, Signup, SignupStatus, utcnow
+from pipeline.types import Outgoing, Recipient
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
 
@@ -168,40 +166,34 @@ def _aware(moment: datetime) -> datetime:
 
 
 class ConfirmationMail:
-    """templates/copy/_confirm.md assembled once per process, then built for each sign-up."""
+    """templates/copy/_confirm.md assembled once per process, then composed for each sign-up."""
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
 
     @cached_property
-    def _campaign(self) -> tuple[Campaign, Personalizer, MessageBuilder]:
+    def _composer(self) -> Composer:
         settings = self.ws.settings
         campaign = assemble(self.ws, CONFIRM_CAMPAIGN)
-        builder = MessageBuilder(
+        # Untracked: a confirmation belongs to no delivery, so tracked links in it would lead nowhere.
+        return Composer(
             settings,
+            campaign.templates,
             campaign=campaign.name,
             department=campaign.department,
-            run_id=0,
             signer=Signer.from_settings(settings, self.ws.root),
+            tracked=False,
         )
-        return campaign, Personalizer.for_campaign(campaign), builder
 
     def build(self, session: Session, signup: Signup) -> Outgoing | None:
         """The message for SIGNUP, or None when the address is suppressed (it gets nothing)."""
         if is_suppressed(session, signup.email_key):
             return None
-        settings = self.ws.settings
-        _, personalizer, builder = self._campaign
         assert signup.id is not None
-        base = recipient_links(settings, 0)  # a confirmation belongs to no delivery
-        links = replace(base, confirm_url=confirm_url(settings, signup.id))
         recipient = Recipient(email=signup.email, first_name=signup.first_name)
-        domain = settings.sender.from_email.rpartition("@")[2]
-        return builder.build(
-            personalizer.render(recipient, links),
-            to_email=signup.email,
-            to_name=display_name(recipient),
-            message_id=message_id(0, f"signup-{signup.id}-{uuid.uuid4()}", domain),
-            links=links,
+        return self._composer.compose(
+            recipient,
             delivery_id=None,
-        )
+            contact_key=f"signup-{signup.id}-{uuid.uuid4()}",
+            confirm_url=confirm_url(self.ws.settings, signup.id),
+        ).outgoing

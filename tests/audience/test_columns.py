@@ -15,8 +15,7 @@ from pipeline.errors import AudienceError, ContactError
 from pipeline.storage.engines import session
 from pipeline.storage.models import Contact, ContactField
 from pipeline.workspace.folders import Workspace
-
-from .test_cli import run_process
+from tests.support.cli import comms
 
 # Mailchimp's audience export (subscribed_members_export_*.csv): merge fields by their labels, then
 # its own columns in capitals.
@@ -210,7 +209,9 @@ def test_preview_shows_delimiter_encoding_mapping_and_types_and_writes_nothing(
     assert roles["MEMBER_RATING"] == "attribute MEMBER_RATING: number (inferred)"
     assert roles["LEID"] == "ignored (another tool's bookkeeping)"
 
-    shown = run_process(workspace, "contacts", "import", "--preview", str(path))
+    shown = comms(
+        "contacts", "import", "--preview", str(path), "--workspace", str(workspace.root), cwd=tmp_path
+    )
     assert shown.returncode == 0, shown.stderr
     assert "delimiter ';'" in shown.stdout and "UTF-8 with BOM" in shown.stdout
     assert "MEMBER_RATING" in shown.stdout and "number (inferred)" in shown.stdout

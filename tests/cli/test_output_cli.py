@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cli.run import COMMS, comms
+from tests.support.cli import COMMS, comms
 
 # What a cron job or a CI log has: no terminal and no COLUMNS telling Rich how wide one is.
 PIPED_ENV = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "COMMS_WORKSPACE")}
