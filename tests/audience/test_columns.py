@@ -13,9 +13,11 @@ from pipeline.audience.importer import ImportOptions, import_contacts, preview_i
 from pipeline.audience.segments import count_audience, load_audience
 from pipeline.errors import AudienceError, ContactError
 from pipeline.storage.engines import session
-from pipeline.storage.models import Contact, ContactField
+from pipeline.storage.models import ContactField
 from pipeline.workspace.folders import Workspace
 from tests.support.cli import comms
+
+from .test_import import _contacts
 
 # Mailchimp's audience export (subscribed_members_export_*.csv): merge fields by their labels, then
 # its own columns in capitals.
@@ -50,11 +52,6 @@ def _write(tmp_path: Path, name: str, content: str) -> Path:
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
     return path
-
-
-def _contacts(engine: Engine) -> dict[str, Contact]:
-    with session(engine) as db:
-        return {contact.email: contact for contact in db.scalars(select(Contact))}
 
 
 def _rejects(path: Path) -> dict[int, str]:
