@@ -130,3 +130,17 @@ def test_lists_not_offered_for_sign_up_and_bad_addresses_are_refused(base_url: s
     bad = httpx.post(f"{base_url}/s/news", data={"email": "not-an-address"})
     assert bad.status_code == 400 and "invalid email" in bad.text
     assert signups(engine) == []
+
+
+def test_the_preferences_page_shows_a_list_by_its_display_name_and_description(
+    base_url: str, engine: Engine, world: World
+) -> None:
+    from pipeline.audience.lists import describe_list
+    from pipeline.message.urls import recipient_links
+
+    sent = world.send(world.add_contact("ada@example.com"))
+    with session(engine) as db:
+        describe_list(db, "news", display_name="Kestrel News", description="Monthly, from the plant")
+    page = httpx.get(recipient_links(world.settings, sent.delivery_id).preferences_url)
+    assert page.status_code == 200
+    assert "Kestrel News" in page.text and "Monthly, from the plant" in page.text
