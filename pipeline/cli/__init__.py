@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from pipeline.cli import assemble, contacts, daemon, dispatch, tracking
+from pipeline.cli import approvals, assemble, contacts, daemon, dispatch, tracking
 from pipeline.errors import CommsError
 
 app = typer.Typer(
@@ -17,7 +17,7 @@ app = typer.Typer(
     # Plain help: Rich markup would eat square brackets, and help texts name [sections] of comms.toml.
     rich_markup_mode=None,
 )
-for module in (assemble, contacts, dispatch, tracking, daemon):
+for module in (assemble, contacts, dispatch, tracking, daemon, approvals):
     module.register(app)
 
 

@@ -15,9 +15,9 @@ from pipeline.workspace.settings import SETTINGS_FILE
 
 _HERE = Path(__file__).resolve().parent
 BLANK_ROOT = _HERE / "blank"
-SAMPLE_PARTS = (SETTINGS_FILE, "templates", "audiences", "schedules")
+SAMPLE_PARTS = (SETTINGS_FILE, "templates", "audiences", "schedules", "departments")
 # *.rejects.csv: rows an import set aside, with the personal data they hold (importer.REJECTS_SUFFIX).
-GITIGNORE = "comms.db*\noutbox/\npreviews/\n*.rejects.csv\n"
+GITIGNORE = "comms.db*\noutbox/\npreviews/\nreview/\n*.rejects.csv\n"
 
 
 def sample_root() -> Path:

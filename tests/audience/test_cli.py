@@ -38,11 +38,11 @@ def test_commands_refuse_an_outdated_schema_until_upgraded(workspace: Workspace,
     path = tmp_path / "c.csv"
     path.write_text("email;first_name\nann@example.com;=1+2\nbroken\n", encoding="utf-8-sig")
 
-    refused = comms("contacts", "import", str(path))
     head = head_revision()
+    refused = comms("contacts", "import", str(path))
     assert _one_line_error(refused) == (
-        "comms: error: database is at revision none (empty database),"
-        f" code needs {head}: run `comms db upgrade`"
+        f"comms: error: database is at revision none (empty database), code needs {head}: "
+        "run `comms db upgrade`"
     )
 
     assert f"upgraded from revision (empty) to {head}" in comms("db", "upgrade").stdout

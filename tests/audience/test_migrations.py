@@ -27,8 +27,6 @@ ROWS_AT_0001 = [
 ]
 TABLES = ("contact", "mailing_list", "subscription", "suppression", "run", "delivery", "event")
 
-HEAD = engines.head_revision()
-
 
 def _upgrade_to(url: str, revision: str) -> None:
     engine = engines.make_engine(url)
@@ -60,9 +58,9 @@ def test_a_database_at_the_first_revision_keeps_every_row(database_url: str, wor
     with engine.begin() as connection:
         for statement in ROWS_AT_0001:
             connection.execute(text(statement))
+    head = engines.head_revision()
     with pytest.raises(
-        SchemaOutdated,
-        match=rf"^database is at revision 0001, code needs {HEAD}: run `comms db upgrade`$",
+        SchemaOutdated, match=rf"^database is at revision 0001, code needs {head}: run `comms db upgrade`$"
     ):
         engines.connect(workspace.settings)
 
@@ -86,9 +84,8 @@ def test_a_database_at_the_first_revision_keeps_every_row(database_url: str, wor
 
 
 def test_an_empty_database_is_refused_until_upgraded(workspace: Workspace):
-    with pytest.raises(
-        SchemaOutdated, match=rf"revision none \(empty database\), code needs {engines.head_revision()}"
-    ):
+    head = engines.head_revision()
+    with pytest.raises(SchemaOutdated, match=rf"revision none \(empty database\), code needs {head}"):
         engines.connect(workspace.settings)
 
 
