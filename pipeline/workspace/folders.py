@@ -71,4 +71,5 @@ class Workspace:
             return path
 
     def campaign_names(self) -> list[str]:
-        return sorted(p.stem for p in self.copy_dir.glob("*.md"))
+        # _NAME.md are the workspace's own messages (the sign-up confirmation), not campaigns.
+        return sorted(p.stem for p in self.copy_dir.glob("*.md") if not p.stem.startswith("_"))
