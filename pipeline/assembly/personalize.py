@@ -51,6 +51,7 @@ class Personalizer:
             "unsubscribe_url": links.unsubscribe_url,
             "preferences_url": links.preferences_url,
             "view_online_url": links.view_online_url,
+            "confirm_url": links.confirm_url,
             "tracking": tracking,
         }
         return Rendered(

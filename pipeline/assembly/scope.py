@@ -30,7 +30,10 @@ from jinja2 import Environment, TemplateSyntaxError
 
 from pipeline.errors import TemplateError
 
-RECIPIENT_NAMES = frozenset({"contact", "unsubscribe_url", "preferences_url", "view_online_url"})
+# confirm_url: the signed sign-up confirmation link, only in templates/copy/_confirm.md.
+RECIPIENT_NAMES = frozenset(
+    {"contact", "unsubscribe_url", "preferences_url", "view_online_url", "confirm_url"}
+)
 
 # One Jinja construct. A `}}` or `%}` inside a string literal would end it early; Jinja's own
 # lexer would then fail on the rest, which the campaign render reports with file and line.

@@ -18,6 +18,9 @@ An audience file::
     value = "free"
 
 Operators: eq ne in not_in contains startswith exists missing gt gte lt lte.
+Every attribute has a type (comms.toml [contacts.fields], else the one its first import fixed):
+a condition whose value is of another type (`consent eq "yes"` on a bool attribute) is an error
+when the audience is loaded, never an empty result.
 The value's TOML type says how an attribute is compared: numbers numerically,
 strings (and dates, kept as "YYYY-MM-DD") by code point, booleans as booleans.
 An attribute holding a value of another type, or none, never matches eq, in,
@@ -29,7 +32,7 @@ subscribed to a listed list are always left out; each contact appears once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -57,7 +60,14 @@ from sqlmodel import Session
 
 from pipeline.audience.contacts import ATTRIBUTE_NAME, PERSONAL_FIELDS, RESERVED_NAMES
 from pipeline.errors import AudienceError
-from pipeline.storage.models import Contact, MailingList, Subscription, SubscriptionStatus, Suppression
+from pipeline.storage.models import (
+    Contact,
+    ContactField,
+    MailingList,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+)
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Reports as ReportSettings
 from pipeline.workspace.tomlfile import read_toml, validate
@@ -160,7 +170,7 @@ def load_audience(ws: Workspace, name: str) -> Audience:
         raise AudienceError(f"no audience {name!r} (known: {known})", path=shown)
     text, data = read_toml(path, shown, AudienceError)
     parsed = validate(AudienceFile, text, data, shown, AudienceError, label="field", message=_message)
-    return Audience(
+    audience = Audience(
         name=name,
         path=shown,
         description=parsed.description,
@@ -169,6 +179,44 @@ def load_audience(ws: Workspace, name: str) -> Audience:
         any=tuple(parsed.any),
         exclude=tuple(parsed.exclude),
     )
+    check_types(audience, ws.settings.contacts.fields)
+    return audience
+
+
+def _fits(kind: str, value: Scalar) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "date":
+        if isinstance(value, str):
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                return False
+            return True
+        return isinstance(value, date) and not isinstance(value, datetime)
+    return isinstance(value, str)
+
+
+def check_types(audience: Audience, types: Mapping[str, str]) -> None:
+    """AudienceError naming the block when a condition compares an attribute of type T with a value
+    of another type: such a condition could only ever match nobody (or everybody, negated)."""
+    for block in ("where", "any", "exclude"):
+        for number, condition in enumerate(getattr(audience, block), start=1):
+            kind = types.get(condition.field)
+            if kind is None or condition.op in _NO_VALUE or _is_column(condition.field):
+                continue
+            wrong = [v for v in condition.values() if not _fits(kind, v)]
+            if condition.op in ("contains", "startswith") and kind != "text":
+                wrong = condition.values()
+            if wrong:
+                raise AudienceError(
+                    f"{block} #{number}: {condition.field} is a {kind} attribute, but {condition.op}"
+                    f" compares it with {wrong[0]!r}"
+                    + (" (write true or false, without quotes)" if kind == "bool" else ""),
+                    path=audience.path,
+                )
 
 
 def _message(error: Any) -> str:
@@ -347,15 +395,37 @@ def _predicate(condition: Condition) -> ColumnElement[bool]:
     return func.coalesce(test, false())
 
 
-def audience_query(audience: Audience) -> Select[tuple[Contact]]:
-    """One SELECT of the audience's contacts, ordered by id, suppressions and non-subscribers left out."""
-    on_a_list = exists().where(
+def _on_a_list(audience: Audience) -> ColumnElement[bool]:
+    return exists().where(
         Subscription.contact_id == Contact.id,
         Subscription.status == SubscriptionStatus.subscribed,
         Subscription.list_id.in_(select(MailingList.id).where(MailingList.name.in_(audience.lists))),
     )
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Why an audience is smaller than its lists: what `comms send` explains at the end."""
+
+    on_lists: int  # contacts subscribed to at least one of the audience's lists
+    suppressed: int  # ... of whom suppressed (unsubscribed, bounced, complained, erased)
+    not_matching: int  # ... and of the rest, left out by the where / any / exclude blocks
+    recipients: int
+
+
+def audience_breakdown(session: Session, audience: Audience) -> Breakdown:
+    check_audience(session, audience)
     suppressed = exists().where(Suppression.email_hash == Contact.email_hash)
-    tests: list[ColumnElement[bool]] = [on_a_list, ~suppressed]
+    on_lists = int(session.scalar(select(func.count(Contact.id)).where(_on_a_list(audience))) or 0)
+    blocked = int(session.scalar(select(func.count(Contact.id)).where(_on_a_list(audience), suppressed)) or 0)
+    recipients = count_audience(session, audience)
+    return Breakdown(on_lists, blocked, on_lists - blocked - recipients, recipients)
+
+
+def audience_query(audience: Audience) -> Select[tuple[Contact]]:
+    """One SELECT of the audience's contacts, ordered by id, suppressions and non-subscribers left out."""
+    suppressed = exists().where(Suppression.email_hash == Contact.email_hash)
+    tests: list[ColumnElement[bool]] = [_on_a_list(audience), ~suppressed]
     tests += [_predicate(c) for c in audience.where]
     if audience.any:
         tests.append(or_(*(_predicate(c) for c in audience.any)))
@@ -364,8 +434,11 @@ def audience_query(audience: Audience) -> Select[tuple[Contact]]:
     return select(Contact).where(and_(*tests)).order_by(Contact.id)  # type: ignore[arg-type]
 
 
-def check_lists(session: Session, audience: Audience) -> None:
-    """AudienceError if the audience names a list the database does not have."""
+def check_audience(session: Session, audience: Audience) -> None:
+    """AudienceError if the audience names a list the database does not have, or compares an
+    attribute with a value of another type than its imports stored."""
+    stored = dict(session.execute(select(ContactField.name, ContactField.type)).all())  # type: ignore[arg-type]
+    check_types(audience, stored)
     known = set(session.scalars(select(MailingList.name).where(MailingList.name.in_(audience.lists))))
     for name in audience.lists:
         if name not in known:
@@ -390,7 +463,7 @@ def snapshot_query(audience: Audience, reports: ReportSettings) -> Select[Any]:
 
 def stream_audience(session: Session, audience: Audience, *, batch: int = 2000) -> Iterator[Contact]:
     """The audience's contacts, BATCH rows at a time (a server-side cursor on PostgreSQL)."""
-    check_lists(session, audience)
+    check_audience(session, audience)
     result = session.execute(audience_query(audience).execution_options(yield_per=batch))
     yield from result.scalars()
 
@@ -429,7 +502,7 @@ def in_words(audience: Audience) -> list[str]:
 
 
 def count_audience(session: Session, audience: Audience) -> int:
-    check_lists(session, audience)
+    check_audience(session, audience)
     query = audience_query(audience).with_only_columns(func.count(Contact.id)).order_by(None)
     return int(session.scalar(query) or 0)
 

@@ -14,6 +14,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help: Rich markup would eat square brackets, and help texts name [sections] of comms.toml.
+    rich_markup_mode=None,
 )
 for module in (assemble, contacts, dispatch, report, tracking, daemon, approvals, report):
     module.register(app)

@@ -7,12 +7,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
-from rich.table import Table
 from rich.text import Text
 
-from pipeline.cli.common import WorkspaceOption, console, open_workspace
+from pipeline.cli.common import Format, FormatOption, WorkspaceOption, console, open_workspace, print_rows
 
 if TYPE_CHECKING:
     from pipeline.runs import control as runs
@@ -49,7 +47,12 @@ def send(
     ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Send CAMPAIGN to its audience: freeze it, snapshot the audience, dispatch with a progress bar."""
+    """Send CAMPAIGN to its audience: freeze it, snapshot the audience, dispatch with a progress bar.
+
+    \b
+    Example:
+      comms send spring-launch --dry-run
+    """
     from pipeline.runs import control as runs
 
     ws = open_workspace(workspace)
@@ -63,6 +66,21 @@ def send(
         )
         console.print(f"run {run.id}: {run.recipient_count} recipients queued")
         _dispatch(ws, run)
+        _print_summary(runs.send_summary(ws, run))
+
+
+def _print_summary(summary: runs.SendSummary) -> None:
+    """Said once, at the very end: where the messages are, and why not everyone on the lists got one."""
+    console.print(f"messages went to {summary.destination}", highlight=False)
+    counts = summary.breakdown
+    reasons = [f"{counts.suppressed} suppressed (unsubscribed, bounced or complained)"]
+    reasons.append(f"{counts.not_matching} outside the audience's conditions")
+    reasons += [f"{n} skipped at send time ({why})" for why, n in sorted(summary.skipped.items())]
+    console.print(
+        f"{counts.on_lists} on the audience's lists, {counts.recipients} in the audience: "
+        + ", ".join(reasons),
+        highlight=False,
+    )
 
 
 def _confirm(plan: runs.RunPlan) -> None:
@@ -85,7 +103,9 @@ def _test_send(ws: Workspace, campaign: str, to: list[str]) -> None:
         failed |= not ok
         mark = "[green]sent[/green]" if ok else f"[red]{sent.result.status}[/red]"
         console.print(
-            f"{mark}  {sent.email} (as {sent.personalised_as}): {sent.result.code} {sent.result.reply}"
+            f"{mark}  {sent.email} (as {sent.personalised_as}): "
+            + " ".join(str(part) for part in (sent.result.code, sent.result.reply) if part is not None),
+            highlight=False,
         )
     if failed:
         raise typer.Exit(1)
@@ -132,6 +152,7 @@ def _dispatch(ws: Workspace, run: Run) -> None:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # a progress bar in a log file is noise
     )
     with bar:
         task = bar.add_task("send", total=run.recipient_count, run=run.id, sent=0, failed=0, remaining="?")
@@ -202,28 +223,35 @@ def _duration(seconds: float | None) -> str:
 @runs_app.command("list")
 def list_runs(
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many of the latest runs.")] = 20,
+    output: FormatOption = Format.table,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """The latest runs, newest first."""
+    """The latest runs, newest first.
+
+    \b
+    Example:
+      comms runs list --format json | python -m json.tool
+    """
     from pipeline.runs import control as runs
     from pipeline.storage.models import DeliveryStatus
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for column in ("run", "campaign", "audience", "status", "sent", "failed", "left", "created"):
-        table.add_column(column, no_wrap=True)
+    rows = []
     for run, counts in runs.list_runs(open_workspace(workspace), limit):
-        left = counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending]
-        table.add_row(
-            str(run.id),
-            run.campaign,
-            run.audience,
-            run.status,
-            f"{counts[DeliveryStatus.sent]}/{run.recipient_count}",
-            str(counts[DeliveryStatus.failed]),
-            str(left),
-            run.created_at.strftime("%m-%d %H:%M") if run.created_at else "-",
+        rows.append(
+            (
+                run.id,
+                run.campaign,
+                run.audience,
+                run.status,
+                counts[DeliveryStatus.sent],
+                run.recipient_count,
+                counts[DeliveryStatus.failed],
+                counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending],
+                run.created_at,
+            )
         )
-    console.print(table)
+    headings = ["run", "campaign", "audience", "status", "sent", "recipients", "failed", "left", "created"]
+    print_rows(headings, rows, output, right=("run", "sent", "recipients", "failed", "left"))
 
 
 @runs_app.command("show")
@@ -233,7 +261,12 @@ def show(
     ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Counts by status, rate, ETA, last errors and headline engagement of a run (default: the latest)."""
+    """Counts by status, rate, ETA, last errors and headline engagement of a run (default: the latest).
+
+    \b
+    Example:
+      comms runs show 12
+    """
     from pipeline.reports import run_report
     from pipeline.reports.render import pct
     from pipeline.runs import control as runs
@@ -257,7 +290,12 @@ def show(
 
 @runs_app.command("pause")
 def pause(run_id: RunId, workspace: WorkspaceOption = None) -> None:
-    """Stop sending a run; the messages in flight finish. `comms runs resume` continues it."""
+    """Stop sending a run; the messages in flight finish. `comms runs resume` continues it.
+
+    \b
+    Example:
+      comms runs pause 12
+    """
     from pipeline.runs import control as runs
 
     run = runs.pause_run(open_workspace(workspace), run_id)
@@ -266,7 +304,12 @@ def pause(run_id: RunId, workspace: WorkspaceOption = None) -> None:
 
 @runs_app.command("resume")
 def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
-    """Continue a paused (or interrupted) run here, with a progress bar."""
+    """Continue a paused (or interrupted) run here, with a progress bar.
+
+    \b
+    Example:
+      comms runs resume 12
+    """
     from pipeline.runs import control as runs
 
     ws = open_workspace(workspace)
@@ -275,7 +318,12 @@ def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
 
 @runs_app.command("cancel")
 def cancel(run_id: RunId, workspace: WorkspaceOption = None) -> None:
-    """Stop a run for good; nothing more of it is sent."""
+    """Stop a run for good; nothing more of it is sent.
+
+    \b
+    Example:
+      comms runs cancel 12
+    """
     from pipeline.runs import control as runs
 
     run = runs.cancel_run(open_workspace(workspace), run_id)
@@ -284,7 +332,12 @@ def cancel(run_id: RunId, workspace: WorkspaceOption = None) -> None:
 
 @runs_app.command("retry")
 def retry(run_id: RunId, workspace: WorkspaceOption = None) -> None:
-    """Queue again the failed deliveries that may succeed now, and send them here."""
+    """Queue again the failed deliveries that may succeed now, and send them here.
+
+    \b
+    Example:
+      comms runs retry 12
+    """
     from pipeline.runs import control as runs
 
     ws = open_workspace(workspace)

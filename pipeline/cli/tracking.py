@@ -39,16 +39,23 @@ def serve_command(
         str, typer.Option(help="Reverse proxies whose X-Forwarded-For is trusted (comma-separated).")
     ] = "127.0.0.1",
 ) -> None:
-    """Run the tracking server: opens, clicks, unsubscribe, view online, preferences, webhooks."""
+    """Run the tracking server: opens, clicks, unsubscribe, view online, preferences, webhooks.
+
+    \b
+    Example:
+      comms serve --host 0.0.0.0 --port 8025
+    """
+
     from pipeline.feedback.server import create_app
     from pipeline.feedback.serving import StoppingServer, tracking_config
     from pipeline.storage.engines import connect
     from pipeline.workspace.settings import shown_url
 
-    settings = open_workspace(workspace).settings
+    ws = open_workspace(workspace)
+    settings = ws.settings
     listen_host, _, listen_port = (settings.tracking.listen or DEFAULT_LISTEN).rpartition(":")
     engine = connect(settings)
-    app = create_app(settings, engine)
+    app = create_app(settings, engine, workspace=ws)
     chosen_host, chosen_port = host or listen_host, port or int(listen_port)
     console.print(
         f"tracking server on http://{chosen_host}:{chosen_port} for {shown_url(settings.tracking.base_url)}"
@@ -105,6 +112,10 @@ def ingest_command(
 
     With - it reads one message on stdin: use it as an MTA pipe target for the bounce address.
     If the database is unreachable it exits 75 (EX_TEMPFAIL) so the MTA keeps the message.
+
+    \b
+    Example:
+      comms bounces ingest bounces.mbox
     """
     from pipeline.feedback.bounces import ingest_message, ingest_path, preview_path
     from pipeline.storage.engines import connect
@@ -188,7 +199,12 @@ def unreadable_command(
 
 @bounces_app.command("poll")
 def poll_command(workspace: WorkspaceOption = None) -> None:
-    """Ingest every message in the IMAP folder of [bounces] imap_url, moving each to processed_folder."""
+    """Ingest every message in the IMAP folder of [bounces] imap_url, moving each to processed_folder.
+
+    \b
+    Example:
+      comms bounces poll
+    """
     from pipeline.feedback.bounces import poll_imap
     from pipeline.storage.engines import connect
 

@@ -30,7 +30,7 @@ from pipeline.types import SuppressionReason
 @dataclass(frozen=True)
 class ListChoice:
     list_id: int
-    name: str
+    name: str  # the display name when the list has one
     description: str
     subscribed: bool
 
@@ -80,14 +80,20 @@ def unsubscribe(session: Session, delivery: Delivery, *, source: str, user_agent
 def list_choices(session: Session, contact_id: int) -> list[ListChoice]:
     """Every list the contact has a subscription row on, subscribed or not, by name."""
     rows = session.execute(
-        select(MailingList.id, MailingList.name, MailingList.description, Subscription.status)
+        select(
+            MailingList.id,
+            MailingList.name,
+            MailingList.display_name,
+            MailingList.description,
+            Subscription.status,
+        )
         .join(Subscription, Subscription.list_id == MailingList.id)
         .where(Subscription.contact_id == contact_id)
         .order_by(MailingList.name)
     )
     return [
-        ListChoice(list_id, name, description, status == SubscriptionStatus.subscribed)
-        for list_id, name, description, status in rows
+        ListChoice(list_id, shown or name, description, status == SubscriptionStatus.subscribed)
+        for list_id, name, shown, description, status in rows
     ]
 
 

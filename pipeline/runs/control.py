@@ -31,6 +31,8 @@ from pipeline.assembly.tracking import cta_link, track_campaign
 from pipeline.audience.contacts import find_contact
 from pipeline.audience.segments import (
     Audience,
+    Breakdown,
+    audience_breakdown,
     count_audience,
     load_audience,
     snapshot_query,
@@ -353,6 +355,34 @@ def show_run(ws: Workspace, run_id: int | None = None, *, errors: int = 5) -> Ru
         eta = remaining / rate if rate and remaining and run.status == RunStatus.sending else None
         approval = approvals.get_approval(conn, run.approval_id) if run.approval_id else None
         return RunReport(run, counts, rate, eta, outbox.last_errors(conn, run_id, errors), approval)
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    """Where a run's messages went and why fewer went than the lists hold."""
+
+    destination: str
+    breakdown: Breakdown
+    skipped: dict[str, int]  # at send time, by reason
+
+
+def destination(ws: Workspace) -> str:
+    """Where sent messages are now: the outbox folder, the SMTP server, or standard output."""
+    config = ws.settings.transport
+    if config.kind == "file":
+        return f".eml files in {ws.root / config.path}"
+    if config.kind == "smtp":
+        return f"the SMTP server {describe_transport(ws.settings).removeprefix('smtp ')}"
+    return "standard output (console transport)"
+
+
+def send_summary(ws: Workspace, run: Run) -> SendSummary:
+    with opened(ws.settings) as engine:
+        with session(engine) as db:
+            breakdown = audience_breakdown(db, load_audience(ws, run.audience))
+        with engine.connect() as conn:
+            skipped = outbox.skip_reasons(conn, run.id or 0)
+    return SendSummary(destination(ws), breakdown, skipped)
 
 
 # -- run control -----------------------------------------------------------------------------------

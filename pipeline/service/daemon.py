@@ -50,7 +50,6 @@ from pipeline.storage.engines import connect, display_url, ride_out
 from pipeline.storage.models import utcnow
 from pipeline.timetable.scheduler import Timetable, keep_windows
 from pipeline.workspace.folders import Workspace
-from pipeline.workspace.settings import Settings
 
 log = logging.getLogger("comms.daemon")
 
@@ -173,9 +172,10 @@ def _http_server(app: ASGIApp, listen: str) -> _Server:
     return _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
 
 
-def _tracking_server(settings: Settings, engine: Engine) -> _Server:
+def _tracking_server(ws: Workspace, engine: Engine) -> _Server:
+    settings = ws.settings
     host, port = _listen_address(settings.tracking.listen or "")
-    app = create_app(settings, engine)
+    app = create_app(settings, engine, workspace=ws)
     return _Server(
         tracking_config(app, settings, host=host, port=port, log_level="warning", access_log=False)
     )
@@ -309,7 +309,7 @@ class Daemon:
         log_event(log, "daemon.leading", workers=self.settings.concurrency)
         servers = []
         if self.ws.settings.tracking.listen:
-            servers.append(_tracking_server(self.ws.settings, self.engine))
+            servers.append(_tracking_server(self.ws, self.engine))
         worker_stop = asyncio.Event()
         async with _serving(servers):
             workers = [

@@ -104,8 +104,45 @@ class MailingList(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100, unique=True)
+    # What people see (preferences page, sign-up form); the name when empty.
+    display_name: str = Field(default="", max_length=200)
     description: str = ""
     created_at: datetime | None = _ts(nullable=False)
+
+
+class ContactField(SQLModel, table=True):
+    """The type of one attribute (text, number, bool, date), fixed by the first import that had it,
+    so later imports and audience files agree with what is stored."""
+
+    __tablename__ = "contact_field"
+
+    name: str = Field(primary_key=True, max_length=200)
+    type: str = Field(max_length=10)
+    updated_at: datetime | None = _ts(nullable=False)
+
+
+class SignupStatus(enum.StrEnum):
+    pending = "pending"  # the confirmation email went out; nothing is subscribed yet
+    confirmed = "confirmed"  # the signed link was followed: the subscription exists
+
+
+class Signup(SQLModel, table=True):
+    """A double opt-in sign-up, kept after confirmation as the evidence of consent."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = Field(foreign_key="mailing_list.id", ondelete="CASCADE", index=True)
+    email: str = Field(max_length=320)
+    email_key: str = Field(max_length=320, index=True)
+    first_name: str | None = Field(default=None, max_length=200)
+    status: str = Field(default=SignupStatus.pending, max_length=20)
+    source: str = Field(default="", max_length=200)  # the form's URL path, or "embedded"
+    # HMAC of the address the request came from: evidence without keeping the IP itself.
+    ip_hash: str = Field(default="", max_length=64)
+    user_agent: str | None = None
+    created_at: datetime | None = _ts(nullable=False)
+    expires_at: datetime | None = _ts(nullable=False, index=True)
+    confirmed_at: datetime | None = _ts()
+    confirmed_ip_hash: str = Field(default="", max_length=64)
 
 
 class Subscription(SQLModel, table=True):

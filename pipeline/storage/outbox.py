@@ -538,6 +538,16 @@ def run_counts(conn: Connection, run_id: int) -> dict[str, int]:
     return counts
 
 
+def skip_reasons(conn: Connection, run_id: int) -> dict[str, int]:
+    """Skipped deliveries by why (suppressed since the snapshot, frequency cap, erased)."""
+    statement = (
+        select(D.c.skip_reason, func.count())
+        .where(D.c.run_id == run_id, D.c.status == DeliveryStatus.skipped)
+        .group_by(D.c.skip_reason)
+    )
+    return {reason or "skipped": count for reason, count in conn.execute(statement)}
+
+
 def sent_between(conn: Connection, run_id: int, start: datetime, end: datetime) -> int:
     statement = select(func.count()).where(
         D.c.run_id == run_id, D.c.status == DeliveryStatus.sent, D.c.sent_at >= start, D.c.sent_at <= end

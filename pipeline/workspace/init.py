@@ -16,7 +16,8 @@ from pipeline.workspace.settings import SETTINGS_FILE
 _HERE = Path(__file__).resolve().parent
 BLANK_ROOT = _HERE / "blank"
 SAMPLE_PARTS = (SETTINGS_FILE, "templates", "audiences", "schedules", "departments")
-GITIGNORE = "comms.db*\noutbox/\npreviews/\nreview/\n*-rejects.csv\n"
+# *.rejects.csv: rows an import set aside, with the personal data they hold (importer.REJECTS_SUFFIX).
+GITIGNORE = "comms.db*\noutbox/\npreviews/\nreview/\n*.rejects.csv\n"
 
 
 def sample_root() -> Path:

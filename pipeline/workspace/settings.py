@@ -198,6 +198,22 @@ class Reports(_Section):
     rules: ReportRules = Field(default_factory=ReportRules)
 
 
+class Contacts(_Section):
+    # How a date that is not YYYY-MM-DD is read: 31/12/2026 (day-first) or 12/31/2026 (month-first).
+    dates: Literal["day-first", "month-first"] = "day-first"
+    # Attribute types that need no guessing: name = "text" | "number" | "bool" | "date".
+    fields: dict[str, Literal["text", "number", "bool", "date"]] = Field(default_factory=dict)
+
+
+class Signup(_Section):
+    # Lists people may sign up to on the tracking server (/s/LIST); none: the form is off.
+    lists: list[str] = Field(default_factory=list)
+    # An unconfirmed sign-up is dropped after this many hours; its link stops working.
+    expire_h: float = Field(default=48.0, gt=0)
+    # Sign-up requests one address may make per hour (bots); more get 429.
+    per_ip_per_hour: int = Field(default=5, ge=1)
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|days?|h|hours?)\s*$")
 
 
@@ -238,6 +254,8 @@ class Settings(_Section):
     bounces: Bounces = Field(default_factory=Bounces)
     daemon: Daemon = Field(default_factory=Daemon)
     reports: Reports = Field(default_factory=Reports)
+    contacts: Contacts = Field(default_factory=Contacts)
+    signup: Signup = Field(default_factory=Signup)
     approvals: Approvals = Field(default_factory=Approvals)
 
     # Filled from the environment only, never from the file.

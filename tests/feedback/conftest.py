@@ -37,6 +37,7 @@ from pipeline.storage.models import (
     utcnow,
 )
 from pipeline.types import Recipient, Rendered
+from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings, load_settings
 
 SECRET = "test-secret-key-for-tokens-32-bytes+"
@@ -94,9 +95,11 @@ class ServerThread:
 
 
 @pytest.fixture
-def base_url(settings: Settings, engine: Engine) -> Iterator[str]:
+def base_url(settings: Settings, engine: Engine, workspace_dir: Path) -> Iterator[str]:
     """The running server's URL; settings.tracking.base_url points at it, so minted links work."""
-    with ServerThread(create_app(settings, engine), settings) as url:
+    settings.signup.lists = ["news"]
+    workspace = Workspace.with_settings(workspace_dir, settings)
+    with ServerThread(create_app(settings, engine, workspace=workspace), settings) as url:
         settings.tracking.base_url = url
         yield url
 

@@ -40,6 +40,12 @@ DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
 _RECONNECT_FIRST_S = 0.25
 _RECONNECT_MAX_S = 60.0
 _CLOSE_WAIT_S = 2.0
+# URL scheme -> security: smtp:// takes [transport] security (STARTTLS unless set), the others say it.
+SCHEMES: dict[str, Security | None] = {"smtp": None, "smtps": "tls", "smtp+plain": "none"}
+NO_STARTTLS = (
+    "the server offers no STARTTLS: for a development server on loopback use smtp+plain:// or"
+    ' [transport] security = "none"; for implicit TLS (port 465) smtps:// or security = "tls"'
+)
 
 
 def _is_loopback(host: str) -> bool:
@@ -109,12 +115,15 @@ class SmtpTransport(Transport):
             raise SettingsError("transport.url: smtp needs smtp://user@host:port (or COMMS_SMTP_URL)")
         url = urlsplit(config.url)
         shown = shown_url(config.url)
+        if url.scheme not in SCHEMES or not url.hostname:
+            raise SettingsError(
+                "transport.url: expected smtp://user@host:port (STARTTLS), smtps:// (implicit TLS)"
+                f" or smtp+plain:// (loopback), got {shown!r}"
+            )
         if url.password is not None:
             raise SettingsError(
                 f"transport.url {shown!r}: put the password in COMMS_SMTP_PASSWORD, not in the URL"
             )
-        if url.scheme != "smtp" or not url.hostname:
-            raise SettingsError(f"transport.url: expected smtp://user@host:port, got {shown!r}")
         try:
             port = url.port
         except ValueError:
@@ -124,7 +133,7 @@ class SmtpTransport(Transport):
             port,
             username=unquote(url.username) if url.username else None,
             password=settings.smtp_password,
-            security=config.security,
+            security=SCHEMES[url.scheme] or config.security,
             allow_plain=config.allow_plain,
             connections=config.connections,
             timeout_s=config.timeout_s,
@@ -209,7 +218,10 @@ class SmtpTransport(Transport):
             backoff_s = _RECONNECT_FIRST_S * 2 ** min(self._connect_failures - 1, 16)
             self._reconnect_at = loop.time() + min(backoff_s, _RECONNECT_MAX_S)
             code = getattr(exc, "code", None)
-            reply = f"{code} {exc.message}" if isinstance(exc, SMTPResponseException) else _describe(exc)
+            if isinstance(exc, SMTPResponseException):
+                reply = f"{code} {exc.message}"
+            else:
+                reply = NO_STARTTLS if "STARTTLS extension not supported" in str(exc) else _describe(exc)
             return SendResult(SendStatus.temporary, code, reply, at_connect=True)
         self._connect_failures = 0
         return None
