@@ -7,6 +7,11 @@ and the failing token is found by parsing ever longer prefixes of that file, so 
 the file and line the designer wrote. A newline inside any attribute value comes out of MRML as a
 literal backslash-n (and browsers then drop the CSS after it), so attribute whitespace is folded
 to single spaces first.
+
+Three things in MRML's output are put right afterwards (see repair_output): ``<html lang="und">``
+(a screen reader then guesses the language), ``height="auto"`` on images (not a number, which
+Outlook reads as 0 or ignores), and the hidden preheader's ``color:#ffffff``, which spam filters
+score as text hidden in the background's colour (SpamAssassin's HTML_FONT_LOW_CONTRAST).
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 _MJ_TAG = re.compile(r"<(/?)(mj[\w-]*)\b[^<>]*?(/?)>")
 _END_OF_STREAM = "unexpected end of stream"
 _FRAGMENT = ("<mjml><mj-body>", "</mj-body></mjml>")
+_HTML_LANG = re.compile(r'(<html\b[^>]*?\slang=")und(")')
+_AUTO_HEIGHT = re.compile(r'(<img\b[^>]*?)\sheight="auto"')
+_PREHEADER_COLOUR = re.compile(r'(<div style="display:none;[^"]*?)color:#ffffff;')
 
 
 def compile_mjml(mjml: str, *, include: Callable[[str], str], sources: Mapping[Path, str]) -> str:
@@ -53,6 +61,13 @@ def compile_mjml(mjml: str, *, include: Callable[[str], str], sources: Mapping[P
         if failures:
             raise failures[0] from None
         raise _locate(str(exc), mjml, sources) from None
+
+
+def repair_output(html: str, *, lang: str) -> str:
+    """MRML's HTML with LANG on <html> and the faults the module docstring lists put right."""
+    html = _HTML_LANG.sub(lambda m: f"{m[1]}{lang}{m[2]}", html, count=1)
+    html = _AUTO_HEIGHT.sub(r"\1", html)
+    return _PREHEADER_COLOUR.sub(r"\1", html, count=1)
 
 
 def fold_attribute_whitespace(markup: str) -> str:

@@ -16,8 +16,10 @@ What a report does (rules from DESIGN.md "Dispatch rules"):
   the complaining address when the report names it: mailing someone who complained costs more than
   missing them.
 
-The same mailbox may receive the mailto: unsubscribe requests of List-Unsubscribe (subject
-"unsubscribe TOKEN", RFC 2369); those unsubscribe the token's delivery like a one-click POST.
+The same mailbox may receive the mailto: unsubscribe requests of List-Unsubscribe (RFC 2369), sent
+to ``unsubscribe+TOKEN@domain``; those unsubscribe the token's delivery like a one-click POST. The
+token rides in the local part so the header line stays under 78 characters (see message/mime.py);
+messages sent before that carried it in the subject ("unsubscribe TOKEN"), which is still read.
 
 Sources: one message (a file, or stdin as an MTA pipe target), an mbox file, a Maildir, or an IMAP
 folder (processed messages are moved to ``[bounces] processed_folder``). Each message is its own
@@ -44,7 +46,7 @@ from sqlmodel import Session
 
 from pipeline.audience.contacts import suppress
 from pipeline.errors import CommsError, SettingsError, TransportError
-from pipeline.feedback.dsn import Failure, Report, Severity, parse_message, read_report
+from pipeline.feedback.dsn import Failure, Report, Severity, header_addresses, parse_message, read_report
 from pipeline.feedback.events import has_event, record_event
 from pipeline.feedback.preferences import delivery_address, unsubscribe
 from pipeline.message.tokens import read_token
@@ -203,7 +205,7 @@ def apply_report(db: Session, settings: Settings, report: Report, *, source: str
 
 
 def _unsubscribe_by_mail(engine: Engine, settings: Settings, token: str) -> Outcome:
-    """The mailto: half of List-Unsubscribe (RFC 2369): subject "unsubscribe TOKEN" from our own header."""
+    """The mailto: half of List-Unsubscribe (RFC 2369): a "u" token from our own header."""
     found = read_token(settings.verifying_keys, "u", token)
     if found is None:
         return Outcome("ignored", None, None, None, "unsubscribe request with an invalid token")
@@ -217,12 +219,22 @@ def _unsubscribe_by_mail(engine: Engine, settings: Settings, token: str) -> Outc
         )
 
 
+def _unsubscribe_token(settings: Settings, message: Any) -> str | None:
+    """The token of a mailto: unsubscribe request: in the address it was sent to, or (older messages)
+    its subject. A bounce's "b" token in the same place is not a "u" token, so it never matches."""
+    for address in header_addresses(message):
+        for token in _VERP_TOKEN.findall(address):
+            if read_token(settings.verifying_keys, "u", token) is not None:
+                return str(token)
+    request = _UNSUBSCRIBE_SUBJECT.fullmatch(str(message.get("Subject", "")))
+    return request.group(1) if request else None
+
+
 def ingest_message(engine: Engine, settings: Settings, raw: bytes, *, source: str) -> Outcome:
     """Read one message and apply what it reports, in its own transaction."""
     message = parse_message(raw)
-    request = _UNSUBSCRIBE_SUBJECT.fullmatch(str(message.get("Subject", "")))
-    if request is not None:
-        return _unsubscribe_by_mail(engine, settings, request.group(1))
+    if (token := _unsubscribe_token(settings, message)) is not None:
+        return _unsubscribe_by_mail(engine, settings, token)
     report = read_report(message)
     if report is None:
         return Outcome("ignored", None, None, None, "neither a bounce nor a complaint")

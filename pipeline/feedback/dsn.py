@@ -120,7 +120,8 @@ def _typed_value(field: str | None) -> str | None:
     return " ".join(value.split()) or None
 
 
-def _header_addresses(message: Message) -> list[str]:
+def header_addresses(message: Message) -> list[str]:
+    """Every address the message says it was delivered to, most specific header first."""
     found: list[str] = []
     for name in ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Return-Path"):
         for value in message.get_all(name, []):
@@ -171,7 +172,7 @@ def _original_message_id(message: Message, text: str) -> str | None:
 
 
 def _envelope(message: Message, extra: list[str]) -> tuple[str, ...]:
-    addresses = _header_addresses(message) + extra
+    addresses = header_addresses(message) + extra
     original = _original_headers(message)
     if original is not None:
         addresses += _ADDRESS.findall(str(original.get("Return-Path", "")))
