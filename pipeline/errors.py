@@ -13,6 +13,7 @@
     │   └── SchemaOutdated          "run `comms db upgrade`"
     ├── ContactError                a contact or import row is wrong
     ├── RunError                    a run cannot be started, paused, resumed...
+    │   └── CheckFailed             a campaign has an error finding (names its file and line)
     └── TransportError              a message could not be handed over at all
         ├── TransportTemporary (also ConnectionError)  retry later
         └── TransportPermanent                         do not retry
@@ -89,6 +90,14 @@ class ContactError(CommsError, ValueError):
 
 class RunError(CommsError):
     pass
+
+
+class CheckFailed(RunError):
+    """`comms check` found an error in the campaign, so no run is created; ``findings`` has them all."""
+
+    def __init__(self, message: str, *, path: Path | None, line: int | None, findings: tuple = ()) -> None:
+        super().__init__(message, path=path, line=line)
+        self.findings = findings
 
 
 class TransportError(CommsError):

@@ -7,7 +7,7 @@ import sys
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.cli import assemble, contacts, daemon, dispatch, tracking
+from pipeline.cli import assemble, check, contacts, daemon, dispatch, tracking
 from pipeline.errors import CommsError
 
 app = typer.Typer(
@@ -16,7 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (assemble, contacts, dispatch, tracking, daemon):
+for module in (assemble, check, contacts, dispatch, tracking, daemon):
     module.register(app)
 
 

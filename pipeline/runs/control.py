@@ -27,6 +27,7 @@ from pipeline.assembly.campaign import Campaign, assemble, check_campaign
 from pipeline.assembly.personalize import Personalizer, Recipient, preview_recipient
 from pipeline.assembly.tracking import recipient_tracking, track_campaign
 from pipeline.audience.contacts import find_contact
+from pipeline.checks import runner as checks
 from pipeline.audience.segments import Audience, count_audience, load_audience, stream_audience
 from pipeline.delivery.engine import Tally, display_name, run_worker
 from pipeline.delivery.transports import SendResult, transport_for
@@ -80,10 +81,21 @@ class RunPlan:
     transport: str
 
 
+def gate_run_start(ws: Workspace, campaign: Campaign) -> None:
+    """Everything a campaign must pass before a run (or a test send) of it is created.
+
+    `comms check`'s rules on the message as it would go out: an error finding that the copy does
+    not waive raises CheckFailed with its file and line, and nothing is written or sent.
+    """
+    checks.refuse_on_errors(checks.check(ws, campaign.name, campaign))
+
+
 def plan_run(ws: Workspace, campaign: str, audience: str | None = None) -> RunPlan:
-    """Assemble and check CAMPAIGN and count its audience (the copy's own unless AUDIENCE is given)."""
+    """Assemble CAMPAIGN, pass it through the gate and count its audience (the copy's own unless
+    AUDIENCE is given)."""
     assembled = assemble(ws, campaign)
     check_campaign(ws, assembled)
+    gate_run_start(ws, assembled)
     chosen = load_audience(ws, audience or assembled.audience)
     with _database(ws) as engine, session(engine) as db:
         count = count_audience(db, chosen)
@@ -421,6 +433,7 @@ def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> list[TestSent]
     settings = ws.settings
     assembled = assemble(ws, campaign)
     check_campaign(ws, assembled)
+    gate_run_start(ws, assembled)
     # Untracked: a test message belongs to no delivery, so tracked links in it would lead nowhere.
     personalizer = Personalizer.for_campaign(assembled)
     builder = MessageBuilder(

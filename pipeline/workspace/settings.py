@@ -133,6 +133,18 @@ class Daemon(_Section):
     standby_poll_s: float = Field(default=5.0, gt=0)
 
 
+class Checks(_Section):
+    # Severity per rule id (see README "Checks"): "error" stops a send, "warning" and "info" are
+    # only reported, "off" skips the rule. Rules not named keep their documented default.
+    severity: dict[str, Literal["error", "warning", "info", "off"]] = Field(default_factory=dict)
+    # How far (CIEDE2000) a colour in the HTML may lie from the nearest [brand.colors] entry.
+    colour_distance: float = Field(default=5.0, gt=0)
+    # Text smaller than this (CSS px) is hard to read on a phone.
+    min_font_px: float = Field(default=12.0, gt=0)
+    # Run `spamassassin -L -t` (local tests only) when the binary is installed.
+    spamassassin: bool = True
+
+
 class Settings(_Section):
     sender: Sender
     brand: Brand
@@ -146,6 +158,7 @@ class Settings(_Section):
     dispatch: Dispatch = Field(default_factory=Dispatch)
     bounces: Bounces = Field(default_factory=Bounces)
     daemon: Daemon = Field(default_factory=Daemon)
+    checks: Checks = Field(default_factory=Checks)
 
     # Filled from the environment only, never from the file.
     smtp_password: str | None = Field(default=None, exclude=True)
