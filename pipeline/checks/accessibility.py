@@ -163,7 +163,7 @@ def _images(subject: Subject, root: _Element) -> Iterator[Hit]:
                 ALT_FILENAME,
                 f"alt text {alt!r} is a file name",
                 "describe what the image shows",
-                subject.sources.find(alt) or _image_location(subject, img),
+                subject.sources.find(f'"{alt}"', f"'{alt}'", alt) or _image_location(subject, img),
             )
         elif len(alt) > _ALT_LIMIT:
             yield Hit(
@@ -212,8 +212,14 @@ def _links(subject: Subject, root: _Element) -> Iterator[Hit]:
                 LINK_TEXT,
                 f"link text {text!r} does not say where it goes",
                 'name the destination ("Read the KF-9 specifications")',
-                subject.sources.find_text(text) or subject.sources.find(text),
+                subject.sources.find_link_text(text),
             )
+
+
+def _colour_location(subject: Subject, colours: tuple[str, ...]) -> Location | None:
+    """Where the layout writes one of COLOURS literally (a brand colour comes from comms.toml instead)."""
+    variants = [form for value in colours for form in (value, value.upper(), value.lower())]
+    return subject.sources.find(*variants, kinds=("layout", "partial", "copy"))
 
 
 def _contrast_and_size(subject: Subject, root: _Element) -> Iterator[Hit]:
@@ -238,7 +244,7 @@ def _contrast_and_size(subject: Subject, root: _Element) -> Iterator[Hit]:
                     CONTRAST,
                     f"{text[:40]!r}: {pair[0]} on {pair[1]} is {ratio:.2f}:1, under {needed}:1",
                     "darken the text or lighten the background ([brand.colors])",
-                    subject.sources.find_text(text),
+                    _colour_location(subject, pair) or subject.sources.find_text(text),
                 )
         if size is not None and size < minimum and size not in reported_size:
             reported_size.add(size)

@@ -183,8 +183,9 @@ def _footer(subject: Subject) -> Iterator[Hit]:
     brand = subject.settings.brand
     section = footer(subject)
     text = " ".join(section.text_content().split()) if section is not None else ""
-    where = subject.sources.find("footer", kinds=("layout",)) or subject.sources.find(
-        "</mj-body>", kinds=("layout",)
+    # Where the footer is written: the line with what is there of company, address and unsubscribe link.
+    where = subject.sources.find(
+        "{{ brand.company", "{{ brand.address", "{{ unsubscribe_url", kinds=("partial", "layout")
     )
     if brand.company and brand.company not in text:
         yield Hit(

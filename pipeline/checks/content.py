@@ -47,7 +47,7 @@ RULES = (
 )
 
 SUBJECT_LIMIT = 80
-_PLACEHOLDER = re.compile(r"\[\[\s*\w+\s*\]\]|\*\|\s*\w+\s*\|\*|\{\{\s*[A-Za-z_]\w*\s*\}\}|%%\s*\w+\s*%%")
+_PLACEHOLDER = re.compile(r"\[\[\s*\w+\s*\]\]|\*?\|[A-Z][A-Z0-9_]*\|\*?|\{\{\s*[A-Za-z_]\w*\s*\}\}|%%\s*\w+\s*%%")
 _LOREM = re.compile(r"\blorem ipsum\b|\bdolor sit amet\b", re.IGNORECASE)
 _CAPS_WORD = re.compile(r"\b[A-Z]{4,}\b")
 

@@ -172,7 +172,7 @@ def _links(subject: Subject) -> Iterator[Hit]:
                 LINK_DOMAIN,
                 f"link text {text!r} shows {shown[1]}, but the link goes to {host}",
                 "make the text name the destination, or link to the domain it shows",
-                subject.sources.find(text) or subject.sources.find_text(text),
+                subject.sources.find_link_text(text),
             )
 
 

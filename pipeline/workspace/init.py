@@ -10,7 +10,7 @@ from pipeline.workspace.settings import SETTINGS_FILE
 
 # The repository root is itself the sample workspace; these are its parts.
 SAMPLE_ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_PARTS = (SETTINGS_FILE, "templates", "audiences", "schedules")
+SAMPLE_PARTS = (SETTINGS_FILE, "templates", "brand", "audiences", "schedules")
 GITIGNORE = "comms.db*\noutbox/\npreviews/\n*-rejects.csv\n"
 
 
