@@ -13,7 +13,7 @@
     │   └── SchemaOutdated          "run `comms db upgrade`"
     ├── ContactError                a contact or import row is wrong
     ├── RunError                    a run cannot be started, paused, resumed...
-    │   └── CheckFailed             a campaign has an error finding (names its file and line)
+    ├── CheckFailed                 a campaign has an error finding, so no run starts (names file, line)
     └── TransportError              a message could not be handed over at all
         ├── TransportTemporary (also ConnectionError)  retry later
         └── TransportPermanent                         do not retry
@@ -92,7 +92,7 @@ class RunError(CommsError):
     pass
 
 
-class CheckFailed(RunError):
+class CheckFailed(CommsError):
     """`comms check` found an error in the campaign, so no run is created; ``findings`` has them all."""
 
     def __init__(self, message: str, *, path: Path | None, line: int | None, findings: tuple = ()) -> None:
