@@ -47,7 +47,8 @@ def main() -> None:
     )
     (DATA / "caniemail-LICENSE").write_text(licence)
     print(
-        f"caniemail {package['version']}: {len(snapshot['data'])} features, data of {data['last_update_date']}"
+        f"caniemail {package['version']}: {len(snapshot['data'])} features, data of "
+        f"{data['last_update_date']}"
     )
 
 

@@ -46,7 +46,9 @@ _HTML_LANG = re.compile(r'(<html\b[^>]*?\slang=")und(")')
 _IMG_WITHOUT_ALT = re.compile(r"<img\b(?![^>]*\salt=)")
 _AUTO_HEIGHT = re.compile(r'(<img\b[^>]*?)\sheight="auto"')
 _PREHEADER_STYLE = re.compile(r'<div style="display:none;font-size:1px;color:#ffffff;line-height:1px;[^"]*"')
-_PREHEADER_HIDDEN = '<div style="display:none;max-height:0px;max-width:0px;opacity:0;overflow:hidden;mso-hide:all;"'
+_PREHEADER_HIDDEN = (
+    '<div style="display:none;max-height:0px;max-width:0px;opacity:0;overflow:hidden;mso-hide:all;"'
+)
 
 
 def compile_mjml(mjml: str, *, include: Callable[[str], str], sources: Mapping[Path, str]) -> str:

@@ -83,7 +83,7 @@ def _walk(element: _Element, out: list[str]) -> None:
 
 
 def _list_marker(item: _Element) -> str:
-    """"- " in a bulleted list; in a numbered one the item's number, counted from <ol start>."""
+    """ "- " in a bulleted list; in a numbered one the item's number, counted from <ol start>."""
     parent = item.getparent()
     if parent is None or parent.tag != "ol":
         return "- "

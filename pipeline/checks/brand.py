@@ -100,7 +100,8 @@ def _colours(subject: Subject) -> Iterator[Hit]:
             continue  # MJML's own markup (e.g. its Outlook fallbacks), not something an author chose
         yield Hit(
             COLOUR_OFF_PALETTE,
-            f"colour {value} is {distance:.1f} from the nearest brand colour, {name} ({subject.settings.brand.colors[name]})",
+            f"colour {value} is {distance:.1f} from the nearest brand colour, {name} "
+            f"({subject.settings.brand.colors[name]})",
             f"use {{{{ brand.colors.{name} }}}}, or add the colour to [brand.colors]",
             where,
         )
@@ -144,7 +145,8 @@ def _fonts(subject: Subject) -> Iterator[Hit]:
                 yield Hit(
                     FONT_OFF_BRAND,
                     f"font {family!r} is not in any [brand.fonts] stack",
-                    "use {{ brand.fonts.body }} or {{ brand.fonts.heading }}, or add the font to [brand.fonts]",
+                    "use {{ brand.fonts.body }} or {{ brand.fonts.heading }}, or add the font to "
+                    "[brand.fonts]",
                     where,
                 )
 
@@ -155,7 +157,8 @@ def _logo(subject: Subject) -> Iterator[Hit]:
         yield Hit(
             LOGO_MISSING,
             "the message does not show the logo ([brand] logo_url)",
-            'add <mj-image src="{{ brand.logo_url }}" alt="{{ brand.company }}" /> (the sample header.mjml has one)',
+            'add <mj-image src="{{ brand.logo_url }}" alt="{{ brand.company }}" /> (the sample '
+            "header.mjml has one)",
             subject.sources.find("<mj-body", kinds=("layout",)),
         )
 
@@ -264,7 +267,8 @@ def _vocabulary(subject: Subject) -> Iterator[Hit]:
                 instead = f"write {entry.suggestion!r} instead" if entry.suggestion else "reword it"
                 yield Hit(
                     VOCABULARY_REJECTED,
-                    f"{part}: {found[0]!r} is on the list of words never to use (brand/reject.txt line {entry.line})",
+                    f"{part}: {found[0]!r} is on the list of words never to use (brand/reject.txt "
+                    f"line {entry.line})",
                     instead,
                     subject.sources.find(found[0]) or subject.sources.find_text(found[0]),
                 )

@@ -209,8 +209,10 @@ def _media(subject: Subject) -> Iterator[Hit]:
                 if len(words) == 1 and words[0].isidentifier() and words[0].lower() not in _MEDIA_TYPES:
                     yield Hit(
                         MEDIA_REWRITTEN,
-                        f"@media {query.strip()}: `{words[0]}` alone is a media type no client has, and with the comma the rule applies everywhere",
-                        "MRML rewrites `@media screen yahoo` (mj-carousel) this way: avoid mj-carousel, or write the query in mj-style yourself",
+                        f"@media {query.strip()}: `{words[0]}` alone is a media type no client has, "
+                        "and with the comma the rule applies everywhere",
+                        "MRML rewrites `@media screen yahoo` (mj-carousel) this way: avoid "
+                        "mj-carousel, or write the query in mj-style yourself",
                         subject.sources.find_pattern(
                             re.compile(r"mj-carousel|" + re.escape(words[0])), kinds=("layout", "partial")
                         ),
@@ -254,7 +256,8 @@ def _image_widths(subject: Subject) -> Iterator[Hit]:
             yield Hit(
                 IMAGE_WIDER,
                 f"image {src} is {width}px wide in a {column:g}px column",
-                f'give it width="{column:g}px" or less (on phones it shrinks; Outlook for Windows shows it at full width)',
+                f'give it width="{column:g}px" or less (on phones it shrinks; Outlook for Windows '
+                "shows it at full width)",
                 subject.sources.find(src)
                 or subject.sources.find("<img", kinds=("copy", "layout", "partial")),
             )

@@ -47,7 +47,9 @@ RULES = (
 )
 
 SUBJECT_LIMIT = 80
-_PLACEHOLDER = re.compile(r"\[\[\s*\w+\s*\]\]|\*?\|[A-Z][A-Z0-9_]*\|\*?|\{\{\s*[A-Za-z_]\w*\s*\}\}|%%\s*\w+\s*%%")
+_PLACEHOLDER = re.compile(
+    r"\[\[\s*\w+\s*\]\]|\*?\|[A-Z][A-Z0-9_]*\|\*?|\{\{\s*[A-Za-z_]\w*\s*\}\}|%%\s*\w+\s*%%"
+)
 _LOREM = re.compile(r"\blorem ipsum\b|\bdolor sit amet\b", re.IGNORECASE)
 _CAPS_WORD = re.compile(r"\b[A-Z]{4,}\b")
 
@@ -152,6 +154,7 @@ def _cta(subject: Subject) -> Iterator[Hit]:
         yield Hit(
             CTA_MISSING,
             f"cta_url {cta} is not linked anywhere in the message",
-            'the layout shows it with href="{{ copy.cta_url }}"; use a layout that has a button, or drop cta_url',
+            'the layout shows it with href="{{ copy.cta_url }}"; use a layout that has a button, or '
+            "drop cta_url",
             Location(subject.copy.path, subject.copy.field_lines.get("cta_url")),
         )

@@ -91,7 +91,8 @@ def _size(subject: Subject) -> Iterator[Hit]:
     if size > CLIP_BYTES:
         yield Hit(
             HTML_CLIPPED,
-            f"the HTML is {size / 1024:.0f} KB; Gmail clips over 102 KB, hiding the footer and unsubscribe link",
+            f"the HTML is {size / 1024:.0f} KB; Gmail clips over 102 KB, hiding the footer and "
+            "unsubscribe link",
             "shorten the copy or split the campaign",
             where,
         )
@@ -159,7 +160,8 @@ def _links(subject: Subject) -> Iterator[Hit]:
             yield Hit(
                 ADDRESS_IN_URL,
                 f"{target} carries the recipient's address",
-                "drop {{ contact.email }} from the URL: clicks are already tied to the contact by the tracking token",
+                "drop {{ contact.email }} from the URL: clicks are already tied to the contact by "
+                "the tracking token",
                 subject.sources.find_pattern(
                     re.compile(r"https?://[^\s\"')]*\{\{\s*contact\.email"),
                     kinds=("copy", "layout", "partial"),
@@ -188,7 +190,8 @@ def _ratio(subject: Subject) -> Iterator[Hit]:
         yield Hit(
             IMAGE_RATIO,
             f"{len(images)} image(s) and {text} characters of text",
-            f"write at least {_MIN_TEXT_PER_IMAGE} characters of text per image: filters and image-blocking readers see only the text",
+            f"write at least {_MIN_TEXT_PER_IMAGE} characters of text per image: filters and "
+            "image-blocking readers see only the text",
             subject.sources.fallback(),
         )
 

@@ -19,10 +19,18 @@ def _label(finding: Finding) -> str:
 def as_text(reports: Sequence[Report]) -> str:
     lines: list[str] = []
     for report in reports:
-        counts = {level: sum(f.severity.value == level and not f.waived for f in report.findings) for level in ("error", "warning", "info")}
+        counts = {
+            level: sum(f.severity.value == level and not f.waived for f in report.findings)
+            for level in ("error", "warning", "info")
+        }
         waived = sum(f.waived is not None for f in report.findings)
-        summary = ", ".join(f"{n} {level}{'s' if n != 1 else ''}" for level, n in counts.items() if n) or "no findings"
-        lines.append(f"{report.campaign}: {summary}{f', {waived} waived' if waived else ''} ({report.seconds:.2f} s)")
+        summary = (
+            ", ".join(f"{n} {level}{'s' if n != 1 else ''}" for level, n in counts.items() if n)
+            or "no findings"
+        )
+        lines.append(
+            f"{report.campaign}: {summary}{f', {waived} waived' if waived else ''} ({report.seconds:.2f} s)"
+        )
         for finding in report.findings:
             lines.append(f"  {finding.where}: {_label(finding)} {finding.rule}: {finding.message}")
             lines.append(f"      fix: {finding.fix}")
@@ -71,12 +79,16 @@ def as_github(reports: Sequence[Report]) -> str:
             if f.where.line:
                 where += f",line={f.where.line}"
             title = _escape_github(f"{report.campaign}: {f.rule}", property_value=True)
-            lines.append(f"::{_GITHUB_LEVEL[f.severity.value]} {where},title={title}::{_escape_github(f'{f.message}. Fix: {f.fix}')}")
+            lines.append(
+                f"::{_GITHUB_LEVEL[f.severity.value]} "
+                f"{where},title={title}::{_escape_github(f'{f.message}. Fix: {f.fix}')}"
+            )
     return "\n".join(lines)
 
 
 def as_junit(reports: Sequence[Report]) -> str:
-    """One test suite per campaign, one test case per finding; errors fail, the rest are skipped with their text."""
+    """One test suite per campaign, one test case per finding: errors fail, the rest are skipped
+    with their text (so a CI dashboard shows them without failing the build)."""
     suites = ElementTree.Element("testsuites", name="comms check")
     for report in reports:
         suite = ElementTree.SubElement(
@@ -90,14 +102,22 @@ def as_junit(reports: Sequence[Report]) -> str:
         if not report.findings:
             ElementTree.SubElement(suite, "testcase", classname=report.campaign, name="all rules")
         for f in report.findings:
-            case = ElementTree.SubElement(suite, "testcase", classname=f"{report.campaign}.{f.rule}", name=f"{f.where}", file=str(f.where.path))
+            case = ElementTree.SubElement(
+                suite,
+                "testcase",
+                classname=f"{report.campaign}.{f.rule}",
+                name=f"{f.where}",
+                file=str(f.where.path),
+            )
             detail = f"{f.message}\nfix: {f.fix}"
             if f.blocks:
                 ElementTree.SubElement(case, "failure", message=f.message, type=f.rule).text = detail
             else:
                 ElementTree.SubElement(case, "skipped", message=f"{_label(f)}: {f.message}").text = detail
     ElementTree.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(suites, encoding="unicode") + "\n"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(suites, encoding="unicode") + "\n"
+    )
 
 
 def render(reports: Sequence[Report], fmt: str) -> str:

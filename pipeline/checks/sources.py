@@ -106,7 +106,9 @@ class SourceMap:
 
     def find_link_text(self, text: str) -> Location | None:
         """Where a link's text was written: as Markdown link text, as an element's text, or as words."""
-        return self.find(f"[{text}](", f">{text}<", kinds=("copy", "layout", "partial")) or self.find_text(text)
+        return self.find(f"[{text}](", f">{text}<", kinds=("copy", "layout", "partial")) or self.find_text(
+            text
+        )
 
     def fallback(self) -> Location:
         """The copy file itself, for a finding about the campaign as a whole."""

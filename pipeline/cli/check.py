@@ -19,13 +19,19 @@ def register(app: typer.Typer) -> None:
 
 
 def check_command(
-    campaigns: Annotated[list[str] | None, typer.Argument(help="Campaign names (templates/copy/NAME.md).")] = None,
+    campaigns: Annotated[
+        list[str] | None, typer.Argument(help="Campaign names (templates/copy/NAME.md).")
+    ] = None,
     all_campaigns: Annotated[bool, typer.Option("--all", help="Check every campaign.")] = False,
-    fmt: Annotated[str, typer.Option("--format", help="text, json, github (workflow annotations) or junit.")] = "text",
-    out: Annotated[Path | None, typer.Option(help="Write the report to this file instead of the terminal.")] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="text, json, github (workflow annotations) or junit.")
+    ] = "text",
+    out: Annotated[
+        Path | None, typer.Option(help="Write the report to this file instead of the terminal.")
+    ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Check campaigns for brand, accessibility, compatibility, deliverability and content; exit 1 on an error."""
+    """Check brand, accessibility, compatibility, deliverability and content; exit 1 on an error."""
     ws = open_workspace(workspace)
     if fmt not in FORMATS:
         raise RunError(f"--format is one of {', '.join(FORMATS)}, not {fmt!r}")
@@ -41,6 +47,8 @@ def check_command(
     else:
         print(output)
     if fmt == "text" and ws.settings.checks.spamassassin and not spamassassin_available():
-        err_console.print("note: spamassassin is not installed, so deliverability.spam-score did not run", highlight=False)
+        err_console.print(
+            "note: spamassassin is not installed, so deliverability.spam-score did not run", highlight=False
+        )
     if any(report.errors for report in reports):
         raise typer.Exit(1)

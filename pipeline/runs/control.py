@@ -27,8 +27,8 @@ from pipeline.assembly.campaign import Campaign, assemble, check_campaign
 from pipeline.assembly.personalize import Personalizer, Recipient, preview_recipient
 from pipeline.assembly.tracking import recipient_tracking, track_campaign
 from pipeline.audience.contacts import find_contact
-from pipeline.checks import runner as checks
 from pipeline.audience.segments import Audience, count_audience, load_audience, stream_audience
+from pipeline.checks import runner as checks
 from pipeline.delivery.engine import Tally, display_name, run_worker
 from pipeline.delivery.transports import SendResult, transport_for
 from pipeline.delivery.verdicts import is_retryable

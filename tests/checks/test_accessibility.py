@@ -39,27 +39,47 @@ def test_vague_link_text(root: Path) -> None:
 
 
 def test_alt_text_that_is_a_file_name(root: Path) -> None:
-    line = edit(root, COPY, 'hero_image_alt: "The KF-9 press line at work on the Sheffield shop floor"', 'hero_image_alt: "kf9-hero.jpg"')
+    line = edit(
+        root,
+        COPY,
+        'hero_image_alt: "The KF-9 press line at work on the Sheffield shop floor"',
+        'hero_image_alt: "kf9-hero.jpg"',
+    )
     [finding] = found(run(root, "spring-launch"), "accessibility.alt-filename")
     assert where(finding) == (COPY, line)
 
 
 def test_a_linked_image_without_alt_text(root: Path) -> None:
     # MJML's default alt="" (which MRML drops and assembly puts back) is wrong on a linked image.
-    line = edit(root, COPY, 'hero_image_alt: "The KF-9 press line at work on the Sheffield shop floor"', 'hero_image_alt: ""')
+    line = edit(
+        root,
+        COPY,
+        'hero_image_alt: "The KF-9 press line at work on the Sheffield shop floor"',
+        'hero_image_alt: ""',
+    )
     [finding] = found(run(root, "spring-launch"), "accessibility.alt-empty")
     src_line = line - 1  # hero_image: the URL the finding names is written on the line above
     assert where(finding) == (COPY, src_line) and "link" in finding.message
 
 
 def test_low_contrast_text_names_the_layout_line(root: Path) -> None:
-    line = edit(root, LAYOUT, '<mj-text font-weight="bold" padding="14px 18px">', '<mj-text font-weight="bold" color="#F6B26B" padding="14px 18px">')
+    line = edit(
+        root,
+        LAYOUT,
+        '<mj-text font-weight="bold" padding="14px 18px">',
+        '<mj-text font-weight="bold" color="#F6B26B" padding="14px 18px">',
+    )
     [finding] = found(run(root, "spring-launch"), "accessibility.contrast")
     assert "#f6b26b" in finding.message.lower() and finding.blocks
     assert where(finding) == (LAYOUT, line)  # where the colour is written, not the copy's text
 
 
 def test_small_text(root: Path) -> None:
-    line = edit(root, LAYOUT, '<mj-text font-size="14px" line-height="1.5" padding="0 8px">', '<mj-text font-size="9px" line-height="1.5" padding="0 8px">')
+    line = edit(
+        root,
+        LAYOUT,
+        '<mj-text font-size="14px" line-height="1.5" padding="0 8px">',
+        '<mj-text font-size="9px" line-height="1.5" padding="0 8px">',
+    )
     [finding] = found(run(root, "spring-launch"), "accessibility.font-size")
     assert where(finding) == (LAYOUT, line) and "9px" in finding.message

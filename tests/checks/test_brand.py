@@ -11,7 +11,12 @@ COPY = "templates/copy/spring-launch.md"
 
 
 def test_a_colour_off_the_palette_names_the_layout_line(root: Path) -> None:
-    line = edit(root, LAYOUT, '<mj-text font-weight="bold" padding="14px 18px">', '<mj-text font-weight="bold" color="#D81B60" padding="14px 18px">')
+    line = edit(
+        root,
+        LAYOUT,
+        '<mj-text font-weight="bold" padding="14px 18px">',
+        '<mj-text font-weight="bold" color="#D81B60" padding="14px 18px">',
+    )
     [finding] = found(run(root, "spring-launch"), "brand.colour-off-palette")
     assert where(finding) == (LAYOUT, line)
     assert "#D81B60" in finding.message and finding.severity == "warning"
@@ -19,12 +24,22 @@ def test_a_colour_off_the_palette_names_the_layout_line(root: Path) -> None:
 
 def test_a_near_miss_of_a_brand_colour_passes(root: Path) -> None:
     # One step off the primary blue in the last hex digit: CIEDE2000 well under the limit of 5.
-    edit(root, LAYOUT, '<mj-text font-weight="bold" padding="14px 18px">', '<mj-text font-weight="bold" color="#1F4E78" padding="14px 18px">')
+    edit(
+        root,
+        LAYOUT,
+        '<mj-text font-weight="bold" padding="14px 18px">',
+        '<mj-text font-weight="bold" color="#1F4E78" padding="14px 18px">',
+    )
     assert found(run(root, "spring-launch"), "brand.colour-off-palette") == []
 
 
 def test_a_font_outside_the_brand_stacks(root: Path) -> None:
-    line = edit(root, LAYOUT, '<mj-text font-weight="bold" padding="14px 18px">', '<mj-text font-weight="bold" font-family="Comic Sans MS, cursive" padding="14px 18px">')
+    line = edit(
+        root,
+        LAYOUT,
+        '<mj-text font-weight="bold" padding="14px 18px">',
+        '<mj-text font-weight="bold" font-family="Comic Sans MS, cursive" padding="14px 18px">',
+    )
     [finding] = found(run(root, "spring-launch"), "brand.font-off-brand")
     assert where(finding) == (LAYOUT, line) and "comic sans ms" in finding.message
 
@@ -39,7 +54,12 @@ def test_footer_without_address_is_an_error_in_the_partial(root: Path) -> None:
 
 
 def test_logo_missing(root: Path) -> None:
-    edit(root, "templates/partials/header.mjml", 'src="{{ brand.logo_url }}"', 'src="https://kestrelforge.example/other.png"')
+    edit(
+        root,
+        "templates/partials/header.mjml",
+        'src="{{ brand.logo_url }}"',
+        'src="https://kestrelforge.example/other.png"',
+    )
     assert found(run(root, "q3-results"), "brand.logo-missing")[0].blocks
 
 

@@ -14,19 +14,35 @@ def test_the_sample_workspace_has_no_errors(root: Path) -> None:
     result = comms("check", "--all", cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
     reports = json.loads(comms("check", "--all", "--format", "json", cwd=root).stdout)
-    assert sorted(r["campaign"] for r in reports) == ["billing-portal", "plant-safety-update", "q3-results", "spring-launch"]
+    assert sorted(r["campaign"] for r in reports) == [
+        "billing-portal",
+        "plant-safety-update",
+        "q3-results",
+        "spring-launch",
+    ]
     assert [f for r in reports for f in r["findings"] if f["severity"] == "error"] == []
     assert all(f["path"].startswith("templates/") and f["line"] for r in reports for f in r["findings"])
 
 
 def test_an_error_exits_1_and_every_format_carries_it(root: Path) -> None:
-    line = edit(root, "templates/copy/q3-results.md", "## What it means for you", "#### What it means for you\n\nLorem ipsum.") + 2
+    line = (
+        edit(
+            root,
+            "templates/copy/q3-results.md",
+            "## What it means for you",
+            "#### What it means for you\n\nLorem ipsum.",
+        )
+        + 2
+    )
     text = comms("check", "q3-results", cwd=root)
     assert text.returncode == 1
     assert f"templates/copy/q3-results.md:{line}: error content.lorem-ipsum" in text.stdout
 
     github = comms("check", "q3-results", "--format", "github", cwd=root).stdout.splitlines()
-    assert f"::error file=templates/copy/q3-results.md,line={line},title=q3-results%3A content.lorem-ipsum::" in "\n".join(github)
+    assert (
+        f"::error file=templates/copy/q3-results.md,line={line},title=q3-results%3A content.lorem-ipsum::"
+        in "\n".join(github)
+    )
     assert any(a.startswith("::warning ") and "accessibility.heading-skip" in a for a in github)
 
     out = root / "checks.xml"

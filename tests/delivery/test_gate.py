@@ -59,7 +59,9 @@ def test_a_test_send_is_refused_too_and_a_waiver_lets_it_through(
 
     path = ws_root / COPY
     path.write_text(
-        path.read_text().replace("layout: promotion\n", 'layout: promotion\nwaive:\n  content.lorem-ipsum: "layout mock-up"\n')
+        path.read_text().replace(
+            "layout: promotion\n", 'layout: promotion\nwaive:\n  content.lorem-ipsum: "layout mock-up"\n'
+        )
     )
     sent = runs.test_send(open_ws(ws_root), CAMPAIGN, ["reviewer@agency.example"])
     assert [s.result.code for s in sent] == [250] and len(smtp.messages) == 1

@@ -21,9 +21,13 @@ from tests.message.conftest import DOMAIN
 
 
 @pytest.fixture
-def signed_ws(workspace_dir: Path, database_url: str, rsa_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch) -> Path:
+def signed_ws(
+    workspace_dir: Path, database_url: str, rsa_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     monkeypatch.setenv("COMMS_SECRET", "dkim-roundtrip")
-    pem = rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = rsa_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     (workspace_dir / "dkim.pem").write_bytes(pem)
     configure(
         workspace_dir,
@@ -41,7 +45,9 @@ def signed_ws(workspace_dir: Path, database_url: str, rsa_key: rsa.RSAPrivateKey
     return workspace_dir
 
 
-def test_every_sample_campaign_verifies_after_reserialisation(signed_ws: Path, dns: Callable[..., bytes | None]) -> None:
+def test_every_sample_campaign_verifies_after_reserialisation(
+    signed_ws: Path, dns: Callable[..., bytes | None]
+) -> None:
     ws = Workspace.open(signed_ws)
     outbox = signed_ws / "outbox"
     checked = 0
@@ -54,7 +60,11 @@ def test_every_sample_campaign_verifies_after_reserialisation(signed_ws: Path, d
         for file in files:
             original = file.read_bytes()
             assert dkim.verify(original, dnsfunc=dns), file.name
-            again = message_from_bytes(original, policy=policy.default).as_bytes(policy=policy.default.clone(linesep="\r\n"))
-            assert dkim.verify(again, dnsfunc=dns), f"{name}: {file.name} no longer verifies once re-serialised"
+            again = message_from_bytes(original, policy=policy.default).as_bytes(
+                policy=policy.default.clone(linesep="\r\n")
+            )
+            assert dkim.verify(again, dnsfunc=dns), (
+                f"{name}: {file.name} no longer verifies once re-serialised"
+            )
             checked += 1
     assert checked > 300
