@@ -128,7 +128,8 @@ def verdict(feature: dict[str, Any]) -> str | None:
         if lacking:
             notes = list(dict.fromkeys(n for p in lacking for n in found[p].notes))  # type: ignore[union-attr]
             where = ", ".join(names["platform"].get(p, p) for p in lacking)
-            missing.append(f"{family_name} ({where}){': ' + ' '.join(notes) if notes else ''}")
+            detail = f": {' '.join(notes).rstrip('.')}" if notes else ""
+            missing.append(f"{family_name} ({where}{detail})")
         elif any(s is not None and s.level == "a" for s in found.values()):
             partial.append(family_name)
     if not missing:
