@@ -23,10 +23,11 @@ from pipeline.assembly.copy import Copy, load_copy, render_markdown
 from pipeline.assembly.inline import inline_css
 from pipeline.assembly.layout import CampaignScope
 from pipeline.assembly.mjml import compile_mjml, mjml_warnings, repair_output
-from pipeline.assembly.personalize import Links, Personalizer, preview_recipient
+from pipeline.assembly.personalize import Personalizer, preview_recipient
 from pipeline.assembly.scope import JINJA_CONSTRUCT, Protector
 from pipeline.assembly.text import html_to_text
 from pipeline.errors import LayoutError, TemplateError
+from pipeline.types import Links, Templates
 from pipeline.workspace.folders import Workspace
 
 # Gmail shows "[Message clipped]" past this much HTML.
@@ -51,6 +52,10 @@ class Campaign:
     tracking: bool
     template_hash: str
     warnings: tuple[str, ...]
+
+    @property
+    def templates(self) -> Templates:
+        return Templates(self.subject, self.html, self.text)
 
 
 def assemble(ws: Workspace, name: str) -> Campaign:
@@ -81,9 +86,8 @@ def assemble(ws: Workspace, name: str) -> Campaign:
     subject = protector.to_recipient_template(fields["subject"])
     html_template = protector.to_recipient_template(html)
     text_template = protector.to_recipient_template(text)
-    Personalizer(
-        subject, html_template, text_template
-    )  # a broken per-recipient tag fails now, not per recipient
+    # A broken per-recipient tag fails now, not per recipient.
+    Personalizer(Templates(subject, html_template, text_template))
     warnings = mjml_warnings(scope.sources)
     if text == (fields["preheader"] or fields["subject"]):
         warnings.append(f"{copy.path}: the HTML has no text, so the plain-text part is only the preheader")
@@ -112,7 +116,7 @@ def check_campaign(ws: Workspace, campaign: Campaign) -> None:
     base = ws.settings.tracking.base_url.rstrip("/")
     links = Links(f"{base}/u/preview", f"{base}/p/preview", f"{base}/v/preview")
     try:
-        Personalizer.for_campaign(campaign, strict=True).render(recipient, links)
+        Personalizer(campaign.templates, strict=True).render(recipient, links)
     except UndefinedError as exc:
         named = _UNDEFINED_NAME.search(str(exc))
         path, line = _mention(ws, campaign, named[1] if named else "")

@@ -11,56 +11,14 @@ so a misspelt name stops the run before anything is sent.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jinja2 import ChainableUndefined, Environment, Template, TemplateSyntaxError
 
 from pipeline.assembly.names import NamedUndefined, Namespace
 from pipeline.errors import TemplateError
+from pipeline.types import Links, Recipient, Rendered, Templates
 from pipeline.workspace.settings import Settings
-
-if TYPE_CHECKING:
-    from pipeline.assembly.campaign import Campaign
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """What recipient-scope templates see as `contact`."""
-
-    email: str
-    first_name: str | None = None
-    last_name: str | None = None
-    locale: str | None = None
-    timezone: str | None = None
-    attributes: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, person: Any) -> Recipient:
-        """From anything with a person's fields: a stored Contact, or the [preview] sample."""
-        return cls(
-            email=person.email,
-            first_name=person.first_name,
-            last_name=person.last_name,
-            locale=person.locale,
-            timezone=person.timezone,
-            attributes=dict(person.attributes),
-        )
-
-
-@dataclass(frozen=True)
-class Links:
-    unsubscribe_url: str
-    preferences_url: str
-    view_online_url: str
-
-
-@dataclass(frozen=True)
-class Rendered:
-    subject: str
-    html: str
-    text: str
 
 
 def _blank_none(value: Any) -> Any:
@@ -74,7 +32,7 @@ _BLANK_RUN = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 class Personalizer:
     """Compiled once per run (Jinja compiles to Python code); render() is the per-recipient hot path."""
 
-    def __init__(self, subject: str, html: str, text: str, *, strict: bool = False) -> None:
+    def __init__(self, templates: Templates, *, strict: bool = False) -> None:
         self._strict = strict
         options: dict[str, Any] = {
             "undefined": NamedUndefined if strict else ChainableUndefined,
@@ -82,13 +40,9 @@ class Personalizer:
             "finalize": _blank_none,
         }
         plain = Environment(autoescape=False, **options)
-        self._subject = _compile(plain, subject, "subject")
-        self._html = _compile(Environment(autoescape=True, **options), html, "HTML part")
-        self._text = _compile(plain, text, "text part")
-
-    @classmethod
-    def for_campaign(cls, campaign: Campaign, *, strict: bool = False) -> Personalizer:
-        return cls(campaign.subject, campaign.html, campaign.text, strict=strict)
+        self._subject = _compile(plain, templates.subject, "subject")
+        self._html = _compile(Environment(autoescape=True, **options), templates.html, "HTML part")
+        self._text = _compile(plain, templates.text, "text part")
 
     def render(self, recipient: Recipient, links: Links, tracking: object | None = None) -> Rendered:
         """TRACKING is the delivery's assembly.tracking.RecipientTracking when the run tracks clicks/opens."""

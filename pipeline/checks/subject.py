@@ -20,13 +20,14 @@ from lxml.etree import _Element
 
 from pipeline.assembly.campaign import Campaign, assemble, check_campaign
 from pipeline.assembly.copy import Copy, load_copy
-from pipeline.assembly.personalize import Personalizer, Recipient, Rendered, preview_recipient
+from pipeline.assembly.personalize import preview_recipient
 from pipeline.assembly.text import html_to_text
-from pipeline.assembly.tracking import recipient_tracking, render_link, track_campaign
+from pipeline.assembly.tracking import render_link, track_campaign
 from pipeline.checks.sources import Location, SourceMap
+from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
-from pipeline.message.mime import MessageBuilder, message_id
 from pipeline.message.urls import recipient_links
+from pipeline.types import Recipient, Rendered
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
 
@@ -109,26 +110,16 @@ def build_subject(ws: Workspace, name: str, campaign: Campaign | None = None) ->
         check_campaign(ws, campaign)
     tracked, link_templates = track_campaign(campaign, settings)
     recipient = preview_recipient(settings)
-    links = recipient_links(settings, _CHECK_DELIVERY)
-    rendered = Personalizer.for_campaign(tracked).render(
-        recipient, links, recipient_tracking(settings, _CHECK_DELIVERY)
-    )
-    builder = MessageBuilder(
+    composer = Composer(
         settings,
+        tracked.templates,
         campaign=tracked.name,
         department=tracked.department,
-        run_id=0,
         signer=Signer.from_settings(settings, ws.root),
+        tracked=tracked.tracking,
     )
-    domain = settings.sender.from_email.rpartition("@")[2]
-    outgoing = builder.build(
-        rendered,
-        to_email=recipient.email,
-        to_name=" ".join(p for p in (recipient.first_name, recipient.last_name) if p) or None,
-        message_id=message_id(0, f"check-{name}", domain),
-        links=links,
-        delivery_id=_CHECK_DELIVERY,
-    )
+    rendered, outgoing = composer.compose(recipient, delivery_id=_CHECK_DELIVERY, contact_key=f"check-{name}")
+    links = recipient_links(settings, _CHECK_DELIVERY)
     return Subject(
         ws=ws,
         copy=copy,

@@ -7,9 +7,6 @@ from typing import Annotated
 
 import typer
 
-from pipeline.checks.deliverability import spamassassin_available
-from pipeline.checks.formats import FORMATS, render
-from pipeline.checks.runner import check
 from pipeline.cli.common import WorkspaceOption, console, err_console, open_workspace
 from pipeline.errors import RunError
 
@@ -32,6 +29,10 @@ def check_command(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Check brand, accessibility, compatibility, deliverability and content; exit 1 on an error."""
+    from pipeline.checks.deliverability import spamassassin_available
+    from pipeline.checks.formats import FORMATS, render
+    from pipeline.checks.runner import check
+
     ws = open_workspace(workspace)
     if fmt not in FORMATS:
         raise RunError(f"--format is one of {', '.join(FORMATS)}, not {fmt!r}")

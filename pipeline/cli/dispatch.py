@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -13,9 +13,11 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.cli.common import WorkspaceOption, console, open_workspace
-from pipeline.runs import control as runs
-from pipeline.storage.models import DeliveryStatus, Run
-from pipeline.workspace.folders import Workspace
+
+if TYPE_CHECKING:
+    from pipeline.runs import control as runs
+    from pipeline.storage.models import Run
+    from pipeline.workspace.folders import Workspace
 
 runs_app = typer.Typer(
     help="Watch and control runs: list, show, pause, resume, cancel, retry.", no_args_is_help=True
@@ -48,6 +50,8 @@ def send(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Send CAMPAIGN to its audience: freeze it, snapshot the audience, dispatch with a progress bar."""
+    from pipeline.runs import control as runs
+
     ws = open_workspace(workspace)
     if to:
         _test_send(ws, campaign, to)
@@ -73,6 +77,8 @@ def _confirm(plan: runs.RunPlan) -> None:
 
 
 def _test_send(ws: Workspace, campaign: str, to: list[str]) -> None:
+    from pipeline.runs import control as runs
+
     failed = False
     for sent in runs.test_send(ws, campaign, to):
         ok = sent.result.status == "sent"
@@ -86,6 +92,8 @@ def _test_send(ws: Workspace, campaign: str, to: list[str]) -> None:
 
 
 def _dry_run(ws: Workspace, campaign: str, audience: str | None) -> None:
+    from pipeline.runs import control as runs
+
     report = runs.dry_run(ws, campaign, audience)
     plan = report.plan
     console.print(f"campaign   {plan.campaign.name} ({plan.campaign.department})")
@@ -113,6 +121,8 @@ class _RateColumn(ProgressColumn):
 
 def _dispatch(ws: Workspace, run: Run) -> None:
     """Send RUN in the foreground with a progress bar, then show where it ended."""
+    from pipeline.runs import control as runs
+
     assert run.id is not None
     bar = Progress(
         TextColumn("run {task.fields[run]}"),
@@ -142,6 +152,8 @@ def _dispatch(ws: Workspace, run: Run) -> None:
 
 
 def _print_report(report: runs.RunReport) -> None:
+    from pipeline.storage.models import DeliveryStatus
+
     run = report.run
     reason = f" ({run.status_reason})" if run.status_reason else ""
     console.print(f"run {run.id}  {run.campaign} -> {run.audience}  [bold]{run.status}[/bold]{reason}")
@@ -184,6 +196,9 @@ def list_runs(
     workspace: WorkspaceOption = None,
 ) -> None:
     """The latest runs, newest first."""
+    from pipeline.runs import control as runs
+    from pipeline.storage.models import DeliveryStatus
+
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in ("run", "campaign", "audience", "status", "sent", "failed", "left", "created"):
         table.add_column(column, no_wrap=True)
@@ -210,12 +225,16 @@ def show(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Counts by status, rate, ETA and the last errors of a run (the latest one by default)."""
+    from pipeline.runs import control as runs
+
     _print_report(runs.show_run(open_workspace(workspace), run_id))
 
 
 @runs_app.command("pause")
 def pause(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     """Stop sending a run; the messages in flight finish. `comms runs resume` continues it."""
+    from pipeline.runs import control as runs
+
     run = runs.pause_run(open_workspace(workspace), run_id)
     console.print(f"run {run.id} paused")
 
@@ -223,6 +242,8 @@ def pause(run_id: RunId, workspace: WorkspaceOption = None) -> None:
 @runs_app.command("resume")
 def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     """Continue a paused (or interrupted) run here, with a progress bar."""
+    from pipeline.runs import control as runs
+
     ws = open_workspace(workspace)
     _dispatch(ws, runs.resume_run(ws, run_id))
 
@@ -230,6 +251,8 @@ def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
 @runs_app.command("cancel")
 def cancel(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     """Stop a run for good; nothing more of it is sent."""
+    from pipeline.runs import control as runs
+
     run = runs.cancel_run(open_workspace(workspace), run_id)
     console.print(f"run {run.id} cancelled")
 
@@ -237,6 +260,8 @@ def cancel(run_id: RunId, workspace: WorkspaceOption = None) -> None:
 @runs_app.command("retry")
 def retry(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     """Queue again the failed deliveries that may succeed now, and send them here."""
+    from pipeline.runs import control as runs
+
     ws = open_workspace(workspace)
     count = runs.retry_run(ws, run_id)
     console.print(f"run {run_id}: {count} failed deliveries queued again")

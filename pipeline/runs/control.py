@@ -13,8 +13,7 @@ import secrets
 import signal
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,36 +23,33 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.assembly.campaign import Campaign, assemble, check_campaign
-from pipeline.assembly.personalize import Personalizer, Recipient, preview_recipient
-from pipeline.assembly.tracking import recipient_tracking, track_campaign
+from pipeline.assembly.personalize import preview_recipient
+from pipeline.assembly.tracking import track_campaign
 from pipeline.audience.contacts import find_contact
-from pipeline.audience.segments import Audience, count_audience, load_audience, stream_audience
+from pipeline.audience.segments import (
+    Audience,
+    audience_query,
+    count_audience,
+    load_audience,
+    stream_audience,
+)
 from pipeline.checks import runner as checks
-from pipeline.delivery.engine import Tally, display_name, run_worker
-from pipeline.delivery.transports import SendResult, transport_for
+from pipeline.delivery.engine import Tally, run_worker
+from pipeline.delivery.transports import transport_for
 from pipeline.delivery.verdicts import is_retryable
 from pipeline.errors import RunError
+from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
-from pipeline.message.mime import MessageBuilder, Outgoing, message_id
-from pipeline.message.urls import recipient_links
 from pipeline.runs.preview import PREVIEW_SECRET
 from pipeline.storage import outbox
-from pipeline.storage.engines import connect, session
+from pipeline.storage.engines import opened, session
 from pipeline.storage.models import DeliveryStatus, Run, RunStatus, utcnow
+from pipeline.types import Outgoing, Recipient, SendResult
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
 
 _DONE = (DeliveryStatus.sent, DeliveryStatus.failed, DeliveryStatus.skipped, DeliveryStatus.cancelled)
 _RATE_WINDOW = timedelta(seconds=60)
-
-
-@contextmanager
-def _database(ws: Workspace) -> Iterator[Engine]:
-    engine = connect(ws.settings)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def describe_transport(settings: Settings) -> str:
@@ -97,7 +93,7 @@ def plan_run(ws: Workspace, campaign: str, audience: str | None = None) -> RunPl
     check_campaign(ws, assembled)
     gate_run_start(ws, assembled)
     chosen = load_audience(ws, audience or assembled.audience)
-    with _database(ws) as engine, session(engine) as db:
+    with opened(ws.settings) as engine, session(engine) as db:
         count = count_audience(db, chosen)
     return RunPlan(assembled, chosen, count, describe_transport(ws.settings))
 
@@ -148,11 +144,11 @@ def start_run(
         },
         created_at=now,
     )
-    with _database(ws) as engine:
+    with opened(ws.settings) as engine:
         try:
             with engine.begin() as conn:
                 run_id = outbox.create_run(conn, run)
-                count = outbox.snapshot_audience(conn, run_id, plan.audience, now)
+                count = outbox.snapshot_audience(conn, run_id, audience_query(plan.audience), now)
                 outbox.set_recipient_count(conn, run_id, count)
                 status = RunStatus.sending if paused_reason is None else RunStatus.paused
                 reason = paused_reason or ""
@@ -195,7 +191,7 @@ def dispatch_run(
     SIGTERM or Ctrl-C (when called from the main thread) stops claiming, lets the
     messages in flight finish and pauses the run, to be resumed with resume_run.
     """
-    with _database(ws) as engine:
+    with opened(ws.settings) as engine:
         run = _get(engine, run_id)
         if run.status != RunStatus.sending:
             raise RunError(f"run {run_id} is {run.status}, not sending: resume it first")
@@ -269,13 +265,13 @@ class RunReport:
 
 def list_runs(ws: Workspace, limit: int = 20) -> list[tuple[Run, dict[str, int]]]:
     """The latest runs, newest first, each with its deliveries counted by status."""
-    with _database(ws) as engine, engine.connect() as conn:
+    with opened(ws.settings) as engine, engine.connect() as conn:
         return [(run, outbox.run_counts(conn, run.id or 0)) for run in outbox.list_runs(conn, limit)]
 
 
 def show_run(ws: Workspace, run_id: int | None = None, *, errors: int = 5) -> RunReport:
     """RUN_ID's report; without one, the latest run's (what an operator wants after `comms send`)."""
-    with _database(ws) as engine, engine.connect() as conn:
+    with opened(ws.settings) as engine, engine.connect() as conn:
         if run_id is None:
             latest = outbox.list_runs(conn, 1)
             if not latest:
@@ -302,7 +298,7 @@ def show_run(ws: Workspace, run_id: int | None = None, *, errors: int = 5) -> Ru
 
 
 def _move(ws: Workspace, run_id: int, to: RunStatus, when: Sequence[RunStatus], reason: str = "") -> Run:
-    with _database(ws) as engine:
+    with opened(ws.settings) as engine:
         run = _get(engine, run_id)
         with engine.begin() as conn:
             if not outbox.set_run_status(conn, run_id, to, when=when, now=utcnow(), reason=reason):
@@ -332,7 +328,7 @@ def cancel_run(ws: Workspace, run_id: int) -> Run:
 def retry_run(ws: Workspace, run_id: int) -> int:
     """Queue again the failed deliveries that can succeed on another try (see retry.is_retryable)
     and make the run sendable; returns how many. Hard bounces and other refusals stay failed."""
-    with _database(ws) as engine:
+    with opened(ws.settings) as engine:
         run = _get(engine, run_id)
         if run.status == RunStatus.cancelled:
             raise RunError(f"run {run_id} was cancelled")
@@ -374,37 +370,24 @@ def dry_run(ws: Workspace, campaign: str, audience: str | None = None) -> DryRun
         settings = settings.model_copy(update={"secrets": [PREVIEW_SECRET]})
     plan = plan_run(ws, campaign, audience)
     tracked, _ = track_campaign(plan.campaign, settings)
-    personalizer = Personalizer.for_campaign(tracked)
-    builder = MessageBuilder(
-        settings, campaign=tracked.name, department=tracked.department, run_id=0, signer=None
-    )
-    domain = settings.sender.from_email.rpartition("@")[2]
+    composer = Composer(settings, tracked.templates, campaign=tracked.name, department=tracked.department)
     rendered = failed = total_bytes = 0
     failures: list[tuple[str, str]] = []
     sample: tuple[str, str, str] | None = None
-    with _database(ws) as engine, session(engine) as db:
+    with opened(ws.settings) as engine, session(engine) as db:
         for contact in stream_audience(db, plan.audience):
-            recipient = Recipient.of(contact)
-            links = recipient_links(settings, 0)
             try:
-                message = personalizer.render(recipient, links, recipient_tracking(settings, 0))
-                outgoing = builder.build(
-                    message,
-                    to_email=contact.email,
-                    to_name=display_name(recipient),
-                    message_id=message_id(0, contact.id or 0, domain),
-                    links=links,
-                    delivery_id=None,
-                )
+                recipient = Recipient.of(contact)
+                composed = composer.compose(recipient, delivery_id=None, contact_key=contact.id or 0)
             except Exception as exc:  # as in dispatch: one contact's failure is reported, not fatal
                 failed += 1
                 if len(failures) < _MAX_REPORTED_FAILURES:
                     failures.append((contact.email, str(exc)))
                 continue
             rendered += 1
-            total_bytes += len(outgoing.data)
+            total_bytes += len(composed.outgoing.data)
             if sample is None:
-                sample = (contact.email, message.subject, message.text)
+                sample = (contact.email, composed.rendered.subject, composed.rendered.text)
     return DryRunReport(
         plan=plan,
         rendered=rendered,
@@ -435,30 +418,22 @@ def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> list[TestSent]
     check_campaign(ws, assembled)
     gate_run_start(ws, assembled)
     # Untracked: a test message belongs to no delivery, so tracked links in it would lead nowhere.
-    personalizer = Personalizer.for_campaign(assembled)
-    builder = MessageBuilder(
+    composer = Composer(
         settings,
+        assembled.templates,
         campaign=assembled.name,
         department=assembled.department,
-        run_id=0,
         signer=Signer.from_settings(settings, ws.root),
+        tracked=False,
     )
-    domain = settings.sender.from_email.rpartition("@")[2]
     messages = []
-    with _database(ws) as engine, session(engine) as db:
+    with opened(ws.settings) as engine, session(engine) as db:
         for address in to:
             contact = find_contact(db, address)
             recipient: Recipient = Recipient.of(contact) if contact else preview_recipient(settings)
-            links = recipient_links(settings, 0)
-            outgoing = builder.build(
-                personalizer.render(recipient, links),
-                to_email=address,
-                to_name=display_name(recipient),
-                message_id=message_id(0, f"test-{uuid.uuid4()}", domain),
-                links=links,
-                delivery_id=None,
-                test=True,
-            )
+            outgoing = composer.compose(
+                recipient, delivery_id=None, contact_key=f"test-{uuid.uuid4()}", to_email=address, test=True
+            ).outgoing
             messages.append((address, "contact" if contact else "preview", outgoing))
     return asyncio.run(_send_tests(ws, messages))
 

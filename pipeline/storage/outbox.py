@@ -21,6 +21,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Integer,
+    Select,
     Table,
     bindparam,
     exists,
@@ -30,11 +31,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlmodel import Session
 
-from pipeline.assembly.personalize import Recipient
-from pipeline.audience.contacts import suppress
-from pipeline.audience.segments import Audience, audience_query
 from pipeline.storage.models import (
     Contact,
     Delivery,
@@ -42,8 +39,8 @@ from pipeline.storage.models import (
     Run,
     RunStatus,
     Suppression,
-    SuppressionReason,
 )
+from pipeline.types import Recipient
 
 
 def _table(model: Any) -> Table:
@@ -127,13 +124,13 @@ def set_recipient_count(conn: Connection, run_id: int, count: int) -> None:
 # -- the snapshot ----------------------------------------------------------------------------------
 
 
-def snapshot_audience(conn: Connection, run_id: int, audience: Audience, now: datetime) -> int:
+def snapshot_audience(conn: Connection, run_id: int, audience: Select[Any], now: datetime) -> int:
     """Copy the audience into the outbox as one queued delivery per contact, in one INSERT ... SELECT.
 
     The database streams the rows itself, so memory does not grow with the audience.
     The address is copied: the run goes to the address the contact had when it started.
     """
-    contacts = audience_query(audience).subquery()
+    contacts = audience.subquery()
     rows = select(
         literal(run_id, Integer),
         contacts.c.id,
@@ -473,7 +470,7 @@ def mark_skipped(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> 
 
 
 def record(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> None:
-    """Write a group of outcomes in the caller's transaction, hard bounces suppressed with them."""
+    """Write a group of outcomes in the caller's transaction (which suppresses the hard bounces)."""
     by_status: dict[DeliveryStatus, list[Outcome]] = {}
     for outcome in outcomes:
         by_status.setdefault(outcome.status, []).append(outcome)
@@ -481,13 +478,6 @@ def record(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> None:
     mark_retry(conn, worker, by_status.get(DeliveryStatus.queued, []))
     mark_failed(conn, worker, by_status.get(DeliveryStatus.failed, []))
     mark_skipped(conn, worker, by_status.get(DeliveryStatus.skipped, []))
-    bounced = [o for o in outcomes if o.hard_bounce]
-    if bounced:
-        with Session(bind=conn) as session:
-            for outcome in bounced:
-                assert outcome.hard_bounce is not None
-                suppress(session, outcome.hard_bounce, SuppressionReason.hard_bounce, outcome.reply[:500])
-            session.flush()
 
 
 # -- run control -----------------------------------------------------------------------------------

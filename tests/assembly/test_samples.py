@@ -7,7 +7,8 @@ import re
 import pytest
 
 from pipeline.assembly.campaign import assemble, check_campaign
-from pipeline.assembly.personalize import Personalizer, Recipient, preview_recipient
+from pipeline.assembly.personalize import Personalizer, preview_recipient
+from pipeline.types import Recipient
 from pipeline.workspace.folders import Workspace
 
 from .conftest import LINKS
@@ -21,7 +22,7 @@ def test_every_sample_campaign_assembles_and_checks(workspace_dir):
     for name in names:
         campaign = assemble(ws, name)
         check_campaign(ws, campaign)
-        rendered = Personalizer.for_campaign(campaign).render(preview_recipient(ws.settings), LINKS)
+        rendered = Personalizer(campaign.templates).render(preview_recipient(ws.settings), LINKS)
         assert ws.settings.preview.email in rendered.html + rendered.text, name
         assert LINKS.unsubscribe_url in rendered.html, name
         assert rendered.text.strip() and rendered.subject.strip(), name
@@ -32,7 +33,7 @@ def test_sample_messages_have_what_clients_and_readers_need(workspace_dir):
     ws = Workspace.open(workspace_dir)
     for name in ws.campaign_names():
         campaign = assemble(ws, name)
-        rendered = Personalizer.for_campaign(campaign).render(preview_recipient(ws.settings), LINKS)
+        rendered = Personalizer(campaign.templates).render(preview_recipient(ws.settings), LINKS)
         html = rendered.html
         assert '<html lang="en-GB"' in html, name  # the contact's locale, never "und"
         assert html.count("<h1") == 1, name
@@ -46,9 +47,9 @@ def test_sample_messages_have_what_clients_and_readers_need(workspace_dir):
 def test_a_contact_without_a_locale_gets_english_and_the_copy_can_say(workspace_dir):
     ws = Workspace.open(workspace_dir)
     campaign = assemble(ws, "q3-results")
-    rendered = Personalizer.for_campaign(campaign).render(Recipient("a@example.com", locale="pl_PL"), LINKS)
+    rendered = Personalizer(campaign.templates).render(Recipient("a@example.com", locale="pl_PL"), LINKS)
     assert '<html lang="pl-PL"' in rendered.html
-    rendered = Personalizer.for_campaign(campaign).render(Recipient("a@example.com"), LINKS)
+    rendered = Personalizer(campaign.templates).render(Recipient("a@example.com"), LINKS)
     assert '<html lang="en"' in rendered.html
     copy = workspace_dir / "templates/copy/q3-results.md"
     copy.write_text(copy.read_text().replace("layout: announcement\n", 'layout: announcement\nlang: "cy"\n'))

@@ -36,9 +36,7 @@ def phone(browser: Browser) -> Iterator[Page]:
 def test_q3_key_figures_stay_whole_on_a_phone(workspace_dir, phone: Page, width: int) -> None:
     ws = Workspace.open(workspace_dir)
     html = (
-        Personalizer.for_campaign(assemble(ws, "q3-results"))
-        .render(preview_recipient(ws.settings), LINKS)
-        .html
+        Personalizer(assemble(ws, "q3-results").templates).render(preview_recipient(ws.settings), LINKS).html
     )
     phone.set_viewport_size({"width": width, "height": 800})
     phone.set_content(html)

@@ -7,7 +7,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from tests.checks.conftest import edit
-from tests.cli.run import assert_one_line_error, comms
+from tests.support.cli import assert_one_line_error, comms
 
 
 def test_the_sample_workspace_has_no_errors(root: Path) -> None:

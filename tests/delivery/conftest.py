@@ -16,7 +16,7 @@ from pipeline.runs.control import RunReport
 from pipeline.storage.engines import make_engine, upgrade
 from pipeline.storage.models import Run
 from pipeline.workspace.folders import Workspace
-from tests.smtp_server import SmtpServer
+from tests.support.smtp_server import SmtpServer
 
 SECRET = "test-secret-key"
 CAMPAIGN = "spring-launch"  # audience "customers": the list "customers", marketing_consent = true

@@ -9,7 +9,7 @@ from pipeline.storage.engines import make_engine
 from pipeline.storage.models import RunStatus
 from pipeline.workspace.folders import Workspace
 from tests.service.conftest import Process, add_customers, local_time, runs_of, write_schedule
-from tests.smtp_server import SmtpServer
+from tests.support.smtp_server import SmtpServer
 
 
 def test_a_scheduled_campaign_with_an_error_finding_fails_to_start_and_sends_nothing(

@@ -18,13 +18,12 @@ from tests.service.conftest import (
     add_customers,
     deliveries_of,
     local_time,
-    message_ids_by_recipient,
     prepare,
     runs_of,
     wait_until,
     write_schedule,
 )
-from tests.smtp_server import SmtpServer
+from tests.support.smtp_server import SmtpServer, message_ids_by_recipient
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+# The command as a person runs it, from whichever tree PYTHONPATH (or the install) provides.
 COMMS = [sys.executable, "-c", "from pipeline.cli import main; main()"]
 
 
