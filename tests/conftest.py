@@ -17,16 +17,35 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from pipeline.workspace.init import init_workspace
+from tests.support.smtp_server import SmtpServer
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that accepts everything and keeps it."""
+    with SmtpServer() as server:
+        yield server
+
+
+APPROVALS_ON = "[approvals]\nrequired = true\n"
 
 
 @pytest.fixture
 def workspace_dir(tmp_path: Path) -> Path:
-    """A copy of the sample workspace at the repository root (what `comms init` makes), safe to edit."""
+    """A copy of the sample workspace at the repository root (what `comms init` makes), safe to edit.
+
+    Approvals are turned off here, so that tests of sending need not approve first; the tests of
+    approvals (tests/approvals/) turn them back on.
+    """
     root = tmp_path / "ws"
     init_workspace(root)
+    settings = root / "comms.toml"
+    text = settings.read_text(encoding="utf-8")
+    assert APPROVALS_ON in text, "the sample comms.toml requires approvals in its [approvals] table"
+    settings.write_text(text.replace(APPROVALS_ON, "[approvals]\nrequired = false\n"), encoding="utf-8")
     # SpamAssassin takes seconds a message and is on some machines only: the tests that want it say so.
-    with (root / "comms.toml").open("a", encoding="utf-8") as settings:
-        settings.write("\n[checks]\nspamassassin = false\n")
+    with settings.open("a", encoding="utf-8") as appended:
+        appended.write("\n[checks]\nspamassassin = false\n")
     return root
 
 

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from pipeline.approvals.ledger import verdict
 from pipeline.assembly.campaign import Campaign, assemble, check_campaign
 from pipeline.assembly.personalize import preview_recipient
 from pipeline.assembly.tracking import track_campaign
@@ -37,13 +38,13 @@ from pipeline.checks import runner as checks
 from pipeline.delivery.engine import Tally, run_worker
 from pipeline.delivery.transports import transport_for
 from pipeline.delivery.verdicts import is_retryable
-from pipeline.errors import RunError
+from pipeline.errors import RunBlocked, RunError
 from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
 from pipeline.runs.preview import PREVIEW_SECRET
-from pipeline.storage import outbox
+from pipeline.storage import approvals, outbox
 from pipeline.storage.engines import opened, session
-from pipeline.storage.models import DeliveryStatus, Run, RunStatus, utcnow
+from pipeline.storage.models import Approval, DeliveryStatus, Run, RunStatus, utcnow
 from pipeline.types import Outgoing, Recipient, SendResult
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
@@ -77,21 +78,16 @@ class RunPlan:
     transport: str
 
 
-def gate_run_start(ws: Workspace, campaign: Campaign) -> None:
-    """Everything a campaign must pass before a run (or a test send) of it is created.
-
-    `comms check`'s rules on the message as it would go out: an error finding that the copy does
-    not waive raises CheckFailed with its file and line, and nothing is written or sent.
-    """
+def refuse_failing_checks(ws: Workspace, campaign: Campaign) -> None:
+    """`comms check`'s rules on the message as it would go out: an error finding that the copy
+    does not waive raises CheckFailed with its file and line, and nothing is written or sent."""
     checks.refuse_on_errors(checks.check(ws, campaign.name, campaign))
 
 
 def plan_run(ws: Workspace, campaign: str, audience: str | None = None) -> RunPlan:
-    """Assemble CAMPAIGN, pass it through the gate and count its audience (the copy's own unless
-    AUDIENCE is given)."""
+    """Assemble and check CAMPAIGN and count its audience (the copy's own unless AUDIENCE is given)."""
     assembled = assemble(ws, campaign)
     check_campaign(ws, assembled)
-    gate_run_start(ws, assembled)
     chosen = load_audience(ws, audience or assembled.audience)
     with opened(ws.settings) as engine, session(engine) as db:
         count = count_audience(db, chosen)
@@ -120,6 +116,7 @@ def start_run(
     """
     ws.settings.secret  # noqa: B018 -- refuse now rather than after the snapshot: links need COMMS_SECRET
     plan = plan_run(ws, campaign, audience)
+    approval = gate_run_start(ws, plan, started_by=started_by, schedule=schedule, occurrence=occurrence)
     if confirm is not None:
         confirm(plan)
     tracked, links = track_campaign(plan.campaign, ws.settings)
@@ -135,6 +132,7 @@ def start_run(
         subject_template=tracked.subject,
         html_template=tracked.html,
         text_template=tracked.text,
+        approval_id=approval.id if approval else None,
         meta={
             **(meta or {}),
             "links": list(links),
@@ -158,6 +156,66 @@ def start_run(
                 raise
             raise RunError(f"schedule {schedule} already has a run for {occurrence}") from None
         return _get(engine, run_id)
+
+
+def gate_run_start(
+    ws: Workspace,
+    plan: RunPlan,
+    *,
+    started_by: str,
+    schedule: str | None = None,
+    occurrence: datetime | None = None,
+) -> Approval | None:
+    """The gates every run passes before anything is queued; returns the approval it goes under.
+
+    Refused (no valid approval of exactly this content, when `[approvals] required`): the run is
+    recorded as blocked with the reason, and RunBlocked says it in one line with the command that
+    fixes it. Other gates (checks, validation) belong here too, so no path to sending skips them.
+    First the checks: an error finding raises CheckFailed (see refuse_failing_checks).
+    """
+    refuse_failing_checks(ws, plan.campaign)
+    if not ws.settings.approvals.required:
+        return None
+    with opened(ws.settings) as engine:
+        with engine.begin() as conn:
+            found = verdict(ws, conn, plan.campaign.name, plan.audience.name, assembled=plan.campaign)
+        if found.approval is not None:
+            return found.approval
+        _record_blocked(engine, plan, found.reason, started_by, schedule, occurrence, found.content.hash)
+    raise RunBlocked(f"not sent: {found.reason}")
+
+
+def _record_blocked(
+    engine: Engine,
+    plan: RunPlan,
+    reason: str,
+    started_by: str,
+    schedule: str | None,
+    occurrence: datetime | None,
+    content_hash: str,
+) -> None:
+    now = utcnow()
+    run = Run(
+        campaign=plan.campaign.name,
+        department=plan.campaign.department,
+        audience=plan.audience.name,
+        status=RunStatus.blocked,
+        started_by=started_by,
+        schedule=schedule,
+        occurrence=occurrence,
+        template_hash=plan.campaign.template_hash,
+        meta={"content_hash": content_hash},
+        status_reason=reason[:1000],
+        created_at=now,
+        finished_at=now,
+    )
+    try:
+        with engine.begin() as conn:
+            outbox.create_run(conn, run)
+    except IntegrityError:
+        if schedule is None:
+            raise
+        # this occurrence is already recorded (blocked before, or run): once is enough
 
 
 def _get(engine: Engine, run_id: int) -> Run:
@@ -257,6 +315,7 @@ class RunReport:
     rate_per_s: float | None  # recent sending rate (last minute while sending, else the average)
     eta_s: float | None
     errors: list[outbox.DeliveryError] = field(default_factory=list)
+    approval: Approval | None = None  # the approval it was started under
 
     @property
     def remaining(self) -> int:
@@ -291,7 +350,8 @@ def show_run(ws: Workspace, run_id: int | None = None, *, errors: int = 5) -> Ru
             rate = counts[DeliveryStatus.sent] / seconds if seconds > 0 else None
         remaining = counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending]
         eta = remaining / rate if rate and remaining and run.status == RunStatus.sending else None
-        return RunReport(run, counts, rate, eta, outbox.last_errors(conn, run_id, errors))
+        approval = approvals.get_approval(conn, run.approval_id) if run.approval_id else None
+        return RunReport(run, counts, rate, eta, outbox.last_errors(conn, run_id, errors), approval)
 
 
 # -- run control -----------------------------------------------------------------------------------
@@ -369,6 +429,7 @@ def dry_run(ws: Workspace, campaign: str, audience: str | None = None) -> DryRun
     if not settings.secrets:
         settings = settings.model_copy(update={"secrets": [PREVIEW_SECRET]})
     plan = plan_run(ws, campaign, audience)
+    refuse_failing_checks(ws, plan.campaign)
     tracked, _ = track_campaign(plan.campaign, settings)
     composer = Composer(settings, tracked.templates, campaign=tracked.name, department=tracked.department)
     rendered = failed = total_bytes = 0
@@ -416,7 +477,7 @@ def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> list[TestSent]
     settings = ws.settings
     assembled = assemble(ws, campaign)
     check_campaign(ws, assembled)
-    gate_run_start(ws, assembled)
+    refuse_failing_checks(ws, assembled)  # a test send is no run, so it has no approval to pass
     # Untracked: a test message belongs to no delivery, so tracked links in it would lead nowhere.
     composer = Composer(
         settings,

@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.assembly.copy import load_copy
-from pipeline.errors import CommsError, RunError
+from pipeline.errors import CommsError, RunBlocked, RunError
 from pipeline.logs import log_event
 from pipeline.runs.control import start_run
 from pipeline.storage import outbox
@@ -90,6 +90,11 @@ def fire(
             meta=meta,
             paused_reason=WINDOW_CLOSED if closed else None,
         )
+    except RunBlocked as exc:  # recorded as a blocked run by the gate
+        log_event(
+            log, "run.blocked", level=logging.WARNING, schedule=schedule, occurrence=occurrence, error=exc
+        )
+        return
     except RunError:
         log_event(log, "occurrence.already_run", schedule=schedule, occurrence=occurrence)
         return

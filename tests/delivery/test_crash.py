@@ -11,9 +11,9 @@ from sqlalchemy import Engine, select
 
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, DeliveryStatus, Run, RunStatus
-from tests.delivery.conftest import CAMPAIGN, SECRET, configure, smtp_sections
 from tests.support.cli import COMMS
 from tests.support.smtp_server import SmtpServer, message_ids_by_recipient
+from tests.support.workspace import CAMPAIGN, SECRET, configure, smtp_sections
 
 
 def _comms(root: Path, *args: str) -> list[str]:

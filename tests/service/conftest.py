@@ -20,9 +20,9 @@ from sqlalchemy import Engine, select
 from pipeline.audience.importer import import_contacts
 from pipeline.storage.engines import make_engine, session, upgrade
 from pipeline.storage.models import Delivery, Run
-from tests.delivery.conftest import SECRET, configure, smtp_sections
 from tests.support.cli import COMMS
 from tests.support.smtp_server import SmtpServer
+from tests.support.workspace import SECRET, configure, smtp_sections
 
 ZONE = "Europe/Warsaw"
 
@@ -106,12 +106,6 @@ def spawn() -> Iterator[Callable[..., Process]]:
     for process in started:
         if process.popen.poll() is None:
             process.kill()
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
 
 
 def prepare(root: Path, database_url: str, smtp: SmtpServer, **dispatch: object) -> Engine:

@@ -12,7 +12,6 @@ from sqlalchemy import Engine
 from pipeline.runs import control as runs
 from pipeline.storage.models import DeliveryStatus, RunStatus
 from pipeline.workspace.folders import Workspace
-from tests.delivery.conftest import SECRET
 from tests.service.conftest import (
     Process,
     add_customers,
@@ -24,6 +23,7 @@ from tests.service.conftest import (
     write_schedule,
 )
 from tests.support.smtp_server import SmtpServer, message_ids_by_recipient
+from tests.support.workspace import SECRET
 
 
 @pytest.fixture
