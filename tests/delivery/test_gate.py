@@ -11,8 +11,8 @@ from pipeline.errors import CheckFailed
 from pipeline.runs import control as runs
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, Run
-from tests.delivery.conftest import CAMPAIGN, configure, open_ws, smtp_sections
 from tests.support.cli import assert_one_line_error, comms
+from tests.support.workspace import CAMPAIGN, configure, open_ws, smtp_sections
 
 COPY = "templates/copy/spring-launch.md"
 

@@ -16,8 +16,8 @@ from pipeline.audience.importer import import_contacts
 from pipeline.runs import control as runs
 from pipeline.storage.engines import make_engine, upgrade
 from pipeline.workspace.folders import Workspace
-from tests.delivery.conftest import configure
 from tests.message.conftest import DOMAIN
+from tests.support.workspace import configure
 
 
 @pytest.fixture
