@@ -22,7 +22,7 @@ from markupsafe import Markup
 from pipeline.assembly.copy import Copy, load_copy, render_markdown
 from pipeline.assembly.inline import inline_css
 from pipeline.assembly.layout import CampaignScope
-from pipeline.assembly.mjml import compile_mjml, mjml_warnings
+from pipeline.assembly.mjml import compile_mjml, mjml_warnings, repair_output
 from pipeline.assembly.personalize import Personalizer, preview_recipient
 from pipeline.assembly.scope import JINJA_CONSTRUCT, Protector
 from pipeline.assembly.text import html_to_text
@@ -32,6 +32,8 @@ from pipeline.workspace.folders import Workspace
 
 # Gmail shows "[Message clipped]" past this much HTML.
 GMAIL_CLIP_BYTES = 102 * 1024
+# <html lang> when the copy names no language: the contact's locale ("en_GB" is written "en-GB").
+CONTACT_LANG = '{{ contact.locale | default("en", true) | replace("_", "-") }}'
 _UNDEFINED_NAME = re.compile(r"undefined variable:? (?:a \w+ value has no ')?([\w.]+)")
 
 
@@ -76,7 +78,8 @@ def assemble(ws: Workspace, name: str) -> Campaign:
         included.append(scope.render_file(path))
         return included[-1]
 
-    html = inline_css(compile_mjml(mjml, include=include, sources=scope.sources))
+    lang = copy.front.lang or protector.insert(CONTACT_LANG, copy.path, 1)
+    html = repair_output(inline_css(compile_mjml(mjml, include=include, sources=scope.sources)), lang=lang)
     _require_survivors(protector, mjml + "".join(included), html)
     text = html_to_text(html, fallback=fields["preheader"] or fields["subject"])
 

@@ -170,6 +170,10 @@ class Protector:
             return stack.pop().recipient
         return stack[-1].recipient if tag.tag in {"break", "continue"} else uses_recipient
 
+    def insert(self, construct: str, origin: Path, line: int) -> str:
+        """A token for a per-recipient construct that assembly itself adds (ORIGIN:LINE asked for it)."""
+        return self._store(construct, origin, line)
+
     def _store(self, construct: str, origin: Path, line: int) -> str:
         self._entries.append(Protected(construct, origin, line))
         return f"{self._prefix}{len(self._entries) - 1:06d}x"

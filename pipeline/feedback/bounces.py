@@ -17,8 +17,10 @@ What a report does (rules from DESIGN.md "Dispatch rules"):
   the complaining address when the report names it: mailing someone who complained costs more than
   missing them.
 
-The same mailbox may receive the mailto: unsubscribe requests of List-Unsubscribe (subject
-"unsubscribe TOKEN", RFC 2369); those unsubscribe the token's delivery like a one-click POST.
+The same mailbox may receive the mailto: unsubscribe requests of List-Unsubscribe (RFC 2369), sent
+to ``unsubscribe+TOKEN@domain``; those unsubscribe the token's delivery like a one-click POST. The
+token rides in the local part so the header line stays under 78 characters (see message/mime.py);
+messages sent before that carried it in the subject ("unsubscribe TOKEN"), which is still read.
 
 Sources: one message (a file, or stdin as an MTA pipe target), an mbox file, a Maildir, or an IMAP
 folder (processed messages are moved to ``[bounces] processed_folder``). Each message is its own
@@ -52,7 +54,7 @@ from sqlmodel import Session
 from pipeline.audience.contacts import suppress
 from pipeline.delivery.status import Severity
 from pipeline.errors import CommsError, SettingsError, TransportError
-from pipeline.feedback.dsn import Failure, Report, Unreadable, parse_message, read_report
+from pipeline.feedback.dsn import Failure, Report, Unreadable, header_addresses, parse_message, read_report
 from pipeline.feedback.events import has_event, record_event
 from pipeline.feedback.preferences import delivery_address, unsubscribe
 from pipeline.message.tokens import read_token
@@ -226,7 +228,7 @@ def apply_report(db: Session, settings: Settings, report: Report, *, source: str
 
 
 def _unsubscribe_by_mail(engine: Engine, settings: Settings, token: str) -> Outcome:
-    """The mailto: half of List-Unsubscribe (RFC 2369): subject "unsubscribe TOKEN" from our own header."""
+    """The mailto: half of List-Unsubscribe (RFC 2369): a "u" token from our own header."""
     found = read_token(settings.verifying_keys, "u", token)
     if found is None:
         return Outcome("ignored", None, None, None, "unsubscribe request with an invalid token")
@@ -238,6 +240,17 @@ def _unsubscribe_by_mail(engine: Engine, settings: Settings, token: str) -> Outc
         return Outcome(
             "unsubscribe", delivery.id, None, SuppressionReason.unsubscribe if new else None, "mailto"
         )
+
+
+def _unsubscribe_token(settings: Settings, message: Any) -> str | None:
+    """The token of a mailto: unsubscribe request: in the address it was sent to, or (older messages)
+    its subject. A bounce's "b" token in the same place is not a "u" token, so it never matches."""
+    for address in header_addresses(message):
+        for token in _VERP_TOKEN.findall(address):
+            if read_token(settings.verifying_keys, "u", token) is not None:
+                return str(token)
+    request = _UNSUBSCRIBE_SUBJECT.fullmatch(str(message.get("Subject", "")))
+    return request.group(1) if request else None
 
 
 def own_addresses(settings: Settings) -> tuple[str, ...]:
@@ -258,9 +271,9 @@ def read_raw(settings: Settings, raw: bytes) -> Reading:
     """Parse RAW and read it; Unreadable (never another exception) when that cannot be done."""
     message = parse_message(raw, max_bytes=settings.bounces.max_message_bytes)
     try:
-        request = _UNSUBSCRIBE_SUBJECT.fullmatch(str(message.get("Subject", "")))
-        if request is not None:
-            return Reading(request.group(1), None)
+        token = _unsubscribe_token(settings, message)
+        if token is not None:
+            return Reading(token, None)
         return Reading(None, read_report(message, own=own_addresses(settings)))
     except Exception as exc:  # whatever a hostile message trips in the email package: it is unreadable
         raise Unreadable(f"{type(exc).__name__}: {exc}"[:_DIAGNOSTIC_CHARS]) from None

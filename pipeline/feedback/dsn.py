@@ -155,6 +155,15 @@ def parse_message(raw: bytes, *, max_bytes: int | None = None) -> EmailMessage:
         raise Unreadable("nested too deep to parse") from None
 
 
+def header_addresses(message: Message) -> list[str]:
+    """Every address the message says it was delivered to, most specific header first."""
+    found: list[str] = []
+    for name in ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Return-Path"):
+        for value in message.get_all(name, []):
+            found += _ADDRESS.findall(str(value))
+    return found
+
+
 # -- parts and text --------------------------------------------------------------------------------
 
 

@@ -38,6 +38,7 @@ from pipeline.audience.segments import (
     snapshot_query,
     stream_audience,
 )
+from pipeline.checks import runner as checks
 from pipeline.delivery.engine import Tally, run_worker
 from pipeline.delivery.transports import transport_for
 from pipeline.delivery.verdicts import is_retryable
@@ -82,6 +83,12 @@ class RunPlan:
     audience: Audience
     recipients: int
     transport: str
+
+
+def refuse_failing_checks(ws: Workspace, campaign: Campaign) -> None:
+    """`comms check`'s rules on the message as it would go out: an error finding that the copy
+    does not waive raises CheckFailed with its file and line, and nothing is written or sent."""
+    checks.refuse_on_errors(checks.check(ws, campaign.name, campaign))
 
 
 def plan_run(ws: Workspace, campaign: str, audience: str | None = None) -> RunPlan:
@@ -175,7 +182,9 @@ def gate_run_start(
     Refused (no valid approval of exactly this content, when `[approvals] required`): the run is
     recorded as blocked with the reason, and RunBlocked says it in one line with the command that
     fixes it. Other gates (checks, validation) belong here too, so no path to sending skips them.
+    First the checks: an error finding raises CheckFailed (see refuse_failing_checks).
     """
+    refuse_failing_checks(ws, plan.campaign)
     if not ws.settings.approvals.required:
         return None
     with opened(ws.settings) as engine:
@@ -460,6 +469,7 @@ def dry_run(ws: Workspace, campaign: str, audience: str | None = None) -> DryRun
     if not settings.secrets:
         settings = settings.model_copy(update={"secrets": [PREVIEW_SECRET]})
     plan = plan_run(ws, campaign, audience)
+    refuse_failing_checks(ws, plan.campaign)
     tracked, _ = track_campaign(plan.campaign, settings)
     composer = Composer(settings, tracked.templates, campaign=tracked.name, department=tracked.department)
     rendered = failed = total_bytes = 0
@@ -507,6 +517,7 @@ def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> list[TestSent]
     settings = ws.settings
     assembled = assemble(ws, campaign)
     check_campaign(ws, assembled)
+    refuse_failing_checks(ws, assembled)  # a test send is no run, so it has no approval to pass
     # Untracked: a test message belongs to no delivery, so tracked links in it would lead nowhere.
     composer = Composer(
         settings,

@@ -214,6 +214,18 @@ class Signup(_Section):
     per_ip_per_hour: int = Field(default=5, ge=1)
 
 
+class Checks(_Section):
+    # Severity per rule id (see README "Checks"): "error" stops a send, "warning" and "info" are
+    # only reported, "off" skips the rule. Rules not named keep their documented default.
+    severity: dict[str, Literal["error", "warning", "info", "off"]] = Field(default_factory=dict)
+    # How far (CIEDE2000) a colour in the HTML may lie from the nearest [brand.colors] entry.
+    colour_distance: float = Field(default=5.0, gt=0)
+    # Text smaller than this (CSS px) is hard to read on a phone.
+    min_font_px: float = Field(default=12.0, gt=0)
+    # Run `spamassassin -L -t` (local tests only) when the binary is installed.
+    spamassassin: bool = True
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|days?|h|hours?)\s*$")
 
 
@@ -256,6 +268,7 @@ class Settings(_Section):
     reports: Reports = Field(default_factory=Reports)
     contacts: Contacts = Field(default_factory=Contacts)
     signup: Signup = Field(default_factory=Signup)
+    checks: Checks = Field(default_factory=Checks)
     approvals: Approvals = Field(default_factory=Approvals)
 
     # Filled from the environment only, never from the file.
