@@ -20,7 +20,7 @@ import jinja2
 from jinja2 import Environment, FileSystemLoader, TemplateNotFound, TemplateSyntaxError, UndefinedError
 
 from pipeline.assembly.copy import markdown_filter
-from pipeline.assembly.names import NamedUndefined, Namespace, wrap
+from pipeline.assembly.names import NamedUndefined, Namespace, Sandbox, wrap
 from pipeline.assembly.scope import Protector
 from pipeline.errors import CommsError, CopyError, LayoutError, TemplateError
 from pipeline.workspace.folders import Workspace
@@ -52,9 +52,10 @@ class CampaignScope:
         self._protector = protector
         self._loader = _ProtectingLoader(ws, protector)
         options: dict[str, Any] = {"undefined": NamedUndefined, "keep_trailing_newline": True}
-        self._markup = Environment(loader=self._loader, autoescape=True, **options)
+        # Sandboxed: a copy or layout file is text from people who must not reach Python objects.
+        self._markup = Sandbox(loader=self._loader, autoescape=True, **options)
         self._markup.filters["markdown"] = markdown_filter
-        self._plain = Environment(autoescape=False, **options)
+        self._plain = Sandbox(autoescape=False, **options)
         self._context = {name: wrap(name, values) for name, values in context.items()}
 
     def set_copy(self, copy: Mapping[str, Any]) -> None:

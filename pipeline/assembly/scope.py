@@ -45,6 +45,7 @@ _KEYWORDS = frozenset(
 # A literal `{{`, `{%` or `{#` left in campaign output must stay text in the recipient template.
 _LITERAL_DELIMITER = re.compile(r"\{(?=[{%#])")
 _lexer = Environment()
+_END_OF_TEMPLATE = "Unexpected end of template"
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,51 @@ class Protector:
 
         return self._token_paragraph.sub(unwrap, html)
 
-    def to_recipient_template(self, text: str) -> str:
-        """Campaign output as a recipient-scope Jinja source: literal `{{` kept as text, tokens restored."""
+    def to_recipient_template(self, text: str) -> tuple[str, SourceMap]:
+        """Campaign output as a recipient-scope Jinja source (literal `{{` kept as text, tokens
+        restored), and the map from its lines back to the files the constructs were written in."""
         escaped = _LITERAL_DELIMITER.sub('{{ "{" }}', text)
-        return self._token.sub(lambda match: self._entries[int(match[1])].source, escaped)
+        pieces: list[str] = []
+        spans: list[tuple[int, int, Protected]] = []
+        line, end = 1, 0
+        for match in self._token.finditer(escaped):
+            before = escaped[end : match.start()]
+            line += before.count("\n")
+            entry = self._entries[int(match[1])]
+            pieces += [before, entry.source]
+            spans.append((line, line + entry.source.count("\n"), entry))
+            line += entry.source.count("\n")
+            end = match.end()
+        pieces.append(escaped[end:])
+        return "".join(pieces), SourceMap(tuple(spans))
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    """Where the per-recipient constructs of one recipient-scope template were written.
+
+    Jinja reports errors by the line of the template it compiled, which is generated HTML or
+    text; a writer needs the copy, layout or partial file and the line in it.
+    """
+
+    spans: tuple[tuple[int, int, Protected], ...] = ()  # (first, last line in the template, construct)
+
+    def locate(self, line: int | None, message: str = "") -> tuple[Path | None, int | None]:
+        """The file and line of the construct on template LINE (the unclosed block, for an
+        "unexpected end of template"); (None, None) if no construct is known there."""
+        if _END_OF_TEMPLATE in message and (opener := self._unclosed()) is not None:
+            return opener.origin, opener.line
+        for first, last, entry in self.spans:
+            if line is not None and first <= line <= last:
+                return entry.origin, entry.line + line - first
+        return None, None
+
+    def _unclosed(self) -> Protected | None:
+        stack: list[Protected] = []
+        for _, _, entry in self.spans:
+            tag = _analyse(entry.source).tag
+            if tag in _BLOCK_OPENERS:
+                stack.append(entry)
+            elif tag and tag.startswith("end") and stack:
+                stack.pop()
+        return stack[-1] if stack else None
