@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, TemplateNotFound, TemplateSynt
 
 from pipeline.assembly.copy import markdown_filter
 from pipeline.assembly.names import NamedUndefined, Namespace, Sandbox, wrap
-from pipeline.assembly.scope import Protector
+from pipeline.assembly.scope import END_OF_TEMPLATE, Protector, unclosed_line
 from pipeline.errors import CommsError, CopyError, LayoutError, TemplateError
 from pipeline.workspace.folders import Workspace
 
@@ -74,14 +74,14 @@ class CampaignScope:
     def render_text(self, source: str, origin: Path, first_line: int) -> str:
         """Render copy text (a front-matter string or the Markdown body) in campaign scope."""
         protected = self._protector.protect(source, origin, first_line)
-        with self._reported(origin=origin, first_line=first_line):
+        with self._reported(origin=origin, first_line=first_line, source=source):
             return self._plain.from_string(protected).render(self._context)
 
     @contextmanager
-    def _reported(self, origin: Path | None, first_line: int) -> Iterator[None]:
+    def _reported(self, origin: Path | None, first_line: int, source: str | None = None) -> Iterator[None]:
         """Jinja failures as one-line errors naming the file and line the writer wrote them on.
 
-        ORIGIN is the copy file for copy text, None for layouts and partials (Jinja knows which).
+        ORIGIN is the copy file for copy text (SOURCE), None for layouts and partials (Jinja knows which).
         """
         try:
             yield
@@ -89,6 +89,9 @@ class CampaignScope:
             raise
         except TemplateSyntaxError as exc:
             path, line = self._where(exc.filename, exc.lineno, origin, first_line)
+            written = source if origin is not None else self.sources.get(path) if path else None
+            if END_OF_TEMPLATE in (exc.message or "") and written is not None:
+                line = unclosed_line(written, first_line if origin is not None else 1) or line
             kind = CopyError if origin is not None else LayoutError
             raise kind(f"template syntax: {exc.message}", path=path, line=line) from None
         except (jinja2.TemplateError, TypeError, ValueError, AttributeError, LookupError) as exc:

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from jinja2 import Environment, TemplateSyntaxError
 
@@ -45,7 +47,8 @@ _KEYWORDS = frozenset(
 # A literal `{{`, `{%` or `{#` left in campaign output must stay text in the recipient template.
 _LITERAL_DELIMITER = re.compile(r"\{(?=[{%#])")
 _lexer = Environment()
-_END_OF_TEMPLATE = "Unexpected end of template"
+END_OF_TEMPLATE = "Unexpected end of template"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -221,7 +224,7 @@ class SourceMap:
     def locate(self, line: int | None, message: str = "") -> tuple[Path | None, int | None]:
         """The file and line of the construct on template LINE (the unclosed block, for an
         "unexpected end of template"); (None, None) if no construct is known there."""
-        if _END_OF_TEMPLATE in message and (opener := self._unclosed()) is not None:
+        if END_OF_TEMPLATE in message and (opener := self._unclosed()) is not None:
             return opener.origin, opener.line
         for first, last, entry in self.spans:
             if line is not None and first <= line <= last:
@@ -229,11 +232,26 @@ class SourceMap:
         return None, None
 
     def _unclosed(self) -> Protected | None:
-        stack: list[Protected] = []
-        for _, _, entry in self.spans:
-            tag = _analyse(entry.source).tag
-            if tag in _BLOCK_OPENERS:
-                stack.append(entry)
-            elif tag and tag.startswith("end") and stack:
-                stack.pop()
-        return stack[-1] if stack else None
+        return innermost_unclosed((entry.source, entry) for _, _, entry in self.spans)
+
+
+def innermost_unclosed(constructs: Iterable[tuple[str, T]]) -> T | None:
+    """Of (construct, what) pairs in source order, the WHAT of the innermost block left open.
+
+    Jinja reports a missing `{% endif %}` at the end of the template; the writer needs the
+    `{% if %}` it belongs to.
+    """
+    stack: list[T] = []
+    for construct, what in constructs:
+        tag = _analyse(construct).tag
+        if tag in _BLOCK_OPENERS:
+            stack.append(what)
+        elif tag and tag.startswith("end") and stack:
+            stack.pop()
+    return stack[-1] if stack else None
+
+
+def unclosed_line(source: str, first_line: int = 1) -> int | None:
+    """The line of SOURCE's innermost unclosed block tag, if it has one."""
+    constructs = JINJA_CONSTRUCT.finditer(source)
+    return innermost_unclosed((m[0], first_line + source.count("\n", 0, m.start())) for m in constructs)
