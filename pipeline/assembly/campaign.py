@@ -22,7 +22,7 @@ from markupsafe import Markup
 from pipeline.assembly.copy import Copy, load_copy, render_markdown
 from pipeline.assembly.inline import inline_css
 from pipeline.assembly.layout import CampaignScope
-from pipeline.assembly.mjml import compile_mjml, mjml_warnings
+from pipeline.assembly.mjml import check_tags, compile_mjml, mjml_warnings
 from pipeline.assembly.personalize import Links, Personalizer, preview_recipient
 from pipeline.assembly.scope import Protector, SourceMap
 from pipeline.assembly.text import html_to_text
@@ -73,6 +73,7 @@ def assemble(ws: Workspace, name: str) -> Campaign:
         return included[-1]
 
     html = inline_css(compile_mjml(mjml, include=include, sources=scope.sources))
+    check_tags(scope.sources)
     _require_survivors(protector, mjml + "".join(included), html)
     text = html_to_text(html, fallback=fields["preheader"] or fields["subject"])
 

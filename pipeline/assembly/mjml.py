@@ -1,7 +1,7 @@
 """MJML to HTML with mjml-python (MRML), and what MRML does not say: where an error is, and unknown tags.
 
 MRML 1.4.2 reports a parse error as "unable to parse next template in root template", with no
-position, and passes unknown ``mj-*`` tags through without a word. When it fails, each source file
+position, and passes unknown ``mj-*`` tags through without a word (check_tags refuses them). When it fails, each source file
 (the layout, then the partials it loaded) is parsed again on its own with its Jinja blanked out,
 and the failing token is found by parsing ever longer prefixes of that file, so the error names
 the file and line the designer wrote. A newline inside any attribute value comes out of MRML as a
@@ -64,18 +64,27 @@ def fold_attribute_whitespace(markup: str) -> str:
     return _TAG_WITH_ATTRIBUTES.sub(fold_tag, markup)
 
 
+def check_tags(sources: Mapping[Path, str]) -> None:
+    """Refuse an mj-* tag MJML 4 does not have: MRML sends it as literal markup, which clients ignore
+    (a misspelt ``<mj-dividr/>`` is a divider that silently is not there)."""
+    for path, source in sources.items():
+        for match in _MJ_TAG.finditer(source):
+            if match[2] not in KNOWN_TAGS:
+                raise LayoutError(
+                    f"unknown MJML tag <{match[2]}> (MJML 4 has no such element; misspelt?)",
+                    path=path,
+                    line=_line(source, match.start()),
+                )
+
+
 def mjml_warnings(sources: Mapping[Path, str]) -> list[str]:
-    """What MRML accepts silently but a reader would notice: unknown tags, and mj-include in the body."""
+    """What MRML accepts silently but a reader would notice: mj-include in the body."""
     warnings: list[str] = []
     for path, source in sources.items():
         body = source.find("<mj-body")
         for match in _MJ_TAG.finditer(source):
             where = f"{path}:{_line(source, match.start())}"
-            if match[2] not in KNOWN_TAGS:
-                warnings.append(
-                    f"{where}: unknown MJML tag <{match[2]}> is passed through as-is; clients ignore it"
-                )
-            elif match[2] == "mj-include" and not match[1] and 0 <= body < match.start():
+            if match[2] == "mj-include" and not match[1] and 0 <= body < match.start():
                 warnings.append(
                     f"{where}: sections from <mj-include> in mj-body lose the body width (MRML 1.4.2); "
                     "use {% include %} there"
