@@ -59,6 +59,10 @@ class Links:
     view_online_url: str
 
 
+# For renders that check rather than send: nothing signed, nothing that leads anywhere.
+CHECK_LINKS = Links("https://check.invalid/u", "https://check.invalid/p", "https://check.invalid/v")
+
+
 @dataclass(frozen=True)
 class Rendered:
     subject: str

@@ -24,18 +24,19 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.assembly.campaign import Campaign, assemble, check_campaign
-from pipeline.assembly.personalize import Personalizer, Recipient, preview_recipient
+from pipeline.assembly.personalize import CHECK_LINKS, Personalizer, Recipient, Rendered, preview_recipient
 from pipeline.assembly.tracking import recipient_tracking, track_campaign
 from pipeline.audience.contacts import find_contact
 from pipeline.audience.segments import Audience, count_audience, load_audience, stream_audience
 from pipeline.delivery.engine import Tally, display_name, run_worker
 from pipeline.delivery.transports import SendResult, transport_for
 from pipeline.delivery.verdicts import is_retryable
-from pipeline.errors import RunError
+from pipeline.errors import AudienceError, CommsError, RunError, SettingsError, TemplateError
 from pipeline.message.dkim import Signer
 from pipeline.message.mime import MessageBuilder, Outgoing, message_id
 from pipeline.message.urls import recipient_links
 from pipeline.runs.preview import PREVIEW_SECRET
+from pipeline.runs.variables import missing_variables
 from pipeline.storage import outbox
 from pipeline.storage.engines import connect, session
 from pipeline.storage.models import DeliveryStatus, Run, RunStatus, utcnow
@@ -76,18 +77,83 @@ class RunPlan:
 
     campaign: Campaign
     audience: Audience
-    recipients: int
+    recipients: int  # who the run would send to (without those left out)
     transport: str
+    already_received: int = 0  # contacts of the audience who got this campaign in an earlier run
+    again: bool = False  # True: they are sent it again; False: they are left out
 
 
-def plan_run(ws: Workspace, campaign: str, audience: str | None = None) -> RunPlan:
+def plan_run(ws: Workspace, campaign: str, audience: str | None = None, *, again: bool = False) -> RunPlan:
     """Assemble and check CAMPAIGN and count its audience (the copy's own unless AUDIENCE is given)."""
     assembled = assemble(ws, campaign)
     check_campaign(ws, assembled)
     chosen = load_audience(ws, audience or assembled.audience)
     with _database(ws) as engine, session(engine) as db:
         count = count_audience(db, chosen)
-    return RunPlan(assembled, chosen, count, describe_transport(ws.settings))
+        already = outbox.count_already_received(db.connection(), assembled.name, chosen)
+    recipients = count if again else count - already
+    return RunPlan(assembled, chosen, recipients, describe_transport(ws.settings), already, again)
+
+
+class UnfinishedRunError(RunError):
+    """The campaign already has a run to this audience that is not finished: resume or cancel it."""
+
+
+def check_before_run(ws: Workspace, plan: RunPlan, *, allow_empty: bool = False) -> None:
+    """The gates a run must pass before it is created, so a run that cannot go well is never made.
+
+    Each raises a one-line CommsError. Gates of other kinds (content checks, approvals) go
+    beside these, in the same place: start_run and dry_run call this before anything is written.
+    """
+    check_sender(ws.settings, ws)
+    with _database(ws) as engine, engine.connect() as conn:
+        unfinished = outbox.unfinished_runs(conn, plan.campaign.name, plan.audience.name)
+    if unfinished:
+        run = unfinished[0]
+        raise UnfinishedRunError(
+            f"campaign {plan.campaign.name} already has run {run.id} to {plan.audience.name}, which is "
+            f"{run.status}: resume it with `comms runs resume {run.id}` (or cancel it with "
+            f"`comms runs cancel {run.id}`) instead of starting another"
+        )
+    if plan.recipients == 0 and not allow_empty:
+        left_out = f" (all {plan.already_received} already received it; --again sends again)"
+        raise AudienceError(
+            f"audience {plan.audience.name} has no one to send to"
+            f"{left_out if plan.already_received else ''}; --allow-empty creates the run anyway",
+            path=plan.audience.path,
+        )
+    check_variables(ws, plan)
+
+
+def check_sender(settings: Settings, ws: Workspace) -> None:
+    """Build one message for the [preview] contact as a run would, so a bad [sender] address or
+    DKIM key is refused now, naming comms.toml, rather than by every delivery of a run."""
+    try:
+        signer = Signer.from_settings(settings, ws.root)
+        builder = MessageBuilder(settings, campaign="check", department="check", run_id=0, signer=signer)
+        recipient = preview_recipient(settings)
+        builder.build(
+            Rendered("check", "<p>check</p>", "check"),
+            to_email=recipient.email,
+            to_name=display_name(recipient),
+            message_id=message_id(0, "check", settings.sender.from_email.rpartition("@")[2]),
+            links=CHECK_LINKS,
+            delivery_id=None,
+        )
+    except SettingsError:
+        raise
+    except CommsError as exc:
+        raise SettingsError(exc.message, path=ws.relative(ws.root / "comms.toml")) from None
+
+
+def check_variables(ws: Workspace, plan: RunPlan) -> None:
+    """Refuse a run in which some recipients would get an empty value where the copy prints one."""
+    with _database(ws) as engine, session(engine) as db:
+        found = missing_variables(plan.campaign, stream_audience(db, plan.audience))
+    if found:
+        first = found[0]
+        more = f" (and {len(found) - 1} more variables)" if len(found) > 1 else ""
+        raise TemplateError(first.message + more, path=first.path, line=first.line)
 
 
 def start_run(
@@ -101,6 +167,8 @@ def start_run(
     confirm: Callable[[RunPlan], None] | None = None,
     meta: Mapping[str, Any] | None = None,
     paused_reason: str | None = None,
+    again: bool = False,
+    allow_empty: bool = False,
 ) -> Run:
     """Freeze CAMPAIGN and snapshot its audience into a new run that is ready to send (status sending).
 
@@ -108,10 +176,13 @@ def start_run(
     a (SCHEDULE, OCCURRENCE) that already has one is refused with RunError, so a
     scheduled occurrence runs once however often it is triggered. META is kept with
     the run (the daemon keeps a schedule's sending window there); with PAUSED_REASON
-    the run starts paused instead, before any worker can claim from it.
+    the run starts paused instead, before any worker can claim from it. Contacts who
+    got this campaign in an earlier run are left out, unless AGAIN; check_before_run
+    refuses an empty run unless ALLOW_EMPTY. The campaign's warnings are kept in meta.
     """
     ws.settings.secret  # noqa: B018 -- refuse now rather than after the snapshot: links need COMMS_SECRET
-    plan = plan_run(ws, campaign, audience)
+    plan = plan_run(ws, campaign, audience, again=again)
+    check_before_run(ws, plan, allow_empty=allow_empty)
     if confirm is not None:
         confirm(plan)
     tracked, links = track_campaign(plan.campaign, ws.settings)
@@ -133,6 +204,8 @@ def start_run(
             "layout": tracked.layout,
             "transport": plan.transport,
             "message_id_salt": secrets.token_hex(16),
+            "warnings": list(tracked.warnings),
+            "left_out": 0 if again else plan.already_received,
         },
         created_at=now,
     )
@@ -140,7 +213,10 @@ def start_run(
         try:
             with engine.begin() as conn:
                 run_id = outbox.create_run(conn, run)
-                count = outbox.snapshot_audience(conn, run_id, plan.audience, now)
+                leave_out = None if again else tracked.name
+                count = outbox.snapshot_audience(
+                    conn, run_id, plan.audience, now, leave_out_campaign=leave_out
+                )
                 outbox.set_recipient_count(conn, run_id, count)
                 status = RunStatus.sending if paused_reason is None else RunStatus.paused
                 reason = paused_reason or ""
@@ -201,7 +277,20 @@ def dispatch_run(
             finished = sent + failed + skipped + before[DeliveryStatus.cancelled]
             on_progress(Progress(total, sent, failed, skipped, done.get("retried", 0), total - finished))
 
-        stopped = asyncio.run(_dispatch(ws, engine, run_id, progress))
+        try:
+            stopped = asyncio.run(_dispatch(ws, engine, run_id, progress))
+        except BaseException as exc:
+            # Whatever stopped this process's worker, the run is not left `sending` with nobody on it.
+            with engine.begin() as conn:
+                outbox.set_run_status(
+                    conn,
+                    run_id,
+                    RunStatus.paused,
+                    when=[RunStatus.sending],
+                    now=utcnow(),
+                    reason=f"stopped by an error: {exc}"[:1000],
+                )
+            raise
         if stopped:
             with engine.begin() as conn:
                 outbox.set_run_status(
@@ -354,13 +443,21 @@ class DryRunReport:
 _MAX_REPORTED_FAILURES = 20
 
 
-def dry_run(ws: Workspace, campaign: str, audience: str | None = None) -> DryRunReport:
-    """Everything a run does except write it and transmit: every message of the audience is rendered
-    and built, failures are reported, nothing is recorded."""
+def dry_run(
+    ws: Workspace,
+    campaign: str,
+    audience: str | None = None,
+    *,
+    again: bool = False,
+    allow_empty: bool = False,
+) -> DryRunReport:
+    """Everything a run does except write it and transmit: the gates of check_before_run, then
+    every message of the audience is rendered and built, failures are reported, nothing is recorded."""
     settings = ws.settings
     if not settings.secrets:
         settings = settings.model_copy(update={"secrets": [PREVIEW_SECRET]})
-    plan = plan_run(ws, campaign, audience)
+    plan = plan_run(ws, campaign, audience, again=again)
+    check_before_run(ws, plan, allow_empty=allow_empty)
     tracked, _ = track_campaign(plan.campaign, settings)
     personalizer = Personalizer.for_campaign(tracked)
     builder = MessageBuilder(
@@ -419,6 +516,7 @@ def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> list[TestSent]
     sample's when it is not a contact, so a reviewer sees real personalisation.
     """
     settings = ws.settings
+    check_sender(settings, ws)
     assembled = assemble(ws, campaign)
     check_campaign(ws, assembled)
     # Untracked: a test message belongs to no delivery, so tracked links in it would lead nowhere.

@@ -127,13 +127,20 @@ def set_recipient_count(conn: Connection, run_id: int, count: int) -> None:
 # -- the snapshot ----------------------------------------------------------------------------------
 
 
-def snapshot_audience(conn: Connection, run_id: int, audience: Audience, now: datetime) -> int:
+def snapshot_audience(
+    conn: Connection, run_id: int, audience: Audience, now: datetime, *, leave_out_campaign: str | None = None
+) -> int:
     """Copy the audience into the outbox as one queued delivery per contact, in one INSERT ... SELECT.
 
     The database streams the rows itself, so memory does not grow with the audience.
     The address is copied: the run goes to the address the contact had when it started.
+    With LEAVE_OUT_CAMPAIGN, contacts who received (or are queued for) that campaign in an
+    earlier run are left out.
     """
-    contacts = audience_query(audience).subquery()
+    query = audience_query(audience)
+    if leave_out_campaign is not None:
+        query = query.where(~_has_campaign(leave_out_campaign))
+    contacts = query.subquery()
     rows = select(
         literal(run_id, Integer),
         contacts.c.id,
@@ -143,6 +150,35 @@ def snapshot_audience(conn: Connection, run_id: int, audience: Audience, now: da
     conn.execute(insert(D).from_select(["run_id", "contact_id", "email", "next_attempt_at"], rows))
     # Counted rather than taken from rowcount, which psycopg reports as -1 for this statement.
     return int(conn.execute(select(func.count()).where(D.c.run_id == run_id)).scalar_one())
+
+
+# Deliveries that mean a contact has, or is about to have, a campaign's message.
+_RECEIVED = (DeliveryStatus.sent, DeliveryStatus.sending, DeliveryStatus.queued)
+
+
+def _has_campaign(campaign: str) -> Any:
+    """The contact row has a sent, in-flight or queued delivery of CAMPAIGN in some run."""
+    return exists(
+        select(D.c.id)
+        .join(R, R.c.id == D.c.run_id)
+        .where(D.c.contact_id == C.c.id, R.c.campaign == campaign, D.c.status.in_(_RECEIVED))
+    )
+
+
+def count_already_received(conn: Connection, campaign: str, audience: Audience) -> int:
+    """How many contacts of AUDIENCE already received (or are queued for) CAMPAIGN."""
+    query = audience_query(audience).where(_has_campaign(campaign))
+    counted = query.with_only_columns(func.count(C.c.id)).order_by(None)
+    return int(conn.execute(counted).scalar_one())
+
+
+def unfinished_runs(conn: Connection, campaign: str, audience: str) -> list[Run]:
+    """Runs of CAMPAIGN to AUDIENCE that are still sending or paused (resume them, or cancel)."""
+    statuses = (RunStatus.planned, *_ACTIVE)
+    rows = conn.execute(
+        select(R).where(R.c.campaign == campaign, R.c.audience == audience, R.c.status.in_(statuses))
+    ).mappings()
+    return [Run.model_validate(dict(row)) for row in rows.all()]
 
 
 # -- claiming --------------------------------------------------------------------------------------
