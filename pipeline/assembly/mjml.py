@@ -4,9 +4,9 @@ MRML 1.4.2 reports a parse error as "unable to parse next template in root templ
 position, and passes unknown ``mj-*`` tags through without a word (check_tags refuses them). When
 it fails, each source file (the layout, then the partials it loaded) is parsed again on its own
 with its Jinja blanked out, and the failing token is found by parsing ever longer prefixes of
-that file, so the error names the file and line the designer wrote. A newline inside any attribute value comes out of MRML as a
-literal backslash-n (and browsers then drop the CSS after it), so attribute whitespace is folded
-to single spaces first.
+that file, so the error names the file and line the designer wrote. A newline inside any
+attribute value comes out of MRML as a literal backslash-n (and browsers then drop the CSS after
+it), so attribute whitespace is folded to single spaces first.
 """
 
 from __future__ import annotations

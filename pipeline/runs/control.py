@@ -99,6 +99,10 @@ class UnfinishedRunError(RunError):
     """The campaign already has a run to this audience that is not finished: resume or cancel it."""
 
 
+class OccurrenceTaken(RunError):
+    """A schedule's occurrence already has its run (it runs once, however often it is triggered)."""
+
+
 def check_before_run(ws: Workspace, plan: RunPlan, *, allow_empty: bool = False) -> None:
     """The gates a run must pass before it is created, so a run that cannot go well is never made.
 
@@ -173,7 +177,7 @@ def start_run(
     """Freeze CAMPAIGN and snapshot its audience into a new run that is ready to send (status sending).
 
     CONFIRM sees the plan before anything is written and aborts by raising. A run for
-    a (SCHEDULE, OCCURRENCE) that already has one is refused with RunError, so a
+    a (SCHEDULE, OCCURRENCE) that already has one is refused with OccurrenceTaken, so a
     scheduled occurrence runs once however often it is triggered. META is kept with
     the run (the daemon keeps a schedule's sending window there); with PAUSED_REASON
     the run starts paused instead, before any worker can claim from it. Contacts who
@@ -224,7 +228,7 @@ def start_run(
         except IntegrityError:
             if schedule is None:
                 raise
-            raise RunError(f"schedule {schedule} already has a run for {occurrence}") from None
+            raise OccurrenceTaken(f"schedule {schedule} already has a run for {occurrence}") from None
         return _get(engine, run_id)
 
 
@@ -509,11 +513,12 @@ class TestSent:
     result: SendResult
 
 
-def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> list[TestSent]:
+def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> tuple[list[TestSent], tuple[str, ...]]:
     """Send CAMPAIGN to the addresses TO only, "[TEST]" before the subject, recorded nowhere.
 
     Each address gets the message its stored contact would get, or the [preview]
     sample's when it is not a contact, so a reviewer sees real personalisation.
+    Returns what was sent, and the campaign's warnings (as preview shows them).
     """
     settings = ws.settings
     check_sender(settings, ws)
@@ -545,7 +550,7 @@ def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> list[TestSent]
                 test=True,
             )
             messages.append((address, "contact" if contact else "preview", outgoing))
-    return asyncio.run(_send_tests(ws, messages))
+    return asyncio.run(_send_tests(ws, messages)), assembled.warnings
 
 
 async def _send_tests(ws: Workspace, messages: list[tuple[str, str, Outgoing]]) -> list[TestSent]:

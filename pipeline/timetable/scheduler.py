@@ -29,8 +29,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.assembly.copy import load_copy
-from pipeline.errors import CommsError, RunError
-from pipeline.runs.control import start_run
+from pipeline.errors import CommsError
+from pipeline.runs.control import OccurrenceTaken, start_run
 from pipeline.service.logs import log_event
 from pipeline.storage import outbox
 from pipeline.storage.engines import connect
@@ -89,8 +89,11 @@ def fire(
             occurrence=occurrence,
             meta=meta,
             paused_reason=WINDOW_CLOSED if closed else None,
+            # A recurring schedule sends each occurrence to everyone; a one-off leaves out
+            # contacts who already received the campaign, as `comms send` does.
+            again=cron is not None,
         )
-    except RunError:
+    except OccurrenceTaken:
         log_event(log, "occurrence.already_run", schedule=schedule, occurrence=occurrence)
         return
     except CommsError as exc:
@@ -115,6 +118,8 @@ def fire(
         recipients=run.recipient_count,
         status=run.status,
     )
+    for warning in run.meta.get("warnings", []):  # what preview and `comms send` show
+        log_event(log, "run.warning", level=logging.WARNING, run=run.id, schedule=schedule, warning=warning)
 
 
 def record_unstarted(
