@@ -27,7 +27,7 @@ from pipeline.assembly.campaign import Campaign, assemble, check_campaign
 from pipeline.assembly.personalize import CHECK_LINKS, Personalizer, Recipient, Rendered, preview_recipient
 from pipeline.assembly.tracking import recipient_tracking, track_campaign
 from pipeline.audience.contacts import find_contact
-from pipeline.audience.segments import Audience, count_audience, load_audience, stream_audience
+from pipeline.audience.segments import Audience, count_audience, load_audience, stream_audience, stream_people
 from pipeline.delivery.engine import Tally, display_name, run_worker
 from pipeline.delivery.transports import SendResult, transport_for
 from pipeline.delivery.verdicts import is_retryable
@@ -153,7 +153,7 @@ def check_sender(settings: Settings, ws: Workspace) -> None:
 def check_variables(ws: Workspace, plan: RunPlan) -> None:
     """Refuse a run in which some recipients would get an empty value where the copy prints one."""
     with _database(ws) as engine, session(engine) as db:
-        found = missing_variables(plan.campaign, stream_audience(db, plan.audience))
+        found = missing_variables(plan.campaign, stream_people(db, plan.audience))
     if found:
         first = found[0]
         more = f" (and {len(found) - 1} more variables)" if len(found) > 1 else ""

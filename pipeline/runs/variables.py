@@ -23,7 +23,6 @@ from jinja2 import ChainableUndefined, UndefinedError
 from pipeline.assembly.campaign import Campaign
 from pipeline.assembly.names import Namespace
 from pipeline.assembly.personalize import CHECK_LINKS, PART_FILES, Personalizer, Recipient
-from pipeline.storage.models import Contact
 
 EXAMPLES = 3
 
@@ -113,9 +112,10 @@ def _recording(tally: _Tally) -> type[ChainableUndefined]:
     return Recording
 
 
-def missing_variables(campaign: Campaign, contacts: Iterable[Contact]) -> list[MissingVariable]:
-    """Render CAMPAIGN's recipient scope for each of CONTACTS (an iterator: nothing is kept but the
-    counts) and return the variables some of them lack, most often missing first."""
+def missing_variables(campaign: Campaign, contacts: Iterable[Any]) -> list[MissingVariable]:
+    """Render CAMPAIGN's recipient scope for each of CONTACTS (anything with a contact's fields, such
+    as segments.stream_people rows; an iterator: nothing is kept but the counts) and return the
+    variables some of them lack, most often missing first."""
     tally = _Tally()
     personalizer = Personalizer.for_campaign(campaign, undefined=_recording(tally))
     tally.personalizer = personalizer

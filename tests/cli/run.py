@@ -10,10 +10,14 @@ from pathlib import Path
 COMMS = [sys.executable, "-c", "from pipeline.cli import main; main()"]
 
 
-def comms(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def comms(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     full_env.pop("COMMS_WORKSPACE", None)
-    return subprocess.run([*COMMS, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [*COMMS, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120, input=input
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:

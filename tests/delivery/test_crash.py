@@ -91,7 +91,7 @@ def test_sigterm_finishes_in_flight_pauses_the_run_and_exits_cleanly(
     smtp.wait_for(40, timeout_s=60)
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=30)
-    assert process.returncode == 0
+    assert process.returncode == 2  # paused
 
     run = _only_run(engine)
     assert run.status == RunStatus.paused
@@ -109,3 +109,34 @@ def test_sigterm_finishes_in_flight_pauses_the_run_and_exits_cleanly(
     received = _message_ids_by_recipient(smtp)
     assert set(received) == set(emails)
     assert len(smtp.messages) == 300  # a clean stop leaves nothing to send twice
+
+
+def test_a_second_send_after_a_kill_refuses_and_names_the_run_to_resume(
+    ws_root: Path, engine: Engine, add_contacts, smtp: SmtpServer
+) -> None:
+    emails = add_contacts(200)
+    process = _start_sending(ws_root, smtp, 200)
+    smtp.wait_for(40, timeout_s=60)
+    process.kill()
+    process.communicate(timeout=30)
+    interrupted = _only_run(engine)
+    assert interrupted.status == RunStatus.sending
+
+    second = subprocess.run(_comms(ws_root, "send", CAMPAIGN, "--yes"), env=_env(), capture_output=True)
+
+    assert second.returncode == 1
+    error = second.stderr.decode()
+    assert f"already has run {interrupted.id} to customers" in error
+    assert f"comms runs resume {interrupted.id}" in error
+    assert _only_run(engine).id == interrupted.id  # no second run beside it
+    resumed = subprocess.run(
+        _comms(ws_root, "runs", "resume", str(interrupted.id)), env=_env(), capture_output=True, timeout=120
+    )
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    after = len(smtp.messages)
+    third = subprocess.run(_comms(ws_root, "send", CAMPAIGN, "--yes"), env=_env(), capture_output=True)
+    assert third.returncode == 1 and b"all 200 already received it" in third.stderr
+    assert len(smtp.messages) == after
+    received = _message_ids_by_recipient(smtp)
+    assert set(received) == set(emails)
+    assert all(len(ids) == 1 for ids in received.values())  # nobody got two different messages
