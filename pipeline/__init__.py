@@ -1,57 +1,59 @@
 """comms: email campaigns as code.
 
-The library's public face. The `comms` command (pipeline.cli) is a thin shell over these
-names, and so are the scheduler and the tests; everything else in the package is private.
+The library's public face. The `comms` command (pipeline.cli) is a thin shell over these names,
+and so are the scheduler and the tests; everything else in the package is private. The names are
+imported lazily (PEP 562): `import pipeline` costs nothing until one is used, so a command that
+needs none of SQLAlchemy, Jinja or MJML (`comms --help`) does not load them.
 """
 
-from pipeline.assembly.campaign import Campaign, assemble, check_campaign
-from pipeline.audience.importer import ImportSummary, import_contacts
-from pipeline.audience.segments import Audience, count_audience, load_audience, stream_audience
-from pipeline.errors import CommsError
-from pipeline.runs.control import (
-    cancel_run,
-    dispatch_run,
-    dry_run,
-    list_runs,
-    pause_run,
-    resume_run,
-    retry_run,
-    show_run,
-    start_run,
-    test_send,
-)
-from pipeline.runs.preview import PreviewResult, preview_campaign
-from pipeline.storage.engines import connect, upgrade
-from pipeline.workspace.folders import Workspace
-from pipeline.workspace.init import init_workspace
-from pipeline.workspace.settings import Settings
+from __future__ import annotations
 
-__all__ = [
-    "Audience",
-    "Campaign",
-    "CommsError",
-    "ImportSummary",
-    "PreviewResult",
-    "Settings",
-    "Workspace",
-    "assemble",
-    "cancel_run",
-    "check_campaign",
-    "connect",
-    "count_audience",
-    "dispatch_run",
-    "dry_run",
-    "import_contacts",
-    "init_workspace",
-    "list_runs",
-    "load_audience",
-    "pause_run",
-    "preview_campaign",
-    "resume_run",
-    "retry_run",
-    "show_run",
-    "start_run",
-    "stream_audience",
-    "test_send",
-    "upgrade",
-]
+from importlib import import_module
+from typing import Any
+
+# Each public name and the module that defines it.
+_WHERE = {
+    "Audience": "pipeline.audience.segments",
+    "Campaign": "pipeline.assembly.campaign",
+    "CommsError": "pipeline.errors",
+    "ImportSummary": "pipeline.audience.importer",
+    "PreviewResult": "pipeline.runs.preview",
+    "Settings": "pipeline.workspace.settings",
+    "Workspace": "pipeline.workspace.folders",
+    "assemble": "pipeline.assembly.campaign",
+    "cancel_run": "pipeline.runs.control",
+    "check_campaign": "pipeline.assembly.campaign",
+    "connect": "pipeline.storage.engines",
+    "count_audience": "pipeline.audience.segments",
+    "dispatch_run": "pipeline.runs.control",
+    "dry_run": "pipeline.runs.control",
+    "import_contacts": "pipeline.audience.importer",
+    "init_workspace": "pipeline.workspace.init",
+    "list_runs": "pipeline.runs.control",
+    "load_audience": "pipeline.audience.segments",
+    "pause_run": "pipeline.runs.control",
+    "preview_campaign": "pipeline.runs.preview",
+    "resume_run": "pipeline.runs.control",
+    "retry_run": "pipeline.runs.control",
+    "show_run": "pipeline.runs.control",
+    "start_run": "pipeline.runs.control",
+    "stream_audience": "pipeline.audience.segments",
+    "test_send": "pipeline.runs.control",
+    "upgrade": "pipeline.storage.engines",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _WHERE[name]
+    except KeyError:
+        raise AttributeError(f"module 'pipeline' has no attribute {name!r}") from None
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # the next look-up is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

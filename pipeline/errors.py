@@ -13,9 +13,7 @@
     │   └── SchemaOutdated          "run `comms db upgrade`"
     ├── ContactError                a contact or import row is wrong
     ├── RunError                    a run cannot be started, paused, resumed...
-    └── TransportError              a message could not be handed over at all
-        ├── TransportTemporary (also ConnectionError)  retry later
-        └── TransportPermanent                         do not retry
+    └── TransportError              a mail server (IMAP for bounces) could not be reached or refused
 
 Every error renders as one line: ``path:line: message`` where a location is known.
 """
@@ -91,17 +89,6 @@ class RunError(CommsError):
     pass
 
 
-class TransportError(CommsError):
-    """A failure to hand a message over; ``code`` is the SMTP reply code where there was one."""
-
-    def __init__(self, message: str, *, code: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class TransportTemporary(TransportError, ConnectionError):
-    pass
-
-
-class TransportPermanent(TransportError):
-    pass
+class TransportError(CommsError, ConnectionError):
+    """A mail server could not be reached or answered wrong. Sending never raises it: a transport's
+    per-message outcome is a SendResult (pipeline.types), so one bad message never stops a run."""

@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 
 from pipeline.assembly.campaign import assemble
-from pipeline.assembly.personalize import Personalizer, Recipient
-from pipeline.message.mime import MessageBuilder, message_id
+from pipeline.assembly.personalize import Personalizer
+from pipeline.message.headers import message_id
+from pipeline.message.mime import MessageBuilder
 from pipeline.message.urls import recipient_links
+from pipeline.types import Recipient
 from pipeline.workspace.folders import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,7 +51,7 @@ def main() -> None:
     started = time.perf_counter()
     campaign = assemble(ws, name)
     assembled_s = time.perf_counter() - started
-    personalizer = Personalizer.for_campaign(campaign)
+    personalizer = Personalizer(campaign.templates)
     builder = MessageBuilder(ws.settings, campaign=name, department=campaign.department, run_id=1)
     domain = ws.settings.sender.from_email.rpartition("@")[2]
 

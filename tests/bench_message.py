@@ -17,10 +17,11 @@ import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from pipeline.assembly.personalize import Rendered
 from pipeline.message.dkim import SIGNED_HEADERS, Signer
-from pipeline.message.mime import MessageBuilder, message_id
+from pipeline.message.headers import message_id
+from pipeline.message.mime import MessageBuilder
 from pipeline.message.urls import recipient_links
+from pipeline.types import Rendered
 from pipeline.workspace.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -86,7 +86,7 @@ def _workspace(root: Path, port: int, connections: int, database: str | None, dk
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     from pipeline.workspace.init import init_workspace
-    from tests.delivery.conftest import configure
+    from tests.support.workspace import configure
 
     init_workspace(root)
     url = database or f"sqlite:///{root / 'comms.db'}"
@@ -176,16 +176,18 @@ def _pipeline(root: str, results: multiprocessing.Queue) -> None:
 def _sample_message(root: Path) -> bytes:
     """One message of the campaign as the pipeline builds it, for the ceiling to send as is."""
     from pipeline.assembly.campaign import assemble
-    from pipeline.assembly.personalize import Personalizer, Recipient
-    from pipeline.assembly.tracking import recipient_tracking, track_campaign
-    from pipeline.message.mime import MessageBuilder, message_id
-    from pipeline.message.urls import recipient_links
+    from pipeline.assembly.personalize import Personalizer
+    from pipeline.assembly.tracking import track_campaign
+    from pipeline.message.headers import message_id
+    from pipeline.message.mime import MessageBuilder
+    from pipeline.message.urls import recipient_links, recipient_tracking
+    from pipeline.types import Recipient
     from pipeline.workspace.folders import Workspace
 
     ws = Workspace.open(root)
     campaign, _ = track_campaign(assemble(ws, CAMPAIGN), ws.settings)
     links = recipient_links(ws.settings, 1)
-    rendered = Personalizer.for_campaign(campaign).render(
+    rendered = Personalizer(campaign.templates).render(
         Recipient("person0@example.com", "First0", "Last0", attributes={"company": "Company 0"}),
         links,
         recipient_tracking(ws.settings, 1),

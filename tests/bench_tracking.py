@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 from pipeline.assembly.campaign import assemble
-from pipeline.assembly.personalize import Personalizer, Recipient
-from pipeline.assembly.tracking import recipient_tracking, track_campaign
-from pipeline.message.urls import recipient_links
+from pipeline.assembly.personalize import Personalizer
+from pipeline.assembly.tracking import track_campaign
+from pipeline.message.urls import recipient_links, recipient_tracking
+from pipeline.types import Recipient
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import load_settings
 
@@ -35,7 +36,7 @@ def main() -> None:
     people = [Recipient(f"person{i}@example.com", first_name=f"Name{i}") for i in range(args.recipients)]
     print(f"{args.campaign}: {len(links)} tracked links, {len(tracked.html) // 1024} KB HTML")
     for label, source, track in (("untracked", campaign, False), ("tracked", tracked, True)):
-        personalizer = Personalizer.for_campaign(source)
+        personalizer = Personalizer(source.templates)
         start = time.perf_counter()
         for delivery_id, person in enumerate(people, start=1):
             extra = recipient_tracking(settings, delivery_id) if track else None

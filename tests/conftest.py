@@ -17,6 +17,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from pipeline.workspace.init import init_workspace
+from tests.support.smtp_server import SmtpServer
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that accepts everything and keeps it."""
+    with SmtpServer() as server:
+        yield server
 
 
 @pytest.fixture

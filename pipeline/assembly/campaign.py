@@ -23,10 +23,11 @@ from pipeline.assembly.copy import Copy, load_copy, render_markdown
 from pipeline.assembly.inline import inline_css
 from pipeline.assembly.layout import CampaignScope
 from pipeline.assembly.mjml import check_tags, compile_mjml, mjml_warnings
-from pipeline.assembly.personalize import Links, Personalizer, preview_recipient
+from pipeline.assembly.personalize import Personalizer, preview_recipient
 from pipeline.assembly.scope import Protector, SourceMap
 from pipeline.assembly.text import html_to_text
 from pipeline.errors import LayoutError, TemplateError
+from pipeline.types import Links, Templates
 from pipeline.workspace.folders import Workspace
 
 # Gmail shows "[Message clipped]" past this much HTML.
@@ -50,6 +51,10 @@ class Campaign:
     warnings: tuple[str, ...]
     # Per part ("subject", "html", "text"): where its per-recipient constructs were written.
     origins: Mapping[str, SourceMap] = field(default_factory=dict, compare=False)
+
+    @property
+    def templates(self) -> Templates:
+        return Templates(self.subject, self.html, self.text)
 
 
 def assemble(ws: Workspace, name: str) -> Campaign:
@@ -82,7 +87,7 @@ def assemble(ws: Workspace, name: str) -> Campaign:
     text_template, text_origins = protector.to_recipient_template(text)
     origins = {"subject": subject_origins, "html": html_origins, "text": text_origins}
     # A broken per-recipient tag fails now, naming where it was written, not per recipient.
-    Personalizer(subject, html_template, text_template, origins=origins)
+    Personalizer(Templates(subject, html_template, text_template), origins=origins)
     warnings = mjml_warnings(scope.sources)
     if text == (fields["preheader"] or fields["subject"]):
         warnings.append(f"{copy.path}: the HTML has no text, so the plain-text part is only the preheader")
@@ -111,7 +116,7 @@ def check_campaign(ws: Workspace, campaign: Campaign) -> None:
     recipient = preview_recipient(ws.settings)
     base = ws.settings.tracking.base_url.rstrip("/")
     links = Links(f"{base}/u/preview", f"{base}/p/preview", f"{base}/v/preview")
-    personalizer = Personalizer.for_campaign(campaign, strict=True)
+    personalizer = Personalizer(campaign.templates, strict=True, origins=campaign.origins)
     try:
         personalizer.render(recipient, links)
     except (jinja2.TemplateError, TypeError, ValueError, AttributeError, LookupError) as exc:

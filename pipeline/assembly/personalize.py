@@ -13,61 +13,19 @@ from __future__ import annotations
 import re
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jinja2 import ChainableUndefined, Environment, Template, TemplateSyntaxError, Undefined
 
 from pipeline.assembly.names import NamedUndefined, Namespace, Sandbox
 from pipeline.assembly.scope import SourceMap
 from pipeline.errors import TemplateError
+from pipeline.types import Links, Recipient, Rendered, Templates
 from pipeline.workspace.settings import Settings
-
-if TYPE_CHECKING:
-    from pipeline.assembly.campaign import Campaign
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """What recipient-scope templates see as `contact`."""
-
-    email: str
-    first_name: str | None = None
-    last_name: str | None = None
-    locale: str | None = None
-    timezone: str | None = None
-    attributes: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, person: Any) -> Recipient:
-        """From anything with a person's fields: a stored Contact, or the [preview] sample."""
-        return cls(
-            email=person.email,
-            first_name=person.first_name,
-            last_name=person.last_name,
-            locale=person.locale,
-            timezone=person.timezone,
-            attributes=dict(person.attributes),
-        )
-
-
-@dataclass(frozen=True)
-class Links:
-    unsubscribe_url: str
-    preferences_url: str
-    view_online_url: str
-
 
 # For renders that check rather than send: nothing signed, nothing that leads anywhere.
 CHECK_LINKS = Links("https://check.invalid/u", "https://check.invalid/p", "https://check.invalid/v")
-
-
-@dataclass(frozen=True)
-class Rendered:
-    subject: str
-    html: str
-    text: str
 
 
 def _blank_none(value: Any) -> Any:
@@ -84,15 +42,13 @@ _PART_NAMES = {"subject": "subject", "html": "HTML part", "text": "text part"}
 class Personalizer:
     """Compiled once per run (Jinja compiles to Python code); render() is the per-recipient hot path.
 
-    ORIGINS (a Campaign's) map template lines back to the files the writer edits; UNDEFINED
+    ORIGINS (a Campaign's ``origins``) map template lines back to the files the writer edits; UNDEFINED
     replaces the undefined of sending (lenient) or of STRICT (the [preview] check).
     """
 
     def __init__(
         self,
-        subject: str,
-        html: str,
-        text: str,
+        templates: Templates,
         *,
         strict: bool = False,
         origins: Mapping[str, SourceMap] | None = None,
@@ -106,22 +62,9 @@ class Personalizer:
             "finalize": _blank_none,
         }
         plain = Sandbox(autoescape=False, **options)
-        self._subject = self._compile(plain, subject, "subject")
-        self._html = self._compile(Sandbox(autoescape=True, **options), html, "html")
-        self._text = self._compile(plain, text, "text")
-
-    @classmethod
-    def for_campaign(
-        cls, campaign: Campaign, *, strict: bool = False, undefined: type[Undefined] | None = None
-    ) -> Personalizer:
-        return cls(
-            campaign.subject,
-            campaign.html,
-            campaign.text,
-            strict=strict,
-            origins=campaign.origins,
-            undefined=undefined,
-        )
+        self._subject = self._compile(plain, templates.subject, "subject")
+        self._html = self._compile(Sandbox(autoescape=True, **options), templates.html, "html")
+        self._text = self._compile(plain, templates.text, "text")
 
     def render(self, recipient: Recipient, links: Links, tracking: object | None = None) -> Rendered:
         """TRACKING is the delivery's assembly.tracking.RecipientTracking when the run tracks clicks/opens."""

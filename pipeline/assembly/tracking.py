@@ -1,10 +1,10 @@
-"""Click and open tracking put into a campaign's HTML once per run, and the per-recipient URLs it calls for.
+"""Click and open tracking put into a campaign's HTML once per run (per-recipient URLs: message/urls.py).
 
 At run start every tracked ``<a href>`` of the campaign's final recipient-scope HTML becomes
 ``{{ tracking.click(N) }}`` and an open pixel ``{{ tracking.open_url }}`` goes before ``</body>``;
 the original hrefs are kept, in order, as the run's link list (``Run.meta["links"]``), which is the
 only place the click endpoint ever takes a redirect target from. Per recipient the only extra work
-is one short HMAC per link the message shows (``RecipientTracking`` mints them on demand).
+is one short HMAC per link the message shows (``message.urls.RecipientTracking`` mints them on demand).
 
 Which links are tracked: an href that starts with a literal ``http://`` or ``https://`` and whose
 host is literal text. Links to the tracking server itself (unsubscribe, preferences, view online are
@@ -29,9 +29,9 @@ from functools import lru_cache
 from urllib.parse import parse_qsl, quote
 
 from pipeline.assembly.campaign import Campaign
-from pipeline.assembly.personalize import Links, Personalizer, Recipient
+from pipeline.assembly.personalize import Personalizer
 from pipeline.assembly.scope import JINJA_CONSTRUCT
-from pipeline.message.tokens import make_token
+from pipeline.types import Links, Recipient, Templates
 from pipeline.workspace.settings import Settings
 
 # An href attribute of an <a> or <area> tag: group 1 is everything before the value, group 2 its
@@ -84,7 +84,7 @@ def safe_target(url: str) -> str | None:
 
 @lru_cache(maxsize=512)
 def _compiled_link(template: str) -> Personalizer:
-    return Personalizer(template, "", "")
+    return Personalizer(Templates(template, "", ""))
 
 
 def render_link(template: str, recipient: Recipient, links: Links) -> str:
@@ -144,28 +144,3 @@ def track_campaign(campaign: Campaign, settings: Settings) -> tuple[Campaign, tu
         campaign.html, utm=utm, track=campaign.tracking, own_base_url=settings.tracking.base_url
     )
     return replace(campaign, html=tracked.html), tracked.links
-
-
-class RecipientTracking:
-    """What recipient-scope templates see as `tracking`: one delivery's click and open URLs.
-
-    Tokens are minted only when the template asks, so a recipient costs one HMAC per link shown.
-    """
-
-    __slots__ = ("_base", "_delivery_id", "_secret")
-
-    def __init__(self, base_url: str, secret: bytes, delivery_id: int) -> None:
-        self._base = base_url.rstrip("/")
-        self._secret = secret
-        self._delivery_id = delivery_id
-
-    def click(self, index: int) -> str:
-        return f"{self._base}/c/{make_token(self._secret, 'c', self._delivery_id, index)}"
-
-    @property
-    def open_url(self) -> str:
-        return f"{self._base}/o/{make_token(self._secret, 'o', self._delivery_id)}.gif"
-
-
-def recipient_tracking(settings: Settings, delivery_id: int) -> RecipientTracking:
-    return RecipientTracking(settings.tracking.base_url, settings.secret, delivery_id)

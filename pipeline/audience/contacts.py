@@ -29,10 +29,10 @@ from pipeline.storage.models import (
     MailingList,
     Subscription,
     Suppression,
-    SuppressionReason,
     email_hash,
     utcnow,
 )
+from pipeline.types import SuppressionReason
 
 # Contact columns a CSV or an audience names directly; every other name is an attribute.
 PERSONAL_FIELDS = ("first_name", "last_name", "locale", "timezone")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.cli import assemble, contacts, daemon, dispatch, tracking
 from pipeline.errors import CommsError
@@ -26,7 +25,7 @@ def _one_line(exc: BaseException) -> str | None:
         return _one_line(exc.exceptions[0])  # a worker's task group wraps what went wrong
     if isinstance(exc, CommsError):
         return str(exc)
-    if isinstance(exc, SQLAlchemyError):
+    if _is_database_error(exc):
         # The driver's first line says what happened (locked, refused, gone); the rest is SQL.
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         return f"database: {detail[0] if detail else type(exc).__name__}"
@@ -34,6 +33,12 @@ def _one_line(exc: BaseException) -> str | None:
         where = f"{exc.filename}: " if exc.filename else ""
         return f"{where}{exc.strerror or exc}"
     return None
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    """SQLAlchemy's errors, without importing SQLAlchemy for commands that never load it."""
+    loaded = sys.modules.get("sqlalchemy.exc")
+    return loaded is not None and isinstance(exc, loaded.SQLAlchemyError)
 
 
 def main() -> None:
@@ -45,7 +50,7 @@ def main() -> None:
     """
     try:
         app()
-    except (CommsError, SQLAlchemyError, OSError, BaseExceptionGroup) as exc:
+    except (Exception, BaseExceptionGroup) as exc:
         message = _one_line(exc)
         if message is None:
             raise

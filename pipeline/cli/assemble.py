@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from pipeline.cli.common import WorkspaceOption, console, err_console, open_workspace
 from pipeline.errors import CommsError, RunError
-from pipeline.runs.preview import PreviewResult, preview_campaign
-from pipeline.workspace.init import init_workspace
+
+if TYPE_CHECKING:
+    from pipeline.runs.preview import PreviewResult
 
 
 def register(app: typer.Typer) -> None:
@@ -19,9 +20,19 @@ def register(app: typer.Typer) -> None:
     app.command("preview")(preview)
 
 
-def init(directory: Annotated[Path, typer.Argument(help="Folder for the new workspace.")]) -> None:
-    """Create a new campaigns workspace from the built-in sample."""
-    created = init_workspace(directory)
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder for the new workspace.")],
+    blank: Annotated[
+        bool, typer.Option("--blank", help="Neutral placeholders: no sample brand, people or live schedules.")
+    ] = False,
+) -> None:
+    """Create a new campaigns workspace from the built-in sample (or a blank one).
+
+    Example: comms init campaigns && cd campaigns && comms preview --all
+    """
+    from pipeline.workspace.init import init_workspace
+
+    created = init_workspace(directory, blank=blank)
     console.print(f"Created workspace in {directory}:")
     for path in created:
         console.print(f"  {path.relative_to(directory)}")
@@ -39,6 +50,8 @@ def preview(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Write one recipient's message as .html, .txt and .eml, and print what a reviewer checks."""
+    from pipeline.runs.preview import preview_campaign
+
     ws = open_workspace(workspace)
     if all_campaigns == (campaign is not None):
         raise RunError("name one campaign, or give --all")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from pipeline.workspace.folders import Workspace
+if TYPE_CHECKING:
+    from pipeline.workspace.folders import Workspace
 
 WorkspaceOption = Annotated[
     Path | None,
@@ -26,4 +27,7 @@ err_console = Console(stderr=True)
 
 
 def open_workspace(path: Path | None) -> Workspace:
+    """The workspace, loaded when a command runs: `comms --help` needs neither it nor pydantic."""
+    from pipeline.workspace.folders import Workspace
+
     return Workspace.open(path)

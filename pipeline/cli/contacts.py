@@ -7,22 +7,21 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy import Engine
 
-from pipeline.audience.contacts import erase, report, suppress, unsuppress
-from pipeline.audience.exporter import export_contacts
-from pipeline.audience.importer import ImportSummary, import_contacts
-from pipeline.audience.segments import audience_names, count_audience, explain, load_audience, stream_audience
 from pipeline.cli.common import WorkspaceOption, console, err_console, open_workspace
 from pipeline.errors import AudienceError, ContactError
-from pipeline.storage.engines import connect, display_url, make_engine, schema_status, session, upgrade
-from pipeline.storage.models import SuppressionReason
+from pipeline.types import SuppressionReason
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from pipeline.audience.importer import ImportSummary
 
 db_app = typer.Typer(help="The contact database: schema upgrades and status.", no_args_is_help=True)
 contacts_app = typer.Typer(help="Import, export, look up and erase contacts.", no_args_is_help=True)
@@ -41,6 +40,8 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _database(workspace: Path | None) -> Iterator[Engine]:
+    from pipeline.storage.engines import connect
+
     engine = connect(open_workspace(workspace).settings)
     try:
         yield engine
@@ -54,6 +55,8 @@ def _database(workspace: Path | None) -> Iterator[Engine]:
 @db_app.command("upgrade")
 def db_upgrade(workspace: WorkspaceOption = None) -> None:
     """Bring the database to the schema this version of comms needs (creates it if new)."""
+    from pipeline.storage.engines import upgrade
+
     url = open_workspace(workspace).settings.database.url
     before = upgrade(url)
     if before.up_to_date:
@@ -65,6 +68,8 @@ def db_upgrade(workspace: WorkspaceOption = None) -> None:
 @db_app.command("status")
 def db_status(workspace: WorkspaceOption = None) -> None:
     """Show which database is configured and whether its schema is current."""
+    from pipeline.storage.engines import display_url, make_engine, schema_status
+
     engine = make_engine(open_workspace(workspace).settings.database.url)
     try:
         status = schema_status(engine)
@@ -106,6 +111,8 @@ def contacts_import(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Import contacts from a CSV file; bad rows are set aside with their line number and reason."""
+    from pipeline.audience.importer import import_contacts
+
     if not file.is_file():
         raise ContactError("no such file", path=file)
     rejects_path = rejects or file.with_name(f"{file.stem}.rejects.csv")
@@ -147,6 +154,10 @@ def contacts_export(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Write contacts as CSV (spreadsheet-safe; the importer reads it back)."""
+    from pipeline.audience.exporter import export_contacts
+    from pipeline.audience.segments import load_audience
+    from pipeline.storage.engines import session
+
     ws = open_workspace(workspace)
     chosen = load_audience(ws, audience) if audience is not None else None
     with _database(workspace) as engine, session(engine) as current:
@@ -167,6 +178,9 @@ def contacts_show(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Everything stored about one address: fields, lists, suppression, deliveries and events."""
+    from pipeline.audience.contacts import report
+    from pipeline.storage.engines import session
+
     with _database(workspace) as engine, session(engine) as current:
         found = report(current, email)
     data = found.as_dict()
@@ -204,6 +218,9 @@ def contacts_delete(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Erase a person: their data goes, a hashed suppression keeps them from being mailed again."""
+    from pipeline.audience.contacts import erase
+    from pipeline.storage.engines import session
+
     if not yes:
         typer.confirm(f"Erase everything stored about {email}?", abort=True)
     with _database(workspace) as engine, session(engine) as current:
@@ -218,6 +235,10 @@ def suppress_command(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Stop all mail to an address (kept even if the contact is re-imported)."""
+    from pipeline.audience.contacts import suppress
+    from pipeline.storage.engines import session
+    from pipeline.types import SuppressionReason
+
     if reason is SuppressionReason.erased:
         raise ContactError("use `comms contacts delete` to erase a person")
     with _database(workspace) as engine, session(engine) as current:
@@ -230,6 +251,9 @@ def unsuppress_command(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Lift a suppression."""
+    from pipeline.audience.contacts import unsuppress
+    from pipeline.storage.engines import session
+
     with _database(workspace) as engine, session(engine) as current:
         lifted = unsuppress(current, email)
     if not lifted:
@@ -243,6 +267,8 @@ def unsuppress_command(
 @audience_app.command("list")
 def audience_list(workspace: WorkspaceOption = None) -> None:
     """The audiences in audiences/*.toml, with their lists and description."""
+    from pipeline.audience.segments import audience_names, load_audience
+
     ws = open_workspace(workspace)
     table = Table("audience", "lists", "description")
     broken = 0
@@ -266,6 +292,9 @@ def audience_show(
     workspace: WorkspaceOption = None,
 ) -> None:
     """How many contacts the audience has now, then the first of them."""
+    from pipeline.audience.segments import count_audience, load_audience, stream_audience
+    from pipeline.storage.engines import session
+
     audience = load_audience(open_workspace(workspace), name)
     with _database(workspace) as engine, session(engine) as current:
         console.print(f"{name}: {count_audience(current, audience)} contacts")
@@ -285,6 +314,9 @@ def audience_explain(
     workspace: WorkspaceOption = None,
 ) -> None:
     """The SQL the audience runs, for the configured database."""
+    from pipeline.audience.segments import explain, load_audience
+    from pipeline.storage.engines import make_engine
+
     ws = open_workspace(workspace)
     audience = load_audience(ws, name)
     engine = make_engine(ws.settings.database.url)

@@ -10,9 +10,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import WorkspaceOption, console, open_workspace
-from pipeline.service.daemon import serve_daemon, serve_worker
-from pipeline.service.logs import configure_logging
-from pipeline.timetable.plan import build_plan
 
 
 def register(app: typer.Typer) -> None:
@@ -27,6 +24,9 @@ def daemon_command(workspace: WorkspaceOption = None) -> None:
     A second daemon on the same database waits as a standby and takes over when the first dies.
     Logs one key=value line per event on stderr.
     """
+    from pipeline.logs import configure_logging
+    from pipeline.service.daemon import serve_daemon
+
     ws = open_workspace(workspace)
     configure_logging()
     raise typer.Exit(serve_daemon(ws))
@@ -40,6 +40,9 @@ def worker_command(
     ] = None,
 ) -> None:
     """Send the outbox of every sending run until SIGTERM; on PostgreSQL, run as many as you like."""
+    from pipeline.logs import configure_logging
+    from pipeline.service.daemon import serve_worker
+
     ws = open_workspace(workspace)
     configure_logging()
     raise typer.Exit(serve_worker(ws, concurrency))
@@ -50,6 +53,8 @@ def plan_command(
     days: Annotated[int, typer.Option("--days", "-d", min=1, help="How far ahead to look.")] = 14,
 ) -> None:
     """The communication plan: every upcoming occurrence, in local time, with its audience's size today."""
+    from pipeline.timetable.plan import build_plan
+
     plan = build_plan(open_workspace(workspace), days=days)
     console.print(f"plan for {plan.start:%Y-%m-%d %H:%M} UTC to {plan.end:%Y-%m-%d %H:%M} UTC")
     table = Table(box=box.SIMPLE_HEAD)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -13,9 +13,11 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.cli.common import WorkspaceOption, console, open_workspace
-from pipeline.runs import control as runs
-from pipeline.storage.models import DeliveryStatus, Run, RunStatus
-from pipeline.workspace.folders import Workspace
+
+if TYPE_CHECKING:
+    from pipeline.runs import control as runs
+    from pipeline.storage.models import Run
+    from pipeline.workspace.folders import Workspace
 
 runs_app = typer.Typer(
     help="Watch and control runs: list, show, pause, resume, cancel, retry.", no_args_is_help=True
@@ -61,6 +63,8 @@ def send(
     Exit codes: 0 finished, every delivery sent or skipped by rule; 1 error before sending;
     2 paused; 3 finished with failures (or cancelled).
     """
+    from pipeline.runs import control as runs
+
     ws = open_workspace(workspace)
     if to:
         _test_send(ws, campaign, to)
@@ -114,6 +118,8 @@ def _confirm(plan: runs.RunPlan) -> None:
 
 
 def _test_send(ws: Workspace, campaign: str, to: list[str]) -> None:
+    from pipeline.runs import control as runs
+
     failed = False
     sent_tests, warnings = runs.test_send(ws, campaign, to)
     _print_warnings(warnings)
@@ -129,6 +135,8 @@ def _test_send(ws: Workspace, campaign: str, to: list[str]) -> None:
 
 
 def _dry_run(ws: Workspace, campaign: str, audience: str | None, *, again: bool, allow_empty: bool) -> None:
+    from pipeline.runs import control as runs
+
     report = runs.dry_run(ws, campaign, audience, again=again, allow_empty=allow_empty)
     plan = report.plan
     console.print(f"campaign   {plan.campaign.name} ({plan.campaign.department})")
@@ -155,6 +163,8 @@ class _RateColumn(ProgressColumn):
 
 def _dispatch(ws: Workspace, run: Run) -> None:
     """Send RUN in the foreground with a progress bar, then show where it ended."""
+    from pipeline.runs import control as runs
+
     assert run.id is not None
     bar = Progress(
         TextColumn("run {task.fields[run]}"),
@@ -194,6 +204,8 @@ EXIT_FAILURES = 3
 def exit_code(report: runs.RunReport) -> int:
     """0: finished, every delivery sent or skipped by rule; 2: paused; 3: finished with failures,
     cancelled or failed."""
+    from pipeline.storage.models import DeliveryStatus, RunStatus
+
     status = report.run.status
     if status == RunStatus.paused:
         return EXIT_PAUSED
@@ -203,6 +215,8 @@ def exit_code(report: runs.RunReport) -> int:
 
 
 def _print_report(report: runs.RunReport) -> None:
+    from pipeline.storage.models import DeliveryStatus
+
     run = report.run
     reason = f" ({run.status_reason})" if run.status_reason else ""
     console.print(f"run {run.id}  {run.campaign} -> {run.audience}  [bold]{run.status}[/bold]{reason}")
@@ -245,6 +259,9 @@ def list_runs(
     workspace: WorkspaceOption = None,
 ) -> None:
     """The latest runs, newest first."""
+    from pipeline.runs import control as runs
+    from pipeline.storage.models import DeliveryStatus
+
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in ("run", "campaign", "audience", "status", "sent", "failed", "left", "created"):
         table.add_column(column, no_wrap=True)
@@ -271,12 +288,16 @@ def show(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Counts by status, rate, ETA and the last errors of a run (the latest one by default)."""
+    from pipeline.runs import control as runs
+
     _print_report(runs.show_run(open_workspace(workspace), run_id))
 
 
 @runs_app.command("pause")
 def pause(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     """Stop sending a run; the messages in flight finish. `comms runs resume` continues it."""
+    from pipeline.runs import control as runs
+
     run = runs.pause_run(open_workspace(workspace), run_id)
     console.print(f"run {run.id} paused")
 
@@ -284,6 +305,8 @@ def pause(run_id: RunId, workspace: WorkspaceOption = None) -> None:
 @runs_app.command("resume")
 def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     """Continue a paused (or interrupted) run here, with a progress bar."""
+    from pipeline.runs import control as runs
+
     ws = open_workspace(workspace)
     _dispatch(ws, runs.resume_run(ws, run_id))
 
@@ -291,6 +314,8 @@ def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
 @runs_app.command("cancel")
 def cancel(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     """Stop a run for good; nothing more of it is sent."""
+    from pipeline.runs import control as runs
+
     run = runs.cancel_run(open_workspace(workspace), run_id)
     console.print(f"run {run.id} cancelled")
 
@@ -298,6 +323,8 @@ def cancel(run_id: RunId, workspace: WorkspaceOption = None) -> None:
 @runs_app.command("retry")
 def retry(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     """Queue again the failed deliveries that may succeed now, and send them here."""
+    from pipeline.runs import control as runs
+
     ws = open_workspace(workspace)
     count = runs.retry_run(ws, run_id)
     console.print(f"run {run_id}: {count} failed deliveries queued again")

@@ -5,18 +5,17 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import WorkspaceOption, console, err_console, open_workspace
 from pipeline.errors import DatabaseError
-from pipeline.feedback.bounces import Outcome, ingest_message, ingest_path, poll_imap
-from pipeline.feedback.server import create_app
-from pipeline.storage.engines import connect
+
+if TYPE_CHECKING:
+    from pipeline.feedback.bounces import Outcome
 
 # sysexits.h EX_TEMPFAIL: an MTA keeps a piped message and tries again later instead of bouncing it.
 EX_TEMPFAIL = 75
@@ -41,6 +40,11 @@ def serve_command(
     ] = "127.0.0.1",
 ) -> None:
     """Run the tracking server: opens, clicks, unsubscribe, view online, preferences, webhooks."""
+    import uvicorn
+
+    from pipeline.feedback.server import create_app
+    from pipeline.storage.engines import connect
+
     settings = open_workspace(workspace).settings
     listen_host, _, listen_port = (settings.tracking.listen or DEFAULT_LISTEN).rpartition(":")
     engine = connect(settings)
@@ -90,6 +94,9 @@ def ingest_command(
     With - it reads one message on stdin: use it as an MTA pipe target for the bounce address.
     If the database is unreachable it exits 75 (EX_TEMPFAIL) so the MTA keeps the message.
     """
+    from pipeline.feedback.bounces import ingest_message, ingest_path
+    from pipeline.storage.engines import connect
+
     settings = open_workspace(workspace).settings
     if source != "-":
         engine = connect(settings)
@@ -117,6 +124,9 @@ def ingest_command(
 @bounces_app.command("poll")
 def poll_command(workspace: WorkspaceOption = None) -> None:
     """Ingest every message in the IMAP folder of [bounces] imap_url, moving each to processed_folder."""
+    from pipeline.feedback.bounces import poll_imap
+    from pipeline.storage.engines import connect
+
     settings = open_workspace(workspace).settings
     engine = connect(settings)
     try:

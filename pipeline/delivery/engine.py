@@ -36,18 +36,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlmodel import Session
 
-from pipeline.assembly.personalize import Personalizer, Recipient
-from pipeline.assembly.tracking import recipient_tracking
+from pipeline.audience.contacts import suppress
 from pipeline.delivery.pacing import PacedQueue
-from pipeline.delivery.transports.base import SendResult, Transport
+from pipeline.delivery.transports.base import Transport
 from pipeline.delivery.verdicts import Action, classify
+from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
-from pipeline.message.mime import MessageBuilder, message_id
-from pipeline.message.urls import recipient_links
 from pipeline.storage import outbox
 from pipeline.storage.models import DeliveryStatus, Run, RunStatus, utcnow
+from pipeline.types import SendResult, SuppressionReason
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
 
@@ -146,12 +146,7 @@ class _RunContext:
     def __init__(self, settings: Settings, run: Run, signer: Signer | None) -> None:
         assert run.id is not None
         self.run_id = run.id
-        self.personalizer = Personalizer(run.subject_template, run.html_template, run.text_template)
-        self.builder = MessageBuilder(
-            settings, campaign=run.campaign, department=run.department, run_id=run.id, signer=signer
-        )
-        self.domain = settings.sender.from_email.rpartition("@")[2]
-        self.message_id_salt = str(run.meta["message_id_salt"])
+        self.composer = run_composer(settings, run, signer)
         self.stopped = False  # paused or cancelled (by us or elsewhere): send nothing more
         self.pause_reason = ""  # why this worker paused it
         self.pause_written = False
@@ -195,7 +190,7 @@ class _Recorder:
             self._wake.clear()
             if self._pending:
                 batch, self._pending = self._pending, []
-                await self._db.call(outbox.record, self._worker, batch)
+                await self._db.call(record_outcomes, self._worker, batch)
                 self._on_recorded(batch)
             if not self._pending:
                 self._idle.set()
@@ -423,20 +418,10 @@ class _Worker:
                 outbox.Outcome(item.delivery_id, item.run_id, DeliveryStatus.skipped, now, skip_reason=reason)
             )
             return
-        links = recipient_links(self.settings, item.delivery_id)
         try:
-            outgoing = context.builder.build(
-                context.personalizer.render(
-                    item.recipient, links, recipient_tracking(self.settings, item.delivery_id)
-                ),
-                to_email=item.email,
-                to_name=display_name(item.recipient),
-                message_id=message_id(
-                    item.run_id, item.contact_id, context.domain, salt=context.message_id_salt
-                ),
-                links=links,
-                delivery_id=item.delivery_id,
-            )
+            outgoing = context.composer.compose(
+                item.recipient, delivery_id=item.delivery_id, contact_key=item.contact_id, to_email=item.email
+            ).outgoing
         except Exception as exc:  # whatever one contact's data does to the template stays with them
             # A template meeting one contact's data (or a header that data would break) fails
             # that delivery only; `comms runs retry` sends it once the data is fixed.
@@ -505,9 +490,29 @@ class _Worker:
             self.on_progress(self.tally)
 
 
-def display_name(recipient: Recipient) -> str | None:
-    """The To header's display name: first and last name, when the contact has either."""
-    return " ".join(part for part in (recipient.first_name, recipient.last_name) if part) or None
+def record_outcomes(conn: Connection, worker: str, outcomes: list[outbox.Outcome]) -> None:
+    """OUTCOMES written, and their hard bounces suppressed, in one transaction."""
+    outbox.record(conn, worker, outcomes)
+    bounced = [(o.hard_bounce, o.reply) for o in outcomes if o.hard_bounce]
+    if bounced:
+        with Session(bind=conn) as session:
+            for address, reply in bounced:
+                suppress(session, address, SuppressionReason.hard_bounce, reply[:500])
+            session.flush()
+
+
+def run_composer(settings: Settings, run: Run, signer: Signer | None = None) -> Composer:
+    """RUN's messages as they are sent: its frozen templates, its Message-ID salt, tracking on."""
+    assert run.id is not None
+    return Composer(
+        settings,
+        run.templates,
+        campaign=run.campaign,
+        department=run.department,
+        run_id=run.id,
+        salt=str(run.meta.get("message_id_salt", "")),  # runs from before the salt have none
+        signer=signer,
+    )
 
 
 async def run_worker(
@@ -542,4 +547,4 @@ async def run_worker(
     return await state.run()
 
 
-__all__ = ["Tally", "WorkerReport", "display_name", "run_worker", "worker_name"]
+__all__ = ["Tally", "WorkerReport", "run_composer", "run_worker", "worker_name"]

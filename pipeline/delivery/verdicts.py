@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pipeline.delivery.transports.base import SendResult, SendStatus
+from pipeline.types import SendResult, SendStatus
 from pipeline.workspace.settings import Retry
 
 # An enhanced status code at the start of the reply text, possibly after the basic code.

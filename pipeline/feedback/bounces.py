@@ -49,7 +49,8 @@ from pipeline.feedback.events import has_event, record_event
 from pipeline.feedback.preferences import delivery_address, unsubscribe
 from pipeline.message.tokens import read_token
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, DeliveryStatus, Event, EventKind, SuppressionReason, utcnow
+from pipeline.storage.models import Delivery, DeliveryStatus, Event, EventKind, utcnow
+from pipeline.types import SuppressionReason
 from pipeline.workspace.settings import Settings
 
 _VERP_TOKEN = re.compile(r"\+([A-Za-z0-9_-]{22,64})@")

@@ -22,9 +22,9 @@ from pipeline.storage.models import (
     MailingList,
     Subscription,
     SubscriptionStatus,
-    SuppressionReason,
     utcnow,
 )
+from pipeline.types import SuppressionReason
 
 
 @dataclass(frozen=True)

@@ -27,17 +27,19 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from pipeline.assembly.personalize import Personalizer, Recipient
-from pipeline.assembly.tracking import is_link_template, recipient_tracking, render_link, safe_target
+from pipeline.assembly.tracking import is_link_template, render_link, safe_target
 from pipeline.audience.contacts import is_suppressed, normalize_email
+from pipeline.delivery.engine import run_composer
 from pipeline.feedback.events import judge_click, judge_open, record_event
 from pipeline.feedback.pages import not_found_page, preferences_page, unsubscribe_page, unsubscribed_page
 from pipeline.feedback.preferences import delivery_address, get_contact, leave_list, list_choices, unsubscribe
 from pipeline.feedback.webhooks import SnsFetcher, fetch_from_sns, handle_ses
+from pipeline.message.compose import Composer
 from pipeline.message.tokens import read_token
 from pipeline.message.urls import recipient_links
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, EventKind, Run, utcnow
+from pipeline.types import Recipient
 from pipeline.workspace.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ class _Server:
         settings.secret  # noqa: B018 -- refuse to serve without a key rather than 404 every link
         self.secrets = settings.verifying_keys
         self.run_links = lru_cache(maxsize=RUN_CACHE_SIZE)(self._run_links)
-        self.personalizer = lru_cache(maxsize=RUN_CACHE_SIZE)(self._personalizer)
+        self.composer = lru_cache(maxsize=RUN_CACHE_SIZE)(self._composer)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -79,12 +81,12 @@ class _Server:
             run = db.get(Run, run_id)
             return tuple(run.meta.get("links", ())) if run is not None else ()
 
-    def _personalizer(self, run_id: int) -> Personalizer | None:
+    def _composer(self, run_id: int) -> Composer | None:
         with session(self.engine) as db:
             run = db.get(Run, run_id)
             if run is None:
                 return None
-            return Personalizer(run.subject_template, run.html_template, run.text_template)
+            return run_composer(self.settings, run)
 
     # -- open and click ----------------------------------------------------------------------------
 
@@ -234,15 +236,10 @@ class _Server:
             delivery = db.get(Delivery, delivery_id)
             if delivery is None or (delivery.contact_id is None and not delivery.email):
                 return None  # erased: there is no one to render it for
-            personalizer = self.personalizer(delivery.run_id)
-            if personalizer is None:
+            composer = self.composer(delivery.run_id)
+            if composer is None:
                 return None
-            rendered = personalizer.render(
-                self._recipient(db, delivery),
-                recipient_links(self.settings, delivery_id),
-                recipient_tracking(self.settings, delivery_id),
-            )
-            return rendered.html
+            return composer.render(self._recipient(db, delivery), delivery_id).html
 
     async def health(self, request: Request) -> Response:
         try:

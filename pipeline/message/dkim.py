@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from pipeline.errors import SettingsError
-from pipeline.message.mime import fold_header
+from pipeline.message.headers import fold_header
 from pipeline.workspace.settings import Settings
 
 # Each present header is signed, and listed twice: the second entry matches no field, which locks

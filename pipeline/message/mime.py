@@ -11,128 +11,19 @@ The result parses with ``email`` (tests hold it to that) and follows:
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
-import re
 import time
-from dataclasses import dataclass
 from email.utils import formatdate
-from typing import TYPE_CHECKING
 
-from pipeline.assembly.personalize import Links, Rendered
-from pipeline.errors import HeaderInjectionError
+from pipeline.message.dkim import Signer
+from pipeline.message.headers import address, check, fold_header, label, mailbox_words, text_words
 from pipeline.message.tokens import make_token
+from pipeline.types import Links, Outgoing, Rendered
 from pipeline.workspace.settings import Settings
 
-if TYPE_CHECKING:
-    from pipeline.message.dkim import Signer
-
 TEST_PREFIX = "[TEST] "
-_LINE = 78
-# CR and LF would start a new header; the other C0 controls and DEL have no business there either.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-# What a bare address may not contain without breaking the header around it (no quoted local parts).
-_ADDRESS = re.compile(r"[^\s<>(),;:\"\\\[\]@]+@[^\s<>(),;:\"\\\[\]@]+")
-# Words may be separated by one space; runs of spaces stay inside a word so folding never
-# produces a whitespace-only line and unfolding gives back the exact text.
-_WORD_GAP = re.compile(r"(?<=\S) (?=\S)")
-_PLAIN_PHRASE = re.compile(r"[ -~]*")
-_LABEL_UNSAFE = re.compile(r"[^a-z0-9_-]+")
-_ENCODED_WORD_BYTES = 45  # 60 base64 chars: "=?utf-8?b?" + 60 + "?=" = 72 <= 75 (RFC 2047)
 _KNOWN_QP_LINES = 4096  # a few hundred messages' worth of per-recipient lines
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    envelope_from: str
-    recipients: tuple[str, ...]
-    data: bytes
-    message_id: str
-
-
-def message_id(run_id: int, contact_key: int | str, domain: str, *, salt: str = "") -> str:
-    """The same run and contact always give the same Message-ID, in any process, so a message
-    resent after a crash is recognisably the same message. The contact is hashed, never shown.
-
-    SALT is the run's own random value (Run.meta["message_id_salt"]): bounces are tied to
-    deliveries by Message-ID, so outsiders must not be able to compute one and forge a bounce.
-    """
-    _check("Message-ID domain", domain)
-    digest = hashlib.sha256(f"{salt}\x00{run_id}\x00{contact_key}".encode()).hexdigest()[:24]
-    return f"<{run_id}.{digest}@{domain}>"
-
-
-def _check(field: str, value: str) -> str:
-    if _CONTROL.search(value):
-        raise HeaderInjectionError(f"{field} contains a line break or control character: {value[:80]!r}")
-    return value
-
-
-def _address(field: str, value: str) -> str:
-    _check(field, value)
-    if not _ADDRESS.fullmatch(value):
-        raise HeaderInjectionError(f"{field} is not a plain email address: {value[:80]!r}")
-    return value
-
-
-def _encoded_words(text: str, first_bytes: int) -> list[str]:
-    """RFC 2047 'b' words; each holds whole UTF-8 characters, as the RFC requires."""
-    data = text.encode("utf-8")
-    words: list[str] = []
-    start, budget = 0, first_bytes
-    while start < len(data):
-        end = min(start + budget, len(data))
-        while end < len(data) and data[end] & 0xC0 == 0x80:  # inside a multi-byte character
-            end -= 1
-        words.append(f"=?utf-8?b?{base64.b64encode(data[start:end]).decode('ascii')}?=")
-        start, budget = end, _ENCODED_WORD_BYTES
-    return words
-
-
-def _first_word_bytes(name: str) -> int:
-    """How many bytes fit in the encoded-word on the header's first line (76 with 'Name: ')."""
-    return (76 - len(name) - 2 - 12) // 4 * 3
-
-
-def _text_words(name: str, text: str) -> list[str]:
-    """Unstructured text (RFC 5322 3.2.5) as foldable words: as-is when it is short-worded
-    printable ASCII that no reader could mistake for an encoded-word, encoded otherwise."""
-    if _PLAIN_PHRASE.fullmatch(text) and "=?" not in text:
-        words = _WORD_GAP.split(text)
-        if all(len(word) <= _LINE - 2 for word in words):
-            return words
-    return _encoded_words(text, _first_word_bytes(name))
-
-
-def _mailbox_words(name: str, display: str | None, address: str) -> list[str]:
-    if not display:
-        return [address]
-    if _PLAIN_PHRASE.fullmatch(display) and "=?" not in display:
-        quoted = display.replace("\\", "\\\\").replace('"', '\\"')
-        return [f'"{quoted}"', f"<{address}>"]
-    return [*_encoded_words(display, _first_word_bytes(name)), f"<{address}>"]
-
-
-def fold_header(name: str, words: list[str]) -> str:
-    """NAME: words joined by spaces, folded (CRLF SP) before a word that would pass 78 columns."""
-    parts = [name, ":"]
-    column = len(name) + 1
-    for word in words:
-        if column + 1 + len(word) > _LINE and column > len(name) + 1:
-            parts.append("\r\n ")
-            column = 1
-        else:
-            parts.append(" ")
-            column += 1
-        parts.append(word)
-        column += len(word)
-    parts.append("\r\n")
-    return "".join(parts)
-
-
-def _label(value: str) -> str:
-    return _LABEL_UNSAFE.sub("-", value.lower()).strip("-") or "none"
 
 
 def _quoted_printable(text: str, known: dict[str, bytes]) -> bytes:
@@ -178,26 +69,26 @@ class MessageBuilder:
         sender = settings.sender
         self._settings = settings
         self._signer = signer
-        from_email = _address("sender.from_email", sender.from_email)
-        unsubscribe_mailto = _address("sender.unsubscribe_mailto", sender.unsubscribe_mailto)
+        from_email = address("sender.from_email", sender.from_email)
+        unsubscribe_mailto = address("sender.unsubscribe_mailto", sender.unsubscribe_mailto)
         self._mailto = f"mailto:{unsubscribe_mailto}?subject=unsubscribe"
         self._from_email = from_email
         self._bounce: tuple[str, str] | None = None
         if sender.bounce_address:
-            local, _, domain = _address("sender.bounce_address", sender.bounce_address).rpartition("@")
+            local, _, domain = address("sender.bounce_address", sender.bounce_address).rpartition("@")
             self._bounce = (local, domain)
         self._boundary = f"=_comms_{run_id}_{hashlib.sha256(str(run_id).encode()).hexdigest()[:16]}"
 
-        list_domain = _check("sender.list_id_domain", sender.list_id_domain)
-        list_id = f"<{_label(campaign)}.{_label(department)}.{list_domain}>"
+        list_domain = check("sender.list_id_domain", sender.list_id_domain)
+        list_id = f"<{label(campaign)}.{label(department)}.{list_domain}>"
         feedback = ":".join(
-            [_label(campaign), _label(department), "comms", _label(_check("sender_id", sender.sender_id))]
+            [label(campaign), label(department), "comms", label(check("sender_id", sender.sender_id))]
         )
-        from_name = _check("sender.from_name", sender.from_name)
-        self._from = fold_header("From", _mailbox_words("From", from_name, from_email))
+        from_name = check("sender.from_name", sender.from_name)
+        self._from = fold_header("From", mailbox_words("From", from_name, from_email))
         static = ["MIME-Version: 1.0\r\n"]
         if sender.reply_to:
-            static.append(fold_header("Reply-To", [_address("sender.reply_to", sender.reply_to)]))
+            static.append(fold_header("Reply-To", [address("sender.reply_to", sender.reply_to)]))
         static.append(fold_header("List-Id", [list_id]))
         self._middle = "".join(static)
         self._trailer = "".join(
@@ -228,23 +119,23 @@ class MessageBuilder:
     ) -> Outgoing:
         """One recipient's message; HeaderInjectionError if any header data holds CR, LF or
         another control character, or the address would break the To header."""
-        to_email = _address("recipient email", to_email)
-        subject = _check("subject", rendered.subject)
+        to_email = address("recipient email", to_email)
+        subject = check("subject", rendered.subject)
         if test:
             subject = TEST_PREFIX + subject
-        unsubscribe = f"<{_check('unsubscribe URL', links.unsubscribe_url)}>,"
+        unsubscribe = f"<{check('unsubscribe URL', links.unsubscribe_url)}>,"
         mailto = self._mailto
         if delivery_id is not None:
             mailto += f"%20{make_token(self._settings.secret, 'u', delivery_id)}"
         head = "".join(
             [
                 self._from,
-                fold_header("To", _mailbox_words("To", _check("recipient name", to_name or ""), to_email)),
-                fold_header("Subject", _text_words("Subject", subject)),
+                fold_header("To", mailbox_words("To", check("recipient name", to_name or ""), to_email)),
+                fold_header("Subject", text_words("Subject", subject)),
                 "Date: ",
                 self._now(),
                 "\r\nMessage-ID: ",
-                _check("Message-ID", message_id),
+                check("Message-ID", message_id),
                 "\r\n",
                 self._middle,
                 fold_header("List-Unsubscribe", [unsubscribe, f"<{mailto}>"]),

@@ -1,9 +1,9 @@
-"""The per-recipient URLs every message carries: unsubscribe, preferences and view online."""
+"""The per-recipient URLs every message carries: unsubscribe, preferences, view online, clicks, open pixel."""
 
 from __future__ import annotations
 
-from pipeline.assembly.personalize import Links
 from pipeline.message.tokens import make_token
+from pipeline.types import Links
 from pipeline.workspace.settings import Settings
 
 
@@ -17,3 +17,28 @@ def recipient_links(settings: Settings, delivery_id: int) -> Links:
         preferences_url=f"{base}/p/{make_token(secret, 'p', delivery_id)}",
         view_online_url=f"{base}/v/{make_token(secret, 'v', delivery_id)}",
     )
+
+
+class RecipientTracking:
+    """What recipient-scope templates see as `tracking`: one delivery's click and open URLs.
+
+    Tokens are minted only when the template asks, so a recipient costs one HMAC per link shown.
+    """
+
+    __slots__ = ("_base", "_delivery_id", "_secret")
+
+    def __init__(self, base_url: str, secret: bytes, delivery_id: int) -> None:
+        self._base = base_url.rstrip("/")
+        self._secret = secret
+        self._delivery_id = delivery_id
+
+    def click(self, index: int) -> str:
+        return f"{self._base}/c/{make_token(self._secret, 'c', self._delivery_id, index)}"
+
+    @property
+    def open_url(self) -> str:
+        return f"{self._base}/o/{make_token(self._secret, 'o', self._delivery_id)}.gif"
+
+
+def recipient_tracking(settings: Settings, delivery_id: int) -> RecipientTracking:
+    return RecipientTracking(settings.tracking.base_url, settings.secret, delivery_id)

@@ -13,8 +13,7 @@ import secrets
 import signal
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,36 +23,34 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.assembly.campaign import Campaign, assemble, check_campaign
-from pipeline.assembly.personalize import CHECK_LINKS, Personalizer, Recipient, Rendered, preview_recipient
-from pipeline.assembly.tracking import recipient_tracking, track_campaign
+from pipeline.assembly.personalize import preview_recipient
+from pipeline.assembly.tracking import track_campaign
 from pipeline.audience.contacts import find_contact
-from pipeline.audience.segments import Audience, count_audience, load_audience, stream_audience, stream_people
-from pipeline.delivery.engine import Tally, display_name, run_worker
-from pipeline.delivery.transports import SendResult, transport_for
+from pipeline.audience.segments import (
+    Audience,
+    audience_query,
+    count_audience,
+    load_audience,
+    stream_audience,
+    stream_people,
+)
+from pipeline.delivery.engine import Tally, run_worker
+from pipeline.delivery.transports import transport_for
 from pipeline.delivery.verdicts import is_retryable
 from pipeline.errors import AudienceError, CommsError, RunError, SettingsError, TemplateError
+from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
-from pipeline.message.mime import MessageBuilder, Outgoing, message_id
-from pipeline.message.urls import recipient_links
 from pipeline.runs.preview import PREVIEW_SECRET
 from pipeline.runs.variables import missing_variables
 from pipeline.storage import outbox
-from pipeline.storage.engines import connect, session
+from pipeline.storage.engines import opened, session
 from pipeline.storage.models import DeliveryStatus, Run, RunStatus, utcnow
+from pipeline.types import Outgoing, Recipient, SendResult, Templates
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
 
 _DONE = (DeliveryStatus.sent, DeliveryStatus.failed, DeliveryStatus.skipped, DeliveryStatus.cancelled)
 _RATE_WINDOW = timedelta(seconds=60)
-
-
-@contextmanager
-def _database(ws: Workspace) -> Iterator[Engine]:
-    engine = connect(ws.settings)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def describe_transport(settings: Settings) -> str:
@@ -88,9 +85,9 @@ def plan_run(ws: Workspace, campaign: str, audience: str | None = None, *, again
     assembled = assemble(ws, campaign)
     check_campaign(ws, assembled)
     chosen = load_audience(ws, audience or assembled.audience)
-    with _database(ws) as engine, session(engine) as db:
+    with opened(ws.settings) as engine, session(engine) as db:
         count = count_audience(db, chosen)
-        already = outbox.count_already_received(db.connection(), assembled.name, chosen)
+        already = outbox.count_already_received(db.connection(), audience_query(chosen), assembled.name)
     recipients = count if again else count - already
     return RunPlan(assembled, chosen, recipients, describe_transport(ws.settings), already, again)
 
@@ -103,14 +100,15 @@ class OccurrenceTaken(RunError):
     """A schedule's occurrence already has its run (it runs once, however often it is triggered)."""
 
 
-def check_before_run(ws: Workspace, plan: RunPlan, *, allow_empty: bool = False) -> None:
+def check_before_run(ws: Workspace, plan: RunPlan, settings: Settings, *, allow_empty: bool = False) -> None:
     """The gates a run must pass before it is created, so a run that cannot go well is never made.
 
     Each raises a one-line CommsError. Gates of other kinds (content checks, approvals) go
     beside these, in the same place: start_run and dry_run call this before anything is written.
+    SETTINGS are the workspace's (a dry run's carry a preview secret when COMMS_SECRET is unset).
     """
-    check_sender(ws.settings, ws)
-    with _database(ws) as engine, engine.connect() as conn:
+    check_sender(settings, ws)
+    with opened(ws.settings) as engine, engine.connect() as conn:
         unfinished = outbox.unfinished_runs(conn, plan.campaign.name, plan.audience.name)
     if unfinished:
         run = unfinished[0]
@@ -134,16 +132,11 @@ def check_sender(settings: Settings, ws: Workspace) -> None:
     DKIM key is refused now, naming comms.toml, rather than by every delivery of a run."""
     try:
         signer = Signer.from_settings(settings, ws.root)
-        builder = MessageBuilder(settings, campaign="check", department="check", run_id=0, signer=signer)
-        recipient = preview_recipient(settings)
-        builder.build(
-            Rendered("check", "<p>check</p>", "check"),
-            to_email=recipient.email,
-            to_name=display_name(recipient),
-            message_id=message_id(0, "check", settings.sender.from_email.rpartition("@")[2]),
-            links=CHECK_LINKS,
-            delivery_id=None,
+        templates = Templates("check", "<p>check</p>", "check")
+        composer = Composer(
+            settings, templates, campaign="check", department="check", signer=signer, tracked=False
         )
+        composer.compose(preview_recipient(settings), delivery_id=None, contact_key="check")
     except SettingsError:
         raise
     except CommsError as exc:
@@ -152,7 +145,7 @@ def check_sender(settings: Settings, ws: Workspace) -> None:
 
 def check_variables(ws: Workspace, plan: RunPlan) -> None:
     """Refuse a run in which some recipients would get an empty value where the copy prints one."""
-    with _database(ws) as engine, session(engine) as db:
+    with opened(ws.settings) as engine, session(engine) as db:
         found = missing_variables(plan.campaign, stream_people(db, plan.audience))
     if found:
         first = found[0]
@@ -186,7 +179,7 @@ def start_run(
     """
     ws.settings.secret  # noqa: B018 -- refuse now rather than after the snapshot: links need COMMS_SECRET
     plan = plan_run(ws, campaign, audience, again=again)
-    check_before_run(ws, plan, allow_empty=allow_empty)
+    check_before_run(ws, plan, ws.settings, allow_empty=allow_empty)
     if confirm is not None:
         confirm(plan)
     tracked, links = track_campaign(plan.campaign, ws.settings)
@@ -213,14 +206,14 @@ def start_run(
         },
         created_at=now,
     )
-    with _database(ws) as engine:
+    with opened(ws.settings) as engine:
         try:
             with engine.begin() as conn:
                 run_id = outbox.create_run(conn, run)
-                leave_out = None if again else tracked.name
-                count = outbox.snapshot_audience(
-                    conn, run_id, plan.audience, now, leave_out_campaign=leave_out
-                )
+                contacts = audience_query(plan.audience)
+                if not again:  # leave out whoever got (or is queued for) this campaign already
+                    contacts = contacts.where(~outbox.has_received(tracked.name))
+                count = outbox.snapshot_audience(conn, run_id, contacts, now)
                 outbox.set_recipient_count(conn, run_id, count)
                 status = RunStatus.sending if paused_reason is None else RunStatus.paused
                 reason = paused_reason or ""
@@ -263,7 +256,7 @@ def dispatch_run(
     SIGTERM or Ctrl-C (when called from the main thread) stops claiming, lets the
     messages in flight finish and pauses the run, to be resumed with resume_run.
     """
-    with _database(ws) as engine:
+    with opened(ws.settings) as engine:
         run = _get(engine, run_id)
         if run.status != RunStatus.sending:
             raise RunError(f"run {run_id} is {run.status}, not sending: resume it first")
@@ -350,13 +343,13 @@ class RunReport:
 
 def list_runs(ws: Workspace, limit: int = 20) -> list[tuple[Run, dict[str, int]]]:
     """The latest runs, newest first, each with its deliveries counted by status."""
-    with _database(ws) as engine, engine.connect() as conn:
+    with opened(ws.settings) as engine, engine.connect() as conn:
         return [(run, outbox.run_counts(conn, run.id or 0)) for run in outbox.list_runs(conn, limit)]
 
 
 def show_run(ws: Workspace, run_id: int | None = None, *, errors: int = 5) -> RunReport:
     """RUN_ID's report; without one, the latest run's (what an operator wants after `comms send`)."""
-    with _database(ws) as engine, engine.connect() as conn:
+    with opened(ws.settings) as engine, engine.connect() as conn:
         if run_id is None:
             latest = outbox.list_runs(conn, 1)
             if not latest:
@@ -383,7 +376,7 @@ def show_run(ws: Workspace, run_id: int | None = None, *, errors: int = 5) -> Ru
 
 
 def _move(ws: Workspace, run_id: int, to: RunStatus, when: Sequence[RunStatus], reason: str = "") -> Run:
-    with _database(ws) as engine:
+    with opened(ws.settings) as engine:
         run = _get(engine, run_id)
         with engine.begin() as conn:
             if not outbox.set_run_status(conn, run_id, to, when=when, now=utcnow(), reason=reason):
@@ -413,7 +406,7 @@ def cancel_run(ws: Workspace, run_id: int) -> Run:
 def retry_run(ws: Workspace, run_id: int) -> int:
     """Queue again the failed deliveries that can succeed on another try (see retry.is_retryable)
     and make the run sendable; returns how many. Hard bounces and other refusals stay failed."""
-    with _database(ws) as engine:
+    with opened(ws.settings) as engine:
         run = _get(engine, run_id)
         if run.status == RunStatus.cancelled:
             raise RunError(f"run {run_id} was cancelled")
@@ -461,39 +454,26 @@ def dry_run(
     if not settings.secrets:
         settings = settings.model_copy(update={"secrets": [PREVIEW_SECRET]})
     plan = plan_run(ws, campaign, audience, again=again)
-    check_before_run(ws, plan, allow_empty=allow_empty)
+    check_before_run(ws, plan, settings, allow_empty=allow_empty)
     tracked, _ = track_campaign(plan.campaign, settings)
-    personalizer = Personalizer.for_campaign(tracked)
-    builder = MessageBuilder(
-        settings, campaign=tracked.name, department=tracked.department, run_id=0, signer=None
-    )
-    domain = settings.sender.from_email.rpartition("@")[2]
+    composer = Composer(settings, tracked.templates, campaign=tracked.name, department=tracked.department)
     rendered = failed = total_bytes = 0
     failures: list[tuple[str, str]] = []
     sample: tuple[str, str, str] | None = None
-    with _database(ws) as engine, session(engine) as db:
+    with opened(ws.settings) as engine, session(engine) as db:
         for contact in stream_audience(db, plan.audience):
-            recipient = Recipient.of(contact)
-            links = recipient_links(settings, 0)
             try:
-                message = personalizer.render(recipient, links, recipient_tracking(settings, 0))
-                outgoing = builder.build(
-                    message,
-                    to_email=contact.email,
-                    to_name=display_name(recipient),
-                    message_id=message_id(0, contact.id or 0, domain),
-                    links=links,
-                    delivery_id=None,
-                )
+                recipient = Recipient.of(contact)
+                composed = composer.compose(recipient, delivery_id=None, contact_key=contact.id or 0)
             except Exception as exc:  # as in dispatch: one contact's failure is reported, not fatal
                 failed += 1
                 if len(failures) < _MAX_REPORTED_FAILURES:
                     failures.append((contact.email, str(exc)))
                 continue
             rendered += 1
-            total_bytes += len(outgoing.data)
+            total_bytes += len(composed.outgoing.data)
             if sample is None:
-                sample = (contact.email, message.subject, message.text)
+                sample = (contact.email, composed.rendered.subject, composed.rendered.text)
     return DryRunReport(
         plan=plan,
         rendered=rendered,
@@ -525,30 +505,22 @@ def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> tuple[list[Tes
     assembled = assemble(ws, campaign)
     check_campaign(ws, assembled)
     # Untracked: a test message belongs to no delivery, so tracked links in it would lead nowhere.
-    personalizer = Personalizer.for_campaign(assembled)
-    builder = MessageBuilder(
+    composer = Composer(
         settings,
+        assembled.templates,
         campaign=assembled.name,
         department=assembled.department,
-        run_id=0,
         signer=Signer.from_settings(settings, ws.root),
+        tracked=False,
     )
-    domain = settings.sender.from_email.rpartition("@")[2]
     messages = []
-    with _database(ws) as engine, session(engine) as db:
+    with opened(ws.settings) as engine, session(engine) as db:
         for address in to:
             contact = find_contact(db, address)
             recipient: Recipient = Recipient.of(contact) if contact else preview_recipient(settings)
-            links = recipient_links(settings, 0)
-            outgoing = builder.build(
-                personalizer.render(recipient, links),
-                to_email=address,
-                to_name=display_name(recipient),
-                message_id=message_id(0, f"test-{uuid.uuid4()}", domain),
-                links=links,
-                delivery_id=None,
-                test=True,
-            )
+            outgoing = composer.compose(
+                recipient, delivery_id=None, contact_key=f"test-{uuid.uuid4()}", to_email=address, test=True
+            ).outgoing
             messages.append((address, "contact" if contact else "preview", outgoing))
     return asyncio.run(_send_tests(ws, messages)), assembled.warnings
 

@@ -7,12 +7,12 @@ from email.utils import formataddr
 from pathlib import Path
 
 from pipeline.assembly.campaign import assemble, check_campaign
-from pipeline.assembly.personalize import Personalizer, Recipient, preview_recipient
+from pipeline.assembly.personalize import preview_recipient
 from pipeline.audience.contacts import find_contact
 from pipeline.errors import ContactError
-from pipeline.message.mime import MessageBuilder, message_id
-from pipeline.message.urls import recipient_links
-from pipeline.storage.engines import connect, session
+from pipeline.message.compose import Composer
+from pipeline.storage.engines import opened, session
+from pipeline.types import Recipient
 from pipeline.workspace.folders import Workspace
 
 # Previews are never sent, so without COMMS_SECRET their links are signed with a throwaway key.
@@ -36,7 +36,7 @@ class PreviewResult:
 
 def find_recipient(ws: Workspace, email: str) -> Recipient:
     """The stored contact with EMAIL, personalised as the database knows them."""
-    with session(connect(ws.settings)) as db:
+    with opened(ws.settings) as engine, session(engine) as db:
         contact = find_contact(db, email)
     if contact is None:
         raise ContactError(f"no contact {email} in the database")
@@ -53,19 +53,11 @@ def preview_campaign(
     campaign = assemble(ws, name)
     check_campaign(ws, campaign)
     recipient = find_recipient(ws, contact_email) if contact_email else preview_recipient(settings)
-    links = recipient_links(settings, 0)
-    rendered = Personalizer.for_campaign(campaign).render(recipient, links)
-    builder = MessageBuilder(settings, campaign=campaign.name, department=campaign.department, run_id=0)
-    to_name = " ".join(p for p in (recipient.first_name, recipient.last_name) if p) or None
-    domain = settings.sender.from_email.rpartition("@")[2]
-    outgoing = builder.build(
-        rendered,
-        to_email=recipient.email,
-        to_name=to_name,
-        message_id=message_id(0, f"preview-{name}", domain),
-        links=links,
-        delivery_id=None,
+    composer = Composer(
+        settings, campaign.templates, campaign=campaign.name, department=campaign.department, tracked=False
     )
+    rendered, outgoing = composer.compose(recipient, delivery_id=None, contact_key=f"preview-{name}")
+    to_name = recipient.display_name
 
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, text_path, eml_path = (out_dir / f"{name}.{ext}" for ext in ("html", "txt", "eml"))

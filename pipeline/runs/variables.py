@@ -22,7 +22,8 @@ from jinja2 import ChainableUndefined, UndefinedError
 
 from pipeline.assembly.campaign import Campaign
 from pipeline.assembly.names import Namespace
-from pipeline.assembly.personalize import CHECK_LINKS, PART_FILES, Personalizer, Recipient
+from pipeline.assembly.personalize import CHECK_LINKS, PART_FILES, Personalizer
+from pipeline.types import Recipient
 
 EXAMPLES = 3
 
@@ -117,7 +118,7 @@ def missing_variables(campaign: Campaign, contacts: Iterable[Any]) -> list[Missi
     as segments.stream_people rows; an iterator: nothing is kept but the counts) and return the
     variables some of them lack, most often missing first."""
     tally = _Tally()
-    personalizer = Personalizer.for_campaign(campaign, undefined=_recording(tally))
+    personalizer = Personalizer(campaign.templates, origins=campaign.origins, undefined=_recording(tally))
     tally.personalizer = personalizer
     checked = 0
     for contact in contacts:

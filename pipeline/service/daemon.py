@@ -38,7 +38,7 @@ from pipeline.delivery.engine import WorkerReport, run_worker, worker_name
 from pipeline.delivery.transports import transport_for
 from pipeline.errors import CommsError
 from pipeline.feedback.server import create_app
-from pipeline.service.logs import log_event
+from pipeline.logs import log_event
 from pipeline.service.metrics import Metrics, database_problems
 from pipeline.storage.engines import connect, display_url
 from pipeline.storage.models import utcnow

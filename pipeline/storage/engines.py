@@ -132,6 +132,16 @@ def _is_known(revision: str) -> bool:
         return False
 
 
+@contextmanager
+def opened(settings: Settings) -> Iterator[Engine]:
+    """connect() for one with block: the engine's connections are closed when it ends."""
+    engine = connect(settings)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 def connect(settings: Settings) -> Engine:
     """An engine on the configured database, refused with SchemaOutdated unless the schema is current."""
     engine = make_engine(settings.database.url)

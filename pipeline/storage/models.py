@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from pipeline.types import Templates
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -40,15 +42,6 @@ def _contact_email_hash(context: Any) -> str:
 class SubscriptionStatus(enum.StrEnum):
     subscribed = "subscribed"
     unsubscribed = "unsubscribed"
-
-
-class SuppressionReason(enum.StrEnum):
-    unsubscribe = "unsubscribe"
-    hard_bounce = "hard_bounce"
-    soft_bounce = "soft_bounce"
-    complaint = "complaint"
-    manual = "manual"
-    erased = "erased"
 
 
 class RunStatus(enum.StrEnum):
@@ -155,6 +148,10 @@ class Run(SQLModel, table=True):
     created_at: datetime | None = _ts(nullable=False)
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
+
+    @property
+    def templates(self) -> Templates:
+        return Templates(self.subject_template, self.html_template, self.text_template)
 
 
 class Delivery(SQLModel, table=True):

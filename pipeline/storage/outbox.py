@@ -18,9 +18,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     DateTime,
     Integer,
+    Select,
     Table,
     bindparam,
     exists,
@@ -30,11 +32,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlmodel import Session
 
-from pipeline.assembly.personalize import Recipient
-from pipeline.audience.contacts import suppress
-from pipeline.audience.segments import Audience, audience_query
 from pipeline.storage.models import (
     Contact,
     Delivery,
@@ -42,8 +40,8 @@ from pipeline.storage.models import (
     Run,
     RunStatus,
     Suppression,
-    SuppressionReason,
 )
+from pipeline.types import Recipient
 
 
 def _table(model: Any) -> Table:
@@ -127,20 +125,13 @@ def set_recipient_count(conn: Connection, run_id: int, count: int) -> None:
 # -- the snapshot ----------------------------------------------------------------------------------
 
 
-def snapshot_audience(
-    conn: Connection, run_id: int, audience: Audience, now: datetime, *, leave_out_campaign: str | None = None
-) -> int:
+def snapshot_audience(conn: Connection, run_id: int, audience: Select[Any], now: datetime) -> int:
     """Copy the audience into the outbox as one queued delivery per contact, in one INSERT ... SELECT.
 
     The database streams the rows itself, so memory does not grow with the audience.
     The address is copied: the run goes to the address the contact had when it started.
-    With LEAVE_OUT_CAMPAIGN, contacts who received (or are queued for) that campaign in an
-    earlier run are left out.
     """
-    query = audience_query(audience)
-    if leave_out_campaign is not None:
-        query = query.where(~_has_campaign(leave_out_campaign))
-    contacts = query.subquery()
+    contacts = audience.subquery()
     rows = select(
         literal(run_id, Integer),
         contacts.c.id,
@@ -156,8 +147,9 @@ def snapshot_audience(
 _RECEIVED = (DeliveryStatus.sent, DeliveryStatus.sending, DeliveryStatus.queued)
 
 
-def _has_campaign(campaign: str) -> Any:
-    """The contact row has a sent, in-flight or queued delivery of CAMPAIGN in some run."""
+def has_received(campaign: str) -> ColumnElement[bool]:
+    """A condition on contact rows: the contact has a sent, in-flight or queued delivery of CAMPAIGN
+    in some run (so a new run of it would reach them twice)."""
     return exists(
         select(D.c.id)
         .join(R, R.c.id == D.c.run_id)
@@ -165,9 +157,9 @@ def _has_campaign(campaign: str) -> Any:
     )
 
 
-def count_already_received(conn: Connection, campaign: str, audience: Audience) -> int:
-    """How many contacts of AUDIENCE already received (or are queued for) CAMPAIGN."""
-    query = audience_query(audience).where(_has_campaign(campaign))
+def count_already_received(conn: Connection, audience: Select[Any], campaign: str) -> int:
+    """How many contacts of the AUDIENCE query already received (or are queued for) CAMPAIGN."""
+    query = audience.where(has_received(campaign))
     counted = query.with_only_columns(func.count(C.c.id)).order_by(None)
     return int(conn.execute(counted).scalar_one())
 
@@ -509,7 +501,7 @@ def mark_skipped(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> 
 
 
 def record(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> None:
-    """Write a group of outcomes in the caller's transaction, hard bounces suppressed with them."""
+    """Write a group of outcomes in the caller's transaction (which suppresses the hard bounces)."""
     by_status: dict[DeliveryStatus, list[Outcome]] = {}
     for outcome in outcomes:
         by_status.setdefault(outcome.status, []).append(outcome)
@@ -517,13 +509,6 @@ def record(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> None:
     mark_retry(conn, worker, by_status.get(DeliveryStatus.queued, []))
     mark_failed(conn, worker, by_status.get(DeliveryStatus.failed, []))
     mark_skipped(conn, worker, by_status.get(DeliveryStatus.skipped, []))
-    bounced = [o for o in outcomes if o.hard_bounce]
-    if bounced:
-        with Session(bind=conn) as session:
-            for outcome in bounced:
-                assert outcome.hard_bounce is not None
-                suppress(session, outcome.hard_bounce, SuppressionReason.hard_bounce, outcome.reply[:500])
-            session.flush()
 
 
 # -- run control -----------------------------------------------------------------------------------

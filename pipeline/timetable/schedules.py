@@ -25,11 +25,11 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.errors import ScheduleError
+from pipeline.timetable.crontab import CrontabTrigger
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.tomlfile import read_toml, validate
 
@@ -67,40 +67,6 @@ class Window:
         return local >= self.start or local < self.end
 
 
-_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
-def _crontab_weekdays(field: str) -> str:
-    """Crontab's day of week (0 and 7 are Sunday) as names: APScheduler's own numbers start at Monday."""
-    if not any(ch.isdigit() for ch in field):
-        return field
-    days: list[str] = []
-    for part in field.split(","):
-        span, _, step = part.partition("/")
-        if span == "*":
-            first, last = 0, 6
-        elif "-" in span:
-            low, high = span.split("-", 1)
-            first, last = int(low), int(high)
-        else:
-            first = last = int(span)
-        if not (0 <= first <= 7 and 0 <= last <= 7 and first <= last):
-            raise ValueError(f"day of week {part!r} is outside 0-7")
-        days.extend(_WEEKDAYS[day % 7] for day in range(first, last + 1, int(step or 1)))
-    return ",".join(dict.fromkeys(days))
-
-
-def crontab_trigger(line: str, zone: tzinfo) -> CronTrigger:
-    """A CronTrigger that reads LINE as crontab(5) does, in ZONE."""
-    fields = line.split()
-    if len(fields) != 5:
-        raise ValueError(f"{len(fields)} fields, expected 5")
-    minute, hour, day, month, weekday = fields
-    return CronTrigger(
-        minute=minute, hour=hour, day=day, month=month, day_of_week=_crontab_weekdays(weekday), timezone=zone
-    )
-
-
 @dataclass(frozen=True)
 class Trigger:
     """One [[trigger]]: a one-off local time (`at`) or a crontab line (`cron`)."""
@@ -116,7 +82,7 @@ class Trigger:
         if self.at is not None:
             return DateTrigger(run_date=self.at, timezone=zone)
         assert self.cron is not None
-        return crontab_trigger(self.cron, zone)
+        return CrontabTrigger(self.cron, zone)
 
 
 @dataclass(frozen=True)
@@ -171,7 +137,7 @@ class _TriggerFile(BaseModel):
     def _crontab(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                crontab_trigger(value, UTC)
+                CrontabTrigger(value, UTC)
             except ValueError as exc:
                 raise ValueError(
                     f"not a crontab line ({exc}): use minute hour day month day-of-week"

@@ -1,4 +1,9 @@
-"""`comms init`: start a team's own campaigns repository from the built-in sample workspace."""
+"""`comms init`: start a team's own campaigns repository from the sample workspace, or a blank one.
+
+The sample is the repository root (comms.toml, templates/, audiences/, schedules/). A wheel carries
+it as package data in pipeline/workspace/sample/ (pyproject.toml's force-include); a source tree or
+an editable install reads it from the repository root, where it is edited.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +13,35 @@ from pathlib import Path
 from pipeline.errors import WorkspaceError
 from pipeline.workspace.settings import SETTINGS_FILE
 
-# The repository root is itself the sample workspace; these are its parts.
-SAMPLE_ROOT = Path(__file__).resolve().parents[2]
+_HERE = Path(__file__).resolve().parent
+BLANK_ROOT = _HERE / "blank"
 SAMPLE_PARTS = (SETTINGS_FILE, "templates", "audiences", "schedules")
 GITIGNORE = "comms.db*\noutbox/\npreviews/\n*-rejects.csv\n"
 
 
-def init_workspace(target: Path) -> list[Path]:
-    """Copy the sample into TARGET (new or empty) and return what was created."""
-    if not (SAMPLE_ROOT / SETTINGS_FILE).is_file():
-        raise WorkspaceError("the sample workspace is not installed (install comms from its source tree)")
+def sample_root() -> Path:
+    """Where the sample workspace is: inside an installed wheel, or the source tree's root."""
+    for root in (_HERE / "sample", _HERE.parents[1]):
+        if (root / SETTINGS_FILE).is_file() and (root / "templates").is_dir():
+            return root
+    raise WorkspaceError("the sample workspace is not installed with comms (reinstall the package)")
+
+
+def init_workspace(target: Path, *, blank: bool = False) -> list[Path]:
+    """Copy the sample (or, BLANK, neutral placeholders) into TARGET (new or empty); what was created."""
+    source_root = BLANK_ROOT if blank else sample_root()
     if target.exists() and any(target.iterdir()):
         raise WorkspaceError("refusing to initialise a folder that is not empty", path=target)
     target.mkdir(parents=True, exist_ok=True)
     created = []
     for part in SAMPLE_PARTS:
-        source, dest = SAMPLE_ROOT / part, target / part
+        source, dest = source_root / part, target / part
         if source.is_dir():
             shutil.copytree(source, dest)
-        else:
+        elif source.is_file():
             shutil.copy2(source, dest)
+        else:
+            continue
         created.append(dest)
     (target / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
     created.append(target / ".gitignore")

@@ -11,7 +11,8 @@ from textwrap import dedent
 import pytest
 
 from pipeline.assembly.campaign import Campaign, assemble
-from pipeline.assembly.personalize import Links, Personalizer, Recipient, Rendered
+from pipeline.assembly.personalize import Personalizer
+from pipeline.types import Links, Recipient, Rendered
 from pipeline.workspace.folders import Workspace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,7 +83,7 @@ class MiniWorkspace:
         return assemble(self.workspace(), name)
 
     def render(self, recipient: Recipient, name: str = "hello") -> Rendered:
-        return Personalizer.for_campaign(self.assemble(name)).render(recipient, LINKS)
+        return Personalizer(self.assemble(name).templates).render(recipient, LINKS)
 
 
 @pytest.fixture

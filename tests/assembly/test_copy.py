@@ -34,7 +34,7 @@ Dear **customer** of {{ brand.company }}, see [the offer](https://x.example/offe
         **front,
     )
     campaign = mini.assemble()
-    rendered = Personalizer.for_campaign(campaign).render(recipient(), LINKS)
+    rendered = Personalizer(campaign.templates).render(recipient(), LINKS)
     return campaign, lxml.html.fromstring(rendered.html)
 
 

@@ -42,7 +42,7 @@ def test_mjml_and_premailer_run_once_for_500_recipients(mini, recipient, monkeyp
 """
     )
 
-    personalizer = Personalizer.for_campaign(mini.assemble())
+    personalizer = Personalizer(mini.assemble().templates)
     rendered = [personalizer.render(recipient(f"r{i}@example.com"), LINKS) for i in range(500)]
 
     assert calls == Counter(mjml=1, premailer=1)

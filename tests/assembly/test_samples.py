@@ -19,7 +19,7 @@ def test_every_sample_campaign_assembles_and_checks(workspace_dir):
     for name in names:
         campaign = assemble(ws, name)
         check_campaign(ws, campaign)
-        rendered = Personalizer.for_campaign(campaign).render(preview_recipient(ws.settings), LINKS)
+        rendered = Personalizer(campaign.templates).render(preview_recipient(ws.settings), LINKS)
         assert ws.settings.preview.email in rendered.html + rendered.text, name
         assert LINKS.unsubscribe_url in rendered.html, name
         assert rendered.text.strip() and rendered.subject.strip(), name

@@ -45,7 +45,7 @@ def test_a_placeholder_with_a_query_string_in_a_button_href_renders_per_recipien
 
     from pipeline.assembly.personalize import Personalizer
 
-    personalizer = Personalizer.for_campaign(campaign)
+    personalizer = Personalizer(campaign.templates)
     for email in ("ada+news@example.com", "bob@example.org"):
         html = personalizer.render(recipient(email), LINKS).html
         encoded = email.replace("@", "%40").replace("+", "%2B")
@@ -74,7 +74,7 @@ After.
     campaign = mini.assemble()
     from pipeline.assembly.personalize import Personalizer
 
-    personalizer = Personalizer.for_campaign(campaign)
+    personalizer = Personalizer(campaign.templates)
     pro = personalizer.render(recipient(attributes={"plan": "pro"}), LINKS)
     free = personalizer.render(recipient(attributes={"plan": "free"}), LINKS)
 
@@ -147,7 +147,7 @@ def test_a_less_than_sign_inside_a_recipient_tag_in_mjml_text_compiles(mini, rec
     campaign = mini.assemble()
     from pipeline.assembly.personalize import Personalizer
 
-    personalizer = Personalizer.for_campaign(campaign)
+    personalizer = Personalizer(campaign.templates)
     assert "Welcome aboard" in personalizer.render(recipient(attributes={"visits": 1}), LINKS).html
     assert "Welcome back" in personalizer.render(recipient(attributes={"visits": 9}), LINKS).html
 
@@ -163,7 +163,7 @@ def test_double_quotes_inside_a_recipient_expression_in_an_attribute_survive(min
     assert '\\"' not in campaign.html
     from pipeline.assembly.personalize import Personalizer
 
-    personalizer = Personalizer.for_campaign(campaign)
+    personalizer = Personalizer(campaign.templates)
     assert _links(personalizer.render(recipient(), LINKS).html)["Hi"] == "https://x.example/hi?n=friend"
     named = personalizer.render(recipient(first_name="Ada"), LINKS).html
     assert _links(named)["Hi"] == "https://x.example/hi?n=Ada"
@@ -233,5 +233,5 @@ def test_literal_jinja_delimiters_in_campaign_output_stay_text_per_recipient(min
     mini.layout(_one_column("<mj-text>{% raw %}Type {{ name }} or {# this #} here{% endraw %}</mj-text>"))
     from pipeline.assembly.personalize import Personalizer
 
-    html = Personalizer.for_campaign(mini.assemble()).render(recipient(), LINKS).html
+    html = Personalizer(mini.assemble().templates).render(recipient(), LINKS).html
     assert "Type {{ name }} or {# this #} here" in html

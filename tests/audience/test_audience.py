@@ -19,7 +19,8 @@ from pipeline.audience.segments import (
 )
 from pipeline.errors import AudienceError
 from pipeline.storage.engines import session
-from pipeline.storage.models import SubscriptionStatus, SuppressionReason
+from pipeline.storage.models import SubscriptionStatus
+from pipeline.types import SuppressionReason
 from pipeline.workspace.folders import Workspace
 
 from .conftest import AddContact

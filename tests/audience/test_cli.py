@@ -6,59 +6,26 @@ import csv
 import io
 import json
 import subprocess
-import sys
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
 from pipeline.workspace.folders import Workspace
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run_process(workspace: Workspace, *args: str) -> Result:
-    """The real `comms` process, for what only a process shows (exit code, nothing but one line)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from pipeline.cli import main; main()",
-            *args,
-            "--workspace",
-            str(workspace.root),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return Result(done.returncode, done.stdout, done.stderr)
+from tests.support.cli import comms as run_comms
 
 
 @pytest.fixture
-def comms(workspace: Workspace, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
-    """Run `comms ARGS --workspace WS` in this process through the same entry point."""
+def comms(workspace: Workspace) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `comms ARGS --workspace WS` as a real process."""
 
-    def run(*args: str) -> Result:
-        monkeypatch.setattr(sys, "argv", ["comms", *args, "--workspace", str(workspace.root)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_comms(*args, "--workspace", str(workspace.root), cwd=workspace.root)
 
     return run
 
 
-def _one_line_error(result: Result) -> str:
+def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 1, result
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -70,7 +37,7 @@ def test_commands_refuse_an_outdated_schema_until_upgraded(workspace: Workspace,
     path = tmp_path / "c.csv"
     path.write_text("email;first_name\nann@example.com;=1+2\nbroken\n", encoding="utf-8-sig")
 
-    refused = run_process(workspace, "contacts", "import", str(path))
+    refused = comms("contacts", "import", str(path))
     assert _one_line_error(refused) == (
         "comms: error: database is at revision none (empty database), code needs 0002: run `comms db upgrade`"
     )

@@ -14,7 +14,8 @@ from pipeline.audience.exporter import export_contacts
 from pipeline.audience.importer import import_contacts
 from pipeline.errors import ContactError
 from pipeline.storage.engines import make_engine, session, upgrade
-from pipeline.storage.models import Contact, MailingList, Subscription, SubscriptionStatus, SuppressionReason
+from pipeline.storage.models import Contact, MailingList, Subscription, SubscriptionStatus
+from pipeline.types import SuppressionReason
 
 from .conftest import AddContact
 

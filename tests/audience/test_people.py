@@ -18,7 +18,8 @@ from pipeline.audience.contacts import (
 )
 from pipeline.errors import ContactError
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, Event, Run, Suppression, SuppressionReason
+from pipeline.storage.models import Delivery, Event, Run, Suppression
+from pipeline.types import SuppressionReason
 
 from .conftest import AddContact
 

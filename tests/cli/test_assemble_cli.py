@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.run import assert_one_line_error, comms
+from tests.support.cli import assert_one_line_error, comms
 
 
 def test_init_creates_a_workspace_that_previews_every_campaign(tmp_path: Path) -> None:
@@ -25,6 +25,20 @@ def test_init_creates_a_workspace_that_previews_every_campaign(tmp_path: Path) -
         for ext in ("html", "txt", "eml"):
             assert (ws / "out" / f"{name}.{ext}").stat().st_size > 0
         assert f"✓ {name}" in result.stdout
+
+
+def test_init_blank_has_placeholders_only_and_previews(tmp_path: Path) -> None:
+    created = comms("init", "blank", "--blank", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    ws = tmp_path / "blank"
+    files = [p for p in ws.rglob("*") if p.is_file()]
+    assert not [p for p in files if "kestrel" in p.read_text(encoding="utf-8").lower()]
+    assert not list((ws / "audiences").glob("*.csv"))  # no sample people
+    assert "enabled = false" in (ws / "schedules" / "welcome.toml").read_text()
+
+    result = comms("preview", "--all", "--out", "out", cwd=ws)
+    assert result.returncode == 0, result.stderr
+    assert "Your Organisation" in (ws / "out" / "welcome.html").read_text(encoding="utf-8")
 
 
 def test_init_refuses_a_folder_with_files(tmp_path: Path) -> None:

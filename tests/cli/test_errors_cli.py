@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cli.run import assert_one_line_error, comms
+from tests.support.cli import assert_one_line_error, comms
 
 
 def test_an_unwritable_output_path_is_one_line(workspace_dir: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.run import comms
+from tests.support.cli import comms
 
 # Each would run `touch` in an unsandboxed Jinja (os is in the globals of Jinja's own modules).
 PAYLOADS = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,44 +15,7 @@ from pipeline.runs.control import RunReport
 from pipeline.storage.engines import make_engine, upgrade
 from pipeline.storage.models import Run
 from pipeline.workspace.folders import Workspace
-from tests.smtp_server import SmtpServer
-
-SECRET = "test-secret-key"
-CAMPAIGN = "spring-launch"  # audience "customers": the list "customers", marketing_consent = true
-
-
-def configure(root: Path, sections: dict[str, str]) -> None:
-    """Replace whole [section] tables of ROOT/comms.toml (subtables such as [brand.colors] stay)."""
-    path = root / "comms.toml"
-    kept: list[str] = []
-    skipping = False
-    for line in path.read_text(encoding="utf-8").splitlines():
-        header = re.match(r"^\[([\w.]+)\]\s*$", line)
-        if header:
-            skipping = header[1] in sections
-        if not skipping:
-            kept.append(line)
-    for name, body in sections.items():
-        kept += ["", f"[{name}]", body.strip()]
-    path.write_text("\n".join(kept) + "\n", encoding="utf-8")
-
-
-def smtp_sections(port: int, *, connections: int = 4, schedule_s: str = "[0.05]", **dispatch: object) -> dict:
-    """Sections for sending to the test server fast: short retries, no throttling to speak of."""
-    limits = {"batch_size": 50, "lease_s": 300, "pause_after_connection_failures": 10} | dispatch
-    return {
-        "transport": f'kind = "smtp"\nurl = "smtp://127.0.0.1:{port}"\nsecurity = "none"\n'
-        f"connections = {connections}\ntimeout_s = 5",
-        "rate": "per_second = 100000\nper_domain_per_second = 100000",
-        "retry": f"schedule_s = {schedule_s}\nmax_age_h = 1",
-        "dispatch": "\n".join(f"{key} = {value}" for key, value in limits.items()),
-    }
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
+from tests.support.workspace import CAMPAIGN, SECRET, configure, open_ws
 
 
 @pytest.fixture
@@ -98,8 +60,3 @@ def send_campaign(root: Path, sections: dict) -> tuple[Workspace, Run, RunReport
     ws = open_ws(root)
     run = runs.start_run(ws, CAMPAIGN, started_by="test")
     return ws, run, runs.dispatch_run(ws, run.id)
-
-
-def open_ws(root: Path) -> Workspace:
-    """A fresh Workspace (settings are read once per instance, so re-open after configure())."""
-    return Workspace.open(root)

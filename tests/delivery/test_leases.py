@@ -8,7 +8,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from pipeline.storage.models import DeliveryStatus, RunStatus
-from tests.delivery.conftest import send_campaign, smtp_sections
+from tests.delivery.conftest import send_campaign
+from tests.support.workspace import smtp_sections
 
 
 def test_a_slow_domain_outlasting_the_lease_still_gets_one_copy_each(

@@ -18,7 +18,7 @@ from pipeline.runs import control as runs
 from pipeline.storage import outbox
 from pipeline.storage.engines import make_engine, session
 from pipeline.storage.models import Delivery, DeliveryStatus, utcnow
-from tests.delivery.conftest import CAMPAIGN, configure, open_ws, smtp_sections
+from tests.support.workspace import CAMPAIGN, configure, open_ws, smtp_sections
 
 
 def _claim(

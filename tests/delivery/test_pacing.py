@@ -7,8 +7,8 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from pipeline.delivery.pacing import Gcra, PacedQueue
-from pipeline.delivery.transports.base import SendResult, SendStatus
 from pipeline.delivery.verdicts import Action, classify, is_retryable
+from pipeline.types import SendResult, SendStatus
 from pipeline.workspace.settings import Rate, Retry
 
 

@@ -12,9 +12,9 @@ from sqlalchemy import Engine, select
 from pipeline.audience.importer import import_contacts
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, Run, RunStatus
-from tests.cli.run import assert_one_line_error, comms
-from tests.delivery.conftest import CAMPAIGN, configure, smtp_sections
-from tests.smtp_server import SmtpServer
+from tests.support.cli import assert_one_line_error, comms
+from tests.support.smtp_server import SmtpServer
+from tests.support.workspace import CAMPAIGN, configure, smtp_sections
 
 COPY = Path("templates/copy") / f"{CAMPAIGN}.md"
 

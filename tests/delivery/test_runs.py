@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
-from typer.testing import CliRunner
 
-from pipeline.cli import app
 from pipeline.errors import RunError
 from pipeline.runs import control as runs
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, DeliveryStatus, Run, RunStatus
-from tests.delivery.conftest import CAMPAIGN, configure, open_ws, smtp_sections
+from tests.support.cli import comms
+from tests.support.workspace import CAMPAIGN, configure, open_ws, smtp_sections
 
 
 def _count(engine: Engine, model: type) -> int:
@@ -85,22 +84,21 @@ def test_comms_send_through_the_file_transport_then_runs_show(
     ws_root: Path, engine: Engine, add_contacts
 ) -> None:
     add_contacts(12)
-    cli = CliRunner()
 
-    declined = cli.invoke(app, ["send", CAMPAIGN, "-w", str(ws_root)], input="n\n")
-    assert declined.exit_code != 0
-    assert "customers: 12 recipients" in declined.output and "file: .eml files in outbox/" in declined.output
+    declined = comms("send", CAMPAIGN, "-w", str(ws_root), cwd=ws_root, input="n\n")
+    assert declined.returncode != 0
+    assert "customers: 12 recipients" in declined.stdout and "file: .eml files in outbox/" in declined.stdout
     assert _count(engine, Run) == 0
 
-    sent = cli.invoke(app, ["send", CAMPAIGN, "--yes", "-w", str(ws_root)])
-    assert sent.exit_code == 0, sent.output
+    sent = comms("send", CAMPAIGN, "--yes", "-w", str(ws_root), cwd=ws_root)
+    assert sent.returncode == 0, sent.stderr
     assert len(list((ws_root / "outbox").glob("*.eml"))) == 12
 
-    shown = cli.invoke(app, ["runs", "show", "1", "-w", str(ws_root)])
-    assert shown.exit_code == 0, shown.output
-    assert "finished" in shown.output and "sent 12" in shown.output
-    listed = cli.invoke(app, ["runs", "list", "-w", str(ws_root)])
-    assert CAMPAIGN in listed.output
+    shown = comms("runs", "show", "1", "-w", str(ws_root), cwd=ws_root)
+    assert shown.returncode == 0, shown.stderr
+    assert "finished" in shown.stdout and "sent 12" in shown.stdout
+    listed = comms("runs", "list", "-w", str(ws_root), cwd=ws_root)
+    assert CAMPAIGN in listed.stdout
     with session(engine) as db:
         statuses = {d.status for d in db.exec(select(Delivery)).scalars()}
     assert statuses == {DeliveryStatus.sent}

@@ -11,9 +11,11 @@ from sqlalchemy import Engine, select
 from pipeline.audience.contacts import suppress
 from pipeline.runs import control as runs
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, DeliveryStatus, RunStatus, Suppression, SuppressionReason
-from tests.delivery.conftest import CAMPAIGN, configure, open_ws, send_campaign, smtp_sections
-from tests.smtp_server import SmtpServer
+from pipeline.storage.models import Delivery, DeliveryStatus, RunStatus, Suppression
+from pipeline.types import SuppressionReason
+from tests.delivery.conftest import send_campaign
+from tests.support.smtp_server import SmtpServer
+from tests.support.workspace import CAMPAIGN, configure, open_ws, smtp_sections
 
 
 def _deliveries(engine: Engine, run_id: int) -> dict[str, Delivery]:

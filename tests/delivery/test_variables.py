@@ -12,7 +12,7 @@ from pipeline.audience.importer import import_contacts
 from pipeline.audience.segments import load_audience, stream_people
 from pipeline.runs.variables import missing_variables
 from pipeline.storage.engines import session
-from tests.delivery.conftest import CAMPAIGN, open_ws
+from tests.support.workspace import CAMPAIGN, open_ws
 
 GREETING = 'Hi {{ contact.first_name | default("there") }},'
 

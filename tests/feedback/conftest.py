@@ -18,12 +18,12 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine, select
 
-from pipeline.assembly.personalize import Personalizer, Recipient, Rendered
-from pipeline.assembly.tracking import recipient_tracking, rewrite_links
+from pipeline.assembly.personalize import Personalizer
+from pipeline.assembly.tracking import rewrite_links
 from pipeline.audience.contacts import normalize_email
 from pipeline.feedback.server import create_app
-from pipeline.message.mime import message_id
-from pipeline.message.urls import recipient_links
+from pipeline.message.headers import message_id
+from pipeline.message.urls import recipient_links, recipient_tracking
 from pipeline.storage.engines import make_engine, session, upgrade
 from pipeline.storage.models import (
     Contact,
@@ -35,6 +35,7 @@ from pipeline.storage.models import (
     Subscription,
     utcnow,
 )
+from pipeline.types import Recipient, Rendered
 from pipeline.workspace.settings import Settings, load_settings
 
 SECRET = "test-secret-key-for-tokens"
@@ -178,7 +179,7 @@ class World:
             db.add(delivery)
             db.flush()
             assert delivery.id is not None
-            rendered = Personalizer(run.subject_template, run.html_template, run.text_template).render(
+            rendered = Personalizer(run.templates).render(
                 Recipient.of(contact),
                 recipient_links(self.settings, delivery.id),
                 recipient_tracking(self.settings, delivery.id),

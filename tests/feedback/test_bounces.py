@@ -24,7 +24,7 @@ from pipeline.storage.models import Delivery, Event, Suppression
 from pipeline.workspace.settings import Settings
 from tests.feedback import reports
 from tests.feedback.conftest import SECRET, Sent, World
-from tests.feedback.imap_server import ImapServer
+from tests.support.imap_server import ImapServer
 
 BOUNCES = "bounces@kestrelforge.example"
 

@@ -20,7 +20,7 @@ from pipeline.storage.engines import make_engine, session, upgrade
 from pipeline.storage.models import Event
 from pipeline.workspace.folders import Workspace
 from tests.feedback.conftest import SECRET, ServerThread
-from tests.smtp_server import SmtpServer
+from tests.support.smtp_server import SmtpServer
 
 PEOPLE = ["ada@example.com", "bob@example.com", "cy@example.com"]
 

@@ -10,13 +10,12 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
-from pipeline.assembly.tracking import recipient_tracking
 from pipeline.audience.contacts import is_suppressed, normalize_email
 from pipeline.audience.segments import audience_query, load_audience
 from pipeline.feedback.events import judge_click
 from pipeline.feedback.server import PIXEL_GIF
 from pipeline.message.tokens import make_token
-from pipeline.message.urls import recipient_links
+from pipeline.message.urls import recipient_links, recipient_tracking
 from pipeline.storage.engines import session
 from pipeline.storage.models import Event, Subscription, Suppression
 from pipeline.workspace.folders import Workspace

@@ -10,9 +10,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from pipeline.assembly.personalize import Rendered
-from pipeline.message.mime import MessageBuilder, Outgoing, message_id
+from pipeline.message.headers import message_id
+from pipeline.message.mime import MessageBuilder
 from pipeline.message.urls import recipient_links
+from pipeline.types import Outgoing, Rendered
 from pipeline.workspace.settings import Settings, load_settings
 
 SECRET = "test-key-new"

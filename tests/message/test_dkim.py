@@ -15,7 +15,8 @@ from dkim.canonicalization import Relaxed
 
 from pipeline.errors import SettingsError
 from pipeline.message.dkim import Signer, _relaxed_body
-from pipeline.message.mime import MessageBuilder, Outgoing
+from pipeline.message.mime import MessageBuilder
+from pipeline.types import Outgoing
 from pipeline.workspace.settings import Dkim, Settings
 
 from .conftest import DOMAIN

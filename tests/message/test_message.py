@@ -13,11 +13,13 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from pipeline.assembly.personalize import Personalizer, Recipient, Rendered
+from pipeline.assembly.personalize import Personalizer
 from pipeline.errors import HeaderInjectionError
-from pipeline.message.mime import MessageBuilder, Outgoing, message_id
+from pipeline.message.headers import message_id
+from pipeline.message.mime import MessageBuilder
 from pipeline.message.tokens import read_token
 from pipeline.message.urls import recipient_links
+from pipeline.types import Outgoing, Recipient, Rendered, Templates
 from pipeline.workspace.settings import Settings
 
 from .conftest import DOMAIN
@@ -148,7 +150,7 @@ def test_each_message_of_a_run_carries_only_its_own_recipients_lines(settings: S
         + "<p>{{ contact.company | default('no company') }}</p>\n"
     )
     text = "Hello {{ contact.first_name }},\n\nSame for everyone.\n{{ preferences_url }}\n"
-    personalizer = Personalizer("Hi {{ contact.first_name }}", html, text)
+    personalizer = Personalizer(Templates("Hi {{ contact.first_name }}", html, text))
     builder = MessageBuilder(settings, campaign="spring-sale", department="sales", run_id=7)
     people = [
         (1, Recipient("ann@example.com", "Ann", attributes={"company": "Acme"})),
@@ -230,7 +232,7 @@ def test_envelope_sender_without_verp(build: Callable[..., Outgoing], settings: 
 
 def test_message_id_is_deterministic_across_processes() -> None:
     here = message_id(12, 3456, DOMAIN)
-    code = f"from pipeline.message.mime import message_id; print(message_id(12, 3456, {DOMAIN!r}))"
+    code = f"from pipeline.message.headers import message_id; print(message_id(12, 3456, {DOMAIN!r}))"
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert there.strip() == here
     assert here.startswith("<12.") and here.endswith(f"@{DOMAIN}>")

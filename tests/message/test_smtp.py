@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from pipeline.delivery.transports import SendResult, SendStatus, SmtpTransport
-from pipeline.message.mime import Outgoing
-from tests.smtp_server import SmtpServer
+from pipeline.delivery.transports import SmtpTransport
+from pipeline.types import Outgoing, SendResult, SendStatus
+from tests.support.smtp_server import SmtpServer
 
 Build = Callable[..., Outgoing]
 

@@ -12,12 +12,11 @@ from pipeline.delivery.transports import (
     ConsoleTransport,
     FileTransport,
     MemoryTransport,
-    SendStatus,
     SmtpTransport,
     transport_for,
 )
 from pipeline.errors import SettingsError
-from pipeline.message.mime import Outgoing
+from pipeline.types import Outgoing, SendStatus
 from pipeline.workspace.settings import Settings
 
 

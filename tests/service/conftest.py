@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -21,12 +20,11 @@ from sqlalchemy import Engine, select
 from pipeline.audience.importer import import_contacts
 from pipeline.storage.engines import make_engine, session, upgrade
 from pipeline.storage.models import Delivery, Run
-from tests.delivery.conftest import SECRET, configure, smtp_sections
-from tests.smtp_server import SmtpServer
+from tests.support.cli import COMMS
+from tests.support.smtp_server import SmtpServer
+from tests.support.workspace import SECRET, configure, smtp_sections
 
-COMMS = [sys.executable, "-c", "from pipeline.cli import main; main()"]
 ZONE = "Europe/Warsaw"
-MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
 def local_time(offset_s: float, zone: str = ZONE) -> str:
@@ -110,12 +108,6 @@ def spawn() -> Iterator[Callable[..., Process]]:
             process.kill()
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
-
-
 def prepare(root: Path, database_url: str, smtp: SmtpServer, **dispatch: object) -> Engine:
     """Point the workspace at DATABASE_URL (upgraded) and SMTP, fast limits; no sample schedules."""
     for sample in (root / "schedules").glob("*.toml"):
@@ -158,14 +150,3 @@ def runs_of(engine: Engine) -> list[Run]:
 def deliveries_of(engine: Engine) -> list[Delivery]:
     with session(engine) as db:
         return list(db.exec(select(Delivery)).scalars())
-
-
-def message_ids_by_recipient(server: SmtpServer) -> dict[str, list[bytes]]:
-    """Every Message-ID each recipient got, one entry per copy received."""
-    received: dict[str, list[bytes]] = {}
-    for message in server.messages:
-        found = MESSAGE_ID.search(message.data)
-        assert found is not None
-        for rcpt in message.rcpt_tos:
-            received.setdefault(rcpt, []).append(found[1])
-    return received

@@ -20,12 +20,11 @@ from tests.service.conftest import (
     add_customers,
     deliveries_of,
     local_time,
-    message_ids_by_recipient,
     runs_of,
     wait_until,
     write_schedule,
 )
-from tests.smtp_server import SmtpServer
+from tests.support.smtp_server import SmtpServer, message_ids_by_recipient
 
 
 def _engine(root: Path) -> Engine:

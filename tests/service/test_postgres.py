@@ -12,19 +12,18 @@ from sqlalchemy import Engine
 from pipeline.runs import control as runs
 from pipeline.storage.models import DeliveryStatus, RunStatus
 from pipeline.workspace.folders import Workspace
-from tests.delivery.conftest import SECRET
 from tests.service.conftest import (
     Process,
     add_customers,
     deliveries_of,
     local_time,
-    message_ids_by_recipient,
     prepare,
     runs_of,
     wait_until,
     write_schedule,
 )
-from tests.smtp_server import SmtpServer
+from tests.support.smtp_server import SmtpServer, message_ids_by_recipient
+from tests.support.workspace import SECRET
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from pipeline.storage.engines import make_engine
 from pipeline.storage.models import DeliveryStatus, RunStatus
 from pipeline.timetable.scheduler import WINDOW_CLOSED, keep_windows
 from pipeline.workspace.folders import Workspace
-from tests.delivery.conftest import SECRET, configure
 from tests.service.conftest import Process, add_customers, deliveries_of, prepare, write_schedule
-from tests.smtp_server import SmtpServer, free_port
+from tests.support.smtp_server import SmtpServer, free_port
+from tests.support.workspace import SECRET, configure
 
 OFFICE_HOURS = {"window": {"hours": "09:00-17:00", "timezone": "Europe/Warsaw"}}
 WARSAW_NOON = datetime(2027, 3, 1, 11, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.delivery.transports.base import SendResult, SendStatus, Transport
+from pipeline.delivery.transports.base import Transport
 from pipeline.delivery.transports.console import ConsoleTransport
 from pipeline.delivery.transports.file import FileTransport
 from pipeline.delivery.transports.memory import MemoryTransport
@@ -15,8 +15,6 @@ __all__ = [
     "ConsoleTransport",
     "FileTransport",
     "MemoryTransport",
-    "SendResult",
-    "SendStatus",
     "SmtpTransport",
     "Transport",
     "transport_for",

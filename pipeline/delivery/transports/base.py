@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 
-from pipeline.message.mime import Outgoing
-
-
-class SendStatus(StrEnum):
-    sent = "sent"
-    temporary = "temporary"  # try again later: 4xx, timeout, refused or dropped connection
-    permanent = "permanent"  # do not retry this message: 5xx
-
-
-@dataclass(frozen=True)
-class SendResult:
-    status: SendStatus
-    code: int | None  # the SMTP reply code; None when no reply came (no connection, timeout, drop)
-    reply: str  # the server's text, enhanced status code included ("5.1.1 user unknown")
+from pipeline.types import Outgoing, SendResult
 
 
 class Transport(Protocol):

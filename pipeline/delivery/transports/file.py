@@ -7,8 +7,8 @@ import os
 import re
 from pathlib import Path
 
-from pipeline.delivery.transports.base import SendResult, SendStatus, Transport
-from pipeline.message.mime import Outgoing
+from pipeline.delivery.transports.base import Transport
+from pipeline.types import Outgoing, SendResult, SendStatus
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.delivery.transports.base import SendResult, SendStatus, Transport
-from pipeline.message.mime import Outgoing
+from pipeline.delivery.transports.base import Transport
+from pipeline.types import Outgoing, SendResult, SendStatus
 
 
 class MemoryTransport(Transport):

@@ -26,9 +26,9 @@ from aiosmtplib import (
     SMTPResponseException,
 )
 
-from pipeline.delivery.transports.base import SendResult, SendStatus, Transport
+from pipeline.delivery.transports.base import Transport
 from pipeline.errors import SettingsError
-from pipeline.message.mime import Outgoing
+from pipeline.types import Outgoing, SendResult, SendStatus
 from pipeline.workspace.settings import Settings
 
 Security = Literal["starttls", "tls", "none"]

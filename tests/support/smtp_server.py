@@ -229,3 +229,17 @@ class SmtpServer:
         user, password = self.credentials
         ok = isinstance(auth_data, LoginPassword) and auth_data == (user.encode(), password.encode())
         return AuthResult(success=ok, handled=False)  # handled=True would mean "I already replied"
+
+
+MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+def message_ids_by_recipient(server: SmtpServer) -> dict[str, list[bytes]]:
+    """Every Message-ID each recipient got, one entry per copy received."""
+    received: dict[str, list[bytes]] = {}
+    for message in server.messages:
+        found = MESSAGE_ID.search(message.data)
+        assert found is not None
+        for rcpt in message.rcpt_tos:
+            received.setdefault(rcpt, []).append(found[1])
+    return received

@@ -7,16 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+# The command as a person runs it, from whichever tree PYTHONPATH (or the install) provides.
 COMMS = [sys.executable, "-c", "from pipeline.cli import main; main()"]
 
 
 def comms(
     *args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """`comms ARGS` in CWD; INPUT is what the person types (or an MTA pipes) on standard input."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     full_env.pop("COMMS_WORKSPACE", None)
     return subprocess.run(
-        [*COMMS, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120, input=input
+        [*COMMS, *args], cwd=cwd, env=full_env, input=input, capture_output=True, text=True, timeout=120
     )
 
 

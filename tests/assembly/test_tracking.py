@@ -6,8 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.assembly.campaign import Campaign
-from pipeline.assembly.personalize import Links, Personalizer, Recipient
-from pipeline.assembly.tracking import RecipientTracking, rewrite_links, track_campaign, with_utm
+from pipeline.assembly.personalize import Personalizer
+from pipeline.assembly.tracking import rewrite_links, track_campaign, with_utm
+from pipeline.message.urls import RecipientTracking
+from pipeline.types import Links, Recipient, Templates
 from pipeline.workspace.settings import load_settings
 
 BASE = "https://t.example"
@@ -49,7 +51,11 @@ def test_tracked_links_are_the_literal_http_ones_recorded_in_order() -> None:
 def test_rendered_message_points_every_tracked_link_at_the_click_endpoint() -> None:
     tracked = rewrite_links(SOURCE, utm={}, track=True, own_base_url=BASE)
     tracking = RecipientTracking(BASE, b"key", 42)
-    html = Personalizer("s", tracked.html, "t").render(Recipient(email="a@example.com"), LINKS, tracking).html
+    html = (
+        Personalizer(Templates("s", tracked.html, "t"))
+        .render(Recipient(email="a@example.com"), LINKS, tracking)
+        .html
+    )
     assert f'href="{tracking.click(0)}"' in html and f'href="{tracking.click(2)}"' in html
     assert f'<img src="{tracking.open_url}"' in html
     assert tracking.click(0) != tracking.click(1)  # the link index is signed into each token

@@ -64,6 +64,23 @@ def test_cron_days_of_week_mean_what_they_mean_in_crontab(
     assert [f.strftime("%a %H:%M") for f in fired] == [f"{day} 09:00" for day in days]
 
 
+def test_day_of_month_and_day_of_week_together_match_either_as_in_crontab(workspace_dir: Path) -> None:
+    # crontab(5): when both are restricted, a day matching either runs the command. APScheduler's
+    # own CronTrigger wants both, and fired `0 9 1 * MON` once in 40 days.
+    (workspace_dir / "schedules" / "monthly.toml").write_text(
+        'campaign = "spring-launch"\ntimezone = "Europe/Warsaw"\n[[trigger]]\ncron = "0 9 1 * MON"\n'
+    )
+    monthly = load_schedule(Workspace.open(workspace_dir), "monthly")
+    start = datetime(2027, 1, 1, tzinfo=UTC)
+
+    fired = list(occurrences(monthly.triggers[0], monthly.timezone, start, start + timedelta(days=40)))
+
+    assert [f"{f:%a %d %b}" for f in fired] == [
+        "Fri 01 Jan", "Mon 04 Jan", "Mon 11 Jan", "Mon 18 Jan", "Mon 25 Jan", "Mon 01 Feb", "Mon 08 Feb",
+    ]  # fmt: skip
+    assert all(f"{f:%H:%M %Z}" == "09:00 CET" for f in fired)
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [

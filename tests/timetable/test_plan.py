@@ -6,14 +6,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from pipeline.audience.importer import import_contacts
-from pipeline.cli import app
 from pipeline.storage.engines import make_engine, upgrade
 from pipeline.timetable.plan import build_plan
 from pipeline.workspace.folders import Workspace
-from tests.delivery.conftest import configure
+from tests.support.cli import comms
+from tests.support.workspace import configure
 
 MONDAY_WEEK = datetime(2027, 2, 26, tzinfo=UTC)  # Friday before the spring launch
 
@@ -85,12 +84,10 @@ def test_the_plan_warns_about_contacts_the_weekly_cap_will_skip(planned: Path) -
 
 
 def test_comms_plan_prints_the_table_and_the_warnings(planned: Path) -> None:
-    result = CliRunner().invoke(
-        app, ["plan", "--days", "400", "--workspace", str(planned)], env={"COLUMNS": "200"}
-    )
+    result = comms("plan", "--days", "400", "--workspace", str(planned), cwd=planned)
 
-    assert result.exit_code == 0, result.output
-    assert "spring-launch-eu" in result.output and "customers-eu" in result.output
-    assert "Mon 2027-03-01 09:00 CET" in result.output
-    assert "warning  schedules/broken.toml: campaign no-such-copy does not assemble" in result.output
-    assert "q3-results" not in result.output.split("warning")[0]  # the disabled schedule
+    assert result.returncode == 0, result.stderr
+    assert "spring-launch-eu" in result.stdout and "customers-eu" in result.stdout
+    assert "Mon 2027-03-01 09:00 CET" in result.stdout
+    assert "warning  schedules/broken.toml: campaign no-such-copy does not assemble" in result.stdout
+    assert "q3-results" not in result.stdout.split("warning")[0]  # the disabled schedule

@@ -1,0 +1,1 @@
+"""What several test packages share: real servers (SMTP, IMAP) and running `comms` as a person does."""
