@@ -274,30 +274,20 @@ def dispatch_run(
             finished = sent + failed + skipped + before[DeliveryStatus.cancelled]
             on_progress(Progress(total, sent, failed, skipped, done.get("retried", 0), total - finished))
 
+        def pause(reason: str) -> None:
+            with engine.begin() as conn:
+                outbox.set_run_status(
+                    conn, run_id, RunStatus.paused, when=[RunStatus.sending], now=utcnow(), reason=reason
+                )
+
         try:
             stopped = asyncio.run(_dispatch(ws, engine, run_id, progress))
         except BaseException as exc:
             # Whatever stopped this process's worker, the run is not left `sending` with nobody on it.
-            with engine.begin() as conn:
-                outbox.set_run_status(
-                    conn,
-                    run_id,
-                    RunStatus.paused,
-                    when=[RunStatus.sending],
-                    now=utcnow(),
-                    reason=f"stopped by an error: {exc}"[:1000],
-                )
+            pause(f"stopped by an error: {exc}"[:1000])
             raise
         if stopped:
-            with engine.begin() as conn:
-                outbox.set_run_status(
-                    conn,
-                    run_id,
-                    RunStatus.paused,
-                    when=[RunStatus.sending],
-                    now=utcnow(),
-                    reason="stopped by a signal; resume to continue",
-                )
+            pause("stopped by a signal; resume to continue")
     return show_run(ws, run_id)
 
 

@@ -33,6 +33,17 @@ def _start_sending(root: Path, smtp: SmtpServer, count: int) -> subprocess.Popen
     )
 
 
+def _kill_mid_run(root: Path, smtp: SmtpServer, engine: Engine, count: int, after: int) -> Run:
+    """`comms send` killed (SIGKILL) once AFTER messages arrived; the run it leaves behind."""
+    process = _start_sending(root, smtp, count)
+    smtp.wait_for(after, timeout_s=60)
+    process.kill()
+    process.communicate(timeout=30)
+    interrupted = _only_run(engine)
+    assert interrupted.status == RunStatus.sending  # nobody got to pause it
+    return interrupted
+
+
 def _only_run(engine: Engine) -> Run:
     with session(engine) as db:
         (run,) = db.exec(select(Run)).scalars().all()
@@ -43,12 +54,7 @@ def test_killed_mid_run_then_resumed_sends_everyone_once(
     ws_root: Path, engine: Engine, add_contacts, smtp: SmtpServer
 ) -> None:
     emails = add_contacts(300)
-    process = _start_sending(ws_root, smtp, 300)
-    smtp.wait_for(60, timeout_s=60)
-    process.kill()
-    process.communicate(timeout=30)
-    interrupted = _only_run(engine)
-    assert interrupted.status == RunStatus.sending  # nobody got to pause it
+    interrupted = _kill_mid_run(ws_root, smtp, engine, 300, after=60)
     assert len(smtp.messages) < 300
     with session(engine) as db:
         leased = db.exec(select(Delivery).where(Delivery.status == DeliveryStatus.sending)).scalars().all()
@@ -100,12 +106,7 @@ def test_a_second_send_after_a_kill_refuses_and_names_the_run_to_resume(
     ws_root: Path, engine: Engine, add_contacts, smtp: SmtpServer
 ) -> None:
     emails = add_contacts(200)
-    process = _start_sending(ws_root, smtp, 200)
-    smtp.wait_for(40, timeout_s=60)
-    process.kill()
-    process.communicate(timeout=30)
-    interrupted = _only_run(engine)
-    assert interrupted.status == RunStatus.sending
+    interrupted = _kill_mid_run(ws_root, smtp, engine, 200, after=40)
 
     second = subprocess.run(_comms(ws_root, "send", CAMPAIGN, "--yes"), env=_env(), capture_output=True)
 
