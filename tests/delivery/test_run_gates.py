@@ -167,3 +167,18 @@ def test_exit_code_2_when_the_run_paused_itself(ws_root: Path, engine: Engine, a
     assert run.status == RunStatus.paused and "paused" in result.stdout
     with session(engine) as db:
         assert db.exec(select(Delivery).where(Delivery.status == "queued")).first() is not None
+
+
+def test_a_worker_that_cannot_start_leaves_the_run_paused_not_sending(
+    ws_root: Path, engine: Engine, add_contacts
+) -> None:
+    add_contacts(3)
+    (ws_root / "blocked").write_text("a file where the outbox folder should be")
+    configure(ws_root, {"transport": 'kind = "file"\npath = "blocked"'})
+
+    result = comms("send", CAMPAIGN, "--yes", cwd=ws_root)
+
+    assert_one_line_error(result, "blocked")
+    [run] = _runs(engine)
+    assert run.status == RunStatus.paused  # `comms runs resume` picks it up once the folder is fixed
+    assert run.status_reason.startswith("stopped by an error:")
