@@ -6,13 +6,16 @@
     │   ├── CopyError               templates/copy/*.md
     │   ├── LayoutError             templates/layouts/*.mjml, templates/partials/*
     │   ├── AudienceError           audiences/*.toml
-    │   └── ScheduleError           schedules/*.toml
+    │   ├── ScheduleError           schedules/*.toml
+    │   └── DepartmentError         departments/*.toml
     ├── TemplateError               an undefined variable or a render failure (names file)
     ├── HeaderInjectionError        CR or LF (or another control char) from data into a header
     ├── DatabaseError               the database is unreachable or its schema is behind
     │   └── SchemaOutdated          "run `comms db upgrade`"
     ├── ContactError                a contact or import row is wrong
     ├── RunError                    a run cannot be started, paused, resumed...
+    │   └── RunBlocked              a gate at run start refused it (recorded as a blocked run)
+    ├── ApprovalError               an approval is refused (not an approver) or approvals.log is wrong
     └── TransportError              a mail server (IMAP for bounces) could not be reached or refused
 
 Every error renders as one line: ``path:line: message`` where a location is known.
@@ -65,6 +68,10 @@ class ScheduleError(WorkspaceError):
     pass
 
 
+class DepartmentError(WorkspaceError):
+    pass
+
+
 class TemplateError(CommsError):
     pass
 
@@ -86,6 +93,14 @@ class ContactError(CommsError, ValueError):
 
 
 class RunError(CommsError):
+    pass
+
+
+class RunBlocked(RunError):
+    """Raised after the blocked run is recorded; the message says why and what to do about it."""
+
+
+class ApprovalError(CommsError):
     pass
 
 

@@ -96,6 +96,7 @@ def _workspace(root: Path, port: int, connections: int, database: str | None, dk
         f"connections = {connections}",
         "rate": "per_second = 1000000\nper_domain_per_second = 1000000",
         "dispatch": "batch_size = 500",
+        "approvals": "required = false",  # the gate is measured by its own tests, not here
     }
     if dkim:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

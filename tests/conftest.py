@@ -27,11 +27,22 @@ def smtp() -> Iterator[SmtpServer]:
         yield server
 
 
+APPROVALS_ON = "[approvals]\nrequired = true\n"
+
+
 @pytest.fixture
 def workspace_dir(tmp_path: Path) -> Path:
-    """A copy of the sample workspace at the repository root (what `comms init` makes), safe to edit."""
+    """A copy of the sample workspace at the repository root (what `comms init` makes), safe to edit.
+
+    Approvals are turned off here, so that tests of sending need not approve first; the tests of
+    approvals (tests/approvals/) turn them back on.
+    """
     root = tmp_path / "ws"
     init_workspace(root)
+    settings = root / "comms.toml"
+    text = settings.read_text(encoding="utf-8")
+    assert APPROVALS_ON in text, "the sample comms.toml requires approvals in its [approvals] table"
+    settings.write_text(text.replace(APPROVALS_ON, "[approvals]\nrequired = false\n"), encoding="utf-8")
     return root
 
 

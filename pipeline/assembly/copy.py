@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from markdown_it import MarkdownIt
@@ -22,6 +23,8 @@ from pipeline.workspace.folders import Workspace
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _FENCE = "---"
+# Where a campaign is in production; only an approval in the database lets it be sent, whatever this says.
+Stage = Literal["draft", "copy-ready", "layout-ready", "in-review", "approved"]
 _markdown = MarkdownIt("commonmark", {"html": False})
 _SINGLE_PARAGRAPH = re.compile(r"\A<p>((?:(?!</?p>).)*)</p>\n?\Z", re.DOTALL)
 
@@ -38,6 +41,9 @@ class FrontMatter(BaseModel):
     department: str
     # False turns off open and click tracking for this campaign (e.g. internal notices).
     tracking: bool = True
+    stage: Stage = "draft"
+    owner: str | None = None  # who moves it to the next stage
+    due: date | None = None  # when it should be approved by
 
 
 @dataclass(frozen=True)

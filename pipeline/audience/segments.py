@@ -367,6 +367,39 @@ def stream_people(session: Session, audience: Audience, *, batch: int = 2000) ->
     yield from session.execute(query.execution_options(yield_per=batch))
 
 
+_OP_WORDS = {
+    "eq": "is",
+    "ne": "is not",
+    "in": "is one of",
+    "not_in": "is none of",
+    "contains": "contains",
+    "startswith": "starts with",
+    "exists": "is set",
+    "missing": "is not set",
+    "gt": "is over",
+    "gte": "is at least",
+    "lt": "is under",
+    "lte": "is at most",
+}
+
+
+def _condition_words(condition: Condition) -> str:
+    if condition.value is None:
+        return f"{condition.field} {_OP_WORDS[condition.op]}"
+    shown = ", ".join(str(v).lower() if isinstance(v, bool) else str(v) for v in condition.values())
+    return f"{condition.field} {_OP_WORDS[condition.op]} {shown}"
+
+
+def in_words(audience: Audience) -> list[str]:
+    """The audience's rules as sentences an approver reads (the SQL is `explain`)."""
+    lines = [f"subscribed to {' or '.join(audience.lists)}, not suppressed"]
+    lines += [f"where {_condition_words(c)}" for c in audience.where]
+    if audience.any:
+        lines.append("and at least one of: " + "; ".join(_condition_words(c) for c in audience.any))
+    lines += [f"leaving out anyone whose {_condition_words(c)}" for c in audience.exclude]
+    return lines
+
+
 def count_audience(session: Session, audience: Audience) -> int:
     check_lists(session, audience)
     query = audience_query(audience).with_only_columns(func.count(Contact.id)).order_by(None)

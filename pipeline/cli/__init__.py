@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from pipeline.cli import assemble, contacts, daemon, dispatch, tracking
+from pipeline.cli import approvals, assemble, contacts, daemon, dispatch, tracking
 from pipeline.errors import CommsError
 
 app = typer.Typer(
@@ -15,7 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (assemble, contacts, dispatch, tracking, daemon):
+for module in (assemble, contacts, dispatch, tracking, daemon, approvals):
     module.register(app)
 
 

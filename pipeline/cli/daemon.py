@@ -58,7 +58,17 @@ def plan_command(
     plan = build_plan(open_workspace(workspace), days=days)
     console.print(f"plan for {plan.start:%Y-%m-%d %H:%M} UTC to {plan.end:%Y-%m-%d %H:%M} UTC")
     table = Table(box=box.SIMPLE_HEAD)
-    for heading in ("when (local)", "schedule", "campaign", "department", "audience", "recipients", "window"):
+    headings = (
+        "when (local)",
+        "schedule",
+        "campaign",
+        "department",
+        "audience",
+        "recipients",
+        "window",
+        "stage",
+    )
+    for heading in headings:
         table.add_column(heading, no_wrap=True, justify="right" if heading == "recipients" else "left")
     for item in plan.occurrences:
         table.add_row(
@@ -69,6 +79,7 @@ def plan_command(
             item.audience,
             "?" if item.recipients is None else str(item.recipients),
             item.window or "",
+            item.stage + {True: ", approved", False: ", not approved", None: ""}[item.approved],
         )
     if plan.occurrences:
         console.print(table)

@@ -215,7 +215,7 @@ def exit_code(report: runs.RunReport) -> int:
 
 
 def _print_report(report: runs.RunReport) -> None:
-    from pipeline.storage.models import DeliveryStatus
+    from pipeline.storage.models import DeliveryStatus, RunStatus
 
     run = report.run
     reason = f" ({run.status_reason})" if run.status_reason else ""
@@ -224,6 +224,15 @@ def _print_report(report: runs.RunReport) -> None:
         f"started by {run.started_by or '-'} at {_when(run.started_at)}"
         f", finished {_when(run.finished_at)}, template {run.template_hash[:12]}"
     )
+    if report.approval is not None:
+        approval = report.approval
+        console.print(
+            f"approved by {approval.approver} (approval {approval.id}, {_when(approval.approved_at)}, "
+            f"content {approval.content_hash[:12]})",
+            highlight=False,
+        )
+    elif run.status != RunStatus.blocked and run.recipient_count:
+        console.print("sent without an approval ([approvals] required = false)")
     counts = report.counts
     console.print(
         "  ".join(f"{status} {counts[status]}" for status in DeliveryStatus if counts[status])

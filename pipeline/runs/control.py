@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from pipeline.approvals.ledger import verdict
 from pipeline.assembly.campaign import Campaign, assemble, check_campaign
 from pipeline.assembly.personalize import preview_recipient
 from pipeline.assembly.tracking import track_campaign
@@ -37,14 +38,14 @@ from pipeline.audience.segments import (
 from pipeline.delivery.engine import Tally, run_worker
 from pipeline.delivery.transports import transport_for
 from pipeline.delivery.verdicts import is_retryable
-from pipeline.errors import AudienceError, CommsError, RunError, SettingsError, TemplateError
+from pipeline.errors import AudienceError, CommsError, RunBlocked, RunError, SettingsError, TemplateError
 from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
 from pipeline.runs.preview import PREVIEW_SECRET
 from pipeline.runs.variables import missing_variables
-from pipeline.storage import outbox
+from pipeline.storage import approvals, outbox
 from pipeline.storage.engines import opened, session
-from pipeline.storage.models import DeliveryStatus, Run, RunStatus, utcnow
+from pipeline.storage.models import Approval, DeliveryStatus, Run, RunStatus, utcnow
 from pipeline.types import Outgoing, Recipient, SendResult, Templates
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
@@ -180,6 +181,7 @@ def start_run(
     ws.settings.secret  # noqa: B018 -- refuse now rather than after the snapshot: links need COMMS_SECRET
     plan = plan_run(ws, campaign, audience, again=again)
     check_before_run(ws, plan, ws.settings, allow_empty=allow_empty)
+    approval = gate_run_start(ws, plan, started_by=started_by, schedule=schedule, occurrence=occurrence)
     if confirm is not None:
         confirm(plan)
     tracked, links = track_campaign(plan.campaign, ws.settings)
@@ -195,6 +197,7 @@ def start_run(
         subject_template=tracked.subject,
         html_template=tracked.html,
         text_template=tracked.text,
+        approval_id=approval.id if approval else None,
         meta={
             **(meta or {}),
             "links": list(links),
@@ -223,6 +226,64 @@ def start_run(
                 raise
             raise OccurrenceTaken(f"schedule {schedule} already has a run for {occurrence}") from None
         return _get(engine, run_id)
+
+
+def gate_run_start(
+    ws: Workspace,
+    plan: RunPlan,
+    *,
+    started_by: str,
+    schedule: str | None = None,
+    occurrence: datetime | None = None,
+) -> Approval | None:
+    """The gates every run passes before anything is queued; returns the approval it goes under.
+
+    Refused (no valid approval of exactly this content, when `[approvals] required`): the run is
+    recorded as blocked with the reason, and RunBlocked says it in one line with the command that
+    fixes it. Other gates (checks, validation) belong here too, so no path to sending skips them.
+    """
+    if not ws.settings.approvals.required:
+        return None
+    with opened(ws.settings) as engine:
+        with engine.begin() as conn:
+            found = verdict(ws, conn, plan.campaign.name, plan.audience.name, assembled=plan.campaign)
+        if found.approval is not None:
+            return found.approval
+        _record_blocked(engine, plan, found.reason, started_by, schedule, occurrence, found.content.hash)
+    raise RunBlocked(f"not sent: {found.reason}")
+
+
+def _record_blocked(
+    engine: Engine,
+    plan: RunPlan,
+    reason: str,
+    started_by: str,
+    schedule: str | None,
+    occurrence: datetime | None,
+    content_hash: str,
+) -> None:
+    now = utcnow()
+    run = Run(
+        campaign=plan.campaign.name,
+        department=plan.campaign.department,
+        audience=plan.audience.name,
+        status=RunStatus.blocked,
+        started_by=started_by,
+        schedule=schedule,
+        occurrence=occurrence,
+        template_hash=plan.campaign.template_hash,
+        meta={"content_hash": content_hash},
+        status_reason=reason[:1000],
+        created_at=now,
+        finished_at=now,
+    )
+    try:
+        with engine.begin() as conn:
+            outbox.create_run(conn, run)
+    except IntegrityError:
+        if schedule is None:
+            raise
+        # this occurrence is already recorded (blocked before, or run): once is enough
 
 
 def _get(engine: Engine, run_id: int) -> Run:
@@ -325,6 +386,7 @@ class RunReport:
     rate_per_s: float | None  # recent sending rate (last minute while sending, else the average)
     eta_s: float | None
     errors: list[outbox.DeliveryError] = field(default_factory=list)
+    approval: Approval | None = None  # the approval it was started under
 
     @property
     def remaining(self) -> int:
@@ -359,7 +421,8 @@ def show_run(ws: Workspace, run_id: int | None = None, *, errors: int = 5) -> Ru
             rate = counts[DeliveryStatus.sent] / seconds if seconds > 0 else None
         remaining = counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending]
         eta = remaining / rate if rate and remaining and run.status == RunStatus.sending else None
-        return RunReport(run, counts, rate, eta, outbox.last_errors(conn, run_id, errors))
+        approval = approvals.get_approval(conn, run.approval_id) if run.approval_id else None
+        return RunReport(run, counts, rate, eta, outbox.last_errors(conn, run_id, errors), approval)
 
 
 # -- run control -----------------------------------------------------------------------------------

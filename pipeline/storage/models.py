@@ -30,6 +30,10 @@ def _ts(nullable: bool = True, index: bool = False) -> Any:
     return Field(default_factory=utcnow, sa_column=column)
 
 
+def _json() -> Column[Any]:
+    return Column(JSON, nullable=False, default=dict)
+
+
 def email_hash(email_key: str) -> str:
     """sha256 hex of a normalised address: what a suppression keeps once the address itself is erased."""
     return hashlib.sha256(email_key.encode()).hexdigest()
@@ -52,6 +56,7 @@ class RunStatus(enum.StrEnum):
     cancelled = "cancelled"
     failed = "failed"
     missed = "missed"
+    blocked = "blocked"  # a gate at run start refused it (no valid approval...): nothing was queued
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -123,6 +128,28 @@ class Suppression(SQLModel, table=True):
     created_at: datetime | None = _ts(nullable=False)
 
 
+class Approval(SQLModel, table=True):
+    """Someone's sign-off of one campaign's exact content: valid while the content still has this hash."""
+
+    __table_args__ = (
+        UniqueConstraint("campaign", "content_hash", "approver", "approved_at", name="uq_approval"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign: str = Field(max_length=200, index=True)
+    content_hash: str = Field(max_length=64)
+    approver: str = Field(max_length=320)
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    approved_at: datetime | None = _ts(nullable=False)
+    # HEAD when the approved files were committed as approved (the review pack diffs against it).
+    git_commit: str | None = Field(default=None, max_length=64)
+    # The hash of each part (content, audience:NAME, schedule:NAME) and the approved source files.
+    parts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict))
+    sources: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict)
+    )
+
+
 class Run(SQLModel, table=True):
     """One execution of a campaign, with the frozen template it sends."""
 
@@ -145,6 +172,8 @@ class Run(SQLModel, table=True):
     meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict))
     recipient_count: int = 0
     status_reason: str = ""
+    # The approval the run was started under (None: approvals off, or blocked).
+    approval_id: int | None = Field(default=None, foreign_key="approval.id", ondelete="SET NULL")
     created_at: datetime | None = _ts(nullable=False)
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()

@@ -2,9 +2,11 @@
 
 What the communications lead reads before a week starts: each occurrence in its
 schedule's local time with campaign, department, audience and the audience's size
-today, and warnings for campaigns that do not assemble, for two campaigns reaching
-the same people on one day, and for contacts the [dispatch] max_per_week cap will
-skip (the cap is applied at send time; the plan says in advance whom it will hit).
+today, its production stage (front matter `stage:`, `owner:`) and whether its current
+content is approved, and warnings for campaigns that do not assemble, for two campaigns
+reaching the same people on one day, for contacts the [dispatch] max_per_week cap will
+skip (the cap is applied at send time; the plan says in advance whom it will hit), and
+for an unapproved campaign whose occurrence is closer than `[approvals] lead_time`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from itertools import combinations
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from pipeline.approvals.ledger import verdict
 from pipeline.assembly.campaign import assemble, check_campaign
 from pipeline.assembly.copy import load_copy
 from pipeline.audience.segments import audience_query, count_audience, load_audience
@@ -39,6 +42,10 @@ class Occurrence:
     audience: str
     recipients: int | None  # None: the audience could not be resolved (see the warnings)
     window: str | None
+    stage: str = ""
+    owner: str | None = None
+    due: date | None = None  # when the copy says it should be approved by
+    approved: bool | None = None  # None: approvals are off, or the campaign does not assemble
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,10 @@ class Plan:
 class _Campaign:
     department: str
     audience: str
+    stage: str
+    owner: str | None
+    due: date | None
+    approved: bool | None = None
 
 
 class _Planner:
@@ -70,7 +81,14 @@ class _Planner:
             try:
                 assembled = assemble(self.ws, name)
                 check_campaign(self.ws, assembled)
-                self.campaigns[name] = _Campaign(assembled.department, assembled.audience)
+                front = load_copy(self.ws, name).front
+                approved = None
+                if self.ws.settings.approvals.required:
+                    with self.engine.begin() as conn:
+                        approved = verdict(self.ws, conn, name, assembled=assembled).approval is not None
+                self.campaigns[name] = _Campaign(
+                    assembled.department, assembled.audience, front.stage, front.owner, front.due, approved
+                )
             except CommsError as exc:
                 self.warnings.append(f"{schedule.path}: campaign {name} does not assemble: {exc}")
                 self.campaigns[name] = self._front_matter(name)
@@ -81,7 +99,8 @@ class _Planner:
             copy = load_copy(self.ws, name)
         except CommsError:
             return None
-        return _Campaign(copy.front.department, copy.front.audience)
+        front = copy.front
+        return _Campaign(front.department, front.audience, front.stage, front.owner, front.due)
 
     def audience(self, schedule: Schedule, name: str) -> frozenset[int] | None:
         """The contact ids the audience reaches today; a warning (once) if it cannot be resolved."""
@@ -123,10 +142,15 @@ def build_plan(ws: Workspace, *, days: int = 14, now: datetime | None = None) ->
                             audience=audience,
                             recipients=len(members) if members is not None else None,
                             window=str(schedule.window) if schedule.window else None,
+                            stage=campaign.stage if campaign else "",
+                            owner=campaign.owner if campaign else None,
+                            due=campaign.due if campaign else None,
+                            approved=campaign.approved if campaign else None,
                         )
                     )
         found.sort(key=lambda o: (o.when, o.schedule))
-        warnings = planner.warnings + _overlaps(found, planner.members)
+        warnings = planner.warnings + _unapproved(found, start, ws.settings.approvals.lead_time)
+        warnings += _overlaps(found, planner.members)
         cap = ws.settings.dispatch.max_per_week
         if cap is not None:
             with engine.connect() as conn:
@@ -135,6 +159,31 @@ def build_plan(ws: Workspace, *, days: int = 14, now: datetime | None = None) ->
         return Plan(start, end, found, warnings)
     finally:
         engine.dispose()
+
+
+def _unapproved(found: list[Occurrence], start: datetime, lead_time: timedelta) -> list[str]:
+    """Occurrences inside the lead time whose campaign's current content has no approval."""
+    warnings = []
+    overdue = {o.campaign: o for o in found if o.approved is False and o.due and o.due < start.date()}
+    for name, occurrence in sorted(overdue.items()):
+        owner = f" (owner {occurrence.owner})" if occurrence.owner else ""
+        warnings.append(f"{name} was due for approval on {occurrence.due}{owner} and is {occurrence.stage}")
+    for occurrence in found:
+        if occurrence.approved is not False or occurrence.when - start >= lead_time:
+            continue
+        owner = f", owner {occurrence.owner}" if occurrence.owner else ""
+        hours = (occurrence.when - start).total_seconds() / 3600
+        warnings.append(
+            f"{occurrence.when:%Y-%m-%d %H:%M %Z} {occurrence.schedule}: {occurrence.campaign} is "
+            f"{occurrence.stage}{owner} and not approved, {hours:.0f} h before it goes out (lead time "
+            f"{_days(lead_time)}): it is blocked unless someone runs `comms approve {occurrence.campaign}`"
+        )
+    return warnings
+
+
+def _days(span: timedelta) -> str:
+    days = span.total_seconds() / 86400
+    return f"{days:g} days" if days >= 1 else f"{span.total_seconds() / 3600:g} h"
 
 
 def _overlaps(found: list[Occurrence], members: dict[str, frozenset[int] | None]) -> list[str]:

@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.assembly.copy import load_copy
-from pipeline.errors import CommsError
+from pipeline.errors import CommsError, RunBlocked
 from pipeline.logs import log_event
 from pipeline.runs.control import OccurrenceTaken, start_run
 from pipeline.storage import outbox
@@ -93,6 +93,11 @@ def fire(
             # contacts who already received the campaign, as `comms send` does.
             again=cron is not None,
         )
+    except RunBlocked as exc:  # recorded as a blocked run by the gate
+        log_event(
+            log, "run.blocked", level=logging.WARNING, schedule=schedule, occurrence=occurrence, error=exc
+        )
+        return
     except OccurrenceTaken:
         log_event(log, "occurrence.already_run", schedule=schedule, occurrence=occurrence)
         return

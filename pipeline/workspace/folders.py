@@ -47,6 +47,15 @@ class Workspace:
     def schedules_dir(self) -> Path:
         return self.root / "schedules"
 
+    @property
+    def departments_dir(self) -> Path:
+        return self.root / "departments"
+
+    @property
+    def approvals_log(self) -> Path:
+        """The append-only record of approvals, kept in the workspace so that git shows who approved what."""
+        return self.root / "approvals.log"
+
     def relative(self, path: Path) -> Path:
         """Paths in messages are shown relative to the workspace, as the team sees them in git."""
         try:

@@ -15,8 +15,8 @@ from pipeline.workspace.settings import SETTINGS_FILE
 
 _HERE = Path(__file__).resolve().parent
 BLANK_ROOT = _HERE / "blank"
-SAMPLE_PARTS = (SETTINGS_FILE, "templates", "audiences", "schedules")
-GITIGNORE = "comms.db*\noutbox/\npreviews/\n*-rejects.csv\n"
+SAMPLE_PARTS = (SETTINGS_FILE, "templates", "audiences", "schedules", "departments")
+GITIGNORE = "comms.db*\noutbox/\npreviews/\nreview/\n*-rejects.csv\n"
 
 
 def sample_root() -> Path:

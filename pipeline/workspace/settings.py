@@ -7,10 +7,12 @@ campaigns repository can be public inside the company without leaking them.
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.errors import SettingsError
 from pipeline.workspace.tomlfile import read_toml, toml_line, validate
@@ -133,6 +135,32 @@ class Daemon(_Section):
     standby_poll_s: float = Field(default=5.0, gt=0)
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|days?|h|hours?)\s*$")
+
+
+class Approvals(_Section):
+    # Off: runs start without an approval (the audit lists them as sent without one).
+    required: bool = True
+    # Who may approve, as names or emails (compared ignoring case); empty: anyone who gives a name.
+    approvers: list[str] = Field(default_factory=list)
+    # `comms plan` warns about an unapproved campaign whose occurrence is closer than this ("2 days", "36h").
+    lead_time: timedelta = timedelta(days=2)
+
+    @field_validator("lead_time", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        found = _DURATION.match(value)
+        if not found:
+            raise ValueError(f'lead_time must look like "2 days" or "36h", not {value!r}')
+        amount, unit = float(found[1]), found[2]
+        return timedelta(days=amount) if unit.startswith("d") else timedelta(hours=amount)
+
+    def may_approve(self, who: str) -> bool:
+        return not self.approvers or who.strip().casefold() in {a.strip().casefold() for a in self.approvers}
+
+
 class Settings(_Section):
     sender: Sender
     brand: Brand
@@ -146,6 +174,7 @@ class Settings(_Section):
     dispatch: Dispatch = Field(default_factory=Dispatch)
     bounces: Bounces = Field(default_factory=Bounces)
     daemon: Daemon = Field(default_factory=Daemon)
+    approvals: Approvals = Field(default_factory=Approvals)
 
     # Filled from the environment only, never from the file.
     smtp_password: str | None = Field(default=None, exclude=True)
