@@ -180,8 +180,8 @@ def start_run(
     """
     ws.settings.secret  # noqa: B018 -- refuse now rather than after the snapshot: links need COMMS_SECRET
     plan = plan_run(ws, campaign, audience, again=again)
-    check_before_run(ws, plan, ws.settings, allow_empty=allow_empty)
     approval = gate_run_start(ws, plan, started_by=started_by, schedule=schedule, occurrence=occurrence)
+    check_before_run(ws, plan, ws.settings, allow_empty=allow_empty)
     if confirm is not None:
         confirm(plan)
     tracked, links = track_campaign(plan.campaign, ws.settings)
