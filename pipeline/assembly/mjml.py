@@ -1,12 +1,12 @@
 """MJML to HTML with mjml-python (MRML), and what MRML does not say: where an error is, and unknown tags.
 
 MRML 1.4.2 reports a parse error as "unable to parse next template in root template", with no
-position, and passes unknown ``mj-*`` tags through without a word. When it fails, each source file
-(the layout, then the partials it loaded) is parsed again on its own with its Jinja blanked out,
-and the failing token is found by parsing ever longer prefixes of that file, so the error names
-the file and line the designer wrote. A newline inside any attribute value comes out of MRML as a
-literal backslash-n (and browsers then drop the CSS after it), so attribute whitespace is folded
-to single spaces first.
+position, and passes unknown ``mj-*`` tags through without a word (check_tags refuses them). When
+it fails, each source file (the layout, then the partials it loaded) is parsed again on its own
+with its Jinja blanked out, and the failing token is found by parsing ever longer prefixes of
+that file, so the error names the file and line the designer wrote. A newline inside any
+attribute value comes out of MRML as a literal backslash-n (and browsers then drop the CSS after
+it), so attribute whitespace is folded to single spaces first.
 
 Four things in MRML's output are put right afterwards (see repair_output): ``<html lang="und">``
 (a screen reader then guesses the language), images without ``alt`` (MRML drops MJML's default
@@ -87,22 +87,22 @@ def fold_attribute_whitespace(markup: str) -> str:
     return _TAG_WITH_ATTRIBUTES.sub(fold_tag, markup)
 
 
-def unknown_tags(sources: Mapping[Path, str]) -> list[tuple[Path, int, str]]:
-    """(path, line, tag) of every mj-* tag MJML does not define: MRML passes them through silently."""
-    return [
-        (path, _line(source, match.start()), match[2])
-        for path, source in sources.items()
-        for match in _MJ_TAG.finditer(source)
-        if match[2] not in KNOWN_TAGS and not match[1]
-    ]
+def check_tags(sources: Mapping[Path, str]) -> None:
+    """Refuse an mj-* tag MJML 4 does not have: MRML sends it as literal markup, which clients ignore
+    (a misspelt ``<mj-dividr/>`` is a divider that silently is not there)."""
+    for path, source in sources.items():
+        for match in _MJ_TAG.finditer(source):
+            if match[2] not in KNOWN_TAGS:
+                raise LayoutError(
+                    f"unknown MJML tag <{match[2]}> (MJML 4 has no such element; misspelt?)",
+                    path=path,
+                    line=_line(source, match.start()),
+                )
 
 
 def mjml_warnings(sources: Mapping[Path, str]) -> list[str]:
-    """What MRML accepts silently but a reader would notice: unknown tags, and mj-include in the body."""
-    warnings = [
-        f"{path}:{line}: unknown MJML tag <{tag}> is passed through as-is; clients ignore it"
-        for path, line, tag in unknown_tags(sources)
-    ]
+    """What MRML accepts silently but a reader would notice: mj-include in the body."""
+    warnings: list[str] = []
     for path, source in sources.items():
         body = source.find("<mj-body")
         for match in _MJ_TAG.finditer(source):

@@ -45,6 +45,7 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
+    Row,
     Select,
     String,
     and_,
@@ -466,6 +467,15 @@ def stream_audience(session: Session, audience: Audience, *, batch: int = 2000) 
     check_audience(session, audience)
     result = session.execute(audience_query(audience).execution_options(yield_per=batch))
     yield from result.scalars()
+
+
+def stream_people(session: Session, audience: Audience, *, batch: int = 2000) -> Iterator[Row[Any]]:
+    """The audience's contacts as plain rows of their personal fields (email, names, locale,
+    timezone, attributes): several times faster than stream_audience where no model is needed."""
+    check_audience(session, audience)
+    columns = [getattr(Contact, name) for name in ("id", *TEXT_FIELDS, "attributes")]
+    query = audience_query(audience).with_only_columns(*columns)
+    yield from session.execute(query.execution_options(yield_per=batch))
 
 
 _OP_WORDS = {

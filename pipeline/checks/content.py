@@ -11,13 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from pipeline.assembly.mjml import unknown_tags
 from pipeline.checks.sources import Location
 from pipeline.checks.subject import Hit, Rule, Severity, Subject
 
-UNKNOWN_TAG = Rule(
-    "content.unknown-tag", Severity.error, "an mj-* tag MJML does not define (dropped with its content)"
-)
 FOREIGN_PLACEHOLDER = Rule(
     "content.foreign-placeholder",
     Severity.error,
@@ -36,7 +32,6 @@ CTA_MISSING = Rule(
     "content.cta-missing", Severity.error, "the front matter's cta_url is not linked in the message"
 )
 RULES = (
-    UNKNOWN_TAG,
     FOREIGN_PLACEHOLDER,
     EMPTY_LINK,
     LOREM_IPSUM,
@@ -55,13 +50,6 @@ _CAPS_WORD = re.compile(r"\b[A-Z]{4,}\b")
 
 
 def check(subject: Subject) -> Iterator[Hit]:
-    for path, line, tag in unknown_tags(dict(subject.sources.markup)):
-        yield Hit(
-            UNKNOWN_TAG,
-            f"<{tag}> is not an MJML tag; clients drop it and what is inside",
-            "check the spelling against mjml.io/documentation",
-            Location(path, line),
-        )
     yield from _text(subject)
     yield from _links(subject)
     yield from _subject(subject)

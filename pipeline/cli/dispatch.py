@@ -45,9 +45,21 @@ def send(
             "--to", help="Test send to this address only ([TEST] subject, not recorded); repeatable."
         ),
     ] = None,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again", help="Send also to contacts who already received this campaign in an earlier run."
+        ),
+    ] = False,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Create the run even when it has no recipients.")
+    ] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Send CAMPAIGN to its audience: freeze it, snapshot the audience, dispatch with a progress bar.
+
+    Exit codes: 0 finished, every delivery sent or skipped by rule; 1 error before sending;
+    2 paused; 3 finished with failures (or cancelled).
 
     \b
     Example:
@@ -59,12 +71,28 @@ def send(
     if to:
         _test_send(ws, campaign, to)
     elif dry_run:
-        _dry_run(ws, campaign, audience)
+        _dry_run(ws, campaign, audience, again=again, allow_empty=allow_empty)
     else:
         run = runs.start_run(
-            ws, campaign, audience, started_by=f"cli:{getpass.getuser()}", confirm=None if yes else _confirm
+            ws,
+            campaign,
+            audience,
+            started_by=f"cli:{getpass.getuser()}",
+            confirm=None if yes else _confirm,
+            again=again,
+            allow_empty=allow_empty,
         )
-        console.print(f"run {run.id}: {run.recipient_count} recipients queued")
+        if yes:  # the confirmation showed them already
+            _print_warnings(run.meta.get("warnings", []))
+        left_out = run.meta.get("left_out", 0)
+        console.print(
+            f"run {run.id}: {run.recipient_count} recipients queued"
+            + (
+                f"; {left_out} left out who already received this campaign (--again sends to them)"
+                if left_out
+                else ""
+            )
+        )
         _dispatch(ws, run)
         _print_summary(runs.send_summary(ws, run))
 
@@ -83,13 +111,25 @@ def _print_summary(summary: runs.SendSummary) -> None:
     )
 
 
+def _print_warnings(warnings: list[str] | tuple[str, ...]) -> None:
+    for warning in warnings:
+        console.print(f"[yellow]warning[/yellow]  {warning}", highlight=False)
+
+
 def _confirm(plan: runs.RunPlan) -> None:
     console.print(f"campaign   {plan.campaign.name} ({plan.campaign.department})")
     console.print(f"audience   {plan.audience.name}: {plan.recipients} recipients")
+    if plan.already_received:
+        did = "are sent it AGAIN (--again)" if plan.again else "are left out"
+        console.print(f"           {plan.already_received} of them already received this campaign and {did}")
     console.print(f"transport  {plan.transport}")
-    for warning in plan.campaign.warnings:
-        console.print(f"[yellow]warning[/yellow]  {warning}")
-    if not typer.confirm("Send now?"):
+    _print_warnings(plan.campaign.warnings)
+    question = (
+        "Send again to people who already received it?"
+        if plan.again and plan.already_received
+        else "Send now?"
+    )
+    if not typer.confirm(question):
         console.print("nothing sent")
         raise typer.Exit(1)
 
@@ -98,7 +138,9 @@ def _test_send(ws: Workspace, campaign: str, to: list[str]) -> None:
     from pipeline.runs import control as runs
 
     failed = False
-    for sent in runs.test_send(ws, campaign, to):
+    sent_tests, warnings = runs.test_send(ws, campaign, to)
+    _print_warnings(warnings)
+    for sent in sent_tests:
         ok = sent.result.status == "sent"
         failed |= not ok
         mark = "[green]sent[/green]" if ok else f"[red]{sent.result.status}[/red]"
@@ -111,17 +153,16 @@ def _test_send(ws: Workspace, campaign: str, to: list[str]) -> None:
         raise typer.Exit(1)
 
 
-def _dry_run(ws: Workspace, campaign: str, audience: str | None) -> None:
+def _dry_run(ws: Workspace, campaign: str, audience: str | None, *, again: bool, allow_empty: bool) -> None:
     from pipeline.runs import control as runs
 
-    report = runs.dry_run(ws, campaign, audience)
+    report = runs.dry_run(ws, campaign, audience, again=again, allow_empty=allow_empty)
     plan = report.plan
     console.print(f"campaign   {plan.campaign.name} ({plan.campaign.department})")
     console.print(f"audience   {plan.audience.name}: {plan.recipients} recipients")
     console.print(f"transport  {plan.transport} (nothing sent: dry run)")
     console.print(f"rendered   {report.rendered} messages, {report.average_bytes // 1024} KB on average")
-    for warning in plan.campaign.warnings:
-        console.print(f"[yellow]warning[/yellow]  {warning}")
+    _print_warnings(plan.campaign.warnings)
     if report.sample_to:
         console.print(f"\nsample to {report.sample_to}\nSubject: {report.sample_subject}\n")
         console.print(report.sample_text or "", markup=False, highlight=False)
@@ -170,6 +211,27 @@ def _dispatch(ws: Workspace, run: Run) -> None:
 
         report = runs.dispatch_run(ws, run.id, on_progress=update)
     _print_report(report)
+    code = exit_code(report)
+    if code:
+        raise typer.Exit(code)
+
+
+# `comms send` (and resume, retry) exit codes; 1 is any error before sending (see pipeline.cli.main).
+EXIT_PAUSED = 2
+EXIT_FAILURES = 3
+
+
+def exit_code(report: runs.RunReport) -> int:
+    """0: finished, every delivery sent or skipped by rule; 2: paused; 3: finished with failures,
+    cancelled or failed."""
+    from pipeline.storage.models import DeliveryStatus, RunStatus
+
+    status = report.run.status
+    if status == RunStatus.paused:
+        return EXIT_PAUSED
+    if status == RunStatus.finished and not report.counts[DeliveryStatus.failed]:
+        return 0
+    return EXIT_FAILURES
 
 
 def _print_report(report: runs.RunReport) -> None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     DateTime,
     Integer,
@@ -146,6 +147,36 @@ def snapshot_audience(conn: Connection, run_id: int, audience: Select[Any], now:
     conn.execute(insert(D).from_select(columns, rows))
     # Counted rather than taken from rowcount, which psycopg reports as -1 for this statement.
     return int(conn.execute(select(func.count()).where(D.c.run_id == run_id)).scalar_one())
+
+
+# Deliveries that mean a contact has, or is about to have, a campaign's message.
+_RECEIVED = (DeliveryStatus.sent, DeliveryStatus.sending, DeliveryStatus.queued)
+
+
+def has_received(campaign: str) -> ColumnElement[bool]:
+    """A condition on contact rows: the contact has a sent, in-flight or queued delivery of CAMPAIGN
+    in some run (so a new run of it would reach them twice)."""
+    return exists(
+        select(D.c.id)
+        .join(R, R.c.id == D.c.run_id)
+        .where(D.c.contact_id == C.c.id, R.c.campaign == campaign, D.c.status.in_(_RECEIVED))
+    )
+
+
+def count_already_received(conn: Connection, audience: Select[Any], campaign: str) -> int:
+    """How many contacts of the AUDIENCE query already received (or are queued for) CAMPAIGN."""
+    query = audience.where(has_received(campaign))
+    counted = query.with_only_columns(func.count(C.c.id)).order_by(None)
+    return int(conn.execute(counted).scalar_one())
+
+
+def unfinished_runs(conn: Connection, campaign: str, audience: str) -> list[Run]:
+    """Runs of CAMPAIGN to AUDIENCE that are still sending or paused (resume them, or cancel)."""
+    statuses = (RunStatus.planned, *_ACTIVE)
+    rows = conn.execute(
+        select(R).where(R.c.campaign == campaign, R.c.audience == audience, R.c.status.in_(statuses))
+    ).mappings()
+    return [Run.model_validate(dict(row)) for row in rows.all()]
 
 
 # -- claiming --------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def test_test_send_goes_to_the_given_addresses_only_and_is_never_a_delivery(
     configure(ws_root, smtp_sections(smtp.port))
     stranger = "reviewer@agency.example"
 
-    sent = runs.test_send(open_ws(ws_root), CAMPAIGN, ["person3@example.com", stranger])
+    sent, _ = runs.test_send(open_ws(ws_root), CAMPAIGN, ["person3@example.com", stranger])
 
     assert [(s.email, s.personalised_as, s.result.code) for s in sent] == [
         ("person3@example.com", "contact", 250),

@@ -93,7 +93,7 @@ def test_one_click_unsubscribe_from_a_received_message_leaves_the_contact_out_of
         assert response.status_code == 302
         assert response.headers["location"].startswith("https://kestrelforge.example")
 
-        second = start_run(ws, "spring-launch", "news", started_by="test")
+        second = start_run(ws, "spring-launch", "news", started_by="test", again=True)
         assert second.recipient_count == 2
         dispatch_run(ws, second.id)
         assert len(received(smtp, "ada@example.com")) == 1
