@@ -198,7 +198,7 @@ def _dispatch(ws: Workspace, run: Run) -> None:
     with bar:
         task = bar.add_task("send", total=run.recipient_count, run=run.id, sent=0, failed=0, remaining="?")
 
-        def update(progress: runs.Progress) -> None:
+        def update(progress: runs.RunProgress) -> None:
             done = progress.total - progress.remaining
             bar.update(
                 task,

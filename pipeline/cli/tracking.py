@@ -15,7 +15,7 @@ from pipeline.cli.common import WorkspaceOption, console, err_console, open_work
 from pipeline.errors import CommsError, DatabaseError
 
 if TYPE_CHECKING:
-    from pipeline.feedback.bounces import Outcome, Preview
+    from pipeline.feedback.bounces import Ingested, Preview
 
 # sysexits.h EX_TEMPFAIL: an MTA keeps a piped message and tries again later instead of bouncing it.
 EX_TEMPFAIL = 75
@@ -75,7 +75,7 @@ def serve_command(
         engine.dispose()
 
 
-def _print(outcomes: list[Outcome]) -> None:
+def _print(outcomes: list[Ingested]) -> None:
     table = Table("kind", "delivery", "class", "suppressed", "note")
     for outcome in outcomes:
         table.add_row(

@@ -61,7 +61,7 @@ def backoff_s(attempts: int, retry: Retry, rng: random.Random) -> float:
     return step * rng.uniform(1 - _JITTER, 1 + _JITTER)
 
 
-def classify(
+def judge(
     result: SendResult,
     *,
     attempts: int,

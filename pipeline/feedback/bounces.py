@@ -13,9 +13,8 @@ What a report does (rules from DESIGN.md "Dispatch rules"):
 - sender (5.7.x): the delivery fails, the recipient is not suppressed (it was our reputation);
 - delayed: only recorded;
 - auto-replies and vacation notices: not bounces, left alone;
-- complaint (ARF): ``complaint`` suppression and an event. An unattributed complaint still suppresses
-  the complaining address when the report names it: mailing someone who complained costs more than
-  missing them.
+- complaint (ARF): ``complaint`` suppression and an event. An unattributed complaint is recorded
+  for a person to look at and suppresses nobody: anyone can mail a report naming any address.
 
 The same mailbox may receive the mailto: unsubscribe requests of List-Unsubscribe (RFC 2369), sent
 to ``unsubscribe+TOKEN@domain``; those unsubscribe the token's delivery like a one-click POST. The
@@ -69,7 +68,7 @@ _DIAGNOSTIC_CHARS = 1000
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Ingested:
     """What one message did, for the command's summary."""
 
     kind: str  # bounce, complaint, unsubscribe, ignored, unreadable
@@ -143,10 +142,10 @@ def _soft_streak(db: Session, contact_id: int, limit: int) -> bool:
 
 def apply_bounce(
     db: Session, settings: Settings, report: Report, *, source: str, secrets: Sequence[bytes]
-) -> Outcome:
+) -> Ingested:
     failure = report.worst()
     if failure is None:
-        return Outcome("ignored", None, None, None, f"{report.format} report with no failed recipient")
+        return Ingested("ignored", None, None, None, f"{report.format} report with no failed recipient")
     delivery, how = find_delivery(db, secrets, report.envelope_addresses, report.original_message_id)
     if delivery is not None and len(report.failures) > 1:
         # A report naming several recipients: what it says about this delivery's address decides.
@@ -164,10 +163,10 @@ def apply_bounce(
     }
     if delivery is None:
         record_event(db, EventKind.bounce, None, detail=detail | {"unattributed": how})
-        return Outcome("bounce", None, failure.severity, None, f"unattributed: {how}")
+        return Ingested("bounce", None, failure.severity, None, f"unattributed: {how}")
     assert delivery.id is not None
     if str(failure.severity) in _bounce_classes(db, delivery.id):
-        return Outcome("bounce", delivery.id, failure.severity, None, "already recorded")
+        return Ingested("bounce", delivery.id, failure.severity, None, "already recorded")
     record_event(
         db,
         EventKind.bounce,
@@ -176,7 +175,7 @@ def apply_bounce(
         detail=detail | {"attributed_by": how},
     )
     if failure.severity is Severity.delayed:
-        return Outcome("bounce", delivery.id, failure.severity, None, "delivery delayed, still being tried")
+        return Ingested("bounce", delivery.id, failure.severity, None, "delivery delayed, still being tried")
     _mark_bounced(db, delivery, failure)
     reason = None
     if failure.severity is Severity.hard:
@@ -190,10 +189,10 @@ def apply_bounce(
     address = delivery_address(db, delivery)
     if reason is not None and address is not None:
         suppress(db, address, reason, note=f"{failure.status or failure.smtp_code}, delivery {delivery.id}")
-    return Outcome("bounce", delivery.id, failure.severity, reason, failure.diagnostic[:120])
+    return Ingested("bounce", delivery.id, failure.severity, reason, failure.diagnostic[:120])
 
 
-def apply_complaint(db: Session, report: Report, *, source: str, secrets: Sequence[bytes]) -> Outcome:
+def apply_complaint(db: Session, report: Report, *, source: str, secrets: Sequence[bytes]) -> Ingested:
     delivery, how = find_delivery(db, secrets, report.envelope_addresses, report.original_message_id)
     detail = {"feedback_type": report.feedback_type, "format": report.format, "source": source}
     if delivery is None:
@@ -201,10 +200,10 @@ def apply_complaint(db: Session, report: Report, *, source: str, secrets: Sequen
         # mail a report naming any address to the bounce mailbox.
         unattributed = {"unattributed": how, "complainant": report.complainant}
         record_event(db, EventKind.complaint, None, detail=detail | unattributed)
-        return Outcome("complaint", None, None, None, f"unattributed: {how}")
+        return Ingested("complaint", None, None, None, f"unattributed: {how}")
     assert delivery.id is not None
     if has_event(db, EventKind.complaint, delivery.id):
-        return Outcome("complaint", delivery.id, None, None, "already recorded")
+        return Ingested("complaint", delivery.id, None, None, "already recorded")
     record_event(
         db,
         EventKind.complaint,
@@ -215,29 +214,29 @@ def apply_complaint(db: Session, report: Report, *, source: str, secrets: Sequen
     address = delivery_address(db, delivery) or report.complainant
     if address is not None:
         suppress(db, address, SuppressionReason.complaint, note=f"{source}, delivery {delivery.id}")
-    return Outcome("complaint", delivery.id, None, SuppressionReason.complaint, report.feedback_type or "")
+    return Ingested("complaint", delivery.id, None, SuppressionReason.complaint, report.feedback_type or "")
 
 
-def apply_report(db: Session, settings: Settings, report: Report, *, source: str) -> Outcome:
+def apply_report(db: Session, settings: Settings, report: Report, *, source: str) -> Ingested:
     secrets = settings.verifying_keys
     if report.kind == "auto-reply":
-        return Outcome("ignored", None, None, None, "an auto-reply, not a bounce")
+        return Ingested("ignored", None, None, None, "an auto-reply, not a bounce")
     if report.kind == "complaint":
         return apply_complaint(db, report, source=source, secrets=secrets)
     return apply_bounce(db, settings, report, source=source, secrets=secrets)
 
 
-def _unsubscribe_by_mail(engine: Engine, settings: Settings, token: str) -> Outcome:
+def _unsubscribe_by_mail(engine: Engine, settings: Settings, token: str) -> Ingested:
     """The mailto: half of List-Unsubscribe (RFC 2369): a "u" token from our own header."""
     found = read_token(settings.verifying_keys, "u", token)
     if found is None:
-        return Outcome("ignored", None, None, None, "unsubscribe request with an invalid token")
+        return Ingested("ignored", None, None, None, "unsubscribe request with an invalid token")
     with session(engine) as db:
         delivery = db.get(Delivery, found[0])
         if delivery is None:
-            return Outcome("ignored", None, None, None, "unsubscribe request for an unknown delivery")
+            return Ingested("ignored", None, None, None, "unsubscribe request for an unknown delivery")
         new = unsubscribe(db, delivery, source="mailto", user_agent=None)
-        return Outcome(
+        return Ingested(
             "unsubscribe", delivery.id, None, SuppressionReason.unsubscribe if new else None, "mailto"
         )
 
@@ -288,7 +287,7 @@ def record_unreadable(
     reason: str,
     size: int | None = None,
     fingerprint: bytes | None = None,
-) -> Outcome:
+) -> Ingested:
     """Keep RAW for an operator (an MTA pipe has no other copy); the same message only once.
 
     RAW is None for a message that was not even downloaded (IMAP, over the size limit): FINGERPRINT
@@ -309,12 +308,12 @@ def record_unreadable(
             db.add(row)
             db.flush()
             known = row.id
-    return Outcome("unreadable", None, None, None, f"unreadable #{known}: {reason}")
+    return Ingested("unreadable", None, None, None, f"unreadable #{known}: {reason}")
 
 
 def ingest_message(
     engine: Engine, settings: Settings, raw: bytes, *, source: str, location: str | None = None
-) -> Outcome:
+) -> Ingested:
     """Read one message and apply what it reports, in its own transaction.
 
     LOCATION: where the message will be if it turns out unreadable (moved aside, or left in its mbox).
@@ -326,7 +325,7 @@ def ingest_message(
     if reading.unsubscribe_token is not None:
         return _unsubscribe_by_mail(engine, settings, reading.unsubscribe_token)
     if reading.report is None:
-        return Outcome("ignored", None, None, None, "neither a bounce nor a complaint")
+        return Ingested("ignored", None, None, None, "neither a bounce nor a complaint")
     with session(engine) as db:
         return apply_report(db, settings, reading.report, source=source)
 
@@ -419,7 +418,7 @@ def _read_failure(path: Path, exc: OSError) -> CommsError:
     return CommsError(f"cannot read it: {exc.strerror or exc}", path=path)
 
 
-def ingest_path(engine: Engine, settings: Settings, path: Path) -> list[Outcome]:
+def ingest_path(engine: Engine, settings: Settings, path: Path) -> list[Ingested]:
     """Ingest every message at PATH; a Maildir's unreadable ones are moved to its .unreadable folder."""
     if not path.exists():
         raise CommsError("no such file or folder", path=path)
@@ -508,7 +507,7 @@ def _check(reply: tuple[str, Any], doing: str) -> Any:
     return data
 
 
-def poll_imap(engine: Engine, settings: Settings, *, timeout_s: float = 30.0) -> list[Outcome]:
+def poll_imap(engine: Engine, settings: Settings, *, timeout_s: float = 30.0) -> list[Ingested]:
     """Ingest every message in the configured IMAP folder and move each one processed."""
     target = imap_target(settings)
     if settings.imap_password is None:
@@ -532,7 +531,7 @@ def poll_imap(engine: Engine, settings: Settings, *, timeout_s: float = 30.0) ->
             client.logout()
 
 
-def _drain(client: imaplib.IMAP4, engine: Engine, settings: Settings, target: ImapTarget) -> list[Outcome]:
+def _drain(client: imaplib.IMAP4, engine: Engine, settings: Settings, target: ImapTarget) -> list[Ingested]:
     processed = _quoted(settings.bounces.processed_folder)
     client.create(processed)  # "already exists" is a NO we can ignore
     unreadable_folder = settings.bounces.unreadable_folder

@@ -67,7 +67,7 @@ SCANNER_AGENTS = (
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Traffic:
     machine: bool
     why: str  # empty for a plain human event; otherwise a short reason kept as Event.reason
 
@@ -81,28 +81,28 @@ def _in_apple_network(ip: str | None) -> bool:
         return False
 
 
-def judge_open(user_agent: str | None, ip: str | None) -> Verdict:
+def judge_open(user_agent: str | None, ip: str | None) -> Traffic:
     agent = (user_agent or "").strip()
     if agent == APPLE_PROXY_USER_AGENT and _in_apple_network(ip):
-        return Verdict(True, "apple-privacy-proxy")
+        return Traffic(True, "apple-privacy-proxy")
     if GOOGLE_PROXY_MARK in agent.lower():
-        return Verdict(False, "google-image-proxy")
-    return Verdict(False, "")
+        return Traffic(False, "google-image-proxy")
+    return Traffic(False, "")
 
 
-def judge_click(user_agent: str | None, sent_at: datetime | None, now: datetime) -> Verdict:
+def judge_click(user_agent: str | None, sent_at: datetime | None, now: datetime) -> Traffic:
     """What one click request shows by itself; bursts need the delivery's other clicks (record_click)."""
     agent = (user_agent or "").lower()
     if not agent:
-        return Verdict(True, "no-user-agent")
+        return Traffic(True, "no-user-agent")
     for mark in SCANNER_AGENTS:
         if mark in agent:
-            return Verdict(True, f"scanner-agent:{mark}")
+            return Traffic(True, f"scanner-agent:{mark}")
     if sent_at is not None and sent_at.tzinfo is None:  # SQLite gives back naive UTC
         sent_at = sent_at.replace(tzinfo=UTC)
     if sent_at is None or now < sent_at:
-        return Verdict(True, "before-accepted")
-    return Verdict(False, "")
+        return Traffic(True, "before-accepted")
+    return Traffic(False, "")
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def record_click(
     assert delivery.id is not None
     now = utcnow()
     verdict = (
-        Verdict(True, "honeypot")
+        Traffic(True, "honeypot")
         if link_index == honeypot
         else judge_click(user_agent, delivery.sent_at, now)
     )

@@ -93,7 +93,7 @@ MAX_FORM_BYTES = 64 * 1024
 RETRY_AFTER_S = 30
 
 
-class _Server:
+class _TrackingServer:
     """The endpoints, bound to one settings object and one engine (wired up in create_app)."""
 
     def __init__(
@@ -426,7 +426,7 @@ def create_app(
     With WORKSPACE it also serves sign-up forms for [signup] lists, sending the confirmation
     (templates/copy/_confirm.md) through the workspace's transport.
     """
-    server = _Server(settings, engine, sns_fetcher, workspace)
+    server = _TrackingServer(settings, engine, sns_fetcher, workspace)
     limits = BodyLimits(
         default_bytes=MAX_FORM_BYTES,
         by_path={"/webhooks/ses": MAX_BODY_BYTES},

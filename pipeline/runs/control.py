@@ -318,7 +318,7 @@ def _get(engine: Engine, run_id: int) -> Run:
 
 
 @dataclass(frozen=True)
-class Progress:
+class RunProgress:
     """A run's position while this process sends it (what the progress bar shows)."""
 
     total: int
@@ -330,7 +330,7 @@ class Progress:
 
 
 def dispatch_run(
-    ws: Workspace, run_id: int, *, on_progress: Callable[[Progress], None] | None = None
+    ws: Workspace, run_id: int, *, on_progress: Callable[[RunProgress], None] | None = None
 ) -> RunReport:
     """Send RUN_ID from this process until it finishes, pauses or is cancelled.
 
@@ -353,7 +353,7 @@ def dispatch_run(
             skipped = before[DeliveryStatus.skipped] + done.get("skipped", 0)
             total = sum(before.values())
             finished = sent + failed + skipped + before[DeliveryStatus.cancelled]
-            on_progress(Progress(total, sent, failed, skipped, done.get("retried", 0), total - finished))
+            on_progress(RunProgress(total, sent, failed, skipped, done.get("retried", 0), total - finished))
 
         def pause(reason: str) -> None:
             with engine.begin() as conn:

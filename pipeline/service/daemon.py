@@ -152,7 +152,7 @@ def leader_lock(engine: Engine) -> LeaderLock:
 # -- HTTP servers inside the process -----------------------------------------------------------------
 
 
-class _Server(uvicorn.Server):
+class _HttpServer(uvicorn.Server):
     """uvicorn without its signal handlers: SIGTERM belongs to the daemon, which stops it in order."""
 
     @contextlib.contextmanager
@@ -167,22 +167,22 @@ def _listen_address(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _http_server(app: ASGIApp, listen: str) -> _Server:
+def _http_server(app: ASGIApp, listen: str) -> _HttpServer:
     host, port = _listen_address(listen)
-    return _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    return _HttpServer(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
 
 
-def _tracking_server(ws: Workspace, engine: Engine) -> _Server:
+def _tracking_server(ws: Workspace, engine: Engine) -> _HttpServer:
     settings = ws.settings
     host, port = _listen_address(settings.tracking.listen or "")
     app = create_app(settings, engine, workspace=ws)
-    return _Server(
+    return _HttpServer(
         tracking_config(app, settings, host=host, port=port, log_level="warning", access_log=False)
     )
 
 
 @contextlib.asynccontextmanager
-async def _serving(servers: list[_Server]) -> AsyncIterator[None]:
+async def _serving(servers: list[_HttpServer]) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(server.serve()) for server in servers]
     try:
         yield
