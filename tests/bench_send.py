@@ -154,18 +154,18 @@ def _ceiling(port: int, count: int, connections: int, data: bytes, results: mult
 
 
 def _pipeline(root: str, results: multiprocessing.Queue) -> None:
-    from pipeline.runs import control as runs
+    from pipeline.runs import start
     from pipeline.workspace.folders import Workspace
 
     ws = Workspace.open(root)
-    start = time.perf_counter()
-    run = runs.start_run(ws, CAMPAIGN, "bench", started_by="bench")  # a new run: everyone again
+    began = time.perf_counter()
+    run = start.start_run(ws, CAMPAIGN, "bench", started_by="bench")  # a new run: everyone again
     started, cpu = time.perf_counter(), _cpu_s()
-    report = runs.dispatch_run(ws, run.id or 0)
+    report = start.dispatch_run(ws, run.id or 0)
     done = time.perf_counter()
     results.put(
         {
-            "snapshot_s": started - start,
+            "snapshot_s": started - began,
             "elapsed_s": done - started,
             "cpu_s": _cpu_s() - cpu,
             "sent": report.counts["sent"],
