@@ -81,7 +81,7 @@ class Subject:
 
     @cached_property
     def headers(self) -> EmailMessage:
-        return message_from_bytes(self.raw, policy=policy.default)  # type: ignore[return-value]
+        return message_from_bytes(self.raw, policy=policy.default)
 
     @cached_property
     def tree(self) -> _Element:
