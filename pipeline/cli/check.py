@@ -28,7 +28,12 @@ def check_command(
     ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Check brand, accessibility, compatibility, deliverability and content; exit 1 on an error."""
+    """Check brand, accessibility, compatibility, deliverability and content; exit 1 on an error.
+
+    \b
+    Example:
+      comms check --all --format github
+    """
     from pipeline.checks.deliverability import spamassassin_available
     from pipeline.checks.formats import FORMATS, render
     from pipeline.checks.runner import check

@@ -60,7 +60,12 @@ def run(
     ] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Funnel, rates with intervals, links, engagement curve, departments, reasons, recommendations."""
+    """Funnel, rates with intervals, links, engagement curve, departments, reasons, recommendations.
+
+    \b
+    Example:
+      comms report run 12 --html run-12.html
+    """
     from pipeline.reports import people, run_report
 
     ws = open_workspace(workspace)
@@ -94,7 +99,12 @@ def campaign(
     html: Html = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Every run of a campaign or schedule: human click rate on a p-chart, unsubscribes, subjects."""
+    """Every run of a campaign or schedule: human click rate on a p-chart, unsubscribes, subjects.
+
+    \b
+    Example:
+      comms report campaign plant-safety-update --format csv
+    """
     from pipeline.reports import campaign_report
 
     _emit(
@@ -120,7 +130,12 @@ def departments(
     html: Html = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Figures per department for runs started in a period."""
+    """Figures per department for runs started in a period.
+
+    \b
+    Example:
+      comms report departments --period 2027-Q1 --by recipient
+    """
     _emit(open_workspace(workspace), lambda e, s: _period(e, s, period, by=by), fmt, html)
 
 
@@ -135,5 +150,10 @@ def period(
     html: Html = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Totals, reach and a per-campaign table for runs started in a period."""
+    """Totals, reach and a per-campaign table for runs started in a period.
+
+    \b
+    Example:
+      comms report period 2027-03 --compare yoy
+    """
     _emit(open_workspace(workspace), lambda e, s: _period(e, s, period, compare=compare), fmt, html)

@@ -67,6 +67,7 @@ def dry_run(
     if not settings.secrets:
         settings = settings.model_copy(update={"secrets": [PREVIEW_SECRET]})
     plan = plan_run(ws, campaign, audience, again=again)
+    check_sender(settings, ws)
     check_before_run(ws, plan, settings, allow_empty=allow_empty)
     refuse_failing_checks(ws, plan.campaign)
     tracked, _ = track_campaign(plan.campaign, settings)

@@ -103,9 +103,9 @@ def check_before_run(ws: Workspace, plan: RunPlan, settings: Settings, *, allow_
 
     Each raises a one-line CommsError. Gates of other kinds (content checks, approvals) go
     beside these, in the same place: start_run and dry_run call this before anything is written.
-    SETTINGS are the workspace's (a dry run's carry a preview secret when COMMS_SECRET is unset).
+    SETTINGS are the workspace's (a dry run's carry a preview secret when COMMS_SECRET is unset);
+    the callers check them (check_sender) first of all, before the content checks build a message.
     """
-    check_sender(settings, ws)
     with opened(ws.settings) as engine, engine.connect() as conn:
         unfinished = outbox.unfinished_runs(conn, plan.campaign.name, plan.audience.name)
     if unfinished:
@@ -126,8 +126,10 @@ def check_before_run(ws: Workspace, plan: RunPlan, settings: Settings, *, allow_
 
 
 def check_sender(settings: Settings, ws: Workspace) -> None:
-    """Build one message for the [preview] contact as a run would, so a bad [sender] address or
-    DKIM key is refused now, naming comms.toml, rather than by every delivery of a run."""
+    """Build one message for the [preview] contact as a run would, and the transport (not opened),
+    so a bad [sender] address, DKIM key or [transport] URL is refused now, naming comms.toml,
+    rather than leaving a run that can only pause."""
+    transport_for(settings, ws.root)
     try:
         signer = Signer.from_settings(settings, ws.root)
         templates = Templates("check", "<p>check</p>", "check")
@@ -177,6 +179,7 @@ def start_run(
     """
     ws.settings.secret  # noqa: B018 -- refuse now rather than after the snapshot: links need COMMS_SECRET
     plan = plan_run(ws, campaign, audience, again=again)
+    check_sender(ws.settings, ws)
     approval = gate_run_start(ws, plan, started_by=started_by, schedule=schedule, occurrence=occurrence)
     check_before_run(ws, plan, ws.settings, allow_empty=allow_empty)
     if confirm is not None:

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 from tests.support.cli import COMMS, comms
+from tests.support.workspace import SECRET
 
 # What a cron job or a CI log has: no terminal and no COLUMNS telling Rich how wide one is.
 PIPED_ENV = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "COMMS_WORKSPACE")}
-PIPED_ENV["COMMS_SECRET"] = "test-secret-for-the-pipes"
+PIPED_ENV["COMMS_SECRET"] = SECRET
 
 
 def pipe(args: list[str], into: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[bytes], str]:

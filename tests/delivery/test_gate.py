@@ -63,5 +63,5 @@ def test_a_test_send_is_refused_too_and_a_waiver_lets_it_through(
             "layout: promotion\n", 'layout: promotion\nwaive:\n  content.lorem-ipsum: "layout mock-up"\n'
         )
     )
-    sent = rehearsal.test_send(open_ws(ws_root), CAMPAIGN, ["reviewer@agency.example"])
+    sent, _warnings = rehearsal.test_send(open_ws(ws_root), CAMPAIGN, ["reviewer@agency.example"])
     assert [s.result.code for s in sent] == [250] and len(smtp.messages) == 1
