@@ -168,7 +168,12 @@ def unreadable_command(
     ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """List the messages that could not be read (kept for an operator), or print one's bytes."""
+    """List the messages that could not be read (kept for an operator), or print one's bytes.
+
+    \b
+    Example:
+      comms bounces unreadable --raw 3 > message-3.eml
+    """
     from pipeline.feedback.bounces import list_unreadable
     from pipeline.storage.engines import connect
 
