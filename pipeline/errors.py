@@ -107,3 +107,14 @@ class ApprovalError(CommsError):
 class TransportError(CommsError, ConnectionError):
     """A mail server could not be reached or answered wrong. Sending never raises it: a transport's
     per-message outcome is a SendResult (pipeline.types), so one bad message never stops a run."""
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The one error inside task-group wrappers: asyncio.TaskGroup wraps what went wrong, once for
+    each task that hit it (several workers losing one database, say)."""
+    while isinstance(exc, BaseExceptionGroup):
+        distinct = {str(inner): inner for inner in exc.exceptions}
+        if len(distinct) != 1:
+            break
+        exc = next(iter(distinct.values()))
+    return exc

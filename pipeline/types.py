@@ -87,6 +87,9 @@ class SendResult:
     status: SendStatus
     code: int | None  # the SMTP reply code; None when no reply came (no connection, timeout, drop)
     reply: str  # the server's text, enhanced status code included ("5.1.1 user unknown")
+    # The failure came while opening the connection (greeting, EHLO, STARTTLS, AUTH), before this
+    # message was offered: it says something about the server or our account, not the recipient.
+    at_connect: bool = False
 
 
 class SuppressionReason(StrEnum):

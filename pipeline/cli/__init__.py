@@ -7,7 +7,7 @@ import sys
 import typer
 
 from pipeline.cli import approvals, assemble, contacts, daemon, dispatch, tracking
-from pipeline.errors import CommsError
+from pipeline.errors import CommsError, unwrap
 
 app = typer.Typer(
     help="Email campaigns as code: assemble, preview, resolve audiences, send, track.",
@@ -21,8 +21,7 @@ for module in (assemble, contacts, dispatch, tracking, daemon, approvals):
 
 def _one_line(exc: BaseException) -> str | None:
     """What a person is told about EXC, or None for a bug (which keeps its traceback)."""
-    if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        return _one_line(exc.exceptions[0])  # a worker's task group wraps what went wrong
+    exc = unwrap(exc)
     if isinstance(exc, CommsError):
         return str(exc)
     if _is_database_error(exc):

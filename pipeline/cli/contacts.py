@@ -70,7 +70,8 @@ def db_status(workspace: WorkspaceOption = None) -> None:
     """Show which database is configured and whether its schema is current."""
     from pipeline.storage.engines import display_url, make_engine, schema_status
 
-    engine = make_engine(open_workspace(workspace).settings.database.url)
+    settings = open_workspace(workspace).settings
+    engine = make_engine(settings.database.url, settings.database)
     try:
         status = schema_status(engine)
         console.print(f"database  {display_url(engine)}")
@@ -319,7 +320,7 @@ def audience_explain(
 
     ws = open_workspace(workspace)
     audience = load_audience(ws, name)
-    engine = make_engine(ws.settings.database.url)
+    engine = make_engine(ws.settings.database.url, ws.settings.database)
     try:
         print(explain(audience, engine))
     finally:

@@ -13,7 +13,12 @@ One worker is one asyncio loop with:
   within a few milliseconds and one commit of arriving, at any sending rate.
 
 All database work runs on one thread beside the loop, in order, so SQLite sees a
-single writer and the loop never blocks on I/O.
+single writer and the loop never blocks on I/O. While the database is out of reach, that
+thread retries each transaction with backoff (storage.engines.ride_out) for `[database]
+outage_s`, then the worker stops with one line. Meanwhile the senders go on with what was
+claimed only while its leases are surely still ours: a message is handed over only if it
+can be answered before the lease last renewed runs out, so no other worker can have
+claimed it again.
 
 Crash safety: a delivery is `sending` under a lease before its message is handed
 over, and `sent` right after the reply. A worker killed in between leaves a
@@ -43,12 +48,15 @@ from pipeline.audience.contacts import suppress
 from pipeline.delivery.pacing import PacedQueue
 from pipeline.delivery.transports.base import Transport
 from pipeline.delivery.verdicts import Action, classify
+from pipeline.errors import DatabaseError
 from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
 from pipeline.storage import outbox
+from pipeline.storage.engines import ride_out
 from pipeline.storage.models import DeliveryStatus, Run, RunStatus, utcnow
 from pipeline.types import SendResult, SuppressionReason
 from pipeline.workspace.folders import Workspace
+from pipeline.workspace.settings import Database as DatabaseSettings
 from pipeline.workspace.settings import Settings
 
 log = logging.getLogger("comms.dispatch")
@@ -62,26 +70,47 @@ _WATCH_EVERY_S = 1.0
 _GATHER_S = 0.005
 
 
-def _here() -> str:
-    """This machine and PID namespace: containers may share a hostname but never a PID namespace,
-    so a pid is only looked up among the processes it could belong to."""
+_BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def _boot_id() -> str | None:
+    """This boot of this machine: random per boot, so never shared by two machines, whatever their
+    hostnames (cloned machines share /etc/machine-id and, in the root PID namespace, its inode too)."""
+    try:
+        with open(_BOOT_ID, encoding="ascii") as source:
+            return source.read().strip().replace("-", "")[:12] or None
+    except OSError:
+        return None
+
+
+def _here() -> str | None:
+    """This machine, boot and PID namespace (containers may share a hostname and a kernel but never a
+    PID namespace), so a pid is only looked up among the processes it could belong to; None where
+    the machine cannot be told apart from another with its hostname."""
+    boot = _boot_id()
+    if boot is None:
+        return None
     try:
         namespace = os.stat("/proc/self/ns/pid").st_ino
     except OSError:
-        namespace = 0
-    return f"{socket.gethostname()}/{namespace}"
+        return None
+    return f"{socket.gethostname()[:40]}/{boot}/{namespace}"
 
 
 def worker_name() -> str:
-    """host/pidns:pid:nonce — unique per worker, and enough to tell whether a lease holder here is dead."""
-    return f"{_here()}:{os.getpid()}:{random.getrandbits(32):08x}"
+    """host/boot/pidns:pid:nonce — unique per worker process, on any machine, and enough to tell
+    whether a lease holder here is dead."""
+    here = _here() or f"{socket.gethostname()[:40]}/?"
+    return f"{here}:{os.getpid()}:{random.getrandbits(32):08x}"
 
 
 def _is_dead_here(holder: str) -> bool:
-    """True when HOLDER was a worker process on this machine (and PID namespace) that no longer exists."""
+    """True when HOLDER was a worker process on this machine (boot and PID namespace) that no longer
+    exists; a holder that may be on another machine is never dead by this test (its lease runs out)."""
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != _here() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+    here = _here()
+    if here is None or host != here or not pid_text.isdigit() or int(pid_text) == os.getpid():
         return False
     try:
         os.kill(int(pid_text), 0)
@@ -123,18 +152,30 @@ class WorkerReport:
 
 
 class _Database:
-    """The one thread that talks to the database; each call is one transaction."""
+    """The one thread that talks to the database; each call is one transaction, repeated while the
+    database is out of reach (every query the worker makes is safe to repeat)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, limits: DatabaseSettings) -> None:
         self._engine = engine
+        self._limits = limits
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="comms-db")
+        self._gave_up: DatabaseError | None = None  # once an outage outlasted outage_s, fail fast
 
     async def call(self, query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         def transaction() -> T:
             with self._engine.begin() as conn:
                 return query(conn, *args, **kwargs)
 
-        return await asyncio.get_running_loop().run_in_executor(self._thread, transaction)
+        def attempt() -> T:
+            if self._gave_up is not None:
+                raise self._gave_up
+            try:
+                return ride_out(self._engine, self._limits, transaction)
+            except DatabaseError as exc:
+                self._gave_up = exc
+                raise
+
+        return await asyncio.get_running_loop().run_in_executor(self._thread, attempt)
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)
@@ -218,7 +259,7 @@ class _Worker:
         self.on_progress = on_progress
         self.name = name
         self.idle_poll_s = idle_poll_s
-        self.db = _Database(engine)
+        self.db = _Database(engine, self.settings.database)
         self.signer = Signer.from_settings(self.settings, ws.root)
         self.queue: PacedQueue[outbox.Claimed] = PacedQueue(self.settings.rate)
         self.recorder = _Recorder(self.db, name, self._recorded)
@@ -232,6 +273,14 @@ class _Worker:
         self.low_water = max(transport.concurrency, self.settings.dispatch.batch_size // 2)
         self.rng = random.Random()
         self.run_over = False  # RUN_ID is finished, paused or cancelled
+        # Every lease this worker holds runs at least until then (time.monotonic()); a message is
+        # handed over only while its answer can come before then.
+        self.leases_good_until = 0.0
+        lease_s = self.settings.dispatch.lease_s
+        # Renewed several times per lease, so one slow renewal does not stop the senders.
+        self.watch_every_s = min(_WATCH_EVERY_S, lease_s / 4)
+        self.lease_margin_s = min(self.settings.transport.timeout_s, lease_s / 4)
+        self.leases_lost = False
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -260,12 +309,14 @@ class _Worker:
             while not self.stop.is_set() and not self.run_over:
                 if time.monotonic() >= next_watch:
                     await self._watch()
-                    next_watch = time.monotonic() + _WATCH_EVERY_S
+                    next_watch = time.monotonic() + self.watch_every_s
                     continue
                 await self._settle_pauses()
                 if len(self.queue) >= self.low_water:
-                    await self._nap(_WATCH_EVERY_S)
+                    await self._nap(self.watch_every_s)
                     continue
+                held = len(self.queue) + self.in_flight
+                claim_started = time.monotonic()
                 claimed = await self.db.call(
                     outbox.claim_batch,
                     worker=self.name,
@@ -276,10 +327,12 @@ class _Worker:
                     max_per_week=self.settings.dispatch.max_per_week,
                 )
                 if claimed:
+                    if not held:
+                        self.leases_good_until = claim_started + self.settings.dispatch.lease_s
                     await self._enqueue(claimed)
                     continue
                 if len(self.queue) or self.in_flight:
-                    await self._nap(_WATCH_EVERY_S)
+                    await self._nap(self.watch_every_s)
                     continue
                 await self._idle()
         finally:
@@ -346,7 +399,12 @@ class _Worker:
                     if run_id == self.run_id:
                         self.run_over = True
         now = utcnow()
+        renew_started = time.monotonic()
         await self.db.call(outbox.renew_leases, self.name, now, self.settings.dispatch.lease_s)
+        self.leases_good_until = renew_started + self.settings.dispatch.lease_s
+        if self.leases_lost:
+            self.leases_lost = False
+            log.warning("leases renewed: sending again")
         released = await self.db.call(outbox.release_expired_leases, now)
         if released:
             log.warning("requeued %s deliveries whose worker's lease ran out", released)
@@ -430,8 +488,22 @@ class _Worker:
                 outbox.Outcome(item.delivery_id, item.run_id, DeliveryStatus.failed, now, reply=reply)
             )
             return
+        if time.monotonic() >= self.leases_good_until - self.lease_margin_s:
+            await self._lease_lost(item)
+            return
         result = await self.transport.send(outgoing)
         self.recorder.add(self._judge(context, item, result, outgoing.message_id))
+
+    async def _lease_lost(self, item: outbox.Claimed) -> None:
+        """The leases could not be renewed in time (the database is not answering): another worker
+        may soon claim these deliveries, so send none of them; give them back once it answers."""
+        if not self.leases_lost:
+            self.leases_lost = True
+            log.warning(
+                "leases could not be renewed for %.0f s: sending stopped until the database answers",
+                self.settings.dispatch.lease_s - self.lease_margin_s,
+            )
+        await self._release([item, *self.queue.remove(lambda _: True)])
 
     def _pause(self, context: _RunContext, reason: str) -> None:
         """Send no more of this run; the feeder writes the pause and gives back what was queued."""
@@ -453,6 +525,8 @@ class _Worker:
             rng=self.rng,
         )
         limits = self.settings.dispatch
+        if verdict.refused:
+            self._pause(context, f"the SMTP server refused the connection: {result.reply}")
         context.connection_failures = context.connection_failures + 1 if verdict.connection else 0
         if context.connection_failures >= limits.pause_after_connection_failures:
             self._pause(

@@ -6,6 +6,10 @@ The rules (RFC 5321 reply classes, RFC 3463 enhanced status codes):
 - 4xx, a timeout, a refused or dropped connection: try again after the next step of
   the backoff schedule (with jitter, so a whole batch deferred together does not come
   back together), until the delivery is older than ``retry.max_age_h``.
+- Refused while connecting, before any message was offered: a 5xx greeting (554) or a refused
+  AUTH (535) will not go away by itself, so the run pauses at once with the server's reason
+  (RFC 5321 3.1, RFC 4954 6); a 421 greeting or no answer counts as a connection failure, and
+  consecutive ones pause the run. The delivery itself is tried again when the run resumes.
 - 5xx: that delivery failed; the rest of the run goes on.
   - 5.1.x says the address does not exist: the recipient is suppressed as a hard bounce
     (except 5.1.7 and 5.1.8, which are about *our* sender address).
@@ -43,7 +47,8 @@ class Verdict:
     retry_at: datetime | None = None
     hard_bounce: bool = False  # 5.1.x: suppress the address
     policy: bool = False  # 5.7.x: the sender was refused; counts towards pausing the run
-    connection: bool = False  # no reply at all; consecutive ones pause the run
+    connection: bool = False  # no reply at all, or a 4xx while connecting; consecutive ones pause the run
+    refused: bool = False  # the server refused us while connecting (5xx greeting, AUTH): pause the run now
     reason: str = ""  # why it failed or is retried, for the delivery's last_reply
 
 
@@ -99,7 +104,10 @@ def classify(
             policy=is_policy_refusal(reply),
             reason=reply,
         )
-    connection = result.code is None
+    connection = result.code is None or result.at_connect
+    if result.at_connect and result.code is not None and result.code >= 500:
+        retry_at = now + timedelta(seconds=backoff_s(attempts, retry, rng))
+        return Verdict(Action.retry, retry_at=retry_at, connection=True, refused=True, reason=reply)
     if now - first_attempt_at >= timedelta(hours=retry.max_age_h):
         return Verdict(
             Action.failed,

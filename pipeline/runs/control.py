@@ -9,6 +9,7 @@ run resumed days later sends what was approved, to whom it was approved for.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import signal
 import threading
@@ -50,6 +51,9 @@ from pipeline.workspace.settings import Settings
 
 _DONE = (DeliveryStatus.sent, DeliveryStatus.failed, DeliveryStatus.skipped, DeliveryStatus.cancelled)
 _RATE_WINDOW = timedelta(seconds=60)
+
+
+log = logging.getLogger("comms.runs")
 
 
 def describe_transport(settings: Settings) -> str:
@@ -280,6 +284,7 @@ async def _dispatch(ws: Workspace, engine: Engine, run_id: int, progress: Callab
     if handled:
 
         def on_signal() -> None:
+            log.warning("run %s: stopping on a signal, finishing the messages in flight", run_id)
             stop.set()
             # A second Ctrl-C interrupts at once instead of waiting for the messages in flight.
             loop.remove_signal_handler(signal.SIGINT)

@@ -14,6 +14,11 @@ SIGTERM or SIGINT: fire nothing more, stop claiming, finish the messages in flig
 give back the rest, exit 0. Runs stay `sending` with nothing leased, so other workers
 carry on with them and the next start continues where this one stopped. SIGHUP (the
 daemon) re-reads schedules/.
+
+A database blip stops nothing: workers retry their transactions, and a leader whose lock
+went with its connection takes it again once the database answers ([database] outage_s);
+only an outage longer than that, or another daemon taking the lock meanwhile, ends the
+process (exit 1, with one log line saying why).
 """
 
 from __future__ import annotations
@@ -36,11 +41,11 @@ from starlette.types import ASGIApp
 
 from pipeline.delivery.engine import WorkerReport, run_worker, worker_name
 from pipeline.delivery.transports import transport_for
-from pipeline.errors import CommsError
+from pipeline.errors import CommsError, DatabaseError, unwrap
 from pipeline.feedback.server import create_app
 from pipeline.logs import log_event
 from pipeline.service.metrics import Metrics, database_problems
-from pipeline.storage.engines import connect, display_url
+from pipeline.storage.engines import connect, display_url, ride_out
 from pipeline.storage.models import utcnow
 from pipeline.timetable.scheduler import Timetable, keep_windows
 from pipeline.workspace.folders import Workspace
@@ -76,8 +81,14 @@ class AdvisoryLock:
 
     def try_acquire(self) -> bool:
         conn = self.engine.connect()
-        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _ADVISORY_KEY}).scalar())
-        conn.commit()
+        try:
+            got = bool(
+                conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _ADVISORY_KEY}).scalar()
+            )
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
         if not got:
             conn.close()
             return False
@@ -181,6 +192,12 @@ async def _work(ws: Workspace, engine: Engine, stop: asyncio.Event, metrics: Met
     tally = report.tally
     log_event(log, "worker.stopped", worker=name, sent=tally.sent, failed=tally.failed, skipped=tally.skipped)
     return report
+
+
+def _why(failure: BaseException) -> str:
+    """One line for the log: a comms error's own message (a database gone for good), else the repr."""
+    failure = unwrap(failure)
+    return str(failure) if isinstance(failure, CommsError) else repr(failure)
 
 
 def _signals(stop: asyncio.Event, on_hangup: Callable[[], None] | None = None) -> Callable[[], None]:
@@ -298,13 +315,18 @@ class Daemon:
             await asyncio.gather(keeper, stopped, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures:
-            log_event(log, "worker.crashed", level=logging.ERROR, error=repr(failure))
+            log_event(log, "worker.crashed", level=logging.ERROR, error=_why(failure))
         return 1 if failures or self.leader_lost else 0
 
     async def _keep(self) -> None:
         """Every few seconds: confirm the lock is still ours, and keep runs inside their windows."""
         while not await _until(self.stop, _KEEP_EVERY_S):
-            if not await asyncio.to_thread(self.lock.held):
+            try:
+                leading = await asyncio.to_thread(self._still_leading)
+            except DatabaseError as exc:
+                leading = False
+                log_event(log, "daemon.database_lost", level=logging.ERROR, error=exc)
+            if not leading:
                 self.leader_lost = True
                 log_event(log, "daemon.leader_lost", level=logging.ERROR)
                 return
@@ -315,6 +337,18 @@ class Daemon:
                 continue
             for run_id, status in moved:
                 log_event(log, "run.window", run=run_id, status=status)
+
+    def _still_leading(self) -> bool:
+        """Whether the lock is (again) ours. A database blip ends the lock's session, and with it
+        the lock: take it again once the database answers, unless another daemon was quicker."""
+        if self.lock.held():
+            return True
+        log_event(log, "daemon.lock_interrupted", level=logging.WARNING)
+        self.lock.release()
+        regained = ride_out(self.engine, self.ws.settings.database, self.lock.try_acquire)
+        if regained:
+            log_event(log, "daemon.lock_regained")
+        return regained
 
 
 async def _daemon(ws: Workspace) -> int:
@@ -346,7 +380,7 @@ async def _workers(ws: Workspace, count: int) -> int:
         engine.dispose()
     failures = [r for r in results if isinstance(r, BaseException)]
     for failure in failures:
-        log_event(log, "worker.crashed", level=logging.ERROR, error=repr(failure))
+        log_event(log, "worker.crashed", level=logging.ERROR, error=_why(failure))
     return 1 if failures else 0
 
 

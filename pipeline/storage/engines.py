@@ -3,15 +3,26 @@
 Every command except `comms db upgrade` goes through `connect`, which refuses a
 database whose schema is behind the code, so nothing ever writes into tables
 that are missing a column it expects.
+
+A database that stops answering must not hang a worker: PostgreSQL connections carry a
+connect timeout, server-side statement and idle-in-transaction timeouts and TCP keepalives,
+and a watchdog thread abandons (shuts the socket of) any statement whose answer has not come
+by the time the server would have cancelled it, so the caller gets an error instead of
+waiting forever. `ride_out` retries such errors with backoff for `[database] outage_s`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -19,16 +30,24 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
 from pipeline.errors import DatabaseError, SchemaOutdated
-from pipeline.workspace.settings import Settings
+from pipeline.workspace.settings import Database, Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
-# Writers wait this long for SQLite's single write lock instead of failing at once.
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+log = logging.getLogger("comms.database")
+
+T = TypeVar("T")
+
+# Keepalive probes after [database] keepalive_idle_s: this far apart, this many unanswered = dead.
+_KEEPALIVE_INTERVAL_S = 10
+_KEEPALIVE_COUNT = 3
+# ride_out's waits between attempts: doubling from the first to the last.
+_RETRY_FIRST_S = 0.1
+_RETRY_MAX_S = 5.0
 
 
 def _with_driver(url: str) -> str:
@@ -39,26 +58,178 @@ def _with_driver(url: str) -> str:
     return url
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets the tracking server read while a worker writes; NORMAL sync is safe in WAL mode
-    # (a power cut may lose the last commits, never corrupt the file) and several times faster.
-    cursor = dbapi_connection.cursor()
-    for pragma in (
-        "journal_mode=WAL",
-        "synchronous=NORMAL",
-        "foreign_keys=ON",
-        f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
-    ):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout_s: float) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets the tracking server read while a worker writes; NORMAL sync is safe in WAL mode
+        # (a power cut may lose the last commits, never corrupt the file) and several times faster.
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            f"busy_timeout={int(busy_timeout_s * 1000)}",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    return on_connect
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for URL: SQLite in WAL mode with foreign keys enforced, PostgreSQL through psycopg 3."""
-    engine = create_engine(_with_driver(url))
+def _postgres_arguments(limits: Database) -> dict[str, Any]:
+    """libpq connection parameters: every wait on the server has an end."""
+    statement_ms = int(limits.statement_timeout_s * 1000)
+    idle_ms = int(limits.idle_in_transaction_timeout_s * 1000)
+    return {
+        "connect_timeout": max(1, round(limits.connect_timeout_s)),
+        "options": f"-c statement_timeout={statement_ms} -c idle_in_transaction_session_timeout={idle_ms}",
+        "keepalives": 1,
+        "keepalives_idle": limits.keepalive_idle_s,
+        "keepalives_interval": _KEEPALIVE_INTERVAL_S,
+        "keepalives_count": _KEEPALIVE_COUNT,
+    }
+
+
+class _Watchdog:
+    """Abandons PostgreSQL statements whose answer is overdue, by shutting their socket down.
+
+    libpq has no client-side timeout: a server (or proxy, or NAT) that keeps the connection open
+    but never answers leaves the caller blocked for good, and statement_timeout cannot help
+    because the server never saw the statement. Each statement, commit and rollback arms a
+    deadline for its connection; a few times a second the watchdog shuts down the socket of any
+    connection still busy past its deadline, which turns the wait into a disconnect error
+    (and SQLAlchemy then discards the pool's other connections, made before the silence).
+    One per process, for every engine: its thread lives as long as the process.
+    """
+
+    _TICK_S = 0.25
+
+    def __init__(self) -> None:
+        self._armed: dict[int, tuple[float, float, weakref.ref[Any]]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, dbapi_connection: Any, limit_s: float) -> None:
+        entry = (time.monotonic() + limit_s, limit_s, weakref.ref(dbapi_connection))
+        with self._lock:
+            self._armed[id(dbapi_connection)] = entry
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="comms-db-watchdog", daemon=True)
+                self._thread.start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self._TICK_S)
+            now = time.monotonic()
+            with self._lock:
+                overdue = [(key, entry) for key, entry in self._armed.items() if entry[0] < now]
+                for key, _ in overdue:
+                    del self._armed[key]
+            for _, (_, limit_s, ref) in overdue:
+                connection = ref()
+                if connection is not None and _busy(connection):
+                    log.warning("no answer from the database in %.0f s: abandoning the connection", limit_s)
+                    _shut_down(connection)
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _busy(connection: Any) -> bool:
+    """True while a psycopg connection waits for the server's answer to a command."""
+    try:
+        return connection.info.transaction_status.name == "ACTIVE" and not connection.closed
+    except Exception:  # a connection closing under us is not busy
+        return False
+
+
+def _shut_down(connection: Any) -> None:
+    try:
+        fd = connection.pgconn.socket
+        # A duplicate of the descriptor: shutdown(2) acts on the socket itself, so psycopg's blocked
+        # wait sees end-of-file, while the descriptor stays psycopg's to close.
+        with socket.socket(fileno=socket.dup(fd)) as duplicate:
+            duplicate.shutdown(socket.SHUT_RDWR)
+    except Exception:  # already closed: nothing left to unblock
+        log.debug("could not shut down a database socket", exc_info=True)
+
+
+def _watch_statements(engine: Engine, limit_s: float) -> None:
+    def arm(conn: Any, *_args: Any) -> None:
+        if not conn.invalidated:  # an invalidated connection would reconnect on `.connection`
+            _WATCHDOG.arm(conn.connection.dbapi_connection, limit_s)
+
+    event.listen(engine, "before_cursor_execute", arm)
+    event.listen(engine, "commit", arm)
+    event.listen(engine, "rollback", arm)
+
+
+def make_engine(url: str, limits: Database | None = None) -> Engine:
+    """An engine for URL: SQLite in WAL mode with foreign keys enforced, PostgreSQL through psycopg 3
+    with the timeouts of LIMITS ([database] settings; their defaults when None)."""
+    limits = limits or Database()
+    url = _with_driver(url)
+    if url.startswith("postgresql"):
+        engine = create_engine(url, connect_args=_postgres_arguments(limits))
+        _watch_statements(engine, limits.statement_timeout_s + limits.connect_timeout_s)
+        return engine
+    engine = create_engine(url)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(limits.busy_timeout_s))
     return engine
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when EXC says the database is out of reach for now (down, restarting, silent, locked),
+    rather than that the statement is wrong."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if exc.orig is not None and type(exc.orig).__module__.startswith("sqlite3"):
+        # SQLite's OperationalError also means "no such table"; only a held lock passes.
+        return "locked" in str(exc.orig) or "busy" in str(exc.orig)
+    return True
+
+
+def reason(exc: DBAPIError) -> str:
+    """The driver's first line (refused, closed, timed out), without the SQL that follows."""
+    return (str(exc.orig) if exc.orig else str(exc)).strip().partition("\n")[0] or type(exc).__name__
+
+
+def ride_out(engine: Engine, limits: Database, attempt: Callable[[], T]) -> T:
+    """ATTEMPT (one transaction, safe to repeat), retried with backoff while the database is out of
+    reach, for up to LIMITS.outage_s; then DatabaseError with one line."""
+    started: float | None = None
+    wait_s = _RETRY_FIRST_S
+    while True:
+        try:
+            result = attempt()
+        except DBAPIError as exc:
+            if not is_outage(exc):
+                raise
+            now = time.monotonic()
+            if started is None:
+                started = now
+                log.warning(
+                    "database %s unreachable, retrying for up to %g s: %s",
+                    display_url(engine),
+                    limits.outage_s,
+                    reason(exc),
+                )
+            left = started + limits.outage_s - now
+            if left <= 0:
+                raise DatabaseError(
+                    f"the database {display_url(engine)} was unreachable for {limits.outage_s:g} s "
+                    f"([database] outage_s): {reason(exc)}"
+                ) from None
+            time.sleep(min(wait_s, left))
+            wait_s = min(wait_s * 2, _RETRY_MAX_S)
+            continue
+        if started is not None:
+            log.warning("database %s reachable again", display_url(engine))
+        return result
 
 
 def display_url(engine: Engine) -> str:
@@ -94,8 +265,7 @@ class SchemaStatus:
 
 
 def _unreachable(engine: Engine, exc: OperationalError) -> DatabaseError:
-    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-    return DatabaseError(f"cannot use the database {display_url(engine)}: {reason}")
+    return DatabaseError(f"cannot use the database {display_url(engine)}: {reason(exc)}")
 
 
 def schema_status(engine: Engine) -> SchemaStatus:
@@ -144,7 +314,7 @@ def opened(settings: Settings) -> Iterator[Engine]:
 
 def connect(settings: Settings) -> Engine:
     """An engine on the configured database, refused with SchemaOutdated unless the schema is current."""
-    engine = make_engine(settings.database.url)
+    engine = make_engine(settings.database.url, settings.database)
     status = schema_status(engine)
     if status.current is not None and not _is_known(status.current):
         engine.dispose()
@@ -193,7 +363,10 @@ __all__ = [
     "connect",
     "display_url",
     "head_revision",
+    "is_outage",
     "make_engine",
+    "reason",
+    "ride_out",
     "schema_status",
     "session",
     "upgrade",

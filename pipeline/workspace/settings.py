@@ -41,6 +41,20 @@ class Sender(_Section):
 class Database(_Section):
     # Relative SQLite paths are taken from the workspace root.
     url: str = "sqlite:///comms.db"
+    # PostgreSQL: give up opening a connection after this long.
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    # PostgreSQL: the server cancels a statement running longer; a statement whose answer does not
+    # come at all (a silent server or network) is abandoned by comms connect_timeout_s later.
+    statement_timeout_s: float = Field(default=120.0, gt=0)
+    # PostgreSQL: the server ends a session left idle inside a transaction this long (its locks go).
+    idle_in_transaction_timeout_s: float = Field(default=60.0, gt=0)
+    # PostgreSQL: TCP keepalive probes start after this long idle, so a dead peer is noticed.
+    keepalive_idle_s: int = Field(default=30, ge=1)
+    # SQLite: how long a writer waits for the single write lock.
+    busy_timeout_s: float = Field(default=10.0, ge=0)
+    # Workers, `comms send` and the daemon retry (with backoff) while the database is unreachable,
+    # for this long; then they stop with one line.
+    outage_s: float = Field(default=300.0, ge=0)
 
 
 class Transport(_Section):

@@ -94,7 +94,10 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == engines.SQLITE_BUSY_TIMEOUT_MS
+        assert (
+            connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            == engines.Database().busy_timeout_s * 1000
+        )
     engine.dispose()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine, select
@@ -24,13 +25,22 @@ def _env() -> dict[str, str]:
     return os.environ | {"COMMS_SECRET": SECRET}
 
 
-def _start_sending(root: Path, smtp: SmtpServer, count: int) -> subprocess.Popen[bytes]:
-    # Slow the server down so the process is surely mid-run when the signal comes.
-    smtp.data_delay_s = 0.01
+def _start_sending(root: Path, smtp: SmtpServer, hold_after: int) -> subprocess.Popen[bytes]:
+    """`comms send` in a process, with the server holding its replies after HOLD_AFTER messages, so
+    the process is mid-run when the test acts however fast or slow the machine is."""
+    smtp.hold_after = hold_after
     configure(root, smtp_sections(smtp.port, connections=4, batch_size=40))
-    return subprocess.Popen(
-        _comms(root, "send", CAMPAIGN, "--yes"), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    with (root / "send.log").open("wb") as log:
+        return subprocess.Popen(
+            _comms(root, "send", CAMPAIGN, "--yes"), env=_env(), stdout=subprocess.DEVNULL, stderr=log
+        )
+
+
+def _wait_for_line(path: Path, text: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in path.read_text(encoding="utf-8", errors="replace"):
+        assert process.poll() is None and time.monotonic() < deadline, path.read_text(encoding="utf-8")
+        time.sleep(0.05)
 
 
 def _only_run(engine: Engine) -> Run:
@@ -43,10 +53,11 @@ def test_killed_mid_run_then_resumed_sends_everyone_once(
     ws_root: Path, engine: Engine, add_contacts, smtp: SmtpServer
 ) -> None:
     emails = add_contacts(300)
-    process = _start_sending(ws_root, smtp, 300)
+    process = _start_sending(ws_root, smtp, hold_after=60)
     smtp.wait_for(60, timeout_s=60)
     process.kill()
-    process.communicate(timeout=30)
+    process.wait(timeout=30)
+    smtp.release()
     interrupted = _only_run(engine)
     assert interrupted.status == RunStatus.sending  # nobody got to pause it
     assert len(smtp.messages) < 300
@@ -72,11 +83,12 @@ def test_sigterm_finishes_in_flight_pauses_the_run_and_exits_cleanly(
     ws_root: Path, engine: Engine, add_contacts, smtp: SmtpServer
 ) -> None:
     emails = add_contacts(300)
-    process = _start_sending(ws_root, smtp, 300)
+    process = _start_sending(ws_root, smtp, hold_after=40)
     smtp.wait_for(40, timeout_s=60)
     process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=30)
-    assert process.returncode == 0
+    _wait_for_line(ws_root / "send.log", "stopping on a signal", process)
+    smtp.release()  # the messages in flight finish
+    assert process.wait(timeout=60) == 0
 
     run = _only_run(engine)
     assert run.status == RunStatus.paused

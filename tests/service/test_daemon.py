@@ -36,7 +36,8 @@ def test_a_one_off_sends_once_and_a_restart_does_not_send_it_again(
 ) -> None:
     engine = _engine(sqlite_ws)
     emails = add_customers(engine, sqlite_ws, 20)
-    write_schedule(sqlite_ws, "launch", f'at = "{local_time(3)}"')
+    # Due a few seconds ago, well within grace: it runs at start however long the start takes.
+    write_schedule(sqlite_ws, "launch", f'at = "{local_time(-5)}"')
 
     daemon = spawn(sqlite_ws, "daemon")
     daemon.wait_for(r"event=job.added job=launch#0 ")
@@ -44,8 +45,8 @@ def test_a_one_off_sends_once_and_a_restart_does_not_send_it_again(
     wait_until(lambda: runs_of(engine)[0].status == RunStatus.finished, 30, "the run to finish")
     assert daemon.terminate() == 0
 
-    # Restarted with a second one-off just after: once that one has run, the first would have too.
-    write_schedule(sqlite_ws, "sentinel", f'at = "{local_time(2)}"', audience="customers-eu")
+    # Restarted with a second one-off also due: once that one has run, the first would have too.
+    write_schedule(sqlite_ws, "sentinel", f'at = "{local_time(-1)}"', audience="customers-eu")
     again = spawn(sqlite_ws, "daemon")
     again.wait_for(r"event=run.started schedule=sentinel ")
     assert again.terminate() == 0
@@ -90,12 +91,15 @@ def test_a_daemon_down_across_a_one_off_sends_it_within_grace_and_records_it_mis
 ) -> None:
     engine = _engine(sqlite_ws)
     emails = add_customers(engine, sqlite_ws, 10)
-    soon = local_time(3)
-    write_schedule(sqlite_ws, "soon", f'at = "{soon}"')
     # Two hours ago, with 600 s of grace: the daemon was not there, and it is too late now.
     write_schedule(sqlite_ws, "long-ago", f'at = "{local_time(-7200)}"')
 
     first = spawn(sqlite_ws, "daemon")
+    first.wait_for(r"event=daemon.leading ")
+    # Only now, however long the start took, a one-off a few seconds ahead, read on SIGHUP.
+    soon = local_time(5)
+    write_schedule(sqlite_ws, "soon", f'at = "{soon}"')
+    first.popen.send_signal(signal.SIGHUP)
     first.wait_for(r"event=job.added job=soon#0 ")
     assert first.terminate() == 0
     assert smtp.accepted == 0
@@ -123,12 +127,15 @@ def test_sigterm_mid_run_leaves_a_run_the_next_start_completes_without_duplicate
 ) -> None:
     engine = _engine(sqlite_ws)
     emails = add_customers(engine, sqlite_ws, 300)
-    smtp.data_delay_s = 0.01  # so that the signal surely comes mid-run
+    smtp.hold_after = 40  # the run stands still mid-way until the signal has arrived
     write_schedule(sqlite_ws, "launch", f'at = "{local_time(-5)}"')
 
     daemon = spawn(sqlite_ws, "daemon")
     smtp.wait_for(40, timeout_s=60)
-    assert daemon.terminate() == 0
+    daemon.popen.send_signal(signal.SIGTERM)
+    daemon.wait_for(r"event=signal name=SIGTERM")
+    smtp.release()  # the messages in flight finish
+    assert daemon.popen.wait(timeout=60) == 0
     daemon.wait_for(r"event=worker.stopped ")
 
     (run,) = runs_of(engine)

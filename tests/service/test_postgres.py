@@ -68,12 +68,13 @@ def test_a_worker_killed_mid_run_loses_none_of_its_claimed_deliveries(
 ) -> None:
     root, engine = pg_ws
     emails = add_customers(engine, root, 600)
-    smtp.data_delay_s = 0.01
+    smtp.hold_after = 100  # both workers stand still mid-run, holding claims, until the kill
     run = runs.start_run(Workspace.open(root), "spring-launch", started_by="test")
     doomed, survivor = spawn(root, "worker"), spawn(root, "worker")
 
     smtp.wait_for(100, timeout_s=60)
     doomed.kill()
+    smtp.release()
     held = [d for d in deliveries_of(engine) if d.status == DeliveryStatus.sending]
     assert any(f":{doomed.popen.pid}:" in (d.leased_by or "") for d in held)  # its claims, still leased
 
@@ -94,12 +95,14 @@ def test_a_standby_daemon_takes_over_when_the_leader_dies(
 ) -> None:
     root, engine = pg_ws
     emails = add_customers(engine, root, 10)
-    write_schedule(root, "launch", f'at = "{local_time(6)}"')
     leader = spawn(root, "daemon")
     leader.wait_for(r"event=daemon.leading ")
     standby = spawn(root, "daemon")
     standby.wait_for(r"event=daemon.standby ")
     assert "event=daemon.leading" not in standby.log
+    # Written after both started, so no start-up time matters: the leader reads schedules/ only at
+    # its start (and on SIGHUP), the standby when it takes over, and then the one-off is due.
+    write_schedule(root, "launch", f'at = "{local_time(-5)}"')
 
     leader.kill()  # SIGKILL: no goodbye; the server drops its lock with its connection
 

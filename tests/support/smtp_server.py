@@ -16,14 +16,18 @@ Knobs (keyword arguments; also plain attributes, safe to change while running):
 - ``drop_after_data_every=N``: every Nth new message has its connection cut after the data
   arrived and before any reply (the client cannot know whether it was taken); its retry is accepted.
 - ``data_delay_s``: hold each DATA reply that long, so concurrent connections overlap visibly.
-- ``credentials=("user", "password")``: require AUTH (PLAIN/LOGIN, allowed without TLS here).
+- ``hold_after=N``: once N messages were accepted, hold every further DATA reply until ``release()``
+  (a test can then act "mid-run" without racing the sender).
+- ``credentials=("user", "password")``: require AUTH (PLAIN/LOGIN, allowed without TLS here); a
+  wrong password gets ``535 5.7.8``.
+- ``greeting="554 5.7.1 go away"``: greet every connection with that instead of 220, then hang up.
 - ``tls_context``: offer STARTTLS with that server context; ``implicit_tls=True`` wraps the whole
   connection in TLS instead.
 - ``record=False``: count accepted messages without keeping them (a sink for benchmarks).
 
 ``stop()`` then ``start()`` simulates a server that is down for a while (same port).
-Counters: ``accepted``, ``connections`` (client connections that sent mail), ``peak_in_data`` (most messages
-inside DATA at the same moment).
+Counters: ``accepted``, ``connections`` (client connections that sent mail), ``connects`` (every
+connection opened, mail or not), ``peak_in_data`` (most messages inside DATA at the same moment).
 """
 
 from __future__ import annotations
@@ -97,6 +101,8 @@ class _Handler:
             await asyncio.Event().wait()
         if fate == "defer":
             return "451 4.3.0 try again later"
+        while owner.hold_after is not None and owner.accepted >= owner.hold_after:
+            await asyncio.sleep(0.01)
         with owner._lock:
             owner._in_data += 1
             owner.peak_in_data = max(owner.peak_in_data, owner._in_data)
@@ -108,6 +114,42 @@ class _Handler:
                 owner._in_data -= 1
         owner._accept(Received(envelope.mail_from, tuple(envelope.rcpt_tos), data))
         return "250 2.0.0 OK queued"
+
+
+class _Smtp(SMTP):
+    """aiosmtpd's protocol, counting connections and greeting with the owner's refusal if it has one."""
+
+    def __init__(self, owner: SmtpServer, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._owner = owner
+        self._greeted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is None:  # not the same connection again after STARTTLS
+            with self._owner._arrived:
+                self._owner.connects += 1
+                self._owner._arrived.notify_all()
+        super().connection_made(transport)
+
+    async def push(self, status: Any) -> None:
+        refusal = self._owner.greeting
+        if not self._greeted and refusal is not None:
+            self._greeted = True
+            await super().push(refusal)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        self._greeted = True
+        await super().push(status)
+
+
+class _Controller(Controller):
+    def __init__(self, owner: SmtpServer, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._owner = owner
+
+    def factory(self) -> SMTP:
+        return _Smtp(self._owner, self.handler, **self.SMTP_kwargs)
 
 
 class SmtpServer:
@@ -123,6 +165,7 @@ class SmtpServer:
         implicit_tls: bool = False,
         record: bool = True,
         port: int | None = None,
+        greeting: str | None = None,
     ) -> None:
         self.host = HOST
         self.port = port or free_port()
@@ -134,7 +177,10 @@ class SmtpServer:
         self.tls_context = tls_context
         self.implicit_tls = implicit_tls
         self.record = record
+        self.greeting = greeting
+        self.hold_after: int | None = None
         self.accepted = 0
+        self.connects = 0
         self.peak_in_data = 0
         self._in_data = 0
         self._new_messages = 0
@@ -159,14 +205,22 @@ class SmtpServer:
             kwargs["ssl_context"] = self.tls_context
         elif self.tls_context is not None:
             kwargs |= {"tls_context": self.tls_context, "require_starttls": True}
-        controller = Controller(_Handler(self), **kwargs)
+        controller = _Controller(self, _Handler(self), **kwargs)
         controller.start()
+        # The controller's start-up probe is a connection too, not a client's: wait for it, forget it.
+        with self._arrived:
+            self._arrived.wait_for(lambda: self.connects > 0, timeout=10)
+            self.connects = 0
         self._controller = controller
 
     def stop(self) -> None:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+    def release(self) -> None:
+        """Let held DATA replies go (see ``hold_after``)."""
+        self.hold_after = None
 
     def __enter__(self) -> SmtpServer:
         self.start()

@@ -4,8 +4,11 @@ aiosmtplib has no PIPELINING and one SMTP object serialises its transactions beh
 concurrency comes from several objects: ``concurrency`` connections, each reused for many messages
 and reopened when the server drops it. Every outcome is a SendResult, never an exception:
 
-- connection set-up failed (refused, TLS, greeting, EHLO, AUTH) or broke mid-transaction, or a
-  timeout: temporary; the connection is discarded and the next send reconnects;
+- connection set-up failed (refused, TLS, greeting, EHLO, AUTH): temporary and `at_connect`, with
+  the server's code where it answered (the engine pauses the run on a 5xx greeting or a refused
+  AUTH); the next connection waits a backoff that doubles with each failure in a row;
+- the connection broke mid-transaction, or a timeout: temporary; the connection is discarded and
+  the next send reconnects;
 - a reply to MAIL, RCPT or DATA: 2xx sent, 4xx temporary, 5xx permanent, with code and text.
   aiosmtplib sends RSET after a refusal, so a 550 for one recipient leaves the connection usable.
 """
@@ -33,6 +36,10 @@ from pipeline.workspace.settings import Settings
 
 Security = Literal["starttls", "tls", "none"]
 DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
+# Waits before reconnecting after connection failures in a row: doubling from the first, at most the last.
+_RECONNECT_FIRST_S = 0.25
+_RECONNECT_MAX_S = 60.0
+_CLOSE_WAIT_S = 2.0
 
 
 def _is_loopback(host: str) -> bool:
@@ -92,6 +99,8 @@ class SmtpTransport(Transport):
         }
         self._clients: list[SMTP] = []
         self._idle: asyncio.Queue[SMTP] = asyncio.Queue()
+        self._connect_failures = 0  # in a row, over the whole pool
+        self._reconnect_at = 0.0  # loop time before which no connection is attempted
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpTransport:
@@ -127,6 +136,7 @@ class SmtpTransport(Transport):
             self._idle.put_nowait(client)
 
     async def close(self) -> None:
+        closing = [client.protocol for client in self._clients if client.protocol is not None]
         for client in self._clients:
             if client.is_connected:
                 try:
@@ -134,6 +144,12 @@ class SmtpTransport(Transport):
                 except (SMTPException, OSError):
                     client.close()
         self._clients = []
+        # A TLS connection finishes closing (close_notify, then the socket) on later turns of the
+        # loop: wait for it, or a loop that ends right after leaves the socket open.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _CLOSE_WAIT_S
+        while any(protocol.transport is not None for protocol in closing) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
 
     async def send(self, message: Outgoing) -> SendResult:
         if not self._clients:
@@ -146,11 +162,9 @@ class SmtpTransport(Transport):
 
     async def _send_on(self, client: SMTP, message: Outgoing) -> SendResult:
         if not client.is_connected:
-            try:
-                await client.connect()
-            except (SMTPException, OSError) as exc:
-                client.close()
-                return SendResult(SendStatus.temporary, getattr(exc, "code", None), _describe(exc))
+            refused = await self._connect(client)
+            if refused is not None:
+                return refused
         # RFC 6531: an address that is not ASCII needs SMTPUTF8 on the whole transaction.
         addresses = (message.envelope_from, *message.recipients)
         options = [] if all(address.isascii() for address in addresses) else ["SMTPUTF8"]
@@ -172,3 +186,22 @@ class SmtpTransport(Transport):
         if refused:
             reply += "; refused: " + ", ".join(f"{rcpt} {r.code} {r.message}" for rcpt, r in refused.items())
         return SendResult(SendStatus.sent, 250, reply)
+
+    async def _connect(self, client: SMTP) -> SendResult | None:
+        """Open CLIENT's connection, after the backoff earlier failures asked for; None when open."""
+        loop = asyncio.get_running_loop()
+        wait_s = self._reconnect_at - loop.time()
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        try:
+            await client.connect()
+        except (SMTPException, OSError) as exc:
+            client.close()
+            self._connect_failures += 1
+            backoff_s = _RECONNECT_FIRST_S * 2 ** min(self._connect_failures - 1, 16)
+            self._reconnect_at = loop.time() + min(backoff_s, _RECONNECT_MAX_S)
+            code = getattr(exc, "code", None)
+            reply = f"{code} {exc.message}" if isinstance(exc, SMTPResponseException) else _describe(exc)
+            return SendResult(SendStatus.temporary, code, reply, at_connect=True)
+        self._connect_failures = 0
+        return None
