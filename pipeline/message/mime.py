@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import re
 import time
 from email.utils import formatdate
 
@@ -24,6 +25,8 @@ from pipeline.workspace.settings import Settings
 
 TEST_PREFIX = "[TEST] "
 _KNOWN_QP_LINES = 4096  # a few hundred messages' worth of per-recipient lines
+_QP_LINE = 76  # RFC 2045 6.7 (5): encoded lines at most 76 characters, the soft break's "=" included
+_QP_TOKEN = re.compile(rb"=[0-9A-F]{2}|.", re.DOTALL)
 
 
 def _quoted_printable(text: str, known: dict[str, bytes]) -> bytes:
@@ -38,6 +41,9 @@ def _quoted_printable(text: str, known: dict[str, bytes]) -> bytes:
     makes the part a third bigger, hides markup that is plain ASCII from a reader of the source,
     and spam filters score a base64 text part that did not need it. KNOWN is emptied when full,
     as the lines that carry a recipient's name or tokens would otherwise pile up in it.
+
+    No encoded line starts with a dot (see _without_leading_dots), so the message needs no SMTP
+    dot-stuffing: the bytes go on the wire as built, and nothing scans them for it again.
     """
     if len(known) > _KNOWN_QP_LINES:
         known.clear()
@@ -48,9 +54,34 @@ def _quoted_printable(text: str, known: dict[str, bytes]) -> bytes:
         quoted = known.get(line)
         if quoted is None:
             quoted = binascii.b2a_qp(line.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+            if quoted.startswith(b".") or b"\n." in quoted:
+                quoted = _without_leading_dots(quoted)
             known[line] = quoted
         encoded.append(quoted)
     return b"\r\n".join(encoded)
+
+
+def _without_leading_dots(quoted: bytes) -> bytes:
+    """QUOTED (one source line's QP, maybe with soft breaks) re-wrapped so that no encoded line
+    starts with ".": such a dot is written =2E, which decodes the same. SMTP would otherwise have
+    to double it on the wire (RFC 5321 4.5.2), scanning every message to find the few that need
+    it. Rare (a line of text starting with a dot, or a soft break landing before one) and cached
+    per line, so this simple token walk costs nothing that matters."""
+    tokens = _QP_TOKEN.findall(quoted.replace(b"=\r\n", b""))
+    lines: list[bytes] = []
+    line: list[bytes] = []
+    width = 0
+    for n, token in enumerate(tokens):
+        room = _QP_LINE if n == len(tokens) - 1 else _QP_LINE - 1  # leave room for a soft break
+        if width and width + len(token) > room:
+            lines.append(b"".join(line) + b"=")
+            line, width = [], 0
+        if not width and token == b".":
+            token = b"=2E"
+        line.append(token)
+        width += len(token)
+    lines.append(b"".join(line))
+    return b"\r\n".join(lines)
 
 
 class MessageBuilder:
