@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from pipeline.cli import approvals, assemble, contacts, daemon, dispatch, tracking
+from pipeline.cli import approvals, assemble, bench, contacts, daemon, dispatch, tracking
 from pipeline.errors import CommsError, unwrap
 
 app = typer.Typer(
@@ -15,7 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (assemble, contacts, dispatch, tracking, daemon, approvals):
+for module in (assemble, contacts, dispatch, tracking, daemon, approvals, bench):
     module.register(app)
 
 
