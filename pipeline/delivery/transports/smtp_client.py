@@ -210,10 +210,11 @@ class SmtpConnection:
             reply = await self._command(f"HELO {local_hostname}\r\n".encode())
             self.extensions = {}
         else:
-            self.extensions = dict(
-                (keyword.upper(), params)
+            self.extensions = {
+                keyword.upper(): params
                 for keyword, _, params in (line.partition(" ") for line in reply.text.split("\n")[1:])
-            )
+                if keyword
+            }
         await self._expect(reply, 250)
 
     async def _login(self, username: str, password: str) -> None:
