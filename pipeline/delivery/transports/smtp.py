@@ -171,6 +171,10 @@ class SmtpTransport(Transport):
                 connection.abort()
                 self._slots[slot] = None
                 return SendResult(SendStatus.temporary, None, _describe(exc))
+            except BaseException:  # cancelled mid-transaction: never reuse a half-spoken connection
+                connection.abort()
+                self._slots[slot] = None
+                raise
             return _result(done)
         finally:
             if self._open:
