@@ -310,7 +310,7 @@ def bench_send(
             load_after = os.getloadavg()
     finally:
         sink.terminate()
-        sink.join()
+        sink.wait()
         for name, value in saved.items():
             if value is not None:
                 os.environ[name] = value

@@ -8,8 +8,10 @@ client that pipelines gets them as it expects.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-from multiprocessing.process import BaseProcess
+import subprocess
+import sys
+
+from pipeline.errors import BenchError
 
 HOST = "127.0.0.1"
 _EHLO = b"250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800\r\n"
@@ -39,20 +41,23 @@ async def _session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
         writer.close()
 
 
-def _serve(ports: multiprocessing.Queue) -> None:
-    async def main() -> None:
-        server = await asyncio.start_server(_session, HOST, 0, limit=64 * 1024 * 1024)
-        ports.put(server.sockets[0].getsockname()[1])
-        async with server:
-            await server.serve_forever()
-
-    asyncio.run(main())
+async def _serve() -> None:
+    server = await asyncio.start_server(_session, HOST, 0, limit=64 * 1024 * 1024)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        await server.serve_forever()
 
 
-def start_sink() -> tuple[BaseProcess, int]:
-    """The sink's process (terminate it when done) and its port on 127.0.0.1."""
-    context = multiprocessing.get_context("spawn")
-    ports = context.Queue()
-    process = context.Process(target=_serve, args=(ports,), daemon=True)
-    process.start()
-    return process, ports.get(timeout=30)
+def start_sink() -> tuple[subprocess.Popen[bytes], int]:
+    """The sink's process (`python -m pipeline.bench.sink`; terminate it when done) and its port."""
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.bench.sink"], stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    port = process.stdout.readline()
+    if not port.strip().isdigit():
+        process.kill()
+        raise BenchError("the benchmark's SMTP sink did not start")
+    return process, int(port)
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve())

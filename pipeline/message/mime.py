@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import re
 import time
 from email.utils import formatdate
 
@@ -26,7 +25,6 @@ from pipeline.workspace.settings import Settings
 TEST_PREFIX = "[TEST] "
 _KNOWN_QP_LINES = 4096  # a few hundred messages' worth of per-recipient lines
 _QP_LINE = 76  # RFC 2045 6.7 (5): encoded lines at most 76 characters, the soft break's "=" included
-_QP_TOKEN = re.compile(rb"=[0-9A-F]{2}|.", re.DOTALL)
 
 
 def _quoted_printable(text: str, known: dict[str, bytes]) -> bytes:
@@ -65,23 +63,32 @@ def _without_leading_dots(quoted: bytes) -> bytes:
     """QUOTED (one source line's QP, maybe with soft breaks) re-wrapped so that no encoded line
     starts with ".": such a dot is written =2E, which decodes the same. SMTP would otherwise have
     to double it on the wire (RFC 5321 4.5.2), scanning every message to find the few that need
-    it. Rare (a line of text starting with a dot, or a soft break landing before one) and cached
-    per line, so this simple token walk costs nothing that matters."""
-    tokens = _QP_TOKEN.findall(quoted.replace(b"=\r\n", b""))
+    it. A soft break landing before a dot is common in long per-recipient lines (URLs), so this
+    works on whole segments: what no longer fits moves on to the next one, never splitting an =XX."""
+    segments = quoted.split(b"=\r\n")
+    last = len(segments) - 1
     lines: list[bytes] = []
-    line: list[bytes] = []
-    width = 0
-    for n, token in enumerate(tokens):
-        room = _QP_LINE if n == len(tokens) - 1 else _QP_LINE - 1  # leave room for a soft break
-        if width and width + len(token) > room:
-            lines.append(b"".join(line) + b"=")
-            line, width = [], 0
-        if not width and token == b".":
-            token = b"=2E"
-        line.append(token)
-        width += len(token)
-    lines.append(b"".join(line))
-    return b"\r\n".join(lines)
+    pending = b""
+    for n, segment in enumerate(segments):
+        content = pending + segment
+        pending = b""
+        while True:
+            if content[:1] == b".":
+                content = b"=2E" + content[1:]
+            if len(content) <= (_QP_LINE if n == last else _QP_LINE - 1):
+                lines.append(content)
+                break
+            cut = _QP_LINE - 1  # this line ends in a soft break
+            if content[cut - 1 : cut] == b"=":
+                cut -= 1
+            elif content[cut - 2 : cut - 1] == b"=":
+                cut -= 2
+            lines.append(content[:cut])
+            content = content[cut:]
+            if n != last:
+                pending = content
+                break
+    return b"=\r\n".join(lines)
 
 
 class MessageBuilder:
