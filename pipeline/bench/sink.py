@@ -52,7 +52,8 @@ def start_sink() -> tuple[subprocess.Popen[bytes], int]:
     """The sink's process (`python -m pipeline.bench.sink`; terminate it when done) and its port."""
     process = subprocess.Popen([sys.executable, "-m", "pipeline.bench.sink"], stdout=subprocess.PIPE)
     assert process.stdout is not None
-    port = process.stdout.readline()
+    with process.stdout:  # the port is all it ever prints
+        port = process.stdout.readline()
     if not port.strip().isdigit():
         process.kill()
         raise BenchError("the benchmark's SMTP sink did not start")
