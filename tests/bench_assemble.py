@@ -44,7 +44,9 @@ def main() -> None:
     args = parser.parse_args()
 
     ws = Workspace.open(REPO)
-    ws.settings.secrets = ["benchmark-secret"]  # links are signed per recipient, as in a run
+    ws.settings.secrets = [
+        "benchmark-secret-at-least-32-bytes-long"
+    ]  # links are signed per recipient, as in a run
     name = args.campaign or ws.campaign_names()[0]
     people = recipients(args.recipients)
 

@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="how long to run each measurement")
     seconds = parser.parse_args().seconds
 
-    settings = load_settings(ROOT, {"COMMS_SECRET": "bench-secret"})
+    settings = load_settings(ROOT, {"COMMS_SECRET": "bench-secret-at-least-32-bytes-long"})
     html = f'<html><body><table width="600">{ROW * (20_000 // len(ROW))}</table></body></html>\n'
     text = "Dear Zoë,\n\nOur spring range is here: https://kestrelforge.example/spring\n" * 20
     rendered = Rendered(subject="Spring offers for Zoë", html=html, text=text)

@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=10_000)
     args = parser.parse_args()
     ws = Workspace.open(REPO)
-    settings = load_settings(REPO, {"COMMS_SECRET": "bench-key"})
+    settings = load_settings(REPO, {"COMMS_SECRET": "bench-key-at-least-32-bytes-long"})
     campaign = assemble(ws, args.campaign)
     tracked, links = track_campaign(campaign, settings)
     people = [Recipient(f"person{i}@example.com", first_name=f"Name{i}") for i in range(args.recipients)]

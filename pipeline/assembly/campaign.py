@@ -166,7 +166,8 @@ def _require_survivors(protector: Protector, before: str, after: str) -> None:
 def _mention(ws: Workspace, campaign: Campaign, name: str) -> tuple[Path | None, int | None]:
     """The first copy, layout or partial line whose Jinja mentions NAME: where the writer should look."""
     copy_file = ws.copy_dir / f"{campaign.name}.md"
-    files = [copy_file, ws.layouts_dir / f"{campaign.layout}.mjml", *sorted(ws.partials_dir.glob("*"))]
+    layout = ws.layouts_dir / f"{campaign.layout}.mjml"
+    files = [file for file in (copy_file, layout, *sorted(ws.partials_dir.glob("*"))) if ws.contains(file)]
     last = name.rsplit(".", 1)[-1]
     word = re.compile(rf"\b{re.escape(last)}\b")
     for file in files:

@@ -19,9 +19,8 @@ from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import CopyError
-from pipeline.workspace.folders import Workspace
+from pipeline.workspace.folders import PLAIN_NAME, Workspace
 
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _FENCE = "---"
 # Where a campaign is in production; only an approval in the database lets it be sent, whatever this says.
 Stage = Literal["draft", "copy-ready", "layout-ready", "in-review", "approved"]
@@ -36,8 +35,8 @@ class FrontMatter(BaseModel):
 
     subject: str = Field(min_length=1)
     preheader: str
-    layout: str = Field(pattern=_NAME)
-    audience: str = Field(pattern=_NAME)
+    layout: str = Field(pattern=PLAIN_NAME)
+    audience: str = Field(pattern=PLAIN_NAME)
     department: str
     # False turns off open and click tracking for this campaign (e.g. internal notices).
     tracking: bool = True
@@ -70,7 +69,7 @@ def markdown_filter(value: str) -> Markup:
 
 def load_copy(ws: Workspace, name: str) -> Copy:
     """Parse and validate templates/copy/NAME.md; errors name the file and the line of the field."""
-    file = ws.copy_dir / f"{name}.md"
+    file = ws.named_file(ws.copy_dir, name, ".md", "campaign", CopyError)
     shown = ws.relative(file)
     try:
         text = file.read_text(encoding="utf-8")
@@ -126,7 +125,12 @@ def load_copy(ws: Workspace, name: str) -> Copy:
 def _require_file(
     folder: Path, filename: str, what: str, shown: Path, line: int | None, ws: Workspace
 ) -> None:
-    if (folder / filename).is_file():
+    found = folder / filename
+    if found.is_file():
+        try:
+            ws.inside(found, CopyError)
+        except CopyError as exc:
+            raise CopyError(f"{what} {exc}", path=shown, line=line) from None
         return
     suffix = Path(filename).suffix
     known = ", ".join(sorted(p.stem for p in folder.glob(f"*{suffix}"))) or "none"

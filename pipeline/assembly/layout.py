@@ -39,6 +39,7 @@ class _ProtectingLoader(FileSystemLoader):
 
     def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
         source, filename, uptodate = super().get_source(environment, template)
+        self._ws.inside(Path(filename), LayoutError)
         shown = self._ws.relative(Path(filename))
         self.loaded[shown] = source
         return self._protector.protect(source, shown), filename, uptodate

@@ -50,6 +50,7 @@ __all__ = [
     "erase",
     "find_contact",
     "is_suppressed",
+    "needs_smtputf8",
     "normalize_email",
     "report",
     "suppress",
@@ -115,6 +116,12 @@ def normalize_email(raw: str) -> tuple[str, str]:
             raise ContactError(f"invalid email {candidate!r}: {exc}") from None
         email = f"{valid.local_part}@{valid.ascii_domain}"
     return email, email.lower()
+
+
+def needs_smtputf8(email: str) -> bool:
+    """Whether a normalised address can only be sent with SMTPUTF8 (RFC 6531): its domain is always
+    ASCII (IDNA), so this is a local part such as ``zoë``, which no ASCII form can stand for."""
+    return not email.isascii()
 
 
 def _key_of(email: str) -> str:

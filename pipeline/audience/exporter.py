@@ -2,13 +2,17 @@
 
 A cell starting with = + - @ tab or CR would be run as a formula by Excel or
 LibreOffice (OWASP "CSV injection"); such cells get a leading apostrophe, which
-spreadsheets show as text and `restore` takes off again on import.
+spreadsheets show as text and `restore` takes off again on import. The same goes for
+every line inside a cell (after CR, LF or CRLF), since a reader that splits records on
+a bare CR would start a row there. Rows end in CRLF (RFC 4180), which makes Python's csv
+module quote every cell holding CR or LF, not only LF, as well as the delimiter and quotes.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
@@ -20,24 +24,30 @@ from pipeline.audience.segments import Audience, audience_query, check_lists
 from pipeline.storage.models import Contact
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# The start of the cell or of a line inside it, before a trigger or an apostrophe.
+_LINE_START = r"(^|\r\n|\r|\n)"
+_TRIGGERED = "(?=[" + re.escape("".join(FORMULA_TRIGGERS)) + "'])"
+_NEUTRALISE = re.compile(_LINE_START + _TRIGGERED)
+_RESTORE = re.compile(_LINE_START + "'" + _TRIGGERED)
 
 
 def neutralise(cell: str) -> str:
-    """A leading apostrophe makes a spreadsheet show a formula as text; a cell that already starts
+    """A leading apostrophe makes a spreadsheet show a formula as text; a line that already starts
     with one gets another, so that `restore` can tell the two apart."""
-    return "'" + cell if cell.startswith((*FORMULA_TRIGGERS, "'")) else cell
+    return _NEUTRALISE.sub(r"\1'", cell)
 
 
 def restore(cell: str) -> str:
-    """Undo `neutralise`: an apostrophe before a formula trigger or another apostrophe came from an export."""
-    return cell[1:] if cell.startswith("'") and cell[1:2] and cell[1:2] in (*FORMULA_TRIGGERS, "'") else cell
+    """Undo `neutralise`: an apostrophe opening a line before a formula trigger or another
+    apostrophe came from an export."""
+    return _RESTORE.sub(r"\1", cell) if "'" in cell else cell
 
 
 class SafeWriter:
     """A csv writer that neutralises every cell."""
 
     def __init__(self, out: TextIO) -> None:
-        self._writer = csv.writer(out, lineterminator="\n")
+        self._writer = csv.writer(out, lineterminator="\r\n")
 
     def writerow(self, cells: Iterable[str]) -> None:
         self._writer.writerow([neutralise(cell) for cell in cells])

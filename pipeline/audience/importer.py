@@ -32,7 +32,13 @@ from sqlalchemy import Connection, Engine, String, any_, bindparam, insert, lite
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from pipeline.audience.contacts import ATTRIBUTE_NAME, PERSONAL_FIELDS, RESERVED_NAMES, normalize_email
+from pipeline.audience.contacts import (
+    ATTRIBUTE_NAME,
+    PERSONAL_FIELDS,
+    RESERVED_NAMES,
+    needs_smtputf8,
+    normalize_email,
+)
 from pipeline.audience.exporter import restore, writer
 from pipeline.errors import ContactError
 from pipeline.storage.engines import analyze
@@ -63,6 +69,8 @@ class ImportSummary:
     unchanged: int = 0
     rejected: int = 0
     subscribed: int = 0  # newly subscribed to the --list list
+    # Stored rows whose address has a non-ASCII local part: only a server offering SMTPUTF8 takes them.
+    need_smtputf8: int = 0
     reasons: Counter[str] = field(default_factory=Counter)  # rejected rows per reason code
 
 
@@ -87,6 +95,7 @@ class _Reject(Exception):
 _INTEGER = re.compile(r"-?(?:0|[1-9]\d{0,17})")
 _DECIMAL = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _NUMBER_START = frozenset("-0123456789")  # what both patterns start with
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def typed(cell: str) -> Any:
@@ -166,6 +175,9 @@ class _Header:
             value = values[index] or None
             if value is not None and len(value) > FIELDS[name]:
                 raise _Reject("too_long", f"{name} is longer than {FIELDS[name]} characters")
+            if value is not None and _CONTROL.search(value):
+                # Names go into the To: header, which never takes CR or LF (RFC 5322 2.2).
+                raise _Reject("control", f"{name} holds a line break or control character")
             fields[name] = value
         timezone = fields.get("timezone")
         if timezone is not None and not _is_timezone(timezone):
@@ -387,6 +399,7 @@ class _Batch:
             row = by_hash.pop(hashed)
             self.rejects.add(row.line, "suppressed", f"suppressed ({reason})", row.cells)
         keys = [row.key for row in by_hash.values()]
+        self.summary.need_smtputf8 += sum(needs_smtputf8(row.email) for row in by_hash.values())
         stored = _stored(connection, keys)
         now = utcnow()
         new = [row for row in by_hash.values() if row.key not in stored]

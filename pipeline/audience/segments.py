@@ -152,9 +152,9 @@ def audience_names(ws: Workspace) -> list[str]:
 
 def load_audience(ws: Workspace, name: str) -> Audience:
     """Read and validate audiences/NAME.toml; AudienceError names the file, line and field."""
-    path = ws.audiences_dir / f"{name}.toml"
+    path = ws.named_file(ws.audiences_dir, name, ".toml", "audience", AudienceError)
     shown = ws.relative(path)
-    if "/" in name or "\\" in name or not path.is_file():
+    if not path.is_file():
         known = ", ".join(audience_names(ws)) or "none"
         raise AudienceError(f"no audience {name!r} (known: {known})", path=shown)
     text, data = read_toml(path, shown, AudienceError)

@@ -142,6 +142,11 @@ def contacts_import(
         console.print(f"newly subscribed to {list_name}: {summary.subscribed}")
     if summary.rejected:
         console.print(f"rejected rows written to {rejects_path}")
+    if summary.need_smtputf8:
+        console.print(
+            f"warning: {summary.need_smtputf8} addresses have a non-ASCII local part: they are sent only "
+            "through a server that offers SMTPUTF8, and fail (that delivery only) elsewhere"
+        )
     if summary.unchanged and not update:
         console.print(
             "stored contacts were left as they were; --update overwrites them with the file's values"

@@ -40,26 +40,30 @@ def serve_command(
     ] = "127.0.0.1",
 ) -> None:
     """Run the tracking server: opens, clicks, unsubscribe, view online, preferences, webhooks."""
-    import uvicorn
-
     from pipeline.feedback.server import create_app
+    from pipeline.feedback.serving import StoppingServer, tracking_config
     from pipeline.storage.engines import connect
+    from pipeline.workspace.settings import shown_url
 
     settings = open_workspace(workspace).settings
     listen_host, _, listen_port = (settings.tracking.listen or DEFAULT_LISTEN).rpartition(":")
     engine = connect(settings)
     app = create_app(settings, engine)
     chosen_host, chosen_port = host or listen_host, port or int(listen_port)
-    console.print(f"tracking server on http://{chosen_host}:{chosen_port} for {settings.tracking.base_url}")
+    console.print(
+        f"tracking server on http://{chosen_host}:{chosen_port} for {shown_url(settings.tracking.base_url)}"
+    )
     try:
-        uvicorn.run(
+        config = tracking_config(
             app,
+            settings,
             host=chosen_host,
             port=chosen_port,
             proxy_headers=True,
             forwarded_allow_ips=forwarded_allow_ips,
             log_level="info",
         )
+        StoppingServer(config).run()
     finally:
         engine.dispose()
 

@@ -51,7 +51,7 @@ from pipeline.message.tokens import read_token
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, DeliveryStatus, Event, EventKind, utcnow
 from pipeline.types import SuppressionReason
-from pipeline.workspace.settings import Settings
+from pipeline.workspace.settings import Settings, shown_url
 
 _VERP_TOKEN = re.compile(r"\+([A-Za-z0-9_-]{22,64})@")
 _UNSUBSCRIBE_SUBJECT = re.compile(r"\s*unsubscribe\s+([A-Za-z0-9_-]{22,64})\s*", re.IGNORECASE)
@@ -283,7 +283,9 @@ def imap_target(settings: Settings) -> ImapTarget:
         raise SettingsError("[bounces] imap_url is not set in comms.toml")
     parts = urlsplit(url)
     if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
-        raise SettingsError(f"bounces.imap_url must look like imaps://user@host[:port]/FOLDER, not {url!r}")
+        raise SettingsError(
+            f"bounces.imap_url must look like imaps://user@host[:port]/FOLDER, not {shown_url(url)!r}"
+        )
     tls = parts.scheme == "imaps"
     if not tls:
         try:

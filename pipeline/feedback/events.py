@@ -9,8 +9,9 @@ human opens and clicks apart:
   WebKit user agent and is a person).
 - Gmail's image proxy (user agent containing ``GoogleImageProxy``) fetches when the person opens the
   message: a human open, noted as proxied because its address and timing are Google's.
-- Link scanners (mail security gateways) follow every link before delivery or on arrival: a HEAD
-  request, a known scanner user agent, or a click within seconds of sending.
+- Link scanners (mail security gateways) follow every link before delivery or on arrival: a known
+  scanner user agent, or a click within seconds of sending. Their HEAD requests are not recorded at
+  all (the tracking server writes nothing for a HEAD).
 """
 
 from __future__ import annotations
@@ -81,9 +82,7 @@ def judge_open(user_agent: str | None, ip: str | None) -> Verdict:
     return Verdict(False, "")
 
 
-def judge_click(method: str, user_agent: str | None, sent_at: datetime | None, now: datetime) -> Verdict:
-    if method == "HEAD":
-        return Verdict(True, "head-request")
+def judge_click(user_agent: str | None, sent_at: datetime | None, now: datetime) -> Verdict:
     agent = (user_agent or "").lower()
     if not agent:
         return Verdict(True, "no-user-agent")

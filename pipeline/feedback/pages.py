@@ -148,6 +148,11 @@ def preferences_page(
     return _page(settings, "Email preferences", body)
 
 
+def unavailable_page(settings: Settings) -> str:
+    body = "<p>This page is briefly unavailable. Please try the link again in a few minutes.</p>"
+    return _page(settings, "Try again shortly", body)
+
+
 def not_found_page(settings: Settings) -> str:
     body = "<p>This link is not valid. It may have been copied incompletely.</p>"
     return _page(settings, "Link not found", body)

@@ -8,8 +8,15 @@ and nothing is written. A click redirects only to the link the run froze at that
 Unsubscribe follows RFC 8058: a POST (urlencoded or multipart ``List-Unsubscribe=One-Click``, which
 mail clients send without cookies or redirects) unsubscribes at once, answers 200 and is idempotent;
 a GET only shows a confirmation page with a button, because link scanners and prefetchers follow
-GETs. Database work runs in Starlette's thread pool; run-level data is cached per process, which is
-safe because a run's template and links are frozen when it starts.
+GETs. HEAD (which Starlette answers on every GET route) never records anything: scanners HEAD every
+link in a message, so a HEAD on a click answers the redirect and writes no click, on the pixel no open.
+The preferences form is only taken from a page of our own (its Origin or Referer is the tracking base
+URL), so another site cannot make a visitor's browser leave lists.
+
+Database work runs in Starlette's thread pool; run-level data is cached per process, which is
+safe because a run's template and links are frozen when it starts. While the database cannot be
+reached every endpoint answers 503 (mail clients and SNS retry those) and /health says so in words of
+its own; the driver's text goes to the log only.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -31,9 +39,16 @@ from pipeline.assembly.tracking import is_link_template, render_link, safe_targe
 from pipeline.audience.contacts import is_suppressed, normalize_email
 from pipeline.delivery.engine import run_composer
 from pipeline.feedback.events import judge_click, judge_open, record_event
-from pipeline.feedback.pages import not_found_page, preferences_page, unsubscribe_page, unsubscribed_page
+from pipeline.feedback.limits import BodyLimits, same_origin
+from pipeline.feedback.pages import (
+    not_found_page,
+    preferences_page,
+    unavailable_page,
+    unsubscribe_page,
+    unsubscribed_page,
+)
 from pipeline.feedback.preferences import delivery_address, get_contact, leave_list, list_choices, unsubscribe
-from pipeline.feedback.webhooks import SnsFetcher, fetch_from_sns, handle_ses
+from pipeline.feedback.webhooks import MAX_BODY_BYTES, SnsFetcher, fetch_from_sns, handle_ses
 from pipeline.message.compose import Composer
 from pipeline.message.tokens import read_token
 from pipeline.message.urls import recipient_links
@@ -52,6 +67,10 @@ NO_CACHE = {
     "Expires": "0",
 }
 RUN_CACHE_SIZE = 64
+# What a form post (one-click unsubscribe, preferences) may weigh: a few fields.
+MAX_FORM_BYTES = 64 * 1024
+# How soon a client should retry while the database is down.
+RETRY_AFTER_S = 30
 
 
 class _Server:
@@ -76,6 +95,14 @@ class _Server:
     def not_found(self) -> HTMLResponse:
         return HTMLResponse(not_found_page(self.settings), status_code=404, headers=NO_CACHE)
 
+    async def database_down(self, request: Request, exc: Exception) -> Response:
+        """Any database failure mid-request: 503 with Retry-After, the driver's words only in the log."""
+        log.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
+        headers = {**NO_CACHE, "Retry-After": str(RETRY_AFTER_S)}
+        if request.url.path.startswith("/webhooks/"):
+            return PlainTextResponse("database unavailable", status_code=503, headers=headers)
+        return HTMLResponse(unavailable_page(self.settings), status_code=503, headers=headers)
+
     def _run_links(self, run_id: int) -> tuple[str, ...]:
         with session(self.engine) as db:
             run = db.get(Run, run_id)
@@ -96,16 +123,20 @@ class _Server:
             return self.not_found()
         agent = request.headers.get("user-agent")
         ip = request.client.host if request.client else None
-        recorded = await run_in_threadpool(self._record_open, delivery_id, agent, ip)
-        if not recorded:
+        record = request.method == "GET"
+        known = await run_in_threadpool(self._record_open, delivery_id, agent, ip, record)
+        if not known:
             return self.not_found()
         return Response(PIXEL_GIF, media_type="image/gif", headers=NO_CACHE)
 
-    def _record_open(self, delivery_id: int, agent: str | None, ip: str | None) -> bool:
+    def _record_open(self, delivery_id: int, agent: str | None, ip: str | None, record: bool) -> bool:
+        """Whether the delivery exists; with RECORD (a GET) its open is written too."""
         verdict = judge_open(agent, ip)
         with session(self.engine) as db:
             if db.get(Delivery, delivery_id) is None:
                 return False
+            if not record:
+                return True
             detail = {"why": verdict.why} if verdict.why else {}
             record_event(
                 db, EventKind.open, delivery_id, user_agent=agent, machine=verdict.machine, detail=detail
@@ -117,12 +148,14 @@ class _Server:
         if found is None or found[1] is None:
             return self.not_found()
         agent = request.headers.get("user-agent")
-        target = await run_in_threadpool(self._record_click, found[0], found[1], request.method, agent)
+        record = request.method == "GET"
+        target = await run_in_threadpool(self._record_click, found[0], found[1], agent, record)
         if target is None:
             return self.not_found()
         return RedirectResponse(target, status_code=302, headers=NO_CACHE)
 
-    def _record_click(self, delivery_id: int, index: int, method: str, agent: str | None) -> str | None:
+    def _record_click(self, delivery_id: int, index: int, agent: str | None, record: bool) -> str | None:
+        """The link's target for the delivery, None if unknown; with RECORD (a GET) the click is written."""
         with session(self.engine) as db:
             delivery = db.get(Delivery, delivery_id)
             if delivery is None:
@@ -134,7 +167,9 @@ class _Server:
             if target is None:
                 log.warning("run %s link %s rendered to no http(s) URL", delivery.run_id, index)
                 return None
-            verdict = judge_click(method, agent, delivery.sent_at, utcnow())
+            if not record:
+                return target
+            verdict = judge_click(agent, delivery.sent_at, utcnow())
             record_event(
                 db,
                 EventKind.click,
@@ -163,7 +198,7 @@ class _Server:
         delivery_id = self.delivery_id(request, "u")
         if delivery_id is None:
             return self.not_found()
-        if request.method == "GET":
+        if request.method != "POST":  # GET and HEAD: the confirmation page, nothing written
             address = await run_in_threadpool(self._address, delivery_id)
             if address is None:
                 return self.not_found()
@@ -171,7 +206,9 @@ class _Server:
             page = unsubscribe_page(self.settings, address[0], links.preferences_url)
             return HTMLResponse(page, headers=NO_CACHE)
         form = await request.form()
-        # RFC 8058 clients post List-Unsubscribe=One-Click; our own page adds source=page.
+        # RFC 8058 clients post List-Unsubscribe=One-Click; our own page's form does too, with source=page.
+        if form.get("List-Unsubscribe") != "One-Click":
+            return PlainTextResponse("expected List-Unsubscribe=One-Click (RFC 8058)", status_code=400)
         source = "page" if form.get("source") == "page" else "one-click"
         agent = request.headers.get("user-agent")
         address = await run_in_threadpool(self._unsubscribe, delivery_id, source, agent)
@@ -199,6 +236,8 @@ class _Server:
             return self.not_found()
         leave = None
         if request.method == "POST":
+            if not same_origin(request, self.settings.tracking.base_url):
+                return PlainTextResponse("this form is only accepted from its own page", status_code=403)
             leave = str((await request.form()).get("leave", ""))
         agent = request.headers.get("user-agent")
         page = await run_in_threadpool(self._preferences, delivery_id, leave, agent)
@@ -245,9 +284,10 @@ class _Server:
         try:
             await run_in_threadpool(self._ping)
         except SQLAlchemyError as exc:
-            reason = str(exc).splitlines()[0]
-            return JSONResponse({"status": "error", "database": reason}, status_code=503, headers=NO_CACHE)
-        return JSONResponse({"status": "ok"}, headers=NO_CACHE)
+            log.warning("health: database unreachable: %s", exc)
+            problem = {"status": "error", "database": "unreachable"}
+            return JSONResponse(problem, status_code=503, headers=NO_CACHE)
+        return JSONResponse({"status": "ok", "database": "ok"}, headers=NO_CACHE)
 
     def _ping(self) -> None:
         with self.engine.connect() as connection:
@@ -267,16 +307,25 @@ def create_app(settings: Settings, engine: Engine, *, sns_fetcher: SnsFetcher = 
     SNS_FETCHER GETs SNS certificate and subscription URLs (tests pass one serving their own).
     """
     server = _Server(settings, engine, sns_fetcher)
+    limits = BodyLimits(
+        default_bytes=MAX_FORM_BYTES,
+        by_path={"/webhooks/ses": MAX_BODY_BYTES},
+        timeout_s=settings.tracking.body_timeout_s,
+    )
     routes = [
         Route("/o/{token}.gif", server.open_pixel, methods=["GET"]),
-        Route("/c/{token}", server.click, methods=["GET"]),  # HEAD too: Starlette adds it to GET
+        Route("/c/{token}", server.click, methods=["GET"]),  # HEAD too: Starlette adds it to every GET
         Route("/u/{token}", server.unsubscribe, methods=["GET", "POST"]),
         Route("/p/{token}", server.preferences, methods=["GET", "POST"]),
         Route("/v/{token}", server.view_online, methods=["GET"]),
         Route("/health", server.health, methods=["GET"]),
         Route("/webhooks/ses", server.ses_webhook, methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(limits.middleware)],
+        exception_handlers={SQLAlchemyError: server.database_down},
+    )
 
 
 __all__ = ["PIXEL_GIF", "create_app"]

@@ -11,6 +11,10 @@ A verified SubscriptionConfirmation is confirmed by fetching its SubscribeURL (s
 Bounce and Complaint notifications go through pipeline.feedback.bounces like any ingested report: the
 envelope sender SES reports (``mail.source``, our VERP address) or the original Message-ID header
 names the delivery.
+
+A body is at most MAX_BODY_BYTES (SNS messages are at most 256 KB; the tracking server answers 413
+before reading more) and its JSON at most MAX_JSON_DEPTH deep (SES nests about five), checked before
+it is parsed, so a hostile body costs neither memory nor Python's recursion limit.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ _SIGNED_FIELDS = {
     "UnsubscribeConfirmation": _CONFIRMATION_FIELDS,
 }
 FETCH_TIMEOUT_S = 10
+MAX_BODY_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 32
 
 
 class WebhookRejected(Exception):
@@ -154,13 +160,38 @@ def ses_report(notification: dict[str, Any]) -> Report | None:
     return None
 
 
+def parse_json(body: bytes | str, limit: int = MAX_JSON_DEPTH) -> Any:
+    """BODY parsed, or WebhookRejected (400) when it is not JSON or nests deeper than LIMIT.
+
+    The C parser itself stops at Python's recursion limit (RecursionError); what it returns is then
+    walked without recursion, so the depth check cannot overflow either.
+    """
+    try:
+        value = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise WebhookRejected(400, f"not JSON: {exc.msg}") from None
+    except RecursionError:
+        raise WebhookRejected(400, f"JSON nested deeper than {limit} levels") from None
+    level: list[Any] = [value]
+    for _depth in range(limit):
+        level = [
+            child
+            for node in level
+            if isinstance(node, dict | list)
+            for child in (node.values() if isinstance(node, dict) else node)
+        ]
+        if not level:
+            return value
+    raise WebhookRejected(400, f"JSON nested deeper than {limit} levels")
+
+
 def handle_ses(settings: Settings, engine: Engine, body: bytes, *, fetcher: SnsFetcher) -> tuple[int, str]:
     """(HTTP status, text) for one SNS POST; nothing is written unless the message verifies."""
     allowed = settings.bounces.ses_topic_arns
     if not allowed:
         return 404, "not found"
     try:
-        message = json.loads(body)
+        message = parse_json(body)
         if not isinstance(message, dict):
             raise WebhookRejected(400, "the body is not a JSON object")
         if message.get("TopicArn") not in allowed:
@@ -171,9 +202,10 @@ def handle_ses(settings: Settings, engine: Engine, body: bytes, *, fetcher: SnsF
             return 200, "subscription confirmed"
         if message["Type"] != "Notification":
             return 200, "ignored"
-        report = ses_report(json.loads(message["Message"]))
-    except json.JSONDecodeError as exc:
-        return 400, f"not JSON: {exc.msg}"
+        notification = parse_json(str(message["Message"]))
+        if not isinstance(notification, dict):
+            raise WebhookRejected(400, "the SNS Message is not a JSON object")
+        report = ses_report(notification)
     except WebhookRejected as exc:
         return exc.status, exc.reason
     if report is None:

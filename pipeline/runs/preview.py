@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.utils import formataddr
 from pathlib import Path
 
 from pipeline.assembly.campaign import assemble, check_campaign
 from pipeline.assembly.personalize import preview_recipient
 from pipeline.audience.contacts import find_contact
-from pipeline.errors import ContactError
+from pipeline.errors import ContactError, WorkspaceError
 from pipeline.message.compose import Composer
 from pipeline.storage.engines import opened, session
 from pipeline.types import Recipient
 from pipeline.workspace.folders import Workspace
 
 # Previews are never sent, so without COMMS_SECRET their links are signed with a throwaway key.
-PREVIEW_SECRET = "preview-only"
+PREVIEW_SECRET = "preview-only-never-sent-throwaway-key"
 
 
 @dataclass(frozen=True)
@@ -32,6 +31,11 @@ class PreviewResult:
     text_bytes: int
     eml_bytes: int
     warnings: tuple[str, ...]
+
+
+def _shown_mailbox(name: str | None, address: str) -> str:
+    """Name <address> as a person reads it; formataddr would refuse a non-ASCII (SMTPUTF8) local part."""
+    return f"{name} <{address}>" if name else address
 
 
 def find_recipient(ws: Workspace, email: str) -> Recipient:
@@ -61,6 +65,9 @@ def preview_campaign(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, text_path, eml_path = (out_dir / f"{name}.{ext}" for ext in ("html", "txt", "eml"))
+    for path in (html_path, text_path, eml_path):
+        if not path.resolve().is_relative_to(out_dir.resolve()):
+            raise WorkspaceError("is a symlink out of the preview folder: remove it", path=path)
     html_path.write_text(rendered.html, encoding="utf-8")
     text_path.write_text(rendered.text, encoding="utf-8")
     eml_path.write_bytes(outgoing.data)
@@ -68,8 +75,8 @@ def preview_campaign(
     return PreviewResult(
         campaign=name,
         subject=rendered.subject,
-        sender=formataddr((settings.sender.from_name, settings.sender.from_email)),
-        recipient=formataddr((to_name or "", recipient.email)),
+        sender=_shown_mailbox(settings.sender.from_name, settings.sender.from_email),
+        recipient=_shown_mailbox(to_name, recipient.email),
         html_path=html_path,
         text_path=text_path,
         eml_path=eml_path,

@@ -43,12 +43,14 @@ from pipeline.delivery.engine import WorkerReport, run_worker, worker_name
 from pipeline.delivery.transports import transport_for
 from pipeline.errors import CommsError, DatabaseError, unwrap
 from pipeline.feedback.server import create_app
+from pipeline.feedback.serving import tracking_config
 from pipeline.logs import log_event
 from pipeline.service.metrics import Metrics, database_problems
 from pipeline.storage.engines import connect, display_url, ride_out
 from pipeline.storage.models import utcnow
 from pipeline.timetable.scheduler import Timetable, keep_windows
 from pipeline.workspace.folders import Workspace
+from pipeline.workspace.settings import Settings
 
 log = logging.getLogger("comms.daemon")
 
@@ -159,12 +161,24 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _http_server(app: ASGIApp, listen: str) -> _Server:
+def _listen_address(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise CommsError(f"listen address must be host:port, not {listen!r}")
-    config = uvicorn.Config(app, host=host, port=int(port), log_level="warning", access_log=False)
-    return _Server(config)
+    return host, int(port)
+
+
+def _http_server(app: ASGIApp, listen: str) -> _Server:
+    host, port = _listen_address(listen)
+    return _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+
+
+def _tracking_server(settings: Settings, engine: Engine) -> _Server:
+    host, port = _listen_address(settings.tracking.listen or "")
+    app = create_app(settings, engine)
+    return _Server(
+        tracking_config(app, settings, host=host, port=port, log_level="warning", access_log=False)
+    )
 
 
 @contextlib.asynccontextmanager
@@ -295,8 +309,7 @@ class Daemon:
         log_event(log, "daemon.leading", workers=self.settings.concurrency)
         servers = []
         if self.ws.settings.tracking.listen:
-            tracking = create_app(self.ws.settings, self.engine)
-            servers.append(_http_server(tracking, self.ws.settings.tracking.listen))
+            servers.append(_tracking_server(self.ws.settings, self.engine))
         worker_stop = asyncio.Event()
         async with _serving(servers):
             workers = [

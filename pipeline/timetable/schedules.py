@@ -30,10 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pipeline.errors import ScheduleError
 from pipeline.timetable.crontab import CrontabTrigger
-from pipeline.workspace.folders import Workspace
+from pipeline.workspace.folders import PLAIN_NAME, Workspace
 from pipeline.workspace.tomlfile import read_toml, validate
 
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
@@ -154,8 +153,8 @@ class _TriggerFile(BaseModel):
 class _ScheduleFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    campaign: str = Field(pattern=_NAME)
-    audience: str | None = Field(default=None, pattern=_NAME)
+    campaign: str = Field(pattern=PLAIN_NAME)
+    audience: str | None = Field(default=None, pattern=PLAIN_NAME)
     timezone: str
     window: str | None = None
     enabled: bool = True
@@ -184,7 +183,7 @@ def schedule_names(ws: Workspace) -> list[str]:
 
 def load_schedule(ws: Workspace, name: str) -> Schedule:
     """Read and validate schedules/NAME.toml; ScheduleError names the file, line and field."""
-    path = ws.schedules_dir / f"{name}.toml"
+    path = ws.named_file(ws.schedules_dir, name, ".toml", "schedule", ScheduleError)
     shown = ws.relative(path)
     if not path.is_file():
         raise ScheduleError(f"no schedule {name!r}", path=shown)

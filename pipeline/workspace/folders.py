@@ -1,14 +1,25 @@
-"""The workspace: a campaigns repository laid out as comms expects, found and checked in one place."""
+"""The workspace: a campaigns repository laid out as comms expects, found and checked in one place.
+
+Campaign, audience, schedule and layout names are plain names (PLAIN_NAME: no slash, no leading dot),
+so a name given on the command line or in a file can never reach outside its folder; and a file
+reached through a symlink must still lie inside the workspace, so a checkout cannot read (or make
+comms write) anywhere else.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from pipeline.errors import WorkspaceError
 from pipeline.workspace.settings import SETTINGS_FILE, Settings, load_settings
+
+# What a campaign, audience, schedule or layout name may look like (also pydantic's Field(pattern=)).
+PLAIN_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_PLAIN = re.compile(PLAIN_NAME)
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,28 @@ class Workspace:
             return path.resolve().relative_to(self.root)
         except ValueError:
             return path
+
+    def contains(self, path: Path) -> bool:
+        """Whether PATH, symlinks followed, lies inside the workspace."""
+        return path.resolve().is_relative_to(self.root.resolve())
+
+    def inside(self, path: Path, error: type[WorkspaceError] = WorkspaceError) -> Path:
+        """PATH, or ERROR when it resolves (through symlinks) to somewhere outside the workspace."""
+        if not self.contains(path):
+            shown = path.relative_to(self.root) if path.is_relative_to(self.root) else path
+            raise error("leads outside the workspace (a symlink?); files must live in it", path=shown)
+        return path
+
+    def named_file(
+        self, folder: Path, name: str, suffix: str, what: str, error: type[WorkspaceError]
+    ) -> Path:
+        """FOLDER/NAME+SUFFIX for a NAME a person gave: a plain name, and a file inside the workspace."""
+        if not _PLAIN.match(name):
+            raise error(
+                f"{what} {name!r} is not a plain name (letters, digits, _ . -; no slashes)",
+                path=self.relative(folder),
+            )
+        return self.inside(folder / f"{name}{suffix}", error)
 
     def campaign_names(self) -> list[str]:
         return sorted(p.stem for p in self.copy_dir.glob("*.md"))

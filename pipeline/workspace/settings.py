@@ -11,6 +11,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -18,6 +19,9 @@ from pipeline.errors import SettingsError
 from pipeline.workspace.tomlfile import read_toml, toml_line, validate
 
 SETTINGS_FILE = "comms.toml"
+# HMAC-SHA256 keys shorter than the hash add nothing but guessability (RFC 2104 section 3).
+MIN_SECRET_BYTES = 32
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 
 
 class _Section(BaseModel):
@@ -74,6 +78,13 @@ class Tracking(_Section):
     base_url: str = "http://127.0.0.1:8025"
     listen: str | None = None
     utm: dict[str, str] = Field(default_factory=dict)
+    # Slow and idle clients: a request's headers must be in within header_timeout_s of connecting (or
+    # of the previous response), its body within body_timeout_s; an idle keep-alive connection closes
+    # after keep_alive_s. At max_connections the longest-idle connection is closed for a new one.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    keep_alive_s: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=1000, ge=1)
 
 
 class Brand(_Section):
@@ -208,6 +219,58 @@ class Settings(_Section):
         return [key.encode() for key in self.secrets]
 
 
+def _password(url: str) -> str | None:
+    """The password written in URL, None when it has none (or is not a URL at all)."""
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def shown_url(url: str) -> str:
+    """URL fit for a message or a log: its password, if any, replaced by ***."""
+    if _password(url) is None:
+        return url
+    parts = urlsplit(url)
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=user + host))
+
+
+def _check_database_url(url: str, text: str, path: Path, from_env: bool) -> None:
+    """A one-line SettingsError (naming COMMS_DATABASE_URL or the comms.toml line) for a URL comms
+    cannot use: another database, or a port that is not a number from 1 to 65535."""
+
+    def refuse(problem: str) -> SettingsError:
+        if from_env:
+            return SettingsError(f"COMMS_DATABASE_URL {shown_url(url)!r}: {problem}")
+        return SettingsError(
+            f"database.url {shown_url(url)!r}: {problem}",
+            path=path,
+            line=toml_line(text, ("database", "url")),
+        )
+
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme not in DATABASE_SCHEMES:
+        raise refuse("comms uses sqlite:///FILE or postgresql://user@host:port/database")
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise refuse("the port must be a number from 1 to 65535")
+
+
+def _check_secrets(keys: list[str]) -> None:
+    for number, key in enumerate(keys, start=1):
+        if len(key.encode()) < MIN_SECRET_BYTES:
+            which = f"key #{number} of COMMS_SECRET" if len(keys) > 1 else "COMMS_SECRET"
+            raise SettingsError(
+                f"{which} is {len(key.encode())} bytes; a signing key needs at least {MIN_SECRET_BYTES} "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+
+
 def _apply_environment(data: dict, env: os._Environ[str] | dict[str, str]) -> None:
     if url := env.get("COMMS_DATABASE_URL"):
         data.setdefault("database", {})["url"] = url
@@ -227,19 +290,22 @@ def load_settings(root: Path, env: os._Environ[str] | dict[str, str] | None = No
         raise SettingsError(f"no {SETTINGS_FILE} here (is --workspace right?)", path=path)
     text, data = read_toml(path, path, SettingsError)
     for section, values in data.items():
-        for key in values if isinstance(values, dict) else ():
-            if "password" in key or "secret" in key:
+        for key, value in values.items() if isinstance(values, dict) else ():
+            if "password" in key or "secret" in key or (isinstance(value, str) and _password(value)):
                 raise SettingsError(
-                    f"{section}.{key}: secrets never go in {SETTINGS_FILE}; set them in the environment "
-                    "(COMMS_SECRET, COMMS_SMTP_PASSWORD, COMMS_IMAP_PASSWORD)",
+                    f"{section}.{key}: secrets never go in {SETTINGS_FILE} (a password in a URL neither); "
+                    "set them in the environment (COMMS_SECRET, COMMS_SMTP_PASSWORD, COMMS_IMAP_PASSWORD, "
+                    "COMMS_DATABASE_URL)",
                     path=path,
                     line=toml_line(text, (section, key)),
                 )
     _apply_environment(data, env)
     settings = validate(Settings, text, data, path, SettingsError)
+    _check_database_url(settings.database.url, text, path, from_env=bool(env.get("COMMS_DATABASE_URL")))
     settings.smtp_password = env.get("COMMS_SMTP_PASSWORD")
     settings.imap_password = env.get("COMMS_IMAP_PASSWORD")
     settings.secrets = [key.strip() for key in env.get("COMMS_SECRET", "").split(",") if key.strip()]
+    _check_secrets(settings.secrets)
     if settings.database.url.startswith("sqlite:///") and not settings.database.url.startswith("sqlite:////"):
         relative = settings.database.url.removeprefix("sqlite:///")
         if relative and relative != ":memory:":

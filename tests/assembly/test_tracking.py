@@ -85,7 +85,7 @@ def test_tracking_off_leaves_links_direct_but_still_tagged() -> None:
 
 
 def test_track_campaign_fills_campaign_names_into_utm_values(workspace_dir: Path) -> None:
-    settings = load_settings(workspace_dir, {"COMMS_SECRET": "k"})
+    settings = load_settings(workspace_dir, {"COMMS_SECRET": "k" * 32})
     settings.tracking.utm = {"utm_medium": "email", "utm_campaign": "{campaign}-{department}"}
     campaign = Campaign(
         name="spring-launch",

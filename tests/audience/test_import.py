@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,66 @@ def test_a_value_that_starts_with_an_apostrophe_survives_the_round_trip(engine: 
             assert current.scalar(select(Contact.last_name)) == "'=already text"
     finally:
         fresh.dispose()
+
+
+def test_line_breaks_in_cells_are_quoted_and_every_line_is_formula_safe(engine: Engine, tmp_path: Path):
+    """A bare CR used to be written unquoted, so a reader splitting records on it met a live formula."""
+    notes = {
+        "cr@example.org": 'ok\r=HYPERLINK("http://evil.example","x")',
+        "lf@example.org": "first\n+cmd|' /C calc'!A0",
+        "crlf@example.org": "a, b\r\n@SUM(1)\r-2",
+        "plain@example.org": 'semi;colon, comma "quoted"',
+    }
+    with session(engine) as current:
+        for email, note in notes.items():
+            current.add(
+                Contact(email=email, email_key=email, last_name='Lee, "Jo"', attributes={"note": note})
+            )
+    out = tmp_path / "export.csv"
+    with session(engine) as current, out.open("w", encoding="utf-8", newline="") as handle:
+        assert export_contacts(current, handle) == 4
+    exported = out.read_bytes().decode("utf-8")
+
+    # A reader that takes any CR, LF or CRLF as the end of a record sees no line that is a formula.
+    for line in re.split(r"\r\n|\r|\n", exported):
+        for cell in line.split(","):
+            assert not cell.lstrip('"').startswith(("=", "+", "-", "@")), repr(line)
+    # A CSV reader sees one record per contact, each line break inside its quoted cell.
+    records = list(csv.reader(io.StringIO(exported, newline="")))
+    assert len(records) == 5 and {len(record) for record in records} == {6}
+
+    fresh_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    upgrade(fresh_url)
+    fresh = make_engine(fresh_url)
+    try:
+        summary = import_contacts(fresh, out)
+        assert (summary.inserted, summary.rejected) == (4, 0)
+        with session(fresh) as current:
+            back = {c.email: (c.last_name, c.attributes) for c in current.scalars(select(Contact))}
+    finally:
+        fresh.dispose()
+    assert back == {email: ('Lee, "Jo"', {"note": note}) for email, note in notes.items()}
+
+
+def test_names_with_line_breaks_are_rejected_with_their_row(engine: Engine, tmp_path: Path):
+    """A name goes into the To: header, which can never carry CR or LF: such a row could never be sent."""
+    path = tmp_path / "people.csv"
+    path.write_bytes(
+        b"email,first_name,last_name\n"
+        b"ok@example.org,Ann,Lee\n"
+        b'cr@example.org,"Ann\rBcc: x@evil.example",Lee\n'
+        b'lf@example.org,Ann,"Lee\nBcc: x@evil.example"\n'
+        b"nul@example.org,An\x00n,Lee\n"
+        b"last@example.org,Bo,Ek\n"
+    )
+    rejects = tmp_path / "rejects.csv"
+    summary = import_contacts(engine, path, rejects_path=rejects)
+    assert (summary.inserted, summary.rejected, summary.reasons["control"]) == (2, 3, 3)
+    with rejects.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    assert [(row[0], row[1], row[2]) for row in rows] == [
+        ("3", "first_name holds a line break or control character", "cr@example.org"),
+        ("5", "last_name holds a line break or control character", "lf@example.org"),  # after a CR: line 5
+        ("7", "first_name holds a line break or control character", "nul@example.org"),
+    ]
+    assert set(_contacts(engine)) == {"ok@example.org", "last@example.org"}

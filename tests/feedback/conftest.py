@@ -22,6 +22,7 @@ from pipeline.assembly.personalize import Personalizer
 from pipeline.assembly.tracking import rewrite_links
 from pipeline.audience.contacts import normalize_email
 from pipeline.feedback.server import create_app
+from pipeline.feedback.serving import tracking_config
 from pipeline.message.headers import message_id
 from pipeline.message.urls import recipient_links, recipient_tracking
 from pipeline.storage.engines import make_engine, session, upgrade
@@ -38,8 +39,8 @@ from pipeline.storage.models import (
 from pipeline.types import Recipient, Rendered
 from pipeline.workspace.settings import Settings, load_settings
 
-SECRET = "test-secret-key-for-tokens"
-OLD_SECRET = "an-older-key-still-verifying"
+SECRET = "test-secret-key-for-tokens-32-bytes+"
+OLD_SECRET = "an-older-key-still-verifying-32-bytes+"
 
 CAMPAIGN_HTML = """<!doctype html><html><body>
 <p>Hi {{ contact.first_name | default("there") }}, from {{ contact.company | default("you") }}</p>
@@ -67,12 +68,12 @@ def engine(settings: Settings) -> Iterator[Engine]:
 
 
 class ServerThread:
-    """uvicorn serving the app on a free loopback port, in a background thread."""
+    """uvicorn serving the app on a free loopback port in a background thread, set up as `comms serve`."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, settings: Settings) -> None:
         # Trusting X-Forwarded-For from loopback lets a test speak as a proxy at another address.
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", forwarded_allow_ips="127.0.0.1"
+        config = tracking_config(
+            app, settings, host="127.0.0.1", port=0, log_level="warning", forwarded_allow_ips="127.0.0.1"
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -95,7 +96,7 @@ class ServerThread:
 @pytest.fixture
 def base_url(settings: Settings, engine: Engine) -> Iterator[str]:
     """The running server's URL; settings.tracking.base_url points at it, so minted links work."""
-    with ServerThread(create_app(settings, engine)) as url:
+    with ServerThread(create_app(settings, engine), settings) as url:
         settings.tracking.base_url = url
         yield url
 

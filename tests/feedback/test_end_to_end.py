@@ -66,7 +66,7 @@ def test_one_click_unsubscribe_from_a_received_message_leaves_the_contact_out_of
         writer.writerows([email, email.split("@")[0].title()] for email in PEOPLE)
     import_contacts(engine, contacts, list_name="news")
 
-    with ServerThread(create_app(ws.settings, engine)) as base_url:
+    with ServerThread(create_app(ws.settings, engine), ws.settings) as base_url:
         ws.settings.tracking.base_url = base_url
         first = start_run(ws, "spring-launch", "news", started_by="test")
         dispatch_run(ws, first.id)

@@ -112,6 +112,34 @@ def test_get_shows_a_confirmation_page_and_changes_nothing(
     assert events(engine, "unsubscribe")[0].detail["source"] == "page"
 
 
+def test_head_on_any_route_records_nothing(world: World, base_url: str, engine: Engine) -> None:
+    """Link scanners HEAD every link of a message: no unsubscribe, open, click or preference change."""
+    sent = world.send(world.add_contact("ada@example.com"))
+    links = recipient_links(world.settings, sent.delivery_id)
+    [click, _] = click_urls(sent.rendered.html, base_url)
+    pixel = recipient_tracking(world.settings, sent.delivery_id).open_url
+    browser = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0"}
+
+    for url in (links.unsubscribe_url, links.preferences_url, links.view_online_url, pixel):
+        assert httpx.head(url, headers=browser).status_code == 200, url
+    redirect = httpx.head(click, headers=browser)
+    assert redirect.status_code == 302 and redirect.headers["location"] == "https://shop.example/kf9?x=1&y=2"
+
+    assert events(engine) == [] and suppressions(engine) == []
+    # The same GETs record what a person's visit means: one open (the pixel), one click.
+    httpx.get(pixel, headers=browser)
+    httpx.get(click, headers=browser, follow_redirects=False)
+    assert [e.kind for e in events(engine)] == ["open", "click"] and suppressions(engine) == []
+
+
+def test_a_post_without_one_click_unsubscribes_no_one(world: World, base_url: str, engine: Engine) -> None:
+    sent = world.send(world.add_contact("ada@example.com"))
+    url = recipient_links(world.settings, sent.delivery_id).unsubscribe_url
+    for body in ({}, {"List-Unsubscribe": "yes"}, {"source": "page"}):
+        assert httpx.post(url, data=body).status_code == 400
+    assert events(engine) == [] and suppressions(engine) == []
+
+
 def test_tokens_signed_with_an_older_key_still_work(world: World, base_url: str, engine: Engine) -> None:
     sent = world.send(world.add_contact("ada@example.com"))
     url = f"{base_url}/u/{make_token(OLD_SECRET.encode(), 'u', sent.delivery_id)}"
@@ -192,22 +220,19 @@ def test_a_click_redirects_only_to_the_campaigns_own_link(
 def test_link_scanners_are_flagged_as_machine_clicks(world: World, base_url: str, engine: Engine) -> None:
     old = world.send(world.add_contact("ada@example.com"))
     [url, _] = click_urls(old.rendered.html, base_url)
-    httpx.head(url, headers={"User-Agent": "Mozilla/5.0 Firefox/128.0"})
     httpx.get(url, headers={"User-Agent": "Mozilla/5.0 (compatible; Barracuda Sentinel)"})
     httpx.get(url, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0"})
     flagged = [(e.machine, e.detail.get("why")) for e in events(engine, "click")]
-    assert flagged == [(True, "head-request"), (True, "scanner-agent:barracuda"), (False, None)]
+    assert flagged == [(True, "scanner-agent:barracuda"), (False, None)]
 
 
 def test_a_click_within_seconds_of_sending_is_a_scanner() -> None:
     sent_at = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
     browser = "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0"
-    assert (
-        judge_click("GET", browser, sent_at, sent_at + timedelta(seconds=1)).why == "too-soon-after-sending"
-    )
-    assert not judge_click("GET", browser, sent_at, sent_at + timedelta(seconds=30)).machine
+    assert judge_click(browser, sent_at, sent_at + timedelta(seconds=1)).why == "too-soon-after-sending"
+    assert not judge_click(browser, sent_at, sent_at + timedelta(seconds=30)).machine
     # SQLite hands back naive UTC timestamps.
-    assert judge_click("GET", browser, sent_at.replace(tzinfo=None), sent_at + timedelta(seconds=1)).machine
+    assert judge_click(browser, sent_at.replace(tzinfo=None), sent_at + timedelta(seconds=1)).machine
 
 
 def test_untracked_campaign_keeps_its_links(world: World, base_url: str) -> None:
@@ -273,21 +298,43 @@ def test_preferences_leave_one_list_then_everything(world: World, base_url: str,
     [offers_id] = re.findall(
         r'name="leave" value="(\d+)">\s*<button class="quiet" type="submit">Leave', page.text
     )[1:]
-    page = httpx.post(url, data={"leave": offers_id})
+    own_page = {"Origin": base_url}
+    page = httpx.post(url, data={"leave": offers_id}, headers=own_page)
     assert "you have left that list" in page.text
     with session(engine) as db:
         statuses = dict(db.execute(select(Subscription.list_id, Subscription.status)).all())
     assert statuses[int(offers_id)] == "unsubscribed" and list(statuses.values()).count("subscribed") == 1
     assert not suppressed(engine, "ada@example.com")
 
-    page = httpx.post(url, data={"leave": "all"})
+    page = httpx.post(url, data={"leave": "all"}, headers={"Referer": url})
     assert "is unsubscribed from all emails" in page.text
     assert suppressed(engine, "ada@example.com")
     assert [e.detail.get("source") for e in events(engine, "unsubscribe")] == ["preferences", "preferences"]
 
 
+def test_preferences_are_only_changed_from_their_own_page(
+    world: World, base_url: str, engine: Engine
+) -> None:
+    """A form on another site (or a script without Origin/Referer) cannot make a visitor leave lists."""
+    sent = world.send(world.add_contact("ada@example.com", lists=("news",)))
+    url = recipient_links(world.settings, sent.delivery_id).preferences_url
+    port = base_url.rsplit(":", 1)[1]
+    for headers in (
+        {},
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": f"http://127.0.0.2:{port}"},
+        {"Referer": "https://evil.example/page"},
+    ):
+        response = httpx.post(url, data={"leave": "all"}, headers=headers)
+        assert response.status_code == 403, headers
+    assert events(engine) == [] and not suppressed(engine, "ada@example.com")
+    assert httpx.post(url, data={"leave": "all"}, headers={"Origin": base_url}).status_code == 200
+    assert suppressed(engine, "ada@example.com")
+
+
 def test_health_checks_the_database(world: World, base_url: str, engine: Engine) -> None:
     response = httpx.get(f"{base_url}/health")
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.status_code == 200 and response.json() == {"status": "ok", "database": "ok"}
     with session(engine) as db:
         assert db.scalar(select(func.count()).select_from(Event)) == 0

@@ -84,7 +84,7 @@ def sns() -> FakeSns:
 @pytest.fixture
 def webhook(settings: Settings, engine: Engine, sns: FakeSns) -> Iterator[str]:
     settings.bounces.ses_topic_arns = [TOPIC]
-    with ServerThread(create_app(settings, engine, sns_fetcher=sns.fetch)) as url:
+    with ServerThread(create_app(settings, engine, sns_fetcher=sns.fetch), settings) as url:
         yield f"{url}/webhooks/ses"
 
 
@@ -183,7 +183,7 @@ def test_subscription_confirmation_is_confirmed_once_verified(
 
 
 def test_endpoint_is_off_without_configured_topics(settings: Settings, engine: Engine, sns: FakeSns) -> None:
-    with ServerThread(create_app(settings, engine, sns_fetcher=sns.fetch)) as url:
+    with ServerThread(create_app(settings, engine, sns_fetcher=sns.fetch), settings) as url:
         message = sns.envelope("Notification", ses_bounce("x@example.org", "x@example.org"))
         assert httpx.post(f"{url}/webhooks/ses", content=json.dumps(message)).status_code == 404
     assert sns.fetched == []

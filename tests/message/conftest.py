@@ -16,13 +16,13 @@ from pipeline.message.urls import recipient_links
 from pipeline.types import Outgoing, Rendered
 from pipeline.workspace.settings import Settings, load_settings
 
-SECRET = "test-key-new"
+SECRET = "test-key-new-at-least-32-bytes-long"
 DOMAIN = "kestrelforge.example"
 
 
 @pytest.fixture
 def settings(workspace_dir: Path) -> Settings:
-    return load_settings(workspace_dir, {"COMMS_SECRET": f"{SECRET},test-key-old"})
+    return load_settings(workspace_dir, {"COMMS_SECRET": f"{SECRET},test-key-old-at-least-32-bytes-long"})
 
 
 @pytest.fixture

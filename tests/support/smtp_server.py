@@ -181,6 +181,7 @@ class SmtpServer:
         greeting: str | None = None,
         pipelining: bool = False,
         auth_mechanisms: tuple[str, ...] = ("LOGIN", "PLAIN"),
+        smtputf8: bool = True,
     ) -> None:
         self.host = HOST
         self.port = port or free_port()
@@ -197,6 +198,7 @@ class SmtpServer:
         self.auth_mechanisms = auth_mechanisms
         self.pipelined = 0
         self.hold_after: int | None = None
+        self.smtputf8 = smtputf8
         self.accepted = 0
         self.connects = 0
         self.peak_in_data = 0
@@ -214,7 +216,12 @@ class SmtpServer:
     def start(self) -> None:
         if self._controller is not None:
             return
-        kwargs: dict[str, Any] = {"hostname": self.host, "port": self.port, "ready_timeout": 10}
+        kwargs: dict[str, Any] = {
+            "hostname": self.host,
+            "port": self.port,
+            "ready_timeout": 10,
+            "enable_SMTPUTF8": self.smtputf8,
+        }
         if self.credentials is not None:
             # AUTH is enforced in handle_MAIL: aiosmtpd's own auth_required warns on every
             # connection when TLS is not required too, which is the point of a loopback test.

@@ -26,7 +26,7 @@ from pipeline.delivery.transports.base import Transport
 from pipeline.delivery.transports.smtp_client import SmtpConnection, SmtpReplyError, Transaction
 from pipeline.errors import SettingsError
 from pipeline.types import Outgoing, SendResult, SendStatus
-from pipeline.workspace.settings import Settings
+from pipeline.workspace.settings import Settings, shown_url
 
 Security = Literal["starttls", "tls", "none"]
 DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
@@ -113,14 +113,17 @@ class SmtpTransport(Transport):
         if not config.url:
             raise SettingsError("transport.url: smtp needs smtp://user@host:port (or COMMS_SMTP_URL)")
         url = urlsplit(config.url)
-        if url.scheme != "smtp" or not url.hostname:
-            raise SettingsError(f"transport.url: expected smtp://user@host:port, got {config.url!r}")
+        shown = shown_url(config.url)
         if url.password is not None:
-            raise SettingsError("transport.url: put the password in COMMS_SMTP_PASSWORD, not in the URL")
+            raise SettingsError(
+                f"transport.url {shown!r}: put the password in COMMS_SMTP_PASSWORD, not in the URL"
+            )
+        if url.scheme != "smtp" or not url.hostname:
+            raise SettingsError(f"transport.url: expected smtp://user@host:port, got {shown!r}")
         try:
             port = url.port
         except ValueError:
-            raise SettingsError(f"transport.url: bad port in {config.url!r}") from None
+            raise SettingsError(f"transport.url: bad port in {shown!r}") from None
         return cls(
             url.hostname,
             port,
@@ -164,6 +167,11 @@ class SmtpTransport(Transport):
                 if isinstance(connection, SendResult):
                     return connection
                 self._slots[slot] = connection
+            if "SMTPUTF8" not in connection.extensions and not all(
+                address.isascii() for address in (message.envelope_from, *message.recipients)
+            ):
+                reason = "the server does not offer SMTPUTF8, which a non-ASCII address needs (RFC 6531)"
+                return SendResult(SendStatus.permanent, None, reason)
             try:
                 done = await connection.send(message.envelope_from, message.recipients, message.data)
             except _BROKEN as exc:

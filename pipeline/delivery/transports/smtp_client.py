@@ -103,11 +103,8 @@ class SmtpConnection:
         """One MAIL transaction for SMTP-ready DATA. A refusal is a Transaction (the connection is
         RSET and stays usable); OSError, TimeoutError or asyncio.IncompleteReadError mean the
         connection is broken and its state unknown, and a 421 closes it (the server is leaving)."""
-        addresses = (mail_from, *recipients)
-        utf8 = not all(address.isascii() for address in addresses)
-        if utf8 and "SMTPUTF8" not in self.extensions:
-            # RFC 6531: a non-ASCII address needs SMTPUTF8; without it no server can take this message.
-            return Transaction(Reply(555, "5.6.7 the server does not offer SMTPUTF8"), accepted=False)
+        # RFC 6531: a non-ASCII address needs SMTPUTF8 on the whole transaction.
+        utf8 = not all(address.isascii() for address in (mail_from, *recipients))
         mail = f"MAIL FROM:<{mail_from}>{' SMTPUTF8' if utf8 else ''}\r\n".encode()
         rcpts = [f"RCPT TO:<{rcpt}>\r\n".encode() for rcpt in recipients]
         if "PIPELINING" in self.extensions:
