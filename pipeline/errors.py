@@ -16,6 +16,8 @@
     ├── RunError                    a run cannot be started, paused, resumed...
     │   └── RunBlocked              a gate at run start refused it (recorded as a blocked run)
     ├── ApprovalError               an approval is refused (not an approver) or approvals.log is wrong
+    ├── ReportError                 a report's period, run or campaign is wrong, or privacy forbids it
+    ├── CheckFailed                 a campaign has an error finding, so no run starts (names file, line)
     └── TransportError              a mail server (IMAP for bounces) could not be reached or refused
 
 Every error renders as one line: ``path:line: message`` where a location is known.
@@ -92,6 +94,10 @@ class ContactError(CommsError, ValueError):
     pass
 
 
+class ReportError(CommsError):
+    pass
+
+
 class RunError(CommsError):
     pass
 
@@ -102,6 +108,14 @@ class RunBlocked(RunError):
 
 class ApprovalError(CommsError):
     pass
+
+
+class CheckFailed(CommsError):
+    """`comms check` found an error in the campaign, so no run is created; ``findings`` has them all."""
+
+    def __init__(self, message: str, *, path: Path | None, line: int | None, findings: tuple = ()) -> None:
+        super().__init__(message, path=path, line=line)
+        self.findings = findings
 
 
 class TransportError(CommsError, ConnectionError):

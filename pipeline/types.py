@@ -46,6 +46,7 @@ class Links:
     unsubscribe_url: str
     preferences_url: str
     view_online_url: str
+    confirm_url: str = ""  # a sign-up's confirmation link (templates/copy/_confirm.md)
 
 
 @dataclass(frozen=True)

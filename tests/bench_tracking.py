@@ -32,7 +32,8 @@ def main() -> None:
     ws = Workspace.open(REPO)
     settings = load_settings(REPO, {"COMMS_SECRET": "bench-key-at-least-32-bytes-long"})
     campaign = assemble(ws, args.campaign)
-    tracked, links = track_campaign(campaign, settings)
+    tracked, tracked_html = track_campaign(campaign, settings)
+    links = tracked_html.links
     people = [Recipient(f"person{i}@example.com", first_name=f"Name{i}") for i in range(args.recipients)]
     print(f"{args.campaign}: {len(links)} tracked links, {len(tracked.html) // 1024} KB HTML")
     for label, source, track in (("untracked", campaign, False), ("tracked", tracked, True)):

@@ -61,7 +61,7 @@ def approve(
 
 
 @dataclass(frozen=True)
-class Verdict:
+class ApprovalState:
     """Whether CONTENT may be sent: the approval it goes under, or why not (one line, with what to do)."""
 
     content: Content
@@ -76,7 +76,7 @@ def verdict(
     audience: str | None = None,
     *,
     assembled: Campaign | None = None,
-) -> Verdict:
+) -> ApprovalState:
     """The valid approval of CAMPAIGN's current content (ASSEMBLED, when the caller has it) for AUDIENCE
     (when given), or the reason there is none; approvals.log lines not yet in the database are taken in
     first."""
@@ -87,7 +87,7 @@ def verdict(
     command = f"`comms approve {campaign}`"
     if audience is not None and audience not in content.audiences:
         covered = ", ".join(content.audiences)
-        return Verdict(
+        return ApprovalState(
             content,
             None,
             f"{campaign} goes to {covered}, not {audience}: name {audience} in its copy or a schedule, "
@@ -95,13 +95,13 @@ def verdict(
         )
     for approval in history:
         if approval.content_hash == content.hash:
-            return Verdict(content, approval, "")
+            return ApprovalState(content, approval, "")
     if not history:
-        return Verdict(content, None, f"{campaign} has no approval: run {command}")
+        return ApprovalState(content, None, f"{campaign} has no approval: run {command}")
     last = history[0]
     changed = changed_parts(last.parts, content.parts)
     what = f" ({', '.join(changed)} changed)" if changed else ""
-    return Verdict(
+    return ApprovalState(
         content,
         None,
         f"{campaign} was approved by {last.approver} on {last.approved_at:%Y-%m-%d %H:%M} UTC, but it has "

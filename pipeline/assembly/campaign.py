@@ -11,20 +11,20 @@ This runs once per run; recipients only ever meet the compiled Campaign (see per
 from __future__ import annotations
 
 import hashlib
-import re
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+import jinja2
 from jinja2 import UndefinedError
 from markupsafe import Markup
 
 from pipeline.assembly.copy import Copy, load_copy, render_markdown
 from pipeline.assembly.inline import inline_css
 from pipeline.assembly.layout import CampaignScope
-from pipeline.assembly.mjml import compile_mjml, mjml_warnings
+from pipeline.assembly.mjml import check_tags, compile_mjml, mjml_warnings, repair_output
 from pipeline.assembly.personalize import Personalizer, preview_recipient
-from pipeline.assembly.scope import JINJA_CONSTRUCT, Protector
+from pipeline.assembly.scope import Protector, SourceMap
 from pipeline.assembly.text import html_to_text
 from pipeline.errors import LayoutError, TemplateError
 from pipeline.types import Links, Templates
@@ -32,7 +32,8 @@ from pipeline.workspace.folders import Workspace
 
 # Gmail shows "[Message clipped]" past this much HTML.
 GMAIL_CLIP_BYTES = 102 * 1024
-_UNDEFINED_NAME = re.compile(r"undefined variable:? (?:a \w+ value has no ')?([\w.]+)")
+# <html lang> when the copy names no language: the contact's locale ("en_GB" is written "en-GB").
+CONTACT_LANG = '{{ contact.locale | default("en", true) | replace("_", "-") }}'
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Campaign:
     tracking: bool
     template_hash: str
     warnings: tuple[str, ...]
+    # Per part ("subject", "html", "text"): where its per-recipient constructs were written.
+    origins: Mapping[str, SourceMap] = field(default_factory=dict, compare=False)
 
     @property
     def templates(self) -> Templates:
@@ -76,15 +79,18 @@ def assemble(ws: Workspace, name: str) -> Campaign:
         included.append(scope.render_file(path))
         return included[-1]
 
-    html = inline_css(compile_mjml(mjml, include=include, sources=scope.sources))
+    lang = copy.front.lang or protector.insert(CONTACT_LANG, copy.path, 1)
+    html = repair_output(inline_css(compile_mjml(mjml, include=include, sources=scope.sources)), lang=lang)
+    check_tags(scope.sources)
     _require_survivors(protector, mjml + "".join(included), html)
     text = html_to_text(html, fallback=fields["preheader"] or fields["subject"])
 
-    subject = protector.to_recipient_template(fields["subject"])
-    html_template = protector.to_recipient_template(html)
-    text_template = protector.to_recipient_template(text)
-    # A broken per-recipient tag fails now, not per recipient.
-    Personalizer(Templates(subject, html_template, text_template))
+    subject, subject_origins = protector.to_recipient_template(fields["subject"])
+    html_template, html_origins = protector.to_recipient_template(html)
+    text_template, text_origins = protector.to_recipient_template(text)
+    origins = {"subject": subject_origins, "html": html_origins, "text": text_origins}
+    # A broken per-recipient tag fails now, naming where it was written, not per recipient.
+    Personalizer(Templates(subject, html_template, text_template), origins=origins)
     warnings = mjml_warnings(scope.sources)
     if text == (fields["preheader"] or fields["subject"]):
         warnings.append(f"{copy.path}: the HTML has no text, so the plain-text part is only the preheader")
@@ -100,10 +106,11 @@ def assemble(ws: Workspace, name: str) -> Campaign:
         department=copy.front.department,
         audience=copy.front.audience,
         layout=copy.front.layout,
-        preheader=protector.to_recipient_template(fields["preheader"]),
+        preheader=protector.to_recipient_template(fields["preheader"])[0],
         tracking=copy.front.tracking,
         template_hash=digest,
         warnings=tuple(warnings),
+        origins=origins,
     )
 
 
@@ -112,18 +119,16 @@ def check_campaign(ws: Workspace, campaign: Campaign) -> None:
     recipient = preview_recipient(ws.settings)
     base = ws.settings.tracking.base_url.rstrip("/")
     links = Links(f"{base}/u/preview", f"{base}/p/preview", f"{base}/v/preview")
+    personalizer = Personalizer(campaign.templates, strict=True, origins=campaign.origins)
     try:
-        Personalizer(campaign.templates, strict=True).render(recipient, links)
-    except UndefinedError as exc:
-        named = _UNDEFINED_NAME.search(str(exc))
-        path, line = _mention(ws, campaign, named[1] if named else "")
+        personalizer.render(recipient, links)
+    except (jinja2.TemplateError, TypeError, ValueError, AttributeError, LookupError) as exc:
+        path, line = personalizer.locate_error(exc)
+        detail = str(exc) if isinstance(exc, UndefinedError) else f"cannot render: {exc}"
         raise TemplateError(
-            f"{exc} (rendering for the [preview] contact {recipient.email})", path=path, line=line
-        ) from None
-    except (TypeError, ValueError, AttributeError, LookupError) as exc:
-        raise TemplateError(
-            f"cannot render for the [preview] contact: {exc}",
-            path=ws.relative(ws.copy_dir / f"{campaign.name}.md"),
+            f"{detail} (rendering for the [preview] contact {recipient.email})",
+            path=path or ws.relative(ws.copy_dir / f"{campaign.name}.md"),
+            line=line,
         ) from None
 
 
@@ -161,20 +166,3 @@ def _require_survivors(protector: Protector, before: str, after: str) -> None:
             path=entry.origin,
             line=entry.line,
         )
-
-
-def _mention(ws: Workspace, campaign: Campaign, name: str) -> tuple[Path | None, int | None]:
-    """The first copy, layout or partial line whose Jinja mentions NAME: where the writer should look."""
-    copy_file = ws.copy_dir / f"{campaign.name}.md"
-    layout = ws.layouts_dir / f"{campaign.layout}.mjml"
-    files = [file for file in (copy_file, layout, *sorted(ws.partials_dir.glob("*"))) if ws.contains(file)]
-    last = name.rsplit(".", 1)[-1]
-    word = re.compile(rf"\b{re.escape(last)}\b")
-    for file in files:
-        if not last or not file.is_file():
-            continue
-        source = file.read_text(encoding="utf-8")
-        for match in JINJA_CONSTRUCT.finditer(source):
-            if word.search(match[0]):
-                return ws.relative(file), source.count("\n", 0, match.start()) + 1
-    return ws.relative(copy_file), None

@@ -40,6 +40,8 @@ class FrontMatter(BaseModel):
     department: str
     # False turns off open and click tracking for this campaign (e.g. internal notices).
     tracking: bool = True
+    # The language of the copy (BCP 47, e.g. "en-GB") for <html lang>; without it, each contact's locale.
+    lang: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
     stage: Stage = "draft"
     owner: str | None = None  # who moves it to the next stage
     due: date | None = None  # when it should be approved by

@@ -20,8 +20,8 @@ import jinja2
 from jinja2 import Environment, FileSystemLoader, TemplateNotFound, TemplateSyntaxError, UndefinedError
 
 from pipeline.assembly.copy import markdown_filter
-from pipeline.assembly.names import NamedUndefined, Namespace, wrap
-from pipeline.assembly.scope import Protector
+from pipeline.assembly.names import NamedUndefined, Namespace, Sandbox, wrap
+from pipeline.assembly.scope import END_OF_TEMPLATE, Protector, unclosed_line
 from pipeline.errors import CommsError, CopyError, LayoutError, TemplateError
 from pipeline.workspace.folders import Workspace
 
@@ -53,9 +53,10 @@ class CampaignScope:
         self._protector = protector
         self._loader = _ProtectingLoader(ws, protector)
         options: dict[str, Any] = {"undefined": NamedUndefined, "keep_trailing_newline": True}
-        self._markup = Environment(loader=self._loader, autoescape=True, **options)
+        # Sandboxed: a copy or layout file is text from people who must not reach Python objects.
+        self._markup = Sandbox(loader=self._loader, autoescape=True, **options)
         self._markup.filters["markdown"] = markdown_filter
-        self._plain = Environment(autoescape=False, **options)
+        self._plain = Sandbox(autoescape=False, **options)
         self._context = {name: wrap(name, values) for name, values in context.items()}
 
     def set_copy(self, copy: Mapping[str, Any]) -> None:
@@ -74,14 +75,14 @@ class CampaignScope:
     def render_text(self, source: str, origin: Path, first_line: int) -> str:
         """Render copy text (a front-matter string or the Markdown body) in campaign scope."""
         protected = self._protector.protect(source, origin, first_line)
-        with self._reported(origin=origin, first_line=first_line):
+        with self._reported(origin=origin, first_line=first_line, source=source):
             return self._plain.from_string(protected).render(self._context)
 
     @contextmanager
-    def _reported(self, origin: Path | None, first_line: int) -> Iterator[None]:
+    def _reported(self, origin: Path | None, first_line: int, source: str | None = None) -> Iterator[None]:
         """Jinja failures as one-line errors naming the file and line the writer wrote them on.
 
-        ORIGIN is the copy file for copy text, None for layouts and partials (Jinja knows which).
+        ORIGIN is the copy file for copy text (SOURCE), None for layouts and partials (Jinja knows which).
         """
         try:
             yield
@@ -89,6 +90,9 @@ class CampaignScope:
             raise
         except TemplateSyntaxError as exc:
             path, line = self._where(exc.filename, exc.lineno, origin, first_line)
+            written = source if origin is not None else self.sources.get(path) if path else None
+            if END_OF_TEMPLATE in (exc.message or "") and written is not None:
+                line = unclosed_line(written, first_line if origin is not None else 1) or line
             kind = CopyError if origin is not None else LayoutError
             raise kind(f"template syntax: {exc.message}", path=path, line=line) from None
         except (jinja2.TemplateError, TypeError, ValueError, AttributeError, LookupError) as exc:

@@ -1,12 +1,20 @@
 """MJML to HTML with mjml-python (MRML), and what MRML does not say: where an error is, and unknown tags.
 
 MRML 1.4.2 reports a parse error as "unable to parse next template in root template", with no
-position, and passes unknown ``mj-*`` tags through without a word. When it fails, each source file
-(the layout, then the partials it loaded) is parsed again on its own with its Jinja blanked out,
-and the failing token is found by parsing ever longer prefixes of that file, so the error names
-the file and line the designer wrote. A newline inside any attribute value comes out of MRML as a
-literal backslash-n (and browsers then drop the CSS after it), so attribute whitespace is folded
-to single spaces first.
+position, and passes unknown ``mj-*`` tags through without a word (check_tags refuses them). When
+it fails, each source file (the layout, then the partials it loaded) is parsed again on its own
+with its Jinja blanked out, and the failing token is found by parsing ever longer prefixes of
+that file, so the error names the file and line the designer wrote. A newline inside any
+attribute value comes out of MRML as a literal backslash-n (and browsers then drop the CSS after
+it), so attribute whitespace is folded to single spaces first.
+
+Four things in MRML's output are put right afterwards (see repair_output): ``<html lang="und">``
+(a screen reader then guesses the language), images without ``alt`` (MRML drops MJML's default
+``alt=""``, so a screen reader reads out the file name of a decorative image), ``height="auto"``
+on images (not a number, which Outlook reads as 0 or ignores), and the hidden preheader's
+``color:#ffffff`` and 1px font, which spam filters score as text hidden from the reader
+(SpamAssassin's HTML_FONT_LOW_CONTRAST, and FONT_INVIS_MSGID: 1.0 point on every sample
+campaign). ``display:none`` with zero size and opacity hides it everywhere without either.
 """
 
 from __future__ import annotations
@@ -34,6 +42,13 @@ _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 _MJ_TAG = re.compile(r"<(/?)(mj[\w-]*)\b[^<>]*?(/?)>")
 _END_OF_STREAM = "unexpected end of stream"
 _FRAGMENT = ("<mjml><mj-body>", "</mj-body></mjml>")
+_HTML_LANG = re.compile(r'(<html\b[^>]*?\slang=")und(")')
+_IMG_WITHOUT_ALT = re.compile(r"<img\b(?![^>]*\salt=)")
+_AUTO_HEIGHT = re.compile(r'(<img\b[^>]*?)\sheight="auto"')
+_PREHEADER_STYLE = re.compile(r'<div style="display:none;font-size:1px;color:#ffffff;line-height:1px;[^"]*"')
+_PREHEADER_HIDDEN = (
+    '<div style="display:none;max-height:0px;max-width:0px;opacity:0;overflow:hidden;mso-hide:all;"'
+)
 
 
 def compile_mjml(mjml: str, *, include: Callable[[str], str], sources: Mapping[Path, str]) -> str:
@@ -55,6 +70,14 @@ def compile_mjml(mjml: str, *, include: Callable[[str], str], sources: Mapping[P
         raise _locate(str(exc), mjml, sources) from None
 
 
+def repair_output(html: str, *, lang: str) -> str:
+    """MRML's HTML with LANG on <html> and the faults the module docstring lists put right."""
+    html = _HTML_LANG.sub(lambda m: f"{m[1]}{lang}{m[2]}", html, count=1)
+    html = _IMG_WITHOUT_ALT.sub('<img alt=""', html)
+    html = _AUTO_HEIGHT.sub(r"\1", html)
+    return _PREHEADER_STYLE.sub(_PREHEADER_HIDDEN, html, count=1)
+
+
 def fold_attribute_whitespace(markup: str) -> str:
     """Every quoted attribute value with its whitespace runs folded to one space."""
 
@@ -64,18 +87,27 @@ def fold_attribute_whitespace(markup: str) -> str:
     return _TAG_WITH_ATTRIBUTES.sub(fold_tag, markup)
 
 
+def check_tags(sources: Mapping[Path, str]) -> None:
+    """Refuse an mj-* tag MJML 4 does not have: MRML sends it as literal markup, which clients ignore
+    (a misspelt ``<mj-dividr/>`` is a divider that silently is not there)."""
+    for path, source in sources.items():
+        for match in _MJ_TAG.finditer(source):
+            if match[2] not in KNOWN_TAGS:
+                raise LayoutError(
+                    f"unknown MJML tag <{match[2]}> (MJML 4 has no such element; misspelt?)",
+                    path=path,
+                    line=_line(source, match.start()),
+                )
+
+
 def mjml_warnings(sources: Mapping[Path, str]) -> list[str]:
-    """What MRML accepts silently but a reader would notice: unknown tags, and mj-include in the body."""
+    """What MRML accepts silently but a reader would notice: mj-include in the body."""
     warnings: list[str] = []
     for path, source in sources.items():
         body = source.find("<mj-body")
         for match in _MJ_TAG.finditer(source):
             where = f"{path}:{_line(source, match.start())}"
-            if match[2] not in KNOWN_TAGS:
-                warnings.append(
-                    f"{where}: unknown MJML tag <{match[2]}> is passed through as-is; clients ignore it"
-                )
-            elif match[2] == "mj-include" and not match[1] and 0 <= body < match.start():
+            if match[2] == "mj-include" and not match[1] and 0 <= body < match.start():
                 warnings.append(
                     f"{where}: sections from <mj-include> in mj-body lose the body width (MRML 1.4.2); "
                     "use {% include %} there"

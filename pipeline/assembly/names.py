@@ -1,4 +1,10 @@
-"""How templates see values: dotted namespaces, and undefined names reported by the path a writer typed."""
+"""How templates see values: dotted namespaces, undefined names reported by the path a writer typed,
+and the sandbox every template is rendered in.
+
+Copy, layouts and partials are written by people who must not reach Python: a sandboxed,
+immutable environment refuses ``''.__class__.__mro__``, ``cycler.__init__.__globals__`` and the
+like (an unsafe attribute is undefined, and using it raises SecurityError).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 
@@ -68,3 +75,19 @@ class NamedUndefined(StrictUndefined):
         if owner is missing:
             return f"undefined variable {name}"
         return f"undefined variable: a {type(owner).__name__} value has no {name!r}"
+
+
+class Sandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, with a fast path for Namespace: its values are plain data, looked up by key.
+
+    The sandbox checks every attribute access (about half the per-recipient render time for
+    `contact.*`); a Namespace attribute is a key of its own dict, so there is nothing to check.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is Namespace:
+            try:
+                return obj._values[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)

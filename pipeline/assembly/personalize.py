@@ -11,14 +11,21 @@ so a misspelt name stops the run before anything is sent.
 from __future__ import annotations
 
 import re
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from jinja2 import ChainableUndefined, Environment, Template, TemplateSyntaxError
+from jinja2 import ChainableUndefined, Environment, Template, TemplateSyntaxError, Undefined
 
-from pipeline.assembly.names import NamedUndefined, Namespace
+from pipeline.assembly.names import NamedUndefined, Namespace, Sandbox
+from pipeline.assembly.scope import SourceMap
 from pipeline.errors import TemplateError
 from pipeline.types import Links, Recipient, Rendered, Templates
 from pipeline.workspace.settings import Settings
+
+# For renders that check rather than send: nothing signed, nothing that leads anywhere.
+CHECK_LINKS = Links("https://check.invalid/u", "https://check.invalid/p", "https://check.invalid/v")
 
 
 def _blank_none(value: Any) -> Any:
@@ -27,22 +34,37 @@ def _blank_none(value: Any) -> Any:
 
 
 _BLANK_RUN = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+# Each part compiles under a file name of its own, so an error's frames say which part it is in.
+PART_FILES = {"<subject>": "subject", "<html>": "html", "<text>": "text"}
+_PART_NAMES = {"subject": "subject", "html": "HTML part", "text": "text part"}
 
 
 class Personalizer:
-    """Compiled once per run (Jinja compiles to Python code); render() is the per-recipient hot path."""
+    """Compiled once per run (Jinja compiles to Python code); render() is the per-recipient hot path.
 
-    def __init__(self, templates: Templates, *, strict: bool = False) -> None:
+    ORIGINS (a Campaign's ``origins``) map template lines back to the files the writer edits; UNDEFINED
+    replaces the undefined of sending (lenient) or of STRICT (the [preview] check).
+    """
+
+    def __init__(
+        self,
+        templates: Templates,
+        *,
+        strict: bool = False,
+        origins: Mapping[str, SourceMap] | None = None,
+        undefined: type[Undefined] | None = None,
+    ) -> None:
         self._strict = strict
+        self._origins = dict(origins or {})
         options: dict[str, Any] = {
-            "undefined": NamedUndefined if strict else ChainableUndefined,
+            "undefined": undefined or (NamedUndefined if strict else ChainableUndefined),
             "keep_trailing_newline": True,
             "finalize": _blank_none,
         }
-        plain = Environment(autoescape=False, **options)
-        self._subject = _compile(plain, templates.subject, "subject")
-        self._html = _compile(Environment(autoescape=True, **options), templates.html, "HTML part")
-        self._text = _compile(plain, templates.text, "text part")
+        plain = Sandbox(autoescape=False, **options)
+        self._subject = self._compile(plain, templates.subject, "subject")
+        self._html = self._compile(Sandbox(autoescape=True, **options), templates.html, "html")
+        self._text = self._compile(plain, templates.text, "text")
 
     def render(self, recipient: Recipient, links: Links, tracking: object | None = None) -> Rendered:
         """TRACKING is the delivery's assembly.tracking.RecipientTracking when the run tracks clicks/opens."""
@@ -51,6 +73,7 @@ class Personalizer:
             "unsubscribe_url": links.unsubscribe_url,
             "preferences_url": links.preferences_url,
             "view_online_url": links.view_online_url,
+            "confirm_url": links.confirm_url,
             "tracking": tracking,
         }
         return Rendered(
@@ -59,6 +82,19 @@ class Personalizer:
             # A false {% if %} leaves its blank lines behind; a reader sees one paragraph break.
             text=_BLANK_RUN.sub("\n\n", self._text.render(context)),
         )
+
+    def locate(self, part: str, line: int | None, message: str = "") -> tuple[Path | None, int | None]:
+        """The copy, layout or partial file and line that line LINE of PART ("subject", "html",
+        "text") was written on; (None, None) when it is not known."""
+        origins = self._origins.get(part)
+        return origins.locate(line, message) if origins else (None, None)
+
+    def locate_error(self, exc: BaseException) -> tuple[Path | None, int | None]:
+        """Where a render error was written: the innermost template frame of its traceback."""
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename in PART_FILES]
+        if not frames:
+            return None, None
+        return self.locate(PART_FILES[frames[-1].filename], frames[-1].lineno, str(exc))
 
     def _contact_values(self, recipient: Recipient) -> dict[str, Any]:
         values = dict(recipient.attributes)
@@ -74,17 +110,20 @@ class Personalizer:
         values["attributes"] = recipient.attributes
         return values
 
-
-def _compile(environment: Environment, source: str, part: str) -> Template:
-    try:
-        template = environment.from_string(source)
-    except TemplateSyntaxError as exc:
-        raise TemplateError(f"the {part} is not valid Jinja: {exc.message} (line {exc.lineno})") from None
-    # Every render copies the globals into a fresh context; Jinja keeps them as a ChainMap, which
-    # it iterates key by key in Python (~3 us a render, three renders a message). A plain dict
-    # with the same contents copies in C, and the environment is this template's own.
-    template.globals = dict(template.globals)
-    return template
+    def _compile(self, environment: Environment, source: str, part: str) -> Template:
+        try:
+            code = environment.compile(source, filename=f"<{part}>")
+        except TemplateSyntaxError as exc:
+            path, line = self.locate(part, exc.lineno, exc.message or "")
+            if path is None:
+                raise TemplateError(
+                    f"the {_PART_NAMES[part]} is not valid Jinja: {exc.message} (line {exc.lineno})"
+                ) from None
+            raise TemplateError(f"template syntax: {exc.message}", path=path, line=line) from None
+        # Every render copies the globals into a fresh context; Jinja keeps them as a ChainMap, which
+        # it iterates key by key in Python (~3 us a render, three renders a message). A plain dict
+        # with the same contents copies in C, and the environment is this template's own.
+        return environment.template_class.from_code(environment, code, dict(environment.globals), None)
 
 
 def preview_recipient(settings: Settings) -> Recipient:

@@ -23,14 +23,19 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from jinja2 import Environment, TemplateSyntaxError
 
 from pipeline.errors import TemplateError
 
-RECIPIENT_NAMES = frozenset({"contact", "unsubscribe_url", "preferences_url", "view_online_url"})
+# confirm_url: the signed sign-up confirmation link, only in templates/copy/_confirm.md.
+RECIPIENT_NAMES = frozenset(
+    {"contact", "unsubscribe_url", "preferences_url", "view_online_url", "confirm_url"}
+)
 
 # One Jinja construct. A `}}` or `%}` inside a string literal would end it early; Jinja's own
 # lexer would then fail on the rest, which the campaign render reports with file and line.
@@ -45,6 +50,8 @@ _KEYWORDS = frozenset(
 # A literal `{{`, `{%` or `{#` left in campaign output must stay text in the recipient template.
 _LITERAL_DELIMITER = re.compile(r"\{(?=[{%#])")
 _lexer = Environment()
+END_OF_TEMPLATE = "Unexpected end of template"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,10 @@ class Protector:
             return stack.pop().recipient
         return stack[-1].recipient if tag.tag in {"break", "continue"} else uses_recipient
 
+    def insert(self, construct: str, origin: Path, line: int) -> str:
+        """A token for a per-recipient construct that assembly itself adds (ORIGIN:LINE asked for it)."""
+        return self._store(construct, origin, line)
+
     def _store(self, construct: str, origin: Path, line: int) -> str:
         self._entries.append(Protected(construct, origin, line))
         return f"{self._prefix}{len(self._entries) - 1:06d}x"
@@ -188,7 +199,66 @@ class Protector:
 
         return self._token_paragraph.sub(unwrap, html)
 
-    def to_recipient_template(self, text: str) -> str:
-        """Campaign output as a recipient-scope Jinja source: literal `{{` kept as text, tokens restored."""
+    def to_recipient_template(self, text: str) -> tuple[str, SourceMap]:
+        """Campaign output as a recipient-scope Jinja source (literal `{{` kept as text, tokens
+        restored), and the map from its lines back to the files the constructs were written in."""
         escaped = _LITERAL_DELIMITER.sub('{{ "{" }}', text)
-        return self._token.sub(lambda match: self._entries[int(match[1])].source, escaped)
+        pieces: list[str] = []
+        spans: list[tuple[int, int, Protected]] = []
+        line, end = 1, 0
+        for match in self._token.finditer(escaped):
+            before = escaped[end : match.start()]
+            line += before.count("\n")
+            entry = self._entries[int(match[1])]
+            pieces += [before, entry.source]
+            spans.append((line, line + entry.source.count("\n"), entry))
+            line += entry.source.count("\n")
+            end = match.end()
+        pieces.append(escaped[end:])
+        return "".join(pieces), SourceMap(tuple(spans))
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    """Where the per-recipient constructs of one recipient-scope template were written.
+
+    Jinja reports errors by the line of the template it compiled, which is generated HTML or
+    text; a writer needs the copy, layout or partial file and the line in it.
+    """
+
+    spans: tuple[tuple[int, int, Protected], ...] = ()  # (first, last line in the template, construct)
+
+    def locate(self, line: int | None, message: str = "") -> tuple[Path | None, int | None]:
+        """The file and line of the construct on template LINE (the unclosed block, for an
+        "unexpected end of template"); (None, None) if no construct is known there."""
+        if END_OF_TEMPLATE in message and (opener := self._unclosed()) is not None:
+            return opener.origin, opener.line
+        for first, last, entry in self.spans:
+            if line is not None and first <= line <= last:
+                return entry.origin, entry.line + line - first
+        return None, None
+
+    def _unclosed(self) -> Protected | None:
+        return innermost_unclosed((entry.source, entry) for _, _, entry in self.spans)
+
+
+def innermost_unclosed(constructs: Iterable[tuple[str, T]]) -> T | None:
+    """Of (construct, what) pairs in source order, the WHAT of the innermost block left open.
+
+    Jinja reports a missing `{% endif %}` at the end of the template; the writer needs the
+    `{% if %}` it belongs to.
+    """
+    stack: list[T] = []
+    for construct, what in constructs:
+        tag = _analyse(construct).tag
+        if tag in _BLOCK_OPENERS:
+            stack.append(what)
+        elif tag and tag.startswith("end") and stack:
+            stack.pop()
+    return stack[-1] if stack else None
+
+
+def unclosed_line(source: str, first_line: int = 1) -> int | None:
+    """The line of SOURCE's innermost unclosed block tag, if it has one."""
+    constructs = JINJA_CONSTRUCT.finditer(source)
+    return innermost_unclosed((m[0], first_line + source.count("\n", 0, m.start())) for m in constructs)

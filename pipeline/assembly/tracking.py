@@ -14,6 +14,12 @@ click is sent. An href with recipient-scope Jinja after the host (``?ref={{ cont
 tracked: its Jinja source is what is stored, and the click endpoint renders it for the clicking
 delivery's contact.
 
+Every tracked message also carries one hidden honeypot link, last in the run's link list (its index
+is ``Run.meta["honeypot"]``): zero-size, ``aria-hidden``, ``tabindex=-1`` and empty, so no person
+sees, tabs to or hears it, while link scanners that follow every href hit it. It carries the
+``data-comms-honeypot`` attribute so the checks' link rules and the link reports skip it; a click on
+it is a machine's (pipeline.feedback.events) and still redirects, to the brand's website.
+
 UTM parameters from ``[tracking] utm`` are added to every literal http(s) link, tracked or not
 (they describe the campaign to the landing site, not the person); ``{campaign}`` and
 ``{department}`` in a value are replaced, and a parameter the link already has is left as written.
@@ -53,10 +59,19 @@ PIXEL = (
 )
 
 
+HONEYPOT_ATTRIBUTE = "data-comms-honeypot"
+_HONEYPOT = (
+    '<a href="{{{{ tracking.click({index}) }}}}" ' + HONEYPOT_ATTRIBUTE + ' aria-hidden="true" tabindex="-1" '
+    'style="display:block;width:0;height:0;max-height:0;overflow:hidden;font-size:0;line-height:0;'
+    'mso-hide:all"></a>'
+)
+
+
 @dataclass(frozen=True)
 class TrackedHtml:
     html: str  # recipient-scope Jinja source calling `tracking`
     links: tuple[str, ...]  # link index -> original href (HTML-unescaped; Jinja source where it has any)
+    honeypot: int | None = None  # index in LINKS of the hidden honeypot link
 
 
 def _outside_jinja(text: str, change: Callable[[str], str]) -> str:
@@ -105,8 +120,11 @@ def with_utm(url: str, utm: Mapping[str, str]) -> str:
     return f"{head}{separator}{added}{hash_}{fragment}"
 
 
-def rewrite_links(source: str, *, utm: Mapping[str, str], track: bool, own_base_url: str) -> TrackedHtml:
-    """SOURCE (recipient-scope HTML) with UTM added and, when TRACK, links and the open pixel tracked."""
+def rewrite_links(
+    source: str, *, utm: Mapping[str, str], track: bool, own_base_url: str, honeypot_url: str | None = None
+) -> TrackedHtml:
+    """SOURCE (recipient-scope HTML) with UTM added and, when TRACK, links and the open pixel tracked
+    and, given HONEYPOT_URL, the hidden honeypot link leading there."""
     links: list[str] = []
     own = own_base_url.rstrip("/") + "/"
 
@@ -123,15 +141,21 @@ def rewrite_links(source: str, *, utm: Mapping[str, str], track: bool, own_base_
         return f"{prefix}{quote_char}{{{{ tracking.click({len(links) - 1}) }}}}{quote_char}"
 
     rewritten = _HREF.sub(one, source)
-    if track:
-        ends = list(_BODY_END.finditer(rewritten))
-        at = ends[-1].start() if ends else len(rewritten)
-        rewritten = f"{rewritten[:at]}{PIXEL}{rewritten[at:]}"
-    return TrackedHtml(rewritten, tuple(links))
+    if not track:
+        return TrackedHtml(rewritten, tuple(links))
+    honeypot = None
+    tail = PIXEL
+    if honeypot_url is not None:
+        honeypot = len(links)
+        links.append(honeypot_url)
+        tail = _HONEYPOT.format(index=honeypot) + PIXEL
+    ends = list(_BODY_END.finditer(rewritten))
+    at = ends[-1].start() if ends else len(rewritten)
+    return TrackedHtml(f"{rewritten[:at]}{tail}{rewritten[at:]}", tuple(links), honeypot)
 
 
-def track_campaign(campaign: Campaign, settings: Settings) -> tuple[Campaign, tuple[str, ...]]:
-    """The campaign as a run freezes it (html rewritten) and the run's link list for Run.meta["links"].
+def track_campaign(campaign: Campaign, settings: Settings) -> tuple[Campaign, TrackedHtml]:
+    """The campaign as a run freezes it (html rewritten) and its links (Run.meta["links"], "honeypot").
 
     The template hash stays the hash of the assembled sources: rewriting is a function of them and
     of the settings, and the hash is there to show which copy and layout a run sent.
@@ -141,6 +165,22 @@ def track_campaign(campaign: Campaign, settings: Settings) -> tuple[Campaign, tu
         for key, value in settings.tracking.utm.items()
     }
     tracked = rewrite_links(
-        campaign.html, utm=utm, track=campaign.tracking, own_base_url=settings.tracking.base_url
+        campaign.html,
+        utm=utm,
+        track=campaign.tracking,
+        own_base_url=settings.tracking.base_url,
+        honeypot_url=settings.brand.website or settings.tracking.base_url,
     )
-    return replace(campaign, html=tracked.html), tracked.links
+    return replace(campaign, html=tracked.html), tracked
+
+
+def cta_link(cta_url: object, links: tuple[str, ...]) -> int | None:
+    """The index of the link the front matter's `cta_url` became, matched on its literal part before any
+    query or Jinja (tracking adds UTM parameters, personalisation fills the rest), or None."""
+    if not isinstance(cta_url, str) or not cta_url:
+        return None
+    base = _JINJA.split(cta_url, maxsplit=1)[0].split("?", 1)[0].split("#", 1)[0]
+    for index, link in enumerate(links):
+        if link.split("?", 1)[0].split("#", 1)[0] == base:
+            return index
+    return None

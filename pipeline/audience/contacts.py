@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -203,12 +203,17 @@ def report(session: Session, email: str) -> ContactReport:
     deliveries: list[tuple[Delivery, list[Event]]] = []
     if contact is not None:
         rows = session.execute(
-            select(MailingList.name, Subscription.status, Subscription.created_at)
+            # The status's time: when it last changed (an unsubscribe updates the row), not its creation.
+            select(MailingList.name, Subscription.status, Subscription.updated_at)
             .join(MailingList, MailingList.id == Subscription.list_id)
             .where(Subscription.contact_id == contact.id)
             .order_by(MailingList.name)
         )
-        subscriptions = [(name, status, since) for name, status, since in rows]
+        # SQLite hands timestamps back without their zone; they were written in UTC.
+        subscriptions = [
+            (name, status, since if since is None or since.tzinfo else since.replace(tzinfo=UTC))
+            for name, status, since in rows
+        ]
         for delivery in session.scalars(
             select(Delivery).where(Delivery.contact_id == contact.id).order_by(Delivery.id)
         ):

@@ -20,7 +20,7 @@ from sqlalchemy import Select, select
 from sqlmodel import Session
 
 from pipeline.audience.contacts import PERSONAL_FIELDS
-from pipeline.audience.segments import Audience, audience_query, check_lists
+from pipeline.audience.segments import Audience, audience_query, check_audience
 from pipeline.storage.models import Contact
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -81,7 +81,7 @@ def export_contacts(
     memory stays flat however many contacts there are.
     """
     if audience is not None:
-        check_lists(session, audience)
+        check_audience(session, audience)
         query = audience_query(audience)
     else:
         query = select(Contact).order_by(Contact.id)  # type: ignore[arg-type]

@@ -12,15 +12,17 @@ changes nothing, and an address another import stores meanwhile is skipped.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import itertools
 import json
-import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -32,6 +34,15 @@ from sqlalchemy import Connection, Engine, String, any_, bindparam, insert, lite
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from pipeline.audience.columns import (
+    SAMPLE_ROWS,
+    Column,
+    DateOrder,
+    FieldType,
+    parse,
+    plan_columns,
+    with_types,
+)
 from pipeline.audience.contacts import (
     ATTRIBUTE_NAME,
     PERSONAL_FIELDS,
@@ -40,11 +51,12 @@ from pipeline.audience.contacts import (
     normalize_email,
 )
 from pipeline.audience.exporter import restore, writer
+from pipeline.audience.lists import ensure_list
 from pipeline.errors import ContactError
-from pipeline.storage.engines import analyze
+from pipeline.storage.engines import analyze, session
 from pipeline.storage.models import (
     Contact,
-    MailingList,
+    ContactField,
     Subscription,
     SubscriptionStatus,
     Suppression,
@@ -53,6 +65,7 @@ from pipeline.storage.models import (
 )
 
 BATCH_SIZE = 2000
+REJECTS_SUFFIX = ".rejects.csv"
 _CONTACTS = Contact.__table__  # type: ignore[attr-defined]
 # Field -> longest value its column takes: checked here because PostgreSQL enforces it and SQLite does not.
 FIELDS = {name: _CONTACTS.c[name].type.length for name in PERSONAL_FIELDS}
@@ -92,30 +105,7 @@ class _Reject(Exception):
         self.detail = detail
 
 
-_INTEGER = re.compile(r"-?(?:0|[1-9]\d{0,17})")
-_DECIMAL = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
-_NUMBER_START = frozenset("-0123456789")  # what both patterns start with
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def typed(cell: str) -> Any:
-    """A CSV cell as a JSON value: integers, decimals and true/false become numbers and booleans.
-
-    Numbers with leading zeros (postcodes, phone numbers) and very long digit strings
-    stay text, so nothing loses digits. ISO dates stay "YYYY-MM-DD" text, which
-    compares correctly as text.
-    """
-    if cell[:1] in _NUMBER_START:  # most cells are words: spare them two regular expressions
-        if _INTEGER.fullmatch(cell):
-            return int(cell)
-        if _DECIMAL.fullmatch(cell):
-            number = float(cell)
-            return number if math.isfinite(number) else cell
-        return cell
-    lowered = cell.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    return cell
 
 
 @lru_cache(maxsize=1024)
@@ -128,62 +118,60 @@ def _is_timezone(name: str) -> bool:
 
 
 class _Header:
-    """The header row: which column is the email, which are fields, which are attributes."""
+    """The header row as columns: which is the email, which are fields, which attributes of which type."""
 
-    def __init__(self, names: list[str], path: Path) -> None:
+    def __init__(self, names: list[str], columns: list[Column], dates: DateOrder) -> None:
         self.names = names
         self.width = len(names)
-        self.email: int | None = None
-        self.fields: dict[str, int] = {}
-        self.attributes: dict[str, int] = {}
-        seen: set[str] = set()
-        for index, raw in enumerate(names):
-            name = raw.strip()
-            lowered = name.lower()
-            where = f"column {index + 1} ({name!r})"
-            if not name:
-                raise ContactError(f"column {index + 1} has no name in the header", path=path, line=1)
-            if lowered in seen:
-                raise ContactError(f"{where} appears twice in the header", path=path, line=1)
-            seen.add(lowered)
-            if lowered == "email":
-                self.email = index
-            elif lowered in FIELDS:
-                self.fields[lowered] = index
-            elif lowered in RESERVED_NAMES:
-                raise ContactError(f"{where} is reserved for comms' own bookkeeping", path=path, line=1)
-            elif not ATTRIBUTE_NAME.match(name):
-                raise ContactError(
-                    f"{where}: attribute names are letters, digits, spaces and _ . -", path=path, line=1
-                )
-            else:
-                self.attributes[name] = index
-        if self.email is None:
-            raise ContactError("the header has no `email` column", path=path, line=1)
+        self.columns = columns
+        self.dates = dates
+        self.email = next(column.index for column in columns if column.role == "email")
 
     def parse(self, line: int, cells: list[str]) -> _Row:
         if len(cells) != self.width:
             raise _Reject("fields", f"expected {self.width} fields, found {len(cells)}")
         values = [restore(cell).strip() for cell in cells]
-        assert self.email is not None
         try:
             email, key = normalize_email(values[self.email])
         except ContactError as exc:
             raise _Reject("empty" if not values[self.email] else "invalid", exc.message) from None
         fields: dict[str, str | None] = {}
-        for name, index in self.fields.items():
-            value = values[index] or None
+        attributes: dict[str, Any] = {}
+        for column in self.columns:
+            value = values[column.index]
+            if column.role == "field":
+                fields[column.name] = value or None
+            elif column.role == "full_name":
+                first, _, last = value.rpartition(" ") if " " in value else (value, "", "")
+                fields["first_name"], fields["last_name"] = first.strip() or None, last.strip() or None
+            elif column.role == "attribute":
+                try:
+                    attributes[column.name] = parse(value, column.type, self.dates) if value else None
+                except ValueError as exc:
+                    raise _Reject("type", f"{column.header} is a {column.type} column: {exc}") from None
+            elif column.role == "attributes" and value:
+                attributes.update(_json_attributes(column.header, value))
+        for name, value in fields.items():
             if value is not None and len(value) > FIELDS[name]:
                 raise _Reject("too_long", f"{name} is longer than {FIELDS[name]} characters")
             if value is not None and _CONTROL.search(value):
                 # Names go into the To: header, which never takes CR or LF (RFC 5322 2.2).
                 raise _Reject("control", f"{name} holds a line break or control character")
-            fields[name] = value
         timezone = fields.get("timezone")
         if timezone is not None and not _is_timezone(timezone):
             raise _Reject("timezone", f"unknown timezone {timezone!r}")
-        attributes = {name: typed(values[i]) if values[i] else None for name, i in self.attributes.items()}
         return _Row(line, cells, email, key, email_hash(key), fields, attributes)
+
+
+def _json_attributes(header: str, value: str) -> dict[str, Any]:
+    """listmonk's `attributes` column: a JSON object whose keys become attributes."""
+    try:
+        found = json.loads(value)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict) or not all(ATTRIBUTE_NAME.match(str(name)) for name in found):
+        raise _Reject("type", f"{header} must be a JSON object of attribute names and values")
+    return {name: item for name, item in found.items() if name not in RESERVED_NAMES}
 
 
 class _Rejects:
@@ -226,16 +214,10 @@ def _records(text: TextIO, delimiter: str) -> Iterator[tuple[int, list[str]]]:
 
 def _list_id(engine: Engine, name: str) -> int:
     """The id of mailing list NAME, created if new."""
-    if not name.strip() or len(name) > 100:
-        raise ContactError(f"list name {name!r} must be 1 to 100 characters")
-    with engine.begin() as connection:
-        found = connection.scalar(select(MailingList.id).where(MailingList.name == name))
-        if found is None:
-            values = {"name": name, "description": "", "created_at": utcnow()}
-            found = connection.execute(
-                insert(MailingList).values(values).returning(MailingList.id)
-            ).scalar_one()
-        return int(found)
+    with session(engine) as db:
+        found = ensure_list(db, name).id
+    assert found is not None
+    return found
 
 
 def _changes(row: _Row, stored: Any) -> dict[str, Any]:
@@ -440,6 +422,112 @@ def _delimiter(header_line: str) -> str:
     return ";" if header_line.count(";") > header_line.count(",") else ","
 
 
+@dataclass(frozen=True)
+class ImportOptions:
+    """How a file's columns are read: --map, [contacts.fields] and [contacts] dates."""
+
+    mapping: Mapping[str, str] = field(default_factory=dict)  # header key -> target (columns.parse_mapping)
+    declared: Mapping[str, FieldType] = field(default_factory=dict)
+    dates: DateOrder = "day-first"
+
+
+@dataclass(frozen=True)
+class ImportPreview:
+    """What an import would make of a file, without writing anything."""
+
+    delimiter: str
+    encoding: str
+    columns: list[Column]
+    rows: list[tuple[int, dict[str, Any] | str]]  # (line, values as stored) or (line, why rejected)
+
+
+def rejects_path_for(path: Path) -> Path:
+    """Where an import of PATH sets rejected rows aside: NAME.rejects.csv beside it (what
+    `comms init`'s .gitignore ignores, since the rows hold personal data)."""
+    return path.with_name(f"{path.stem}{REJECTS_SUFFIX}")
+
+
+def stored_types(engine: Engine) -> dict[str, FieldType]:
+    """The attribute types earlier imports fixed."""
+    with engine.connect() as connection:
+        return dict(connection.execute(select(ContactField.name, ContactField.type)).all())  # type: ignore[arg-type]
+
+
+def _store_types(engine: Engine, columns: list[Column], stored: Mapping[str, FieldType]) -> None:
+    """Remember new attribute columns' types; a type declared in comms.toml replaces a stored one."""
+    now = utcnow()
+    with engine.begin() as connection:
+        for column in columns:
+            if column.role != "attribute" or stored.get(column.name) == column.type:
+                continue
+            if column.name in stored:
+                connection.execute(
+                    update(ContactField)
+                    .where(ContactField.name == column.name)  # type: ignore[arg-type]
+                    .values(type=column.type, updated_at=now)
+                )
+            else:
+                values = {"name": column.name, "type": column.type, "updated_at": now}
+                connection.execute(insert(ContactField).values(values))
+
+
+class _Source:
+    """An open CSV file: its delimiter, encoding, typed header and records (the sample first)."""
+
+    def __init__(self, text: TextIO, path: Path, options: ImportOptions, stored: Mapping[str, FieldType]):
+        binary = text.buffer  # type: ignore[attr-defined]
+        self.encoding = "UTF-8 with BOM" if binary.peek(3)[:3] == codecs.BOM_UTF8 else "UTF-8"
+        header_line = text.readline()
+        if not header_line.strip():
+            raise ContactError("the file is empty: expected a header row with an `email` column", path=path)
+        self.delimiter = _delimiter(header_line)
+        names = next(csv.reader([header_line], delimiter=self.delimiter))
+        try:
+            planned = plan_columns(names, options.mapping, options.declared, stored)
+        except ContactError as exc:
+            raise ContactError(exc.message, path=path, line=exc.line) from None
+        records = _records(text, self.delimiter)
+        self.sample = list(itertools.islice(records, SAMPLE_ROWS))
+        self.rest = records
+        self.columns = with_types(planned, [cells for _, cells in self.sample], options.dates)
+        self.header = _Header(names, self.columns, options.dates)
+
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        return itertools.chain(self.sample, self.rest)
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[TextIO]:
+    """The file as text, with decoding and CSV errors turned into one ContactError naming it."""
+    try:
+        with io.TextIOWrapper(path.open("rb"), encoding="utf-8-sig", newline="") as text:
+            yield text
+    except UnicodeDecodeError as exc:
+        message = f"not UTF-8 text (byte {exc.start} of a chunk): save it as UTF-8"
+        raise ContactError(message, path=path) from None
+    except csv.Error as exc:
+        raise ContactError(f"unreadable CSV: {exc}", path=path) from None
+
+
+def preview_import(
+    engine: Engine | None, path: Path, options: ImportOptions | None = None, *, rows: int = 5
+) -> ImportPreview:
+    """Delimiter, encoding, column mapping and types, and the first ROWS as they would be stored."""
+    options = options or ImportOptions()
+    stored = stored_types(engine) if engine is not None else {}
+    with _reading(path) as text:
+        source = _Source(text, path, options, stored)
+        shown: list[tuple[int, dict[str, Any] | str]] = []
+        for line, cells in source.sample[:rows]:
+            try:
+                row = source.header.parse(line, cells)
+            except _Reject as reject:
+                shown.append((line, reject.detail))
+                continue
+            shown.append((line, {"email": row.email, **_present(row.fields), **_present(row.attributes)}))
+    return ImportPreview(source.delimiter, source.encoding, source.columns, shown)
+
+
 def import_contacts(
     engine: Engine,
     path: Path,
@@ -449,57 +537,50 @@ def import_contacts(
     rejects_path: Path | None = None,
     progress: Progress | None = None,
     batch_size: int = BATCH_SIZE,
+    options: ImportOptions | None = None,
 ) -> ImportSummary:
     """Import contacts from the CSV file at PATH; rejected rows go to REJECTS_PATH when given.
 
     With LIST_NAME every imported (or already stored) contact is subscribed to that list,
     which is created if new; with UPDATE_EXISTING stored contacts take the file's values.
+    OPTIONS says how columns map and what types they hold (see pipeline.audience.columns).
     """
+    options = options or ImportOptions()
     summary = ImportSummary()
     total = path.stat().st_size
     if rejects_path is not None:
         rejects_path.unlink(missing_ok=True)  # the rejects file always describes the latest import
-    list_id = _list_id(engine, list_name) if list_name is not None else None
-    with path.open("rb") as binary:
-        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    stored = stored_types(engine)
+    with _reading(path) as text:
+        source = _Source(text, path, options, stored)
+        binary = text.buffer  # type: ignore[attr-defined]
+        list_id = _list_id(engine, list_name) if list_name is not None else None
+        header = source.header
+        rejects = _Rejects(rejects_path, header.names, summary)
+        batch = _Batch(update_existing, list_id, summary, rejects)
+        seen: dict[str, int] = {}
+        pending: list[_Row] = []
         try:
-            header_line = text.readline()
-            if not header_line.strip():
-                raise ContactError(
-                    "the file is empty: expected a header row with an `email` column", path=path
-                )
-            delimiter = _delimiter(header_line)
-            header = _Header(next(csv.reader([header_line], delimiter=delimiter)), path)
-            rejects = _Rejects(rejects_path, header.names, summary)
-            batch = _Batch(update_existing, list_id, summary, rejects)
-            seen: dict[str, int] = {}
-            pending: list[_Row] = []
-            try:
-                with _Writer(engine, batch, path) as batches:
-                    for line, cells in _records(text, delimiter):
-                        try:
-                            row = header.parse(line, cells)
-                            if row.key in seen:
-                                raise _Reject("duplicate", f"duplicate of line {seen[row.key]}")
-                        except _Reject as reject:
-                            rejects.add(line, reject.code, reject.detail, cells)
-                            continue
-                        seen[row.key] = line
-                        pending.append(row)
-                        if len(pending) >= batch_size:
-                            batches.write(pending)
-                            pending = []
-                            if progress:
-                                progress(binary.tell(), total)
-                    batches.write(pending)
-            finally:
-                rejects.close()
-        except UnicodeDecodeError as exc:
-            raise ContactError(
-                f"not UTF-8 text (byte {exc.start} of a chunk): save it as UTF-8", path=path
-            ) from None
-        except csv.Error as exc:
-            raise ContactError(f"unreadable CSV: {exc}", path=path) from None
+            with _Writer(engine, batch, path) as batches:
+                for line, cells in source.records():
+                    try:
+                        row = header.parse(line, cells)
+                        if row.key in seen:
+                            raise _Reject("duplicate", f"duplicate of line {seen[row.key]}")
+                    except _Reject as reject:
+                        rejects.add(line, reject.code, reject.detail, cells)
+                        continue
+                    seen[row.key] = line
+                    pending.append(row)
+                    if len(pending) >= batch_size:
+                        batches.write(pending)
+                        pending = []
+                        if progress:
+                            progress(binary.tell(), total)
+                batches.write(pending)
+        finally:
+            rejects.close()
+    _store_types(engine, source.columns, stored)
     if summary.inserted or summary.subscribed:
         analyze(engine, ("contact", "subscription", "mailing_list"))
     if progress:

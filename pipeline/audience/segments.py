@@ -18,6 +18,9 @@ An audience file::
     value = "free"
 
 Operators: eq ne in not_in contains startswith exists missing gt gte lt lte.
+Every attribute has a type (comms.toml [contacts.fields], else the one its first import fixed):
+a condition whose value is of another type (`consent eq "yes"` on a bool attribute) is an error
+when the audience is loaded, never an empty result.
 The value's TOML type says how an attribute is compared: numbers numerically,
 strings (and dates, kept as "YYYY-MM-DD") by code point, booleans as booleans.
 An attribute holding a value of another type, or none, never matches eq, in,
@@ -29,7 +32,7 @@ subscribed to a listed list are always left out; each contact appears once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -42,6 +45,7 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
+    Row,
     Select,
     String,
     and_,
@@ -57,8 +61,16 @@ from sqlmodel import Session
 
 from pipeline.audience.contacts import ATTRIBUTE_NAME, PERSONAL_FIELDS, RESERVED_NAMES
 from pipeline.errors import AudienceError
-from pipeline.storage.models import Contact, MailingList, Subscription, SubscriptionStatus, Suppression
+from pipeline.storage.models import (
+    Contact,
+    ContactField,
+    MailingList,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+)
 from pipeline.workspace.folders import Workspace
+from pipeline.workspace.settings import Reports as ReportSettings
 from pipeline.workspace.tomlfile import read_toml, validate
 
 Op = Literal[
@@ -159,7 +171,7 @@ def load_audience(ws: Workspace, name: str) -> Audience:
         raise AudienceError(f"no audience {name!r} (known: {known})", path=shown)
     text, data = read_toml(path, shown, AudienceError)
     parsed = validate(AudienceFile, text, data, shown, AudienceError, label="field", message=_message)
-    return Audience(
+    audience = Audience(
         name=name,
         path=shown,
         description=parsed.description,
@@ -168,6 +180,44 @@ def load_audience(ws: Workspace, name: str) -> Audience:
         any=tuple(parsed.any),
         exclude=tuple(parsed.exclude),
     )
+    check_types(audience, ws.settings.contacts.fields)
+    return audience
+
+
+def _fits(kind: str, value: Scalar) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "date":
+        if isinstance(value, str):
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                return False
+            return True
+        return isinstance(value, date) and not isinstance(value, datetime)
+    return isinstance(value, str)
+
+
+def check_types(audience: Audience, types: Mapping[str, str]) -> None:
+    """AudienceError naming the block when a condition compares an attribute of type T with a value
+    of another type: such a condition could only ever match nobody (or everybody, negated)."""
+    for block in ("where", "any", "exclude"):
+        for number, condition in enumerate(getattr(audience, block), start=1):
+            kind = types.get(condition.field)
+            if kind is None or condition.op in _NO_VALUE or _is_column(condition.field):
+                continue
+            wrong = [v for v in condition.values() if not _fits(kind, v)]
+            if condition.op in ("contains", "startswith") and kind != "text":
+                wrong = condition.values()
+            if wrong:
+                raise AudienceError(
+                    f"{block} #{number}: {condition.field} is a {kind} attribute, but {condition.op}"
+                    f" compares it with {wrong[0]!r}"
+                    + (" (write true or false, without quotes)" if kind == "bool" else ""),
+                    path=audience.path,
+                )
 
 
 def _message(error: Any) -> str:
@@ -191,15 +241,21 @@ class _Attribute(ColumnElement[Any]):
 
     inherit_cache = False  # the name and kind live on the instance, not in the clause tree
 
-    def __init__(self, name: str, kind: Literal["number", "string", "boolean", "present"]) -> None:
+    def __init__(
+        self,
+        name: str,
+        kind: Literal["number", "string", "boolean", "present"],
+        column: ColumnElement[Any] = _ATTRIBUTES,
+    ) -> None:
         self.attribute = name
         self.kind = kind
+        self.column = column
         self.type = {"number": Float(), "string": String(), "boolean": Boolean(), "present": Boolean()}[kind]
 
 
 @compiles(_Attribute, "sqlite")
 def _attribute_sqlite(element: _Attribute, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(_ATTRIBUTES, **kw)
+    column = compiler.process(element.column, **kw)
     path = compiler.render_literal_value(f'$."{element.attribute}"', String())
     kind = f"json_type({column}, {path})"
     value = f"json_extract({column}, {path})"
@@ -213,7 +269,7 @@ def _attribute_sqlite(element: _Attribute, compiler: SQLCompiler, **kw: Any) -> 
 
 @compiles(_Attribute, "postgresql")
 def _attribute_postgresql(element: _Attribute, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(_ATTRIBUTES, **kw)
+    column = compiler.process(element.column, **kw)
     name = compiler.render_literal_value(element.attribute, String())
     kind = f"json_typeof({column} -> {name})"
     text = f"({column} ->> {name})"
@@ -267,6 +323,21 @@ def _position_default(element: _Position, compiler: SQLCompiler, **kw: Any) -> s
 def _position_postgresql(element: _Position, compiler: SQLCompiler, **kw: Any) -> str:
     needle = compiler.render_literal_value(element.needle, String())
     return f"strpos({compiler.process(element.haystack, **kw)}, {needle})"
+
+
+def text_attribute(name: str, column: ColumnElement[Any] = _ATTRIBUTES) -> ColumnElement[Any]:
+    """Attribute NAME of COLUMN (a contact's attributes) when it holds a string, else NULL."""
+    return _Attribute(name, "string", column)
+
+
+def flag_attribute(name: str, column: ColumnElement[Any] = _ATTRIBUTES) -> ColumnElement[Any]:
+    """Attribute NAME of COLUMN (a contact's attributes) as a boolean when it holds one, else NULL."""
+    return _Attribute(name, "boolean", column)
+
+
+def email_domain(email: ColumnElement[Any]) -> ColumnElement[str]:
+    """The part of an address after its last-added '@' (addresses are stored with the domain lower-cased)."""
+    return func.substr(email, _Position(email, "@") + 1)
 
 
 def _comparable(value: Scalar) -> Scalar:
@@ -325,15 +396,37 @@ def _predicate(condition: Condition) -> ColumnElement[bool]:
     return func.coalesce(test, false())
 
 
-def audience_query(audience: Audience) -> Select[tuple[Contact]]:
-    """One SELECT of the audience's contacts, ordered by id, suppressions and non-subscribers left out."""
-    on_a_list = exists().where(
+def _on_a_list(audience: Audience) -> ColumnElement[bool]:
+    return exists().where(
         Subscription.contact_id == Contact.id,
         Subscription.status == SubscriptionStatus.subscribed,
         Subscription.list_id.in_(select(MailingList.id).where(MailingList.name.in_(audience.lists))),
     )
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Why an audience is smaller than its lists: what `comms send` explains at the end."""
+
+    on_lists: int  # contacts subscribed to at least one of the audience's lists
+    suppressed: int  # ... of whom suppressed (unsubscribed, bounced, complained, erased)
+    not_matching: int  # ... and of the rest, left out by the where / any / exclude blocks
+    recipients: int
+
+
+def audience_breakdown(session: Session, audience: Audience) -> Breakdown:
+    check_audience(session, audience)
     suppressed = exists().where(Suppression.email_hash == Contact.email_hash)
-    tests: list[ColumnElement[bool]] = [on_a_list, ~suppressed]
+    on_lists = int(session.scalar(select(func.count(Contact.id)).where(_on_a_list(audience))) or 0)
+    blocked = int(session.scalar(select(func.count(Contact.id)).where(_on_a_list(audience), suppressed)) or 0)
+    recipients = count_audience(session, audience)
+    return Breakdown(on_lists, blocked, on_lists - blocked - recipients, recipients)
+
+
+def audience_query(audience: Audience) -> Select[tuple[Contact]]:
+    """One SELECT of the audience's contacts, ordered by id, suppressions and non-subscribers left out."""
+    suppressed = exists().where(Suppression.email_hash == Contact.email_hash)
+    tests: list[ColumnElement[bool]] = [_on_a_list(audience), ~suppressed]
     tests += [_predicate(c) for c in audience.where]
     if audience.any:
         tests.append(or_(*(_predicate(c) for c in audience.any)))
@@ -342,19 +435,47 @@ def audience_query(audience: Audience) -> Select[tuple[Contact]]:
     return select(Contact).where(and_(*tests)).order_by(Contact.id)  # type: ignore[arg-type]
 
 
-def check_lists(session: Session, audience: Audience) -> None:
-    """AudienceError if the audience names a list the database does not have."""
+def check_audience(session: Session, audience: Audience) -> None:
+    """AudienceError if the audience names a list the database does not have, or compares an
+    attribute with a value of another type than its imports stored."""
+    stored = dict(session.execute(select(ContactField.name, ContactField.type)).all())  # type: ignore[arg-type]
+    check_types(audience, stored)
     known = set(session.scalars(select(MailingList.name).where(MailingList.name.in_(audience.lists))))
     for name in audience.lists:
         if name not in known:
             raise AudienceError(f'lists: no list named "{name}" in the database', path=audience.path)
 
 
+def snapshot_query(audience: Audience, reports: ReportSettings) -> Select[Any]:
+    """audience_query with what a delivery freezes of each contact at snapshot (the columns
+    storage.outbox.SNAPSHOT_COLUMNS names): department from REPORTS.department_field (a string
+    attribute, cut to 100 characters), mailbox domain, locale, timezone, and REPORTS.seed_field."""
+    department = func.coalesce(func.substr(text_attribute(reports.department_field), 1, 100), "")
+    return audience_query(audience).with_only_columns(
+        Contact.id,  # type: ignore[arg-type]
+        Contact.email,  # type: ignore[arg-type]
+        department.label("department"),
+        func.lower(email_domain(Contact.email)).label("domain"),  # type: ignore[arg-type]
+        func.coalesce(Contact.locale, "").label("locale"),
+        func.coalesce(Contact.timezone, "").label("timezone"),
+        func.coalesce(flag_attribute(reports.seed_field), false()).label("seed"),
+    )
+
+
 def stream_audience(session: Session, audience: Audience, *, batch: int = 2000) -> Iterator[Contact]:
     """The audience's contacts, BATCH rows at a time (a server-side cursor on PostgreSQL)."""
-    check_lists(session, audience)
+    check_audience(session, audience)
     result = session.execute(audience_query(audience).execution_options(yield_per=batch))
     yield from result.scalars()
+
+
+def stream_people(session: Session, audience: Audience, *, batch: int = 2000) -> Iterator[Row[Any]]:
+    """The audience's contacts as plain rows of their personal fields (email, names, locale,
+    timezone, attributes): several times faster than stream_audience where no model is needed."""
+    check_audience(session, audience)
+    columns = [getattr(Contact, name) for name in ("id", *TEXT_FIELDS, "attributes")]
+    query = audience_query(audience).with_only_columns(*columns)
+    yield from session.execute(query.execution_options(yield_per=batch))
 
 
 _OP_WORDS = {
@@ -391,7 +512,7 @@ def in_words(audience: Audience) -> list[str]:
 
 
 def count_audience(session: Session, audience: Audience) -> int:
-    check_lists(session, audience)
+    check_audience(session, audience)
     query = audience_query(audience).with_only_columns(func.count(Contact.id)).order_by(None)
     return int(session.scalar(query) or 0)
 

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from pipeline.cli import approvals, assemble, bench, contacts, daemon, dispatch, tracking
+from pipeline.cli import approvals, assemble, bench, check, contacts, daemon, dispatch, report, tracking
 from pipeline.errors import CommsError, unwrap
 
 app = typer.Typer(
@@ -14,8 +14,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help: Rich markup would eat square brackets, and help texts name [sections] of comms.toml.
+    rich_markup_mode=None,
 )
-for module in (assemble, contacts, dispatch, tracking, daemon, approvals, bench):
+for module in (assemble, check, contacts, dispatch, report, tracking, daemon, approvals, bench):
     module.register(app)
 
 

@@ -44,7 +44,12 @@ def approve_command(
     note: Annotated[str, typer.Option("--note", help="Why, or on what condition.")] = "",
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Approve CAMPAIGN exactly as it is now; any later change to it voids the approval."""
+    """Approve CAMPAIGN exactly as it is now; any later change to it voids the approval.
+
+    \b
+    Example:
+      comms approve spring-launch --note "copy and audience checked"
+    """
     ws = open_workspace(workspace)
     approval = approve(ws, campaign, by=as_ or _default_approver(ws), note=note)
     console.print(
@@ -59,7 +64,12 @@ def review_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for the review pack.")] = Path("review"),
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Write what an approver reads into one folder: previews, text, audience, schedule, diff."""
+    """Write what an approver reads into one folder: previews, text, audience, schedule, diff.
+
+    \b
+    Example:
+      comms review spring-launch --out review
+    """
     ws = open_workspace(workspace)
     pack = write_review(ws, campaign, out if out.is_absolute() else Path.cwd() / out)
     console.print(f"review pack for {campaign} in {pack.index}", highlight=False)
@@ -72,7 +82,12 @@ def departments_command(
     workspace: WorkspaceOption = None,
     days: Annotated[int, typer.Option("--days", "-d", min=1, help="The plan's window, in days.")] = 90,
 ) -> None:
-    """Departments and their heads, the campaigns planned for each, and whether their cadence holds."""
+    """Departments and their heads, the campaigns planned for each, and whether their cadence holds.
+
+    \b
+    Example:
+      comms departments --days 30
+    """
     plan = department_plan(open_workspace(workspace), days=days)
     console.print(f"departments, planned {plan.start:%Y-%m-%d} to {plan.end:%Y-%m-%d}")
     table = Table(box=box.SIMPLE_HEAD)

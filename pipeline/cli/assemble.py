@@ -28,7 +28,9 @@ def init(
 ) -> None:
     """Create a new campaigns workspace from the built-in sample (or a blank one).
 
-    Example: comms init campaigns && cd campaigns && comms preview --all
+    \b
+    Example:
+      comms init campaigns && cd campaigns && comms preview --all
     """
     from pipeline.workspace.init import init_workspace
 
@@ -49,7 +51,12 @@ def preview(
     ),
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Write one recipient's message as .html, .txt and .eml, and print what a reviewer checks."""
+    """Write one recipient's message as .html, .txt and .eml, and print what a reviewer checks.
+
+    \b
+    Example:
+      comms preview spring-launch --contact ada@example.com
+    """
     from pipeline.runs.preview import preview_campaign
 
     ws = open_workspace(workspace)

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from pipeline.cli.common import WorkspaceOption, console, err_console, open_workspace
+from pipeline.cli.common import (
+    Format,
+    FormatOption,
+    WorkspaceOption,
+    console,
+    err_console,
+    open_workspace,
+    print_rows,
+)
 from pipeline.errors import AudienceError, ContactError
 from pipeline.types import SuppressionReason
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from pipeline.audience.importer import ImportSummary
+    from pipeline.audience.importer import ImportOptions, ImportPreview, ImportSummary
+    from pipeline.workspace.settings import Settings
 
 db_app = typer.Typer(help="The contact database: schema upgrades and status.", no_args_is_help=True)
 contacts_app = typer.Typer(help="Import, export, look up and erase contacts.", no_args_is_help=True)
@@ -30,9 +39,16 @@ audience_app = typer.Typer(
 )
 
 
+lists_app = typer.Typer(
+    help="Mailing lists: counts, display names and descriptions, renames, sign-up forms.",
+    no_args_is_help=True,
+)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.add_typer(contacts_app, name="contacts")
+    app.add_typer(lists_app, name="lists")
     app.add_typer(audience_app, name="audience")
     app.command("suppress")(suppress_command)
     app.command("unsuppress")(unsuppress_command)
@@ -54,7 +70,12 @@ def _database(workspace: Path | None) -> Iterator[Engine]:
 
 @db_app.command("upgrade")
 def db_upgrade(workspace: WorkspaceOption = None) -> None:
-    """Bring the database to the schema this version of comms needs (creates it if new)."""
+    """Bring the database to the schema this version of comms needs (creates it if new).
+
+    \b
+    Example:
+      comms db upgrade
+    """
     from pipeline.storage.engines import upgrade
 
     url = open_workspace(workspace).settings.database.url
@@ -67,7 +88,12 @@ def db_upgrade(workspace: WorkspaceOption = None) -> None:
 
 @db_app.command("status")
 def db_status(workspace: WorkspaceOption = None) -> None:
-    """Show which database is configured and whether its schema is current."""
+    """Show which database is configured and whether its schema is current.
+
+    \b
+    Example:
+      comms db status
+    """
     from pipeline.storage.engines import display_url, make_engine, schema_status
 
     settings = open_workspace(workspace).settings
@@ -96,9 +122,36 @@ def _summary_line(summary: ImportSummary) -> str:
     return line
 
 
+class Dates(enum.StrEnum):
+    day_first = "day-first"
+    month_first = "month-first"
+
+
+def _import_options(settings: Settings, maps: list[str] | None, dates: Dates | None) -> ImportOptions:
+    from pipeline.audience.columns import DateOrder, parse_mapping
+    from pipeline.audience.importer import ImportOptions
+
+    contacts = settings.contacts
+    order = cast(DateOrder, str(dates) if dates else contacts.dates)
+    return ImportOptions(mapping=parse_mapping(maps or []), declared=contacts.fields, dates=order)
+
+
+def _print_preview(found: ImportPreview) -> None:
+    console.print(f"delimiter {found.delimiter!r}, encoding {found.encoding}", highlight=False)
+    print_rows(
+        ["column", "header", "becomes"],
+        [(column.index + 1, column.header, column.describe()) for column in found.columns],
+        Format.table,
+    )
+    for line, values in found.rows:
+        shown = values if isinstance(values, str) else json.dumps(values, ensure_ascii=False)
+        console.print(f"line {line}: {shown}", markup=False, highlight=False)
+    console.print("nothing was written (preview)")
+
+
 @contacts_app.command("import")
 def contacts_import(
-    file: Annotated[Path, typer.Argument(help="CSV with an `email` column (UTF-8, comma or semicolon).")],
+    file: Annotated[Path, typer.Argument(help="CSV with an email column (UTF-8, comma or semicolon).")],
     list_name: Annotated[
         str | None,
         typer.Option("--list", help="Subscribe every imported contact to this list (created if new)."),
@@ -109,14 +162,40 @@ def contacts_import(
     rejects: Annotated[
         Path | None, typer.Option(help="Where rejected rows go (default: FILE's name + .rejects.csv).")
     ] = None,
+    maps: Annotated[
+        list[str] | None,
+        typer.Option("--map", help='HEADER=FIELD ("Email Address=email"; "Notes=-" skips it); repeatable.'),
+    ] = None,
+    dates: Annotated[
+        Dates | None,
+        typer.Option("--dates", help="How 01/02/2027 reads (default: [contacts] dates, day-first)."),
+    ] = None,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Show delimiter, encoding, mapping and types; write nothing.")
+    ] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Import contacts from a CSV file; bad rows are set aside with their line number and reason."""
-    from pipeline.audience.importer import import_contacts
+    """Import contacts from a CSV file; bad rows are set aside with their line number and reason.
+
+    Headers of Mailchimp, listmonk and Mautic exports are recognised. Each attribute column has one
+    type (text, number, bool, date): [contacts.fields] in comms.toml, the type stored by an earlier
+    import, or inferred from the first rows; a cell that does not fit rejects its row.
+
+    \b
+    Example:
+      comms contacts import export.csv --list customers --map "Dept=department"
+    """
+    from pipeline.audience.importer import import_contacts, preview_import, rejects_path_for
 
     if not file.is_file():
         raise ContactError("no such file", path=file)
-    rejects_path = rejects or file.with_name(f"{file.stem}.rejects.csv")
+    ws = open_workspace(workspace)
+    options = _import_options(ws.settings, maps, dates)
+    if preview:
+        with _database(workspace) as engine:
+            _print_preview(preview_import(engine, file, options))
+        return
+    rejects_path = rejects or rejects_path_for(file)
     with (
         _database(workspace) as engine,
         Progress(
@@ -126,6 +205,7 @@ def contacts_import(
             TimeRemainingColumn(),
             console=err_console,
             transient=True,
+            disable=not err_console.is_terminal,
         ) as progress,
     ):
         task = progress.add_task("import", total=file.stat().st_size)
@@ -136,6 +216,7 @@ def contacts_import(
             update_existing=update,
             rejects_path=rejects_path,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
+            options=options,
         )
     console.print(_summary_line(summary))
     if list_name is not None:
@@ -153,13 +234,79 @@ def contacts_import(
         )
 
 
+Assignments = Annotated[list[str] | None, typer.Option("--set", help="field=value; repeatable.")]
+
+
+@contacts_app.command("add")
+def contacts_add(
+    email: Annotated[str, typer.Argument(help="The new contact's address.")],
+    values: Assignments = None,
+    list_name: Annotated[str | None, typer.Option("--list", help="Subscribe to this list.")] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Add one contact, typed as an import would type it.
+
+    \b
+    Example:
+      comms contacts add ada@example.com --set first_name=Ada --set vip=yes --list customers
+    """
+    from pipeline.audience.editing import parse_assignments, set_contact
+    from pipeline.storage.engines import session
+
+    settings = open_workspace(workspace).settings
+    with _database(workspace) as engine, session(engine) as current:
+        contact = set_contact(
+            current,
+            email,
+            parse_assignments(values or []),
+            create=True,
+            list_name=list_name,
+            declared=settings.contacts.fields,
+            dates=settings.contacts.dates,
+        )
+    console.print(f"added {contact.email}", highlight=False)
+
+
+@contacts_app.command("set")
+def contacts_set(
+    email: Annotated[str, typer.Argument(help="The contact's address.")],
+    assignments: Annotated[list[str], typer.Argument(help="field=value ... (empty value: remove).")],
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Change fields or attributes of one contact.
+
+    \b
+    Example:
+      comms contacts set ada@example.com plan=pro renewal=31/12/2027
+    """
+    from pipeline.audience.editing import parse_assignments, set_contact
+    from pipeline.storage.engines import session
+
+    settings = open_workspace(workspace).settings
+    with _database(workspace) as engine, session(engine) as current:
+        contact = set_contact(
+            current,
+            email,
+            parse_assignments(assignments),
+            create=False,
+            declared=settings.contacts.fields,
+            dates=settings.contacts.dates,
+        )
+    console.print(f"updated {contact.email}", highlight=False)
+
+
 @contacts_app.command("export")
 def contacts_export(
     audience: Annotated[str | None, typer.Option(help="Only this audience (default: every contact).")] = None,
     out: Annotated[Path | None, typer.Option(help="CSV file to write (default: standard output).")] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Write contacts as CSV (spreadsheet-safe; the importer reads it back)."""
+    """Write contacts as CSV (spreadsheet-safe; the importer reads it back).
+
+    \b
+    Example:
+      comms contacts export --audience customers-eu --out eu.csv
+    """
     from pipeline.audience.exporter import export_contacts
     from pipeline.audience.segments import load_audience
     from pipeline.storage.engines import session
@@ -183,7 +330,12 @@ def contacts_show(
     ] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Everything stored about one address: fields, lists, suppression, deliveries and events."""
+    """Everything stored about one address: fields, lists, suppression, deliveries and events.
+
+    \b
+    Example:
+      comms contacts show ada@example.com --json
+    """
     from pipeline.audience.contacts import report
     from pipeline.storage.engines import session
 
@@ -223,7 +375,12 @@ def contacts_delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Erase a person: their data goes, a hashed suppression keeps them from being mailed again."""
+    """Erase a person: their data goes, a hashed suppression keeps them from being mailed again.
+
+    \b
+    Example:
+      comms contacts delete ada@example.com --yes
+    """
     from pipeline.audience.contacts import erase
     from pipeline.storage.engines import session
 
@@ -240,7 +397,12 @@ def suppress_command(
     note: Annotated[str, typer.Option(help="A note for the record.")] = "",
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Stop all mail to an address (kept even if the contact is re-imported)."""
+    """Stop all mail to an address (kept even if the contact is re-imported).
+
+    \b
+    Example:
+      comms suppress ada@example.com --reason manual --note "asked by phone"
+    """
     from pipeline.audience.contacts import suppress
     from pipeline.storage.engines import session
     from pipeline.types import SuppressionReason
@@ -256,7 +418,12 @@ def unsuppress_command(
     email: Annotated[str, typer.Argument(help="The address to allow mail to again.")],
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Lift a suppression."""
+    """Lift a suppression.
+
+    \b
+    Example:
+      comms unsuppress ada@example.com
+    """
     from pipeline.audience.contacts import unsuppress
     from pipeline.storage.engines import session
 
@@ -271,22 +438,27 @@ def unsuppress_command(
 
 
 @audience_app.command("list")
-def audience_list(workspace: WorkspaceOption = None) -> None:
-    """The audiences in audiences/*.toml, with their lists and description."""
+def audience_list(output: FormatOption = Format.table, workspace: WorkspaceOption = None) -> None:
+    """The audiences in audiences/*.toml, with their lists and description.
+
+    \b
+    Example:
+      comms audience list --format json
+    """
     from pipeline.audience.segments import audience_names, load_audience
 
     ws = open_workspace(workspace)
-    table = Table("audience", "lists", "description")
+    rows: list[tuple[str, str, str]] = []
     broken = 0
     for name in audience_names(ws):
         try:
             audience = load_audience(ws, name)
         except AudienceError as exc:  # list the rest; a bad file is shown, not fatal here
-            table.add_row(name, "", f"[red]{escape(str(exc))}[/red]")
+            rows.append((name, "", f"error: {exc}"))
             broken += 1
             continue
-        table.add_row(name, ", ".join(audience.lists), escape(audience.description))
-    console.print(table)
+        rows.append((name, ", ".join(audience.lists), audience.description))
+    print_rows(["audience", "lists", "description"], rows, output)
     if broken:
         raise AudienceError(f"{broken} of the audience files above cannot be used")
 
@@ -297,7 +469,12 @@ def audience_show(
     limit: Annotated[int, typer.Option(min=0, help="How many contacts to list.")] = 20,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """How many contacts the audience has now, then the first of them."""
+    """How many contacts the audience has now, then the first of them.
+
+    \b
+    Example:
+      comms audience show customers-eu --limit 5
+    """
     from pipeline.audience.segments import count_audience, load_audience, stream_audience
     from pipeline.storage.engines import session
 
@@ -319,7 +496,12 @@ def audience_explain(
     name: Annotated[str, typer.Argument(help="Audience name (audiences/NAME.toml).")],
     workspace: WorkspaceOption = None,
 ) -> None:
-    """The SQL the audience runs, for the configured database."""
+    """The SQL the audience runs, for the configured database.
+
+    \b
+    Example:
+      comms audience explain customers-eu
+    """
     from pipeline.audience.segments import explain, load_audience
     from pipeline.storage.engines import make_engine
 
@@ -330,3 +512,104 @@ def audience_explain(
         print(explain(audience, engine))
     finally:
         engine.dispose()
+
+
+# --- lists -------------------------------------------------------------------------------------------
+
+
+@lists_app.command("list")
+def lists_list(output: FormatOption = Format.table, workspace: WorkspaceOption = None) -> None:
+    """Every mailing list with its subscriber counts.
+
+    \b
+    Example:
+      comms lists list --format csv
+    """
+    from pipeline.audience.lists import list_summaries
+    from pipeline.storage.engines import session
+
+    with _database(workspace) as engine, session(engine) as current:
+        found = list_summaries(current)
+    print_rows(
+        ["list", "display_name", "subscribed", "unsubscribed", "description"],
+        [(s.name, s.display_name, s.subscribed, s.unsubscribed, s.description) for s in found],
+        output,
+        right=("subscribed", "unsubscribed"),
+    )
+
+
+@lists_app.command("show")
+def lists_show(
+    name: Annotated[str, typer.Argument(help="The list's name.")],
+    display_name: Annotated[
+        str | None, typer.Option("--display-name", help="Set the name subscribers see.")
+    ] = None,
+    description: Annotated[
+        str | None, typer.Option(help="Set the description shown on the preferences page and sign-up form.")
+    ] = None,
+    output: FormatOption = Format.table,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """One list: counts, display name and description (and set the last two).
+
+    \b
+    Example:
+      comms lists show customers --display-name "Customer news" --description "Monthly, no spam"
+    """
+    from pipeline.audience.lists import describe_list, list_summaries
+    from pipeline.storage.engines import session
+
+    with _database(workspace) as engine, session(engine) as current:
+        if display_name is not None or description is not None:
+            describe_list(current, name, display_name=display_name, description=description)
+            current.flush()
+        [found] = list_summaries(current, name)
+    print_rows(
+        ["list", "display_name", "subscribed", "unsubscribed", "description"],
+        [(found.name, found.display_name, found.subscribed, found.unsubscribed, found.description)],
+        output,
+    )
+
+
+@lists_app.command("rename")
+def lists_rename(
+    old: Annotated[str, typer.Argument(help="The list's current name.")],
+    new: Annotated[str, typer.Argument(help="Its new name.")],
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Rename a list; subscriptions stay. Edit audience files that name it.
+
+    \b
+    Example:
+      comms lists rename news customer-news
+    """
+    from pipeline.audience.lists import rename_list
+    from pipeline.storage.engines import session
+
+    with _database(workspace) as engine, session(engine) as current:
+        rename_list(current, old, new)
+    console.print(f"list {old} is now {new}: edit audiences/*.toml that name {old}", highlight=False)
+
+
+@lists_app.command("form")
+def lists_form(
+    name: Annotated[str, typer.Argument(help="A list named in [signup] lists.")],
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Print an HTML sign-up form for the list, to paste into another site's page.
+
+    It posts to the tracking server's /s/LIST (double opt-in: a confirmation email goes out first).
+
+    \b
+    Example:
+      comms lists form news > signup-snippet.html
+    """
+    from pipeline.errors import SettingsError
+    from pipeline.feedback.pages import signup_snippet
+    from pipeline.feedback.signup import HONEYPOT, signup_form_url
+    from pipeline.workspace.settings import SETTINGS_FILE
+
+    settings = open_workspace(workspace).settings
+    if name not in settings.signup.lists:
+        raise SettingsError(f'signup.lists: add "{name}" to take sign-ups for it', path=SETTINGS_FILE)
+    print(signup_snippet(signup_form_url(settings, name), HONEYPOT))

@@ -23,6 +23,10 @@ def daemon_command(workspace: WorkspaceOption = None) -> None:
 
     A second daemon on the same database waits as a standby and takes over when the first dies.
     Logs one key=value line per event on stderr.
+
+    \b
+    Example:
+      COMMS_SECRET=... comms daemon
     """
     from pipeline.logs import configure_logging
     from pipeline.service.daemon import serve_daemon
@@ -39,7 +43,12 @@ def worker_command(
         typer.Option("--concurrency", "-c", min=1, help="Workers here (default: [daemon] concurrency)."),
     ] = None,
 ) -> None:
-    """Send the outbox of every sending run until SIGTERM; on PostgreSQL, run as many as you like."""
+    """Send the outbox of every sending run until SIGTERM; on PostgreSQL, run as many as you like.
+
+    \b
+    Example:
+      comms worker --concurrency 4
+    """
     from pipeline.logs import configure_logging
     from pipeline.service.daemon import serve_worker
 
@@ -52,7 +61,12 @@ def plan_command(
     workspace: WorkspaceOption = None,
     days: Annotated[int, typer.Option("--days", "-d", min=1, help="How far ahead to look.")] = 14,
 ) -> None:
-    """The communication plan: every upcoming occurrence, in local time, with its audience's size today."""
+    """The communication plan: every upcoming occurrence, in local time, with its audience's size today.
+
+    \b
+    Example:
+      comms plan --days 30 | less -S
+    """
     from pipeline.timetable.plan import build_plan
 
     plan = build_plan(open_workspace(workspace), days=days)

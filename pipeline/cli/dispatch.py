@@ -7,12 +7,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
-from rich.table import Table
 from rich.text import Text
 
-from pipeline.cli.common import WorkspaceOption, console, open_workspace
+from pipeline.cli.common import Format, FormatOption, WorkspaceOption, console, open_workspace, print_rows
 
 if TYPE_CHECKING:
     from pipeline.runs import control as runs
@@ -47,31 +45,91 @@ def send(
             "--to", help="Test send to this address only ([TEST] subject, not recorded); repeatable."
         ),
     ] = None,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again", help="Send also to contacts who already received this campaign in an earlier run."
+        ),
+    ] = False,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Create the run even when it has no recipients.")
+    ] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Send CAMPAIGN to its audience: freeze it, snapshot the audience, dispatch with a progress bar."""
+    """Send CAMPAIGN to its audience: freeze it, snapshot the audience, dispatch with a progress bar.
+
+    Exit codes: 0 finished, every delivery sent or skipped by rule; 1 error before sending;
+    2 paused; 3 finished with failures (or cancelled).
+
+    \b
+    Example:
+      comms send spring-launch --dry-run
+    """
     from pipeline.runs import control as runs
 
     ws = open_workspace(workspace)
     if to:
         _test_send(ws, campaign, to)
     elif dry_run:
-        _dry_run(ws, campaign, audience)
+        _dry_run(ws, campaign, audience, again=again, allow_empty=allow_empty)
     else:
         run = runs.start_run(
-            ws, campaign, audience, started_by=f"cli:{getpass.getuser()}", confirm=None if yes else _confirm
+            ws,
+            campaign,
+            audience,
+            started_by=f"cli:{getpass.getuser()}",
+            confirm=None if yes else _confirm,
+            again=again,
+            allow_empty=allow_empty,
         )
-        console.print(f"run {run.id}: {run.recipient_count} recipients queued")
+        if yes:  # the confirmation showed them already
+            _print_warnings(run.meta.get("warnings", []))
+        left_out = run.meta.get("left_out", 0)
+        console.print(
+            f"run {run.id}: {run.recipient_count} recipients queued"
+            + (
+                f"; {left_out} left out who already received this campaign (--again sends to them)"
+                if left_out
+                else ""
+            )
+        )
         _dispatch(ws, run)
+        _print_summary(runs.send_summary(ws, run))
+
+
+def _print_summary(summary: runs.SendSummary) -> None:
+    """Said once, at the very end: where the messages are, and why not everyone on the lists got one."""
+    console.print(f"messages went to {summary.destination}", highlight=False)
+    counts = summary.breakdown
+    reasons = [f"{counts.suppressed} suppressed (unsubscribed, bounced or complained)"]
+    reasons.append(f"{counts.not_matching} outside the audience's conditions")
+    reasons += [f"{n} skipped at send time ({why})" for why, n in sorted(summary.skipped.items())]
+    console.print(
+        f"{counts.on_lists} on the audience's lists, {counts.recipients} in the audience: "
+        + ", ".join(reasons),
+        highlight=False,
+    )
+
+
+def _print_warnings(warnings: list[str] | tuple[str, ...]) -> None:
+    for warning in warnings:
+        console.print(f"[yellow]warning[/yellow]  {warning}", highlight=False)
 
 
 def _confirm(plan: runs.RunPlan) -> None:
     console.print(f"campaign   {plan.campaign.name} ({plan.campaign.department})")
     console.print(f"audience   {plan.audience.name}: {plan.recipients} recipients")
+    if plan.already_received:
+        did = "are sent it AGAIN (--again)" if plan.again else "are left out"
+        console.print(f"           {plan.already_received} of them already received this campaign and {did}")
     console.print(f"transport  {plan.transport}")
-    for warning in plan.campaign.warnings:
-        console.print(f"[yellow]warning[/yellow]  {warning}")
-    if not typer.confirm("Send now?"):
+    _print_warnings(plan.campaign.warnings)
+    question = (
+        "Send again to people who already received it?"
+        if plan.again and plan.already_received
+        else "Send now?"
+    )
+    if not typer.confirm(question):
         console.print("nothing sent")
         raise typer.Exit(1)
 
@@ -80,28 +138,31 @@ def _test_send(ws: Workspace, campaign: str, to: list[str]) -> None:
     from pipeline.runs import control as runs
 
     failed = False
-    for sent in runs.test_send(ws, campaign, to):
+    sent_tests, warnings = runs.test_send(ws, campaign, to)
+    _print_warnings(warnings)
+    for sent in sent_tests:
         ok = sent.result.status == "sent"
         failed |= not ok
         mark = "[green]sent[/green]" if ok else f"[red]{sent.result.status}[/red]"
         console.print(
-            f"{mark}  {sent.email} (as {sent.personalised_as}): {sent.result.code} {sent.result.reply}"
+            f"{mark}  {sent.email} (as {sent.personalised_as}): "
+            + " ".join(str(part) for part in (sent.result.code, sent.result.reply) if part is not None),
+            highlight=False,
         )
     if failed:
         raise typer.Exit(1)
 
 
-def _dry_run(ws: Workspace, campaign: str, audience: str | None) -> None:
+def _dry_run(ws: Workspace, campaign: str, audience: str | None, *, again: bool, allow_empty: bool) -> None:
     from pipeline.runs import control as runs
 
-    report = runs.dry_run(ws, campaign, audience)
+    report = runs.dry_run(ws, campaign, audience, again=again, allow_empty=allow_empty)
     plan = report.plan
     console.print(f"campaign   {plan.campaign.name} ({plan.campaign.department})")
     console.print(f"audience   {plan.audience.name}: {plan.recipients} recipients")
     console.print(f"transport  {plan.transport} (nothing sent: dry run)")
     console.print(f"rendered   {report.rendered} messages, {report.average_bytes // 1024} KB on average")
-    for warning in plan.campaign.warnings:
-        console.print(f"[yellow]warning[/yellow]  {warning}")
+    _print_warnings(plan.campaign.warnings)
     if report.sample_to:
         console.print(f"\nsample to {report.sample_to}\nSubject: {report.sample_subject}\n")
         console.print(report.sample_text or "", markup=False, highlight=False)
@@ -132,11 +193,12 @@ def _dispatch(ws: Workspace, run: Run) -> None:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # a progress bar in a log file is noise
     )
     with bar:
         task = bar.add_task("send", total=run.recipient_count, run=run.id, sent=0, failed=0, remaining="?")
 
-        def update(progress: runs.Progress) -> None:
+        def update(progress: runs.RunProgress) -> None:
             done = progress.total - progress.remaining
             bar.update(
                 task,
@@ -149,6 +211,27 @@ def _dispatch(ws: Workspace, run: Run) -> None:
 
         report = runs.dispatch_run(ws, run.id, on_progress=update)
     _print_report(report)
+    code = exit_code(report)
+    if code:
+        raise typer.Exit(code)
+
+
+# `comms send` (and resume, retry) exit codes; 1 is any error before sending (see pipeline.cli.main).
+EXIT_PAUSED = 2
+EXIT_FAILURES = 3
+
+
+def exit_code(report: runs.RunReport) -> int:
+    """0: finished, every delivery sent or skipped by rule; 2: paused; 3: finished with failures,
+    cancelled or failed."""
+    from pipeline.storage.models import DeliveryStatus, RunStatus
+
+    status = report.run.status
+    if status == RunStatus.paused:
+        return EXIT_PAUSED
+    if status == RunStatus.finished and not report.counts[DeliveryStatus.failed]:
+        return 0
+    return EXIT_FAILURES
 
 
 def _print_report(report: runs.RunReport) -> None:
@@ -202,28 +285,35 @@ def _duration(seconds: float | None) -> str:
 @runs_app.command("list")
 def list_runs(
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many of the latest runs.")] = 20,
+    output: FormatOption = Format.table,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """The latest runs, newest first."""
+    """The latest runs, newest first.
+
+    \b
+    Example:
+      comms runs list --format json | python -m json.tool
+    """
     from pipeline.runs import control as runs
     from pipeline.storage.models import DeliveryStatus
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for column in ("run", "campaign", "audience", "status", "sent", "failed", "left", "created"):
-        table.add_column(column, no_wrap=True)
+    rows = []
     for run, counts in runs.list_runs(open_workspace(workspace), limit):
-        left = counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending]
-        table.add_row(
-            str(run.id),
-            run.campaign,
-            run.audience,
-            run.status,
-            f"{counts[DeliveryStatus.sent]}/{run.recipient_count}",
-            str(counts[DeliveryStatus.failed]),
-            str(left),
-            run.created_at.strftime("%m-%d %H:%M") if run.created_at else "-",
+        rows.append(
+            (
+                run.id,
+                run.campaign,
+                run.audience,
+                run.status,
+                counts[DeliveryStatus.sent],
+                run.recipient_count,
+                counts[DeliveryStatus.failed],
+                counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending],
+                run.created_at,
+            )
         )
-    console.print(table)
+    headings = ["run", "campaign", "audience", "status", "sent", "recipients", "failed", "left", "created"]
+    print_rows(headings, rows, output, right=("run", "sent", "recipients", "failed", "left"))
 
 
 @runs_app.command("show")
@@ -233,15 +323,41 @@ def show(
     ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Counts by status, rate, ETA and the last errors of a run (the latest one by default)."""
-    from pipeline.runs import control as runs
+    """Counts by status, rate, ETA, last errors and headline engagement of a run (default: the latest).
 
-    _print_report(runs.show_run(open_workspace(workspace), run_id))
+    \b
+    Example:
+      comms runs show 12
+    """
+    from pipeline.reports import run_report
+    from pipeline.reports.render import pct
+    from pipeline.runs import control as runs
+    from pipeline.storage.engines import opened
+
+    ws = open_workspace(workspace)
+    report = runs.show_run(ws, run_id)
+    _print_report(report)
+    assert report.run.id is not None
+    with opened(ws.settings) as engine:
+        figures = run_report(engine, ws.settings, report.run.id).figures
+    if figures.counts is not None:
+        r = figures.rates
+        console.print(
+            f"delivered {figures.counts['delivered']}  human opens {pct(r['human_open_rate'])}  "
+            f"human clicks {pct(r['human_click_rate'])}  unsubscribes {pct(r['unsubscribe_rate'])}  "
+            f"complaints {pct(r['complaint_rate'])}  machine clicks {pct(r['machine_click_share'])}",
+            highlight=False,
+        )
 
 
 @runs_app.command("pause")
 def pause(run_id: RunId, workspace: WorkspaceOption = None) -> None:
-    """Stop sending a run; the messages in flight finish. `comms runs resume` continues it."""
+    """Stop sending a run; the messages in flight finish. `comms runs resume` continues it.
+
+    \b
+    Example:
+      comms runs pause 12
+    """
     from pipeline.runs import control as runs
 
     run = runs.pause_run(open_workspace(workspace), run_id)
@@ -250,7 +366,12 @@ def pause(run_id: RunId, workspace: WorkspaceOption = None) -> None:
 
 @runs_app.command("resume")
 def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
-    """Continue a paused (or interrupted) run here, with a progress bar."""
+    """Continue a paused (or interrupted) run here, with a progress bar.
+
+    \b
+    Example:
+      comms runs resume 12
+    """
     from pipeline.runs import control as runs
 
     ws = open_workspace(workspace)
@@ -259,7 +380,12 @@ def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
 
 @runs_app.command("cancel")
 def cancel(run_id: RunId, workspace: WorkspaceOption = None) -> None:
-    """Stop a run for good; nothing more of it is sent."""
+    """Stop a run for good; nothing more of it is sent.
+
+    \b
+    Example:
+      comms runs cancel 12
+    """
     from pipeline.runs import control as runs
 
     run = runs.cancel_run(open_workspace(workspace), run_id)
@@ -268,7 +394,12 @@ def cancel(run_id: RunId, workspace: WorkspaceOption = None) -> None:
 
 @runs_app.command("retry")
 def retry(run_id: RunId, workspace: WorkspaceOption = None) -> None:
-    """Queue again the failed deliveries that may succeed now, and send them here."""
+    """Queue again the failed deliveries that may succeed now, and send them here.
+
+    \b
+    Example:
+      comms runs retry 12
+    """
     from pipeline.runs import control as runs
 
     ws = open_workspace(workspace)

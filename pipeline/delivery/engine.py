@@ -47,7 +47,7 @@ from sqlmodel import Session
 from pipeline.audience.contacts import suppress
 from pipeline.delivery.pacing import PacedQueue
 from pipeline.delivery.transports.base import Transport
-from pipeline.delivery.verdicts import Action, classify
+from pipeline.delivery.verdicts import Action, judge
 from pipeline.errors import DatabaseError
 from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
@@ -516,7 +516,7 @@ class _Worker:
         self, context: _RunContext, item: outbox.Claimed, result: SendResult, sent_id: str
     ) -> outbox.Outcome:
         now = utcnow()
-        verdict = classify(
+        verdict = judge(
             result,
             attempts=item.attempts,
             first_attempt_at=item.first_attempt_at,

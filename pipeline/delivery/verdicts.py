@@ -10,28 +10,24 @@ The rules (RFC 5321 reply classes, RFC 3463 enhanced status codes):
   AUTH (535) will not go away by itself, so the run pauses at once with the server's reason
   (RFC 5321 3.1, RFC 4954 6); a 421 greeting or no answer counts as a connection failure, and
   consecutive ones pause the run. The delivery itself is tried again when the run resumes.
-- 5xx: that delivery failed; the rest of the run goes on.
-  - 5.1.x says the address does not exist: the recipient is suppressed as a hard bounce
-    (except 5.1.7 and 5.1.8, which are about *our* sender address).
-  - 5.7.x is a policy or reputation refusal of the sender: counted, never held against
-    the recipient, and the run pauses when they pile up.
+- 5xx: that delivery failed; the rest of the run goes on. What the refusal means comes from
+  pipeline.delivery.status, the classifier DSNs and bounce texts share:
+  - hard (5.1.x but 5.1.7/5.1.8, 5.2.1, "user unknown"): the recipient is suppressed as a hard bounce;
+  - sender (5.7.x, 5.1.7/5.1.8 about *our* address, blocklists): counted, never held against the
+    recipient, and the run pauses when they pile up.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from pipeline.delivery.status import Severity, classify_reply
 from pipeline.types import SendResult, SendStatus
 from pipeline.workspace.settings import Retry
 
-# An enhanced status code at the start of the reply text, possibly after the basic code.
-_ENHANCED = re.compile(r"\s*(?:\d{3}[ -])?([245])\.(\d{1,3})\.(\d{1,3})\b")
-# X.1.7 bad sender's mailbox syntax, X.1.8 bad sender's system address (RFC 3463 3.2).
-_SENDER_ADDRESS_DETAILS = {7, 8}
 _JITTER = 0.2  # +-20% around each step of the schedule
 
 
@@ -52,30 +48,11 @@ class Verdict:
     reason: str = ""  # why it failed or is retried, for the delivery's last_reply
 
 
-def enhanced_status(reply: str) -> tuple[int, int, int] | None:
-    """(class, subject, detail) of the RFC 3463 code the reply starts with, if any."""
-    found = _ENHANCED.match(reply)
-    if found is None:
-        return None
-    klass, subject, detail = (int(part) for part in found.groups())
-    return klass, subject, detail
-
-
-def is_hard_bounce(reply: str) -> bool:
-    status = enhanced_status(reply)
-    return status is not None and status[:2] == (5, 1) and status[2] not in _SENDER_ADDRESS_DETAILS
-
-
-def is_policy_refusal(reply: str) -> bool:
-    status = enhanced_status(reply)
-    return status is not None and status[:2] == (5, 7)
-
-
 def is_retryable(code: int | None, reply: str) -> bool:
     """Whether `comms runs retry` should try a failed delivery again: it failed for a reason that
     can go away (no answer, gave up on 4xx, the sender was refused, or it could not be rendered)
     rather than because the recipient's server said the message or address is wrong."""
-    return code is None or code < 500 or is_policy_refusal(reply)
+    return code is None or code < 500 or classify_reply(reply) is Severity.sender
 
 
 def backoff_s(attempts: int, retry: Retry, rng: random.Random) -> float:
@@ -84,7 +61,7 @@ def backoff_s(attempts: int, retry: Retry, rng: random.Random) -> float:
     return step * rng.uniform(1 - _JITTER, 1 + _JITTER)
 
 
-def classify(
+def judge(
     result: SendResult,
     *,
     attempts: int,
@@ -98,10 +75,11 @@ def classify(
         return Verdict(Action.sent)
     reply = result.reply.strip()
     if result.status is SendStatus.permanent:
+        severity = classify_reply(reply)
         return Verdict(
             Action.failed,
-            hard_bounce=is_hard_bounce(reply),
-            policy=is_policy_refusal(reply),
+            hard_bounce=severity is Severity.hard,
+            policy=severity is Severity.sender,
             reason=reply,
         )
     connection = result.code is None or result.at_connect

@@ -102,6 +102,72 @@ _PREFERENCES = _env.from_string(
 )
 
 
+# The honeypot is off-screen rather than display:none, which some bots know to skip.
+_SIGNUP_FORM = """<form method="post" action="{{ action }}" class="signup">
+<p><label for="comms-email">Email address</label><br>
+<input id="comms-email" type="email" name="email" required autocomplete="email"></p>
+<p><label for="comms-first-name">First name (optional)</label><br>
+<input id="comms-first-name" type="text" name="first_name" autocomplete="given-name"></p>
+<p style="position:absolute;left:-10000px" aria-hidden="true"><label for="comms-{{ honeypot }}">
+Leave this empty</label><input id="comms-{{ honeypot }}" type="text" name="{{ honeypot }}"
+tabindex="-1" autocomplete="off"></p>
+<button type="submit">Subscribe</button>
+</form>
+"""
+_SIGNUP = _env.from_string(
+    """{% if description %}<p>{{ description }}</p>{% endif %}
+<p class="muted">We will email you a link to confirm; nothing is sent to you before you do.</p>
+"""
+    + _SIGNUP_FORM
+)
+_SNIPPET = _env.from_string(_SIGNUP_FORM)
+
+_SIGNUP_SENT = _env.from_string(
+    """<p>Thank you. Check your inbox: we sent a link to confirm your subscription to
+<strong>{{ list_name }}</strong>.</p>
+<p class="muted">The link works for {{ hours }} hours. No confirmation, no emails.</p>
+"""
+)
+
+_CONFIRM = _env.from_string(
+    """<p>Confirm that you want to receive <strong>{{ list_name }}</strong> from {{ company }}.</p>
+<form method="post" action=""><button type="submit">Confirm my subscription</button></form>
+"""
+)
+
+_CONFIRMED = {
+    "subscribed": "You are subscribed to <strong>{{ list_name }}</strong>. Welcome!",
+    "already": "You had already confirmed: you are subscribed to <strong>{{ list_name }}</strong>.",
+    "expired": "This link has expired. Sign up again to receive <strong>{{ list_name }}</strong>.",
+}
+_CONFIRMED_TEMPLATES = {key: _env.from_string(f"<p>{text}</p>") for key, text in _CONFIRMED.items()}
+
+
+def signup_page(settings: Settings, list_name: str, description: str, action: str, honeypot: str) -> str:
+    body = _SIGNUP.render(description=description, action=action, honeypot=honeypot)
+    return page(settings, f"Subscribe to {list_name}", body)
+
+
+def signup_snippet(action: str, honeypot: str) -> str:
+    """The sign-up form alone, to paste into another site's page."""
+    return _SNIPPET.render(action=action, honeypot=honeypot)
+
+
+def signup_sent_page(settings: Settings, list_name: str) -> str:
+    body = _SIGNUP_SENT.render(list_name=list_name, hours=f"{settings.signup.expire_h:g}")
+    return page(settings, "Check your inbox", body)
+
+
+def confirm_page(settings: Settings, list_name: str) -> str:
+    body = _CONFIRM.render(list_name=list_name, company=settings.brand.company)
+    return page(settings, "Confirm your subscription", body)
+
+
+def confirmed_page(settings: Settings, outcome: str, list_name: str) -> str:
+    title = "Link expired" if outcome == "expired" else "Subscription confirmed"
+    return page(settings, title, _CONFIRMED_TEMPLATES[outcome].render(list_name=list_name))
+
+
 def mask(address: str | None) -> str:
     """a•••@example.com: enough for a person to recognise their own address."""
     if not address:
@@ -110,7 +176,7 @@ def mask(address: str | None) -> str:
     return f"{local[:1]}•••@{domain}" if local else address
 
 
-def _page(settings: Settings, title: str, body: str) -> str:
+def page(settings: Settings, title: str, body: str) -> str:
     brand = settings.brand
     colors = {
         "background": "#f2f4f7",
@@ -127,12 +193,12 @@ def unsubscribe_page(settings: Settings, address: str | None, preferences_url: s
     body = _UNSUBSCRIBE.render(
         company=settings.brand.company, address=mask(address), preferences_url=preferences_url
     )
-    return _page(settings, "Unsubscribe", body)
+    return page(settings, "Unsubscribe", body)
 
 
 def unsubscribed_page(settings: Settings, address: str | None) -> str:
     body = _UNSUBSCRIBED.render(company=settings.brand.company, address=mask(address))
-    return _page(settings, "You are unsubscribed", body)
+    return page(settings, "You are unsubscribed", body)
 
 
 def preferences_page(
@@ -145,14 +211,14 @@ def preferences_page(
         suppressed=suppressed,
         notice=notice,
     )
-    return _page(settings, "Email preferences", body)
+    return page(settings, "Email preferences", body)
 
 
 def unavailable_page(settings: Settings) -> str:
     body = "<p>This page is briefly unavailable. Please try the link again in a few minutes.</p>"
-    return _page(settings, "Try again shortly", body)
+    return page(settings, "Try again shortly", body)
 
 
 def not_found_page(settings: Settings) -> str:
     body = "<p>This link is not valid. It may have been copied incompletely.</p>"
-    return _page(settings, "Link not found", body)
+    return page(settings, "Link not found", body)

@@ -30,7 +30,7 @@ from pipeline.types import SuppressionReason
 @dataclass(frozen=True)
 class ListChoice:
     list_id: int
-    name: str
+    name: str  # the display name when the list has one
     description: str
     subscribed: bool
 
@@ -67,7 +67,12 @@ def unsubscribe(session: Session, delivery: Delivery, *, source: str, user_agent
     if address is not None:
         suppress(session, address, SuppressionReason.unsubscribe, note=f"{source}, delivery {delivery.id}")
     record_event(
-        session, EventKind.unsubscribe, delivery.id, user_agent=user_agent, detail={"source": source}
+        session,
+        EventKind.unsubscribe,
+        delivery.id,
+        user_agent=user_agent,
+        reason=source,
+        detail={"source": source},
     )
     return True
 
@@ -75,14 +80,20 @@ def unsubscribe(session: Session, delivery: Delivery, *, source: str, user_agent
 def list_choices(session: Session, contact_id: int) -> list[ListChoice]:
     """Every list the contact has a subscription row on, subscribed or not, by name."""
     rows = session.execute(
-        select(MailingList.id, MailingList.name, MailingList.description, Subscription.status)
+        select(
+            MailingList.id,
+            MailingList.name,
+            MailingList.display_name,
+            MailingList.description,
+            Subscription.status,
+        )
         .join(Subscription, Subscription.list_id == MailingList.id)
         .where(Subscription.contact_id == contact_id)
         .order_by(MailingList.name)
     )
     return [
-        ListChoice(list_id, name, description, status == SubscriptionStatus.subscribed)
-        for list_id, name, description, status in rows
+        ListChoice(list_id, shown or name, description, status == SubscriptionStatus.subscribed)
+        for list_id, name, shown, description, status in rows
     ]
 
 
@@ -106,6 +117,7 @@ def leave_list(session: Session, delivery: Delivery, list_id: int, *, user_agent
         EventKind.unsubscribe,
         delivery.id,
         user_agent=user_agent,
+        reason="preferences-list",
         detail={"source": "preferences", "list_id": list_id},
     )
     return True

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import logging
 from functools import lru_cache
+from html import escape
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -38,23 +39,42 @@ from starlette.routing import Route
 from pipeline.assembly.tracking import is_link_template, render_link, safe_target
 from pipeline.audience.contacts import is_suppressed, normalize_email
 from pipeline.delivery.engine import run_composer
-from pipeline.feedback.events import judge_click, judge_open, record_event
+from pipeline.delivery.transports import transport_for
+from pipeline.errors import ContactError
+from pipeline.feedback.events import record_click, record_open
 from pipeline.feedback.limits import BodyLimits, same_origin
 from pipeline.feedback.pages import (
+    confirm_page,
+    confirmed_page,
     not_found_page,
     preferences_page,
+    signup_page,
+    signup_sent_page,
     unavailable_page,
     unsubscribe_page,
     unsubscribed_page,
 )
+from pipeline.feedback.pages import (
+    page as _page_frame,
+)
 from pipeline.feedback.preferences import delivery_address, get_contact, leave_list, list_choices, unsubscribe
+from pipeline.feedback.signup import (
+    HONEYPOT,
+    Confirmation,
+    ConfirmationMail,
+    RateLimit,
+    confirm_signup,
+    signup_list,
+    start_signup,
+)
 from pipeline.feedback.webhooks import MAX_BODY_BYTES, SnsFetcher, fetch_from_sns, handle_ses
 from pipeline.message.compose import Composer
 from pipeline.message.tokens import read_token
 from pipeline.message.urls import recipient_links
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, EventKind, Run, utcnow
-from pipeline.types import Recipient
+from pipeline.storage.models import Delivery, MailingList, Run, Signup
+from pipeline.types import Outgoing, Recipient
+from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,13 +93,18 @@ MAX_FORM_BYTES = 64 * 1024
 RETRY_AFTER_S = 30
 
 
-class _Server:
+class _TrackingServer:
     """The endpoints, bound to one settings object and one engine (wired up in create_app)."""
 
-    def __init__(self, settings: Settings, engine: Engine, fetcher: SnsFetcher) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, fetcher: SnsFetcher, workspace: Workspace | None
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.fetcher = fetcher
+        self.workspace = workspace
+        self.confirmation = ConfirmationMail(workspace) if workspace is not None else None
+        self.rate_limit = RateLimit(settings.signup.per_ip_per_hour)
         # settings.secret raises the SettingsError naming COMMS_SECRET when no key is set.
         settings.secret  # noqa: B018 -- refuse to serve without a key rather than 404 every link
         self.secrets = settings.verifying_keys
@@ -103,10 +128,13 @@ class _Server:
             return PlainTextResponse("database unavailable", status_code=503, headers=headers)
         return HTMLResponse(unavailable_page(self.settings), status_code=503, headers=headers)
 
-    def _run_links(self, run_id: int) -> tuple[str, ...]:
+    def _run_links(self, run_id: int) -> tuple[tuple[str, ...], int | None]:
+        """The run's frozen link list and the index of its honeypot link (None: the run has none)."""
         with session(self.engine) as db:
             run = db.get(Run, run_id)
-            return tuple(run.meta.get("links", ())) if run is not None else ()
+            if run is None:
+                return (), None
+            return tuple(run.meta.get("links", ())), run.meta.get("honeypot")
 
     def _composer(self, run_id: int) -> Composer | None:
         with session(self.engine) as db:
@@ -131,16 +159,11 @@ class _Server:
 
     def _record_open(self, delivery_id: int, agent: str | None, ip: str | None, record: bool) -> bool:
         """Whether the delivery exists; with RECORD (a GET) its open is written too."""
-        verdict = judge_open(agent, ip)
         with session(self.engine) as db:
             if db.get(Delivery, delivery_id) is None:
                 return False
-            if not record:
-                return True
-            detail = {"why": verdict.why} if verdict.why else {}
-            record_event(
-                db, EventKind.open, delivery_id, user_agent=agent, machine=verdict.machine, detail=detail
-            )
+            if record:
+                record_open(db, delivery_id, agent, ip)
         return True
 
     async def click(self, request: Request) -> Response:
@@ -160,7 +183,7 @@ class _Server:
             delivery = db.get(Delivery, delivery_id)
             if delivery is None:
                 return None
-            links = self.run_links(delivery.run_id)
+            links, honeypot = self.run_links(delivery.run_id)
             if index >= len(links):
                 return None
             target = safe_target(self._link_for(db, delivery, links[index]))
@@ -169,16 +192,14 @@ class _Server:
                 return None
             if not record:
                 return target
-            verdict = judge_click(agent, delivery.sent_at, utcnow())
-            record_event(
+            record_click(
                 db,
-                EventKind.click,
-                delivery_id,
-                url=target,
+                delivery,
                 link_index=index,
+                url=target,
                 user_agent=agent,
-                machine=verdict.machine,
-                detail={"why": verdict.why} if verdict.why else {},
+                link_count=len(links) - (honeypot is not None),
+                honeypot=honeypot,
             )
             return target
 
@@ -260,6 +281,97 @@ class _Server:
             choices = list_choices(db, delivery.contact_id) if delivery.contact_id is not None else []
             return preferences_page(self.settings, address, choices, suppressed=suppressed, notice=notice)
 
+    # -- sign-up (double opt-in) -----------------------------------------------------------------
+
+    def _signup_list(self, name: str) -> tuple[str, str] | None:
+        """(name shown, description) of a list that takes sign-ups."""
+        if self.confirmation is None:
+            return None
+        with session(self.engine) as db:
+            found = signup_list(db, self.settings, name)
+            return None if found is None else (found.display_name or found.name, found.description)
+
+    async def signup(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        shown = await run_in_threadpool(self._signup_list, name)
+        if shown is None:
+            return self.not_found()
+        if request.method == "GET":
+            page = signup_page(self.settings, shown[0], shown[1], "", HONEYPOT)
+            return HTMLResponse(page, headers=NO_CACHE)
+        ip = request.client.host if request.client else "-"
+        if not self.rate_limit.allow(ip):
+            body = "<p>Too many sign-ups from your network just now. Please try again later.</p>"
+            page = _page_frame(self.settings, "Please try again later", body)
+            return HTMLResponse(page, status_code=429, headers={**NO_CACHE, "Retry-After": "3600"})
+        form = await request.form()
+        sent = HTMLResponse(signup_sent_page(self.settings, shown[0]), headers=NO_CACHE)
+        if str(form.get(HONEYPOT, "")).strip():
+            log.info("sign-up to %s refused: honeypot field filled in", name)
+            return sent  # a bot learns nothing from the answer
+        try:
+            outgoing = await run_in_threadpool(
+                self._start_signup,
+                name,
+                str(form.get("email", "")),
+                str(form.get("first_name", "")),
+                ip,
+                request.headers.get("user-agent"),
+                request.url.path,
+            )
+        except ContactError as exc:
+            page = _page_frame(self.settings, "Please check your address", f"<p>{escape(exc.message)}</p>")
+            return HTMLResponse(page, status_code=400, headers=NO_CACHE)
+        if outgoing is not None:
+            assert self.workspace is not None
+            async with transport_for(self.settings, self.workspace.root) as transport:
+                result = await transport.send(outgoing)
+            if result.status != "sent":
+                log.warning(
+                    "sign-up confirmation to list %s not sent: %s %s", name, result.code, result.reply
+                )
+        return sent
+
+    def _start_signup(
+        self, name: str, email: str, first_name: str, ip: str, agent: str | None, source: str
+    ) -> Outgoing | None:
+        assert self.confirmation is not None
+        with session(self.engine) as db:
+            found = signup_list(db, self.settings, name)
+            assert found is not None
+            signup = start_signup(
+                db, self.settings, found, email, first_name=first_name, ip=ip, user_agent=agent, source=source
+            )
+            return self.confirmation.build(db, signup)
+
+    async def confirm_signup(self, request: Request) -> Response:
+        signup_id = self.delivery_id(request, "s")
+        if signup_id is None:
+            return self.not_found()
+        ip = request.client.host if request.client else None
+        if request.method == "GET":  # a look (or a mail scanner) changes nothing: the button confirms
+            shown = await run_in_threadpool(self._pending_list, signup_id)
+            if shown is None:
+                return self.not_found()
+            return HTMLResponse(confirm_page(self.settings, shown), headers=NO_CACHE)
+        confirmation = await run_in_threadpool(self._confirm, signup_id, ip)
+        if confirmation is None:
+            return self.not_found()
+        page = confirmed_page(self.settings, confirmation.outcome, confirmation.list_name)
+        return HTMLResponse(
+            page, status_code=410 if confirmation.outcome == "expired" else 200, headers=NO_CACHE
+        )
+
+    def _pending_list(self, signup_id: int) -> str | None:
+        with session(self.engine) as db:
+            signup = db.get(Signup, signup_id)
+            found = db.get(MailingList, signup.list_id) if signup is not None else None
+            return None if found is None else (found.display_name or found.name)
+
+    def _confirm(self, signup_id: int, ip: str | None) -> Confirmation | None:
+        with session(self.engine) as db:
+            return confirm_signup(db, self.settings, signup_id, ip=ip)
+
     # -- view online, health, webhooks -------------------------------------------------------------
 
     async def view_online(self, request: Request) -> Response:
@@ -301,12 +413,20 @@ class _Server:
         return PlainTextResponse(message, status_code=status)
 
 
-def create_app(settings: Settings, engine: Engine, *, sns_fetcher: SnsFetcher = fetch_from_sns) -> Starlette:
+def create_app(
+    settings: Settings,
+    engine: Engine,
+    *,
+    sns_fetcher: SnsFetcher = fetch_from_sns,
+    workspace: Workspace | None = None,
+) -> Starlette:
     """The tracking server for SETTINGS (token keys from COMMS_SECRET) over ENGINE.
 
     SNS_FETCHER GETs SNS certificate and subscription URLs (tests pass one serving their own).
+    With WORKSPACE it also serves sign-up forms for [signup] lists, sending the confirmation
+    (templates/copy/_confirm.md) through the workspace's transport.
     """
-    server = _Server(settings, engine, sns_fetcher)
+    server = _TrackingServer(settings, engine, sns_fetcher, workspace)
     limits = BodyLimits(
         default_bytes=MAX_FORM_BYTES,
         by_path={"/webhooks/ses": MAX_BODY_BYTES},
@@ -318,6 +438,8 @@ def create_app(settings: Settings, engine: Engine, *, sns_fetcher: SnsFetcher = 
         Route("/u/{token}", server.unsubscribe, methods=["GET", "POST"]),
         Route("/p/{token}", server.preferences, methods=["GET", "POST"]),
         Route("/v/{token}", server.view_online, methods=["GET"]),
+        Route("/s/confirm/{token}", server.confirm_signup, methods=["GET", "POST"]),
+        Route("/s/{name}", server.signup, methods=["GET", "POST"]),
         Route("/health", server.health, methods=["GET"]),
         Route("/webhooks/ses", server.ses_webhook, methods=["POST"]),
     ]

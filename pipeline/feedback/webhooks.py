@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlalchemy import Engine
 
 from pipeline.feedback.bounces import apply_report
-from pipeline.feedback.dsn import Failure, Report, Severity, classify
+from pipeline.feedback.dsn import ses_report
 from pipeline.storage.engines import session
 from pipeline.workspace.settings import Settings
 
@@ -115,49 +115,6 @@ def verify_sns(message: dict[str, Any], fetcher: SnsFetcher) -> None:
         key.verify(signature, canonical_string(message), padding.PKCS1v15(), algorithm)
     except InvalidSignature:
         raise WebhookRejected(403, "SNS signature does not verify") from None
-
-
-def _header(mail: dict[str, Any], name: str, common: str) -> str | None:
-    """Header NAME of the original message: from the full headers when SES sent them, else COMMON
-    (its camel-case key in commonHeaders, e.g. messageId)."""
-    for header in mail.get("headers") or []:
-        if str(header.get("name", "")).lower() == name.lower():
-            return str(header.get("value"))
-    value = (mail.get("commonHeaders") or {}).get(common)
-    return str(value) if value else None
-
-
-def ses_report(notification: dict[str, Any]) -> Report | None:
-    """The SES notification (or configuration-set event) as a Report; None for other types (Delivery...)."""
-    kind = notification.get("notificationType") or notification.get("eventType")
-    mail = notification.get("mail") or {}
-    addresses = tuple(str(a) for a in [mail.get("source"), mail.get("sourceArn")] if a)
-    message_id = _header(mail, "Message-ID", "messageId")
-    if kind == "Bounce":
-        bounce = notification.get("bounce") or {}
-        permanent = bounce.get("bounceType") == "Permanent"
-        failures = []
-        for recipient in bounce.get("bouncedRecipients") or []:
-            diagnostic = str(recipient.get("diagnosticCode") or bounce.get("bounceSubType") or "")
-            status = recipient.get("status")
-            severity = classify(status, None, diagnostic)
-            if permanent and severity is Severity.soft and not str(status or "").startswith("4"):
-                severity = Severity.hard  # SES says Permanent and no code contradicts it
-            failures.append(Failure(recipient.get("emailAddress"), severity, status, None, diagnostic))
-        return Report("bounce", "ses", tuple(failures), message_id, addresses)
-    if kind == "Complaint":
-        complaint = notification.get("complaint") or {}
-        complainants = complaint.get("complainedRecipients") or [{}]
-        return Report(
-            "complaint",
-            "ses",
-            (),
-            message_id,
-            addresses,
-            complainant=complainants[0].get("emailAddress"),
-            feedback_type=complaint.get("complaintFeedbackType") or "abuse",
-        )
-    return None
 
 
 def parse_json(body: bytes | str, limit: int = MAX_JSON_DEPTH) -> Any:

@@ -88,11 +88,17 @@ def mailbox_words(name: str, display: str | None, address: str) -> list[str]:
 
 
 def fold_header(name: str, words: list[str]) -> str:
-    """NAME: words joined by spaces, folded (CRLF SP) before a word that would pass 78 columns."""
+    """NAME: words joined by spaces, folded (CRLF SP) before a word that would pass 78 columns.
+
+    The first word goes on a line of its own too when that makes it fit (RFC 5322 allows folding
+    white space right after the colon): a line over 78 is refolded by anything that re-serialises
+    the message, Python's email package included, and that breaks the DKIM signature.
+    """
     parts = [name, ":"]
     column = len(name) + 1
     for word in words:
-        if column + 1 + len(word) > LINE and column > len(name) + 1:
+        fits_alone = 1 + len(word) <= LINE
+        if column + 1 + len(word) > LINE and (column > len(name) + 1 or fits_alone):
             parts.append("\r\n ")
             column = 1
         else:

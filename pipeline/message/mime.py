@@ -6,7 +6,11 @@ The result parses with ``email`` (tests hold it to that) and follows:
 
 - RFC 5322 headers, folded at 78 characters; RFC 2047 base64 encoded-words for non-ASCII text;
 - RFC 2046 multipart/alternative, text/plain first and text/html last (the last is preferred);
-- RFC 2369 / 8058 List-Unsubscribe with one-click POST, RFC 2919 List-Id, Gmail's Feedback-ID.
+- RFC 2369 / 8058 List-Unsubscribe with one-click POST, RFC 2919 List-Id, Gmail's Feedback-ID;
+- every header line under 78 characters as built (RFC 5322 2.1.1), so a parse and re-serialise
+  with ``email.policy.default`` leaves the bytes DKIM signed alone. That is why the mailto: token
+  rides in the local part (``unsubscribe+TOKEN@domain``) rather than in a long ``?subject=``;
+- ``Date`` with a numeric zone, ``+0000`` (RFC 5322 4.3 makes ``GMT`` obsolete).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import binascii
 import hashlib
 import time
-from email.utils import formatdate
+from datetime import UTC, datetime
+from email.utils import format_datetime
 
 from pipeline.message.dkim import Signer
 from pipeline.message.headers import address, check, fold_header, label, mailbox_words, text_words
@@ -109,7 +114,7 @@ class MessageBuilder:
         self._signer = signer
         from_email = address("sender.from_email", sender.from_email)
         unsubscribe_mailto = address("sender.unsubscribe_mailto", sender.unsubscribe_mailto)
-        self._mailto = f"mailto:{unsubscribe_mailto}?subject=unsubscribe"
+        self._mailto_address = unsubscribe_mailto.rpartition("@")
         self._from_email = from_email
         self._bounce: tuple[str, str] | None = None
         if sender.bounce_address:
@@ -162,9 +167,10 @@ class MessageBuilder:
         if test:
             subject = TEST_PREFIX + subject
         unsubscribe = f"<{check('unsubscribe URL', links.unsubscribe_url)}>,"
-        mailto = self._mailto
+        local, at, domain = self._mailto_address
         if delivery_id is not None:
-            mailto += f"%20{make_token(self._settings.secret, 'u', delivery_id)}"
+            local += f"+{make_token(self._settings.secret, 'u', delivery_id)}"
+        mailto = f"mailto:{local}{at}{domain}"
         head = "".join(
             [
                 self._from,
@@ -211,5 +217,5 @@ class MessageBuilder:
     def _now(self) -> str:
         second = int(time.time())
         if second != self._date_second:
-            self._date_second, self._date = second, formatdate(second, usegmt=True)
+            self._date_second, self._date = second, format_datetime(datetime.fromtimestamp(second, UTC))
         return self._date

@@ -16,7 +16,8 @@ import hmac
 import re
 from collections.abc import Sequence
 
-PURPOSES = frozenset("upvocb")  # unsubscribe, preferences, view online, open, click, bounce (VERP)
+# unsubscribe, preferences, view online, open, click, bounce (VERP), sign-up confirmation (a signup id)
+PURPOSES = frozenset("upvocbs")
 MAC_BYTES = 16
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]{22,64}")
 _URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64.urlsafe_b64encode's own table, without its call layers

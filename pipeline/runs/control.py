@@ -25,27 +25,34 @@ from sqlalchemy.exc import IntegrityError
 
 from pipeline.approvals.ledger import verdict
 from pipeline.assembly.campaign import Campaign, assemble, check_campaign
+from pipeline.assembly.copy import load_copy
 from pipeline.assembly.personalize import preview_recipient
-from pipeline.assembly.tracking import track_campaign
+from pipeline.assembly.tracking import cta_link, track_campaign
 from pipeline.audience.contacts import find_contact
 from pipeline.audience.segments import (
     Audience,
+    Breakdown,
+    audience_breakdown,
     audience_query,
     count_audience,
     load_audience,
+    snapshot_query,
     stream_audience,
+    stream_people,
 )
+from pipeline.checks import runner as checks
 from pipeline.delivery.engine import Tally, run_worker
 from pipeline.delivery.transports import transport_for
 from pipeline.delivery.verdicts import is_retryable
-from pipeline.errors import RunBlocked, RunError
+from pipeline.errors import AudienceError, CommsError, RunBlocked, RunError, SettingsError, TemplateError
 from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
 from pipeline.runs.preview import PREVIEW_SECRET
+from pipeline.runs.variables import missing_variables
 from pipeline.storage import approvals, outbox
 from pipeline.storage.engines import opened, session
 from pipeline.storage.models import Approval, DeliveryStatus, Run, RunStatus, utcnow
-from pipeline.types import Outgoing, Recipient, SendResult
+from pipeline.types import Outgoing, Recipient, SendResult, Templates
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
 
@@ -77,18 +84,89 @@ class RunPlan:
 
     campaign: Campaign
     audience: Audience
-    recipients: int
+    recipients: int  # who the run would send to (without those left out)
     transport: str
+    already_received: int = 0  # contacts of the audience who got this campaign in an earlier run
+    again: bool = False  # True: they are sent it again; False: they are left out
 
 
-def plan_run(ws: Workspace, campaign: str, audience: str | None = None) -> RunPlan:
+def refuse_failing_checks(ws: Workspace, campaign: Campaign) -> None:
+    """`comms check`'s rules on the message as it would go out: an error finding that the copy
+    does not waive raises CheckFailed with its file and line, and nothing is written or sent."""
+    checks.refuse_on_errors(checks.check(ws, campaign.name, campaign))
+
+
+def plan_run(ws: Workspace, campaign: str, audience: str | None = None, *, again: bool = False) -> RunPlan:
     """Assemble and check CAMPAIGN and count its audience (the copy's own unless AUDIENCE is given)."""
     assembled = assemble(ws, campaign)
     check_campaign(ws, assembled)
     chosen = load_audience(ws, audience or assembled.audience)
     with opened(ws.settings) as engine, session(engine) as db:
         count = count_audience(db, chosen)
-    return RunPlan(assembled, chosen, count, describe_transport(ws.settings))
+        already = outbox.count_already_received(db.connection(), audience_query(chosen), assembled.name)
+    recipients = count if again else count - already
+    return RunPlan(assembled, chosen, recipients, describe_transport(ws.settings), already, again)
+
+
+class UnfinishedRunError(RunError):
+    """The campaign already has a run to this audience that is not finished: resume or cancel it."""
+
+
+class OccurrenceTaken(RunError):
+    """A schedule's occurrence already has its run (it runs once, however often it is triggered)."""
+
+
+def check_before_run(ws: Workspace, plan: RunPlan, settings: Settings, *, allow_empty: bool = False) -> None:
+    """The gates a run must pass before it is created, so a run that cannot go well is never made.
+
+    Each raises a one-line CommsError. Gates of other kinds (content checks, approvals) go
+    beside these, in the same place: start_run and dry_run call this before anything is written.
+    SETTINGS are the workspace's (a dry run's carry a preview secret when COMMS_SECRET is unset).
+    """
+    check_sender(settings, ws)
+    with opened(ws.settings) as engine, engine.connect() as conn:
+        unfinished = outbox.unfinished_runs(conn, plan.campaign.name, plan.audience.name)
+    if unfinished:
+        run = unfinished[0]
+        raise UnfinishedRunError(
+            f"campaign {plan.campaign.name} already has run {run.id} to {plan.audience.name}, which is "
+            f"{run.status}: resume it with `comms runs resume {run.id}` (or cancel it with "
+            f"`comms runs cancel {run.id}`) instead of starting another"
+        )
+    if plan.recipients == 0 and not allow_empty:
+        left_out = f" (all {plan.already_received} already received it; --again sends again)"
+        raise AudienceError(
+            f"audience {plan.audience.name} has no one to send to"
+            f"{left_out if plan.already_received else ''}; --allow-empty creates the run anyway",
+            path=plan.audience.path,
+        )
+    check_variables(ws, plan)
+
+
+def check_sender(settings: Settings, ws: Workspace) -> None:
+    """Build one message for the [preview] contact as a run would, so a bad [sender] address or
+    DKIM key is refused now, naming comms.toml, rather than by every delivery of a run."""
+    try:
+        signer = Signer.from_settings(settings, ws.root)
+        templates = Templates("check", "<p>check</p>", "check")
+        composer = Composer(
+            settings, templates, campaign="check", department="check", signer=signer, tracked=False
+        )
+        composer.compose(preview_recipient(settings), delivery_id=None, contact_key="check")
+    except SettingsError:
+        raise
+    except CommsError as exc:
+        raise SettingsError(exc.message, path=ws.relative(ws.root / "comms.toml")) from None
+
+
+def check_variables(ws: Workspace, plan: RunPlan) -> None:
+    """Refuse a run in which some recipients would get an empty value where the copy prints one."""
+    with opened(ws.settings) as engine, session(engine) as db:
+        found = missing_variables(plan.campaign, stream_people(db, plan.audience))
+    if found:
+        first = found[0]
+        more = f" (and {len(found) - 1} more variables)" if len(found) > 1 else ""
+        raise TemplateError(first.message + more, path=first.path, line=first.line)
 
 
 def start_run(
@@ -102,21 +180,26 @@ def start_run(
     confirm: Callable[[RunPlan], None] | None = None,
     meta: Mapping[str, Any] | None = None,
     paused_reason: str | None = None,
+    again: bool = False,
+    allow_empty: bool = False,
 ) -> Run:
     """Freeze CAMPAIGN and snapshot its audience into a new run that is ready to send (status sending).
 
     CONFIRM sees the plan before anything is written and aborts by raising. A run for
-    a (SCHEDULE, OCCURRENCE) that already has one is refused with RunError, so a
+    a (SCHEDULE, OCCURRENCE) that already has one is refused with OccurrenceTaken, so a
     scheduled occurrence runs once however often it is triggered. META is kept with
     the run (the daemon keeps a schedule's sending window there); with PAUSED_REASON
-    the run starts paused instead, before any worker can claim from it.
+    the run starts paused instead, before any worker can claim from it. Contacts who
+    got this campaign in an earlier run are left out, unless AGAIN; check_before_run
+    refuses an empty run unless ALLOW_EMPTY. The campaign's warnings are kept in meta.
     """
     ws.settings.secret  # noqa: B018 -- refuse now rather than after the snapshot: links need COMMS_SECRET
-    plan = plan_run(ws, campaign, audience)
+    plan = plan_run(ws, campaign, audience, again=again)
     approval = gate_run_start(ws, plan, started_by=started_by, schedule=schedule, occurrence=occurrence)
+    check_before_run(ws, plan, ws.settings, allow_empty=allow_empty)
     if confirm is not None:
         confirm(plan)
-    tracked, links = track_campaign(plan.campaign, ws.settings)
+    tracked, tracked_html = track_campaign(plan.campaign, ws.settings)
     now = utcnow()
     run = Run(
         campaign=tracked.name,
@@ -132,10 +215,15 @@ def start_run(
         approval_id=approval.id if approval else None,
         meta={
             **(meta or {}),
-            "links": list(links),
+            "links": list(tracked_html.links),
+            "honeypot": tracked_html.honeypot,
+            "tracking": tracked.tracking,
+            "cta_link": cta_link(load_copy(ws, campaign).fields.get("cta_url"), tracked_html.links),
             "layout": tracked.layout,
             "transport": plan.transport,
             "message_id_salt": secrets.token_hex(16),
+            "warnings": list(tracked.warnings),
+            "left_out": 0 if again else plan.already_received,
         },
         created_at=now,
     )
@@ -143,7 +231,10 @@ def start_run(
         try:
             with engine.begin() as conn:
                 run_id = outbox.create_run(conn, run)
-                count = outbox.snapshot_audience(conn, run_id, audience_query(plan.audience), now)
+                frozen = snapshot_query(plan.audience, ws.settings.reports)
+                if not again:  # leave out whoever got (or is queued for) this campaign already
+                    frozen = frozen.where(~outbox.has_received(tracked.name))
+                count = outbox.snapshot_audience(conn, run_id, frozen, now)
                 outbox.set_recipient_count(conn, run_id, count)
                 status = RunStatus.sending if paused_reason is None else RunStatus.paused
                 reason = paused_reason or ""
@@ -151,7 +242,7 @@ def start_run(
         except IntegrityError:
             if schedule is None:
                 raise
-            raise RunError(f"schedule {schedule} already has a run for {occurrence}") from None
+            raise OccurrenceTaken(f"schedule {schedule} already has a run for {occurrence}") from None
         return _get(engine, run_id)
 
 
@@ -168,7 +259,9 @@ def gate_run_start(
     Refused (no valid approval of exactly this content, when `[approvals] required`): the run is
     recorded as blocked with the reason, and RunBlocked says it in one line with the command that
     fixes it. Other gates (checks, validation) belong here too, so no path to sending skips them.
+    First the checks: an error finding raises CheckFailed (see refuse_failing_checks).
     """
+    refuse_failing_checks(ws, plan.campaign)
     if not ws.settings.approvals.required:
         return None
     with opened(ws.settings) as engine:
@@ -225,7 +318,7 @@ def _get(engine: Engine, run_id: int) -> Run:
 
 
 @dataclass(frozen=True)
-class Progress:
+class RunProgress:
     """A run's position while this process sends it (what the progress bar shows)."""
 
     total: int
@@ -237,7 +330,7 @@ class Progress:
 
 
 def dispatch_run(
-    ws: Workspace, run_id: int, *, on_progress: Callable[[Progress], None] | None = None
+    ws: Workspace, run_id: int, *, on_progress: Callable[[RunProgress], None] | None = None
 ) -> RunReport:
     """Send RUN_ID from this process until it finishes, pauses or is cancelled.
 
@@ -260,19 +353,22 @@ def dispatch_run(
             skipped = before[DeliveryStatus.skipped] + done.get("skipped", 0)
             total = sum(before.values())
             finished = sent + failed + skipped + before[DeliveryStatus.cancelled]
-            on_progress(Progress(total, sent, failed, skipped, done.get("retried", 0), total - finished))
+            on_progress(RunProgress(total, sent, failed, skipped, done.get("retried", 0), total - finished))
 
-        stopped = asyncio.run(_dispatch(ws, engine, run_id, progress))
-        if stopped:
+        def pause(reason: str) -> None:
             with engine.begin() as conn:
                 outbox.set_run_status(
-                    conn,
-                    run_id,
-                    RunStatus.paused,
-                    when=[RunStatus.sending],
-                    now=utcnow(),
-                    reason="stopped by a signal; resume to continue",
+                    conn, run_id, RunStatus.paused, when=[RunStatus.sending], now=utcnow(), reason=reason
                 )
+
+        try:
+            stopped = asyncio.run(_dispatch(ws, engine, run_id, progress))
+        except BaseException as exc:
+            # Whatever stopped this process's worker, the run is not left `sending` with nobody on it.
+            pause(f"stopped by an error: {exc}"[:1000])
+            raise
+        if stopped:
+            pause("stopped by a signal; resume to continue")
     return show_run(ws, run_id)
 
 
@@ -350,6 +446,34 @@ def show_run(ws: Workspace, run_id: int | None = None, *, errors: int = 5) -> Ru
         return RunReport(run, counts, rate, eta, outbox.last_errors(conn, run_id, errors), approval)
 
 
+@dataclass(frozen=True)
+class SendSummary:
+    """Where a run's messages went and why fewer went than the lists hold."""
+
+    destination: str
+    breakdown: Breakdown
+    skipped: dict[str, int]  # at send time, by reason
+
+
+def destination(ws: Workspace) -> str:
+    """Where sent messages are now: the outbox folder, the SMTP server, or standard output."""
+    config = ws.settings.transport
+    if config.kind == "file":
+        return f".eml files in {ws.root / config.path}"
+    if config.kind == "smtp":
+        return f"the SMTP server {describe_transport(ws.settings).removeprefix('smtp ')}"
+    return "standard output (console transport)"
+
+
+def send_summary(ws: Workspace, run: Run) -> SendSummary:
+    with opened(ws.settings) as engine:
+        with session(engine) as db:
+            breakdown = audience_breakdown(db, load_audience(ws, run.audience))
+        with engine.connect() as conn:
+            skipped = outbox.skip_reasons(conn, run.id or 0)
+    return SendSummary(destination(ws), breakdown, skipped)
+
+
 # -- run control -----------------------------------------------------------------------------------
 
 
@@ -418,13 +542,22 @@ class DryRunReport:
 _MAX_REPORTED_FAILURES = 20
 
 
-def dry_run(ws: Workspace, campaign: str, audience: str | None = None) -> DryRunReport:
-    """Everything a run does except write it and transmit: every message of the audience is rendered
-    and built, failures are reported, nothing is recorded."""
+def dry_run(
+    ws: Workspace,
+    campaign: str,
+    audience: str | None = None,
+    *,
+    again: bool = False,
+    allow_empty: bool = False,
+) -> DryRunReport:
+    """Everything a run does except write it and transmit: the gates of check_before_run, then
+    every message of the audience is rendered and built, failures are reported, nothing is recorded."""
     settings = ws.settings
     if not settings.secrets:
         settings = settings.model_copy(update={"secrets": [PREVIEW_SECRET]})
-    plan = plan_run(ws, campaign, audience)
+    plan = plan_run(ws, campaign, audience, again=again)
+    check_before_run(ws, plan, settings, allow_empty=allow_empty)
+    refuse_failing_checks(ws, plan.campaign)
     tracked, _ = track_campaign(plan.campaign, settings)
     composer = Composer(settings, tracked.templates, campaign=tracked.name, department=tracked.department)
     rendered = failed = total_bytes = 0
@@ -463,15 +596,18 @@ class TestSent:
     result: SendResult
 
 
-def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> list[TestSent]:
+def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> tuple[list[TestSent], tuple[str, ...]]:
     """Send CAMPAIGN to the addresses TO only, "[TEST]" before the subject, recorded nowhere.
 
     Each address gets the message its stored contact would get, or the [preview]
     sample's when it is not a contact, so a reviewer sees real personalisation.
+    Returns what was sent, and the campaign's warnings (as preview shows them).
     """
     settings = ws.settings
+    check_sender(settings, ws)
     assembled = assemble(ws, campaign)
     check_campaign(ws, assembled)
+    refuse_failing_checks(ws, assembled)  # a test send is no run, so it has no approval to pass
     # Untracked: a test message belongs to no delivery, so tracked links in it would lead nowhere.
     composer = Composer(
         settings,
@@ -490,7 +626,7 @@ def test_send(ws: Workspace, campaign: str, to: Sequence[str]) -> list[TestSent]
                 recipient, delivery_id=None, contact_key=f"test-{uuid.uuid4()}", to_email=address, test=True
             ).outgoing
             messages.append((address, "contact" if contact else "preview", outgoing))
-    return asyncio.run(_send_tests(ws, messages))
+    return asyncio.run(_send_tests(ws, messages)), assembled.warnings
 
 
 async def _send_tests(ws: Workspace, messages: list[tuple[str, str, Outgoing]]) -> list[TestSent]:

@@ -50,7 +50,6 @@ from pipeline.storage.engines import connect, display_url, ride_out
 from pipeline.storage.models import utcnow
 from pipeline.timetable.scheduler import Timetable, keep_windows
 from pipeline.workspace.folders import Workspace
-from pipeline.workspace.settings import Settings
 
 log = logging.getLogger("comms.daemon")
 
@@ -153,7 +152,7 @@ def leader_lock(engine: Engine) -> LeaderLock:
 # -- HTTP servers inside the process -----------------------------------------------------------------
 
 
-class _Server(uvicorn.Server):
+class _HttpServer(uvicorn.Server):
     """uvicorn without its signal handlers: SIGTERM belongs to the daemon, which stops it in order."""
 
     @contextlib.contextmanager
@@ -168,21 +167,22 @@ def _listen_address(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _http_server(app: ASGIApp, listen: str) -> _Server:
+def _http_server(app: ASGIApp, listen: str) -> _HttpServer:
     host, port = _listen_address(listen)
-    return _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    return _HttpServer(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
 
 
-def _tracking_server(settings: Settings, engine: Engine) -> _Server:
+def _tracking_server(ws: Workspace, engine: Engine) -> _HttpServer:
+    settings = ws.settings
     host, port = _listen_address(settings.tracking.listen or "")
-    app = create_app(settings, engine)
-    return _Server(
+    app = create_app(settings, engine, workspace=ws)
+    return _HttpServer(
         tracking_config(app, settings, host=host, port=port, log_level="warning", access_log=False)
     )
 
 
 @contextlib.asynccontextmanager
-async def _serving(servers: list[_Server]) -> AsyncIterator[None]:
+async def _serving(servers: list[_HttpServer]) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(server.serve()) for server in servers]
     try:
         yield
@@ -309,7 +309,7 @@ class Daemon:
         log_event(log, "daemon.leading", workers=self.settings.concurrency)
         servers = []
         if self.ws.settings.tracking.listen:
-            servers.append(_tracking_server(self.ws.settings, self.engine))
+            servers.append(_tracking_server(self.ws, self.engine))
         worker_stop = asyncio.Event()
         async with _serving(servers):
             workers = [

@@ -12,7 +12,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from pipeline.types import Templates
@@ -104,8 +104,45 @@ class MailingList(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100, unique=True)
+    # What people see (preferences page, sign-up form); the name when empty.
+    display_name: str = Field(default="", max_length=200)
     description: str = ""
     created_at: datetime | None = _ts(nullable=False)
+
+
+class ContactField(SQLModel, table=True):
+    """The type of one attribute (text, number, bool, date), fixed by the first import that had it,
+    so later imports and audience files agree with what is stored."""
+
+    __tablename__ = "contact_field"
+
+    name: str = Field(primary_key=True, max_length=200)
+    type: str = Field(max_length=10)
+    updated_at: datetime | None = _ts(nullable=False)
+
+
+class SignupStatus(enum.StrEnum):
+    pending = "pending"  # the confirmation email went out; nothing is subscribed yet
+    confirmed = "confirmed"  # the signed link was followed: the subscription exists
+
+
+class Signup(SQLModel, table=True):
+    """A double opt-in sign-up, kept after confirmation as the evidence of consent."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = Field(foreign_key="mailing_list.id", ondelete="CASCADE", index=True)
+    email: str = Field(max_length=320)
+    email_key: str = Field(max_length=320, index=True)
+    first_name: str | None = Field(default=None, max_length=200)
+    status: str = Field(default=SignupStatus.pending, max_length=20)
+    source: str = Field(default="", max_length=200)  # the form's URL path, or "embedded"
+    # HMAC of the address the request came from: evidence without keeping the IP itself.
+    ip_hash: str = Field(default="", max_length=64)
+    user_agent: str | None = None
+    created_at: datetime | None = _ts(nullable=False)
+    expires_at: datetime | None = _ts(nullable=False, index=True)
+    confirmed_at: datetime | None = _ts()
+    confirmed_ip_hash: str = Field(default="", max_length=64)
 
 
 class Subscription(SQLModel, table=True):
@@ -175,7 +212,7 @@ class Run(SQLModel, table=True):
     # The approval the run was started under (None: approvals off, or blocked).
     approval_id: int | None = Field(default=None, foreign_key="approval.id", ondelete="SET NULL")
     created_at: datetime | None = _ts(nullable=False)
-    started_at: datetime | None = _ts()
+    started_at: datetime | None = _ts(index=True)
     finished_at: datetime | None = _ts()
 
     @property
@@ -189,6 +226,8 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("run_id", "contact_id", name="uq_delivery_run_contact"),
         Index("ix_delivery_claim", "run_id", "status", "next_attempt_at"),
+        # Reports group a run's deliveries by their frozen department.
+        Index("ix_delivery_report", "run_id", "department"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -208,9 +247,20 @@ class Delivery(SQLModel, table=True):
     first_attempt_at: datetime | None = _ts()
     sent_at: datetime | None = _ts(index=True)
     updated_at: datetime | None = _ts()
+    # Grouping attributes frozen at snapshot, so a reorganisation or a move does not rewrite history:
+    # the contact attribute named by [reports] department_field, the mailbox domain, locale, timezone.
+    department: str = Field(default="", max_length=100)
+    domain: str = Field(default="", max_length=255)
+    locale: str = Field(default="", max_length=35)
+    timezone: str = Field(default="", max_length=64)
+    # A seed (inbox-placement) address: sent to like anyone, left out of every rate.
+    seed: bool = False
 
 
 class Event(SQLModel, table=True):
+    # Reports aggregate a delivery's events by kind and machine flag: a covering index serves them.
+    __table_args__ = (Index("ix_event_report", "delivery_id", "kind", "machine", "reason"),)
+
     id: int | None = Field(default=None, primary_key=True)
     # Null for an event that could not be tied to a delivery (kept, not dropped).
     delivery_id: int | None = Field(default=None, foreign_key="delivery.id", ondelete="SET NULL", index=True)
@@ -220,5 +270,29 @@ class Event(SQLModel, table=True):
     user_agent: str | None = None
     # Privacy-proxy opens and link-scanner clicks: kept apart from human engagement.
     machine: bool = False
+    # Why: for machine traffic the rule that caught it (honeypot, scanner-burst, apple-privacy-proxy...),
+    # for a bounce its class (hard, soft, delayed), for a complaint its feedback type, for an
+    # unsubscribe its source. Kept as a column so reports can group by it in SQL.
+    reason: str = Field(default="", max_length=60)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict))
+    created_at: datetime | None = _ts(nullable=False, index=True)
+
+
+class UnreadableMessage(SQLModel, table=True):
+    """A message in the bounce mailbox that could not be read, kept for an operator (issue 9).
+
+    Its bytes are kept whenever they were read (an oversized IMAP message is not even downloaded);
+    LOCATION says where the message itself was moved aside (an IMAP folder, a Maildir subfolder) or
+    where it still is (an mbox).
+    """
+
+    __tablename__ = "unreadable_message"
+    id: int | None = Field(default=None, primary_key=True)
+    # sha256 of the bytes: the same message read again is not recorded twice.
+    sha256: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    source: str = Field(max_length=300)
+    location: str | None = None
+    reason: str
+    size: int
+    raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     created_at: datetime | None = _ts(nullable=False, index=True)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     DateTime,
     Integer,
@@ -123,23 +124,59 @@ def set_recipient_count(conn: Connection, run_id: int, count: int) -> None:
 
 # -- the snapshot ----------------------------------------------------------------------------------
 
+# What snapshot_audience copies from each contact row of its audience query, by column name.
+SNAPSHOT_COLUMNS = ("id", "email", "department", "domain", "locale", "timezone", "seed")
+
 
 def snapshot_audience(conn: Connection, run_id: int, audience: Select[Any], now: datetime) -> int:
     """Copy the audience into the outbox as one queued delivery per contact, in one INSERT ... SELECT.
 
+    AUDIENCE selects, per contact, the columns a delivery copies (SNAPSHOT_COLUMNS: see
+    pipeline.audience.segments.snapshot_query): the address, since the run goes to the address the
+    contact had when it started, and the grouping attributes reports use (department, mailbox
+    domain, locale, timezone, seed), frozen so a later reorganisation does not rewrite history.
     The database streams the rows itself, so memory does not grow with the audience.
-    The address is copied: the run goes to the address the contact had when it started.
     """
     contacts = audience.subquery()
     rows = select(
         literal(run_id, Integer),
-        contacts.c.id,
-        contacts.c.email,
         literal(now, DateTime(timezone=True)),
+        *(contacts.c[name] for name in SNAPSHOT_COLUMNS),
     )
-    conn.execute(insert(D).from_select(["run_id", "contact_id", "email", "next_attempt_at"], rows))
+    columns = ["run_id", "next_attempt_at", *("contact_id" if n == "id" else n for n in SNAPSHOT_COLUMNS)]
+    conn.execute(insert(D).from_select(columns, rows))
     # Counted rather than taken from rowcount, which psycopg reports as -1 for this statement.
     return int(conn.execute(select(func.count()).where(D.c.run_id == run_id)).scalar_one())
+
+
+# Deliveries that mean a contact has, or is about to have, a campaign's message.
+_RECEIVED = (DeliveryStatus.sent, DeliveryStatus.sending, DeliveryStatus.queued)
+
+
+def has_received(campaign: str) -> ColumnElement[bool]:
+    """A condition on contact rows: the contact has a sent, in-flight or queued delivery of CAMPAIGN
+    in some run (so a new run of it would reach them twice)."""
+    return exists(
+        select(D.c.id)
+        .join(R, R.c.id == D.c.run_id)
+        .where(D.c.contact_id == C.c.id, R.c.campaign == campaign, D.c.status.in_(_RECEIVED))
+    )
+
+
+def count_already_received(conn: Connection, audience: Select[Any], campaign: str) -> int:
+    """How many contacts of the AUDIENCE query already received (or are queued for) CAMPAIGN."""
+    query = audience.where(has_received(campaign))
+    counted = query.with_only_columns(func.count(C.c.id)).order_by(None)
+    return int(conn.execute(counted).scalar_one())
+
+
+def unfinished_runs(conn: Connection, campaign: str, audience: str) -> list[Run]:
+    """Runs of CAMPAIGN to AUDIENCE that are still sending or paused (resume them, or cancel)."""
+    statuses = (RunStatus.planned, *_ACTIVE)
+    rows = conn.execute(
+        select(R).where(R.c.campaign == campaign, R.c.audience == audience, R.c.status.in_(statuses))
+    ).mappings()
+    return [Run.model_validate(dict(row)) for row in rows.all()]
 
 
 # -- claiming --------------------------------------------------------------------------------------
@@ -530,6 +567,16 @@ def run_counts(conn: Connection, run_id: int) -> dict[str, int]:
     statement = select(D.c.status, func.count()).where(D.c.run_id == run_id).group_by(D.c.status)
     counts.update({status: count for status, count in conn.execute(statement)})
     return counts
+
+
+def skip_reasons(conn: Connection, run_id: int) -> dict[str, int]:
+    """Skipped deliveries by why (suppressed since the snapshot, frequency cap, erased)."""
+    statement = (
+        select(D.c.skip_reason, func.count())
+        .where(D.c.run_id == run_id, D.c.status == DeliveryStatus.skipped)
+        .group_by(D.c.skip_reason)
+    )
+    return {reason or "skipped": count for reason, count in conn.execute(statement)}
 
 
 def sent_between(conn: Connection, run_id: int, start: datetime, end: datetime) -> int:

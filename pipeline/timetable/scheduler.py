@@ -29,9 +29,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.assembly.copy import load_copy
-from pipeline.errors import CommsError, RunBlocked, RunError
+from pipeline.errors import CommsError, RunBlocked
 from pipeline.logs import log_event
-from pipeline.runs.control import start_run
+from pipeline.runs.control import OccurrenceTaken, start_run
 from pipeline.storage import outbox
 from pipeline.storage.engines import connect
 from pipeline.storage.models import Run, RunStatus, utcnow
@@ -89,13 +89,16 @@ def fire(
             occurrence=occurrence,
             meta=meta,
             paused_reason=WINDOW_CLOSED if closed else None,
+            # A recurring schedule sends each occurrence to everyone; a one-off leaves out
+            # contacts who already received the campaign, as `comms send` does.
+            again=cron is not None,
         )
     except RunBlocked as exc:  # recorded as a blocked run by the gate
         log_event(
             log, "run.blocked", level=logging.WARNING, schedule=schedule, occurrence=occurrence, error=exc
         )
         return
-    except RunError:
+    except OccurrenceTaken:
         log_event(log, "occurrence.already_run", schedule=schedule, occurrence=occurrence)
         return
     except CommsError as exc:
@@ -120,6 +123,8 @@ def fire(
         recipients=run.recipient_count,
         status=run.status,
     )
+    for warning in run.meta.get("warnings", []):  # what preview and `comms send` show
+        log_event(log, "run.warning", level=logging.WARNING, run=run.id, schedule=schedule, warning=warning)
 
 
 def record_unstarted(

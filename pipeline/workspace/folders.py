@@ -34,6 +34,13 @@ class Workspace:
             raise WorkspaceError(f"not a comms workspace: no {SETTINGS_FILE}", path=chosen)
         return cls(chosen)
 
+    @classmethod
+    def with_settings(cls, root: Path, settings: Settings) -> Workspace:
+        """The workspace at ROOT with SETTINGS already loaded (a server given its settings, tests)."""
+        found = cls.open(root)
+        found.__dict__["settings"] = settings  # what cached_property would have stored
+        return found
+
     @cached_property
     def settings(self) -> Settings:
         return load_settings(self.root)
@@ -97,4 +104,5 @@ class Workspace:
         return self.inside(folder / f"{name}{suffix}", error)
 
     def campaign_names(self) -> list[str]:
-        return sorted(p.stem for p in self.copy_dir.glob("*.md"))
+        # _NAME.md are the workspace's own messages (the sign-up confirmation), not campaigns.
+        return sorted(p.stem for p in self.copy_dir.glob("*.md") if not p.stem.startswith("_"))

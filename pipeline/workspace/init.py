@@ -1,6 +1,6 @@
 """`comms init`: start a team's own campaigns repository from the sample workspace, or a blank one.
 
-The sample is the repository root (comms.toml, templates/, audiences/, schedules/). A wheel carries
+The sample is the repository root (comms.toml, templates/, brand/, audiences/, schedules/). A wheel carries
 it as package data in pipeline/workspace/sample/ (pyproject.toml's force-include); a source tree or
 an editable install reads it from the repository root, where it is edited.
 """
@@ -15,8 +15,9 @@ from pipeline.workspace.settings import SETTINGS_FILE
 
 _HERE = Path(__file__).resolve().parent
 BLANK_ROOT = _HERE / "blank"
-SAMPLE_PARTS = (SETTINGS_FILE, "templates", "audiences", "schedules", "departments")
-GITIGNORE = "comms.db*\noutbox/\npreviews/\nreview/\n*-rejects.csv\n"
+SAMPLE_PARTS = (SETTINGS_FILE, "templates", "brand", "audiences", "schedules", "departments")
+# *.rejects.csv: rows an import set aside, with the personal data they hold (importer.REJECTS_SUFFIX).
+GITIGNORE = "comms.db*\noutbox/\npreviews/\nreview/\n*.rejects.csv\n"
 
 
 def sample_root() -> Path:

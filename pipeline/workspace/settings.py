@@ -142,6 +142,10 @@ class Bounces(_Section):
     imap_url: str | None = None
     # Where processed messages are moved (created if missing).
     processed_folder: str = "comms-processed"
+    # Where messages that cannot be read are moved (created if missing); `comms bounces unreadable`.
+    unreadable_folder: str = "comms-unreadable"
+    # A message larger than this is not read (recorded as unreadable, kept where it is moved).
+    max_message_bytes: int = Field(default=10_000_000, ge=10_000)
     # This many soft bounces in a row (the address's latest sent deliveries) suppress the address.
     soft_bounce_limit: int = Field(default=3, ge=1)
     # Amazon SES via SNS: only notifications from these topics are accepted (none: endpoint off).
@@ -158,6 +162,68 @@ class Daemon(_Section):
     metrics_listen: str | None = None
     # How often a standby daemon tries to take over the leader's lock.
     standby_poll_s: float = Field(default=5.0, gt=0)
+
+
+class ReportRules(_Section):
+    """Thresholds of the recommendation rules (pipeline.reports.rules); each rule's README entry says why."""
+
+    # Below this many delivered messages a rule says "too little data" instead of firing.
+    min_delivered: int = Field(default=200, ge=1)
+    bounce_rate: float = Field(default=0.02, ge=0, le=1)
+    complaint_alert: float = Field(default=0.001, ge=0, le=1)
+    complaint_critical: float = Field(default=0.003, ge=0, le=1)
+    unsubscribe_vs_median: float = Field(default=2.0, gt=0)
+    unsubscribe_history_runs: int = Field(default=6, ge=1)
+    machine_click_share: float = Field(default=0.20, ge=0, le=1)
+    apple_proxy_share: float = Field(default=0.40, ge=0, le=1)
+    deep_link_share: float = Field(default=0.60, ge=0, le=1)
+    deep_link_position: int = Field(default=3, ge=1)
+    cta_share: float = Field(default=0.30, ge=0, le=1)
+    min_clickers: int = Field(default=30, ge=1)
+    send_window_hours: float = Field(default=2.0, gt=0)
+    send_window_clickers: int = Field(default=300, ge=1)
+    dormant_share: float = Field(default=0.15, ge=0, le=1)
+    pchart_min_runs: int = Field(default=3, ge=2)
+
+
+class Reports(_Section):
+    # individual: per-person lists allowed; anonymous: no per-person output; aggregate: also
+    # breakdown cells of fewer than min_cell recipients are suppressed.
+    mode: Literal["individual", "anonymous", "aggregate"] = "anonymous"
+    min_cell: int = Field(default=5, ge=1)
+    # The contact attribute frozen onto each delivery as the recipient's department.
+    department_field: str = "department"
+    # A contact whose attribute of this name is true is a seed address, left out of rates.
+    seed_field: str = "seed"
+    rules: ReportRules = Field(default_factory=ReportRules)
+
+
+class Contacts(_Section):
+    # How a date that is not YYYY-MM-DD is read: 31/12/2026 (day-first) or 12/31/2026 (month-first).
+    dates: Literal["day-first", "month-first"] = "day-first"
+    # Attribute types that need no guessing: name = "text" | "number" | "bool" | "date".
+    fields: dict[str, Literal["text", "number", "bool", "date"]] = Field(default_factory=dict)
+
+
+class Signup(_Section):
+    # Lists people may sign up to on the tracking server (/s/LIST); none: the form is off.
+    lists: list[str] = Field(default_factory=list)
+    # An unconfirmed sign-up is dropped after this many hours; its link stops working.
+    expire_h: float = Field(default=48.0, gt=0)
+    # Sign-up requests one address may make per hour (bots); more get 429.
+    per_ip_per_hour: int = Field(default=5, ge=1)
+
+
+class Checks(_Section):
+    # Severity per rule id (see README "Checks"): "error" stops a send, "warning" and "info" are
+    # only reported, "off" skips the rule. Rules not named keep their documented default.
+    severity: dict[str, Literal["error", "warning", "info", "off"]] = Field(default_factory=dict)
+    # How far (CIEDE2000) a colour in the HTML may lie from the nearest [brand.colors] entry.
+    colour_distance: float = Field(default=5.0, gt=0)
+    # Text smaller than this (CSS px) is hard to read on a phone.
+    min_font_px: float = Field(default=12.0, gt=0)
+    # Run `spamassassin -L -t` (local tests only) when the binary is installed.
+    spamassassin: bool = True
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|days?|h|hours?)\s*$")
@@ -199,6 +265,10 @@ class Settings(_Section):
     dispatch: Dispatch = Field(default_factory=Dispatch)
     bounces: Bounces = Field(default_factory=Bounces)
     daemon: Daemon = Field(default_factory=Daemon)
+    reports: Reports = Field(default_factory=Reports)
+    contacts: Contacts = Field(default_factory=Contacts)
+    signup: Signup = Field(default_factory=Signup)
+    checks: Checks = Field(default_factory=Checks)
     approvals: Approvals = Field(default_factory=Approvals)
 
     # Filled from the environment only, never from the file.

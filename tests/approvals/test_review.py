@@ -111,6 +111,8 @@ def test_the_audit_lists_voided_approvals_and_runs_sent_without_one(
 
     second = approve(Workspace.open(approving_root), CAMPAIGN, by=LEAD)
     approved_run = runs.start_run(Workspace.open(approving_root), CAMPAIGN, started_by="test")
+    # A campaign has one unfinished run per audience: the first is cancelled before the next starts.
+    runs.cancel_run(Workspace.open(approving_root), approved_run.id or 0)
     (approving_root / "comms.toml").write_text(
         (approving_root / "comms.toml")
         .read_text(encoding="utf-8")

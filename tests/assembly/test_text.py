@@ -41,3 +41,24 @@ def test_subject_and_text_are_not_html_escaped_but_html_is(mini, recipient):
     assert rendered.subject == "Hello Tom & <Jerry>"
     assert "Hi Tom & <Jerry>, welcome." in rendered.text
     assert "Hi Tom &amp; &lt;Jerry&gt;, welcome." in rendered.html
+
+
+def test_text_is_wrapped_at_78_outside_urls_and_numbered_lists_keep_their_numbers(mini, recipient):
+    long_url = "https://x.example/" + "a" * 90
+    mini.copy(
+        f"""\
+{"Forged parts ship within three weeks. " * 6}
+
+1. Load and unload from the marked positions only; the curtain covers nothing else at all.
+2. Call your team leader.
+
+Read [the full report]({long_url}) before Monday.
+"""
+    )
+    text = mini.render(recipient()).text
+    lines = text.splitlines()
+    assert all(len(line) <= 78 for line in lines if long_url not in line)
+    assert f"<{long_url}>" in text  # a URL is never broken
+    first = next(i for i, line in enumerate(lines) if line.startswith("1. "))
+    assert lines[first + 1].startswith("   ") and lines[first + 2].startswith("2. Call your team leader.")
+    assert "- Load" not in text

@@ -100,8 +100,10 @@ def test_track_campaign_fills_campaign_names_into_utm_values(workspace_dir: Path
         template_hash="0" * 64,
         warnings=(),
     )
-    frozen, links = track_campaign(campaign, settings)
-    assert links == ("https://x.example/?utm_medium=email&utm_campaign=spring-launch-sales",)
+    frozen, tracked = track_campaign(campaign, settings)
+    website = settings.brand.website
+    assert tracked.links == ("https://x.example/?utm_medium=email&utm_campaign=spring-launch-sales", website)
+    assert tracked.honeypot == 1
     assert "{{ tracking.click(0) }}" in frozen.html and frozen.template_hash == campaign.template_hash
     untracked, none = track_campaign(replace(campaign, tracking=False), settings)
-    assert none == () and "tracking" not in untracked.html
+    assert none.links == () and none.honeypot is None and "tracking" not in untracked.html

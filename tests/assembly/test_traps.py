@@ -191,10 +191,26 @@ def test_mj_style_inline_rules_are_inlined_by_premailer(mini):
     assert re.search(r"(?<!-)color:\s*#f(f0000|00)\b", promo.get("style"))
 
 
-def test_an_unknown_mj_tag_is_a_warning_naming_file_and_line(mini):
-    mini.layout(_one_column("<mj-txt>typo</mj-txt>"))
-    warnings = mini.assemble().warnings
-    assert any(w.startswith("templates/layouts/basic.mjml:6: unknown MJML tag <mj-txt>") for w in warnings)
+@pytest.mark.parametrize(
+    "tag", ["<mj-txt>typo</mj-txt>", "<mj-dividr/>", '<mj-divider />\n<mj-spacerr height="9px" />']
+)
+def test_an_unknown_mj_tag_is_an_error_naming_file_and_line(mini, tag):
+    mini.layout(_one_column(tag))
+    with pytest.raises(LayoutError) as caught:
+        mini.assemble()
+    name = re.findall(r"<(mj-[a-z]+r{2}|mj-txt|mj-dividr)", tag)[0]
+    line = 6 + tag.count("\n")
+    assert str(caught.value).startswith(f"templates/layouts/basic.mjml:{line}: unknown MJML tag <{name}>")
+
+
+def test_an_unknown_mj_tag_in_a_partial_is_an_error_naming_the_partial(mini):
+    mini.write(
+        "templates/partials/footer.mjml",
+        "<mj-section>\n  <mj-column>\n    <mj-textt>x</mj-textt>\n  </mj-column>\n</mj-section>\n",
+    )
+    with pytest.raises(LayoutError) as caught:
+        mini.assemble()
+    assert str(caught.value).startswith("templates/partials/footer.mjml:3: unknown MJML tag <mj-textt>")
 
 
 def test_mj_include_inside_the_body_is_a_warning(mini):

@@ -73,8 +73,8 @@ def test_preview_eml_has_the_mime_tree_and_bulk_headers(workspace_dir: Path) -> 
     assert "@" not in unsubscribe[0]
 
     text, html = (p.get_content() for p in parts)
-    assert "Hi Alex," in text and "https://kestrelforge.example/kf9?ref=alex.morgan%40example.com" in text
-    assert "Hi Alex," in html and "ref=alex.morgan%40example.com" in html
+    assert "Hi Alex," in text and "https://kestrelforge.example/kf9?industry=aerospace" in text
+    assert "Hi Alex," in html and "kf9?industry=aerospace" in html
     # The preview's HTML file is the message's HTML part, as the recipient would see it.
     assert (workspace_dir / "previews" / "spring-launch.html").read_text() == html.replace("\r\n", "\n")
     assert "spring-launch.eml" in result.stdout and "Alex, meet the KF-9" in result.stdout

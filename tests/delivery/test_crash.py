@@ -43,6 +43,18 @@ def _wait_for_line(path: Path, text: str, process: subprocess.Popen[bytes], time
         time.sleep(0.05)
 
 
+def _kill_mid_run(root: Path, smtp: SmtpServer, engine: Engine, after: int) -> Run:
+    """`comms send` killed (SIGKILL) once AFTER messages arrived; the run it leaves behind."""
+    process = _start_sending(root, smtp, hold_after=after)
+    smtp.wait_for(after, timeout_s=60)
+    process.kill()
+    process.wait(timeout=30)
+    smtp.release()
+    interrupted = _only_run(engine)
+    assert interrupted.status == RunStatus.sending  # nobody got to pause it
+    return interrupted
+
+
 def _only_run(engine: Engine) -> Run:
     with session(engine) as db:
         (run,) = db.exec(select(Run)).scalars().all()
@@ -53,13 +65,7 @@ def test_killed_mid_run_then_resumed_sends_everyone_once(
     ws_root: Path, engine: Engine, add_contacts, smtp: SmtpServer
 ) -> None:
     emails = add_contacts(300)
-    process = _start_sending(ws_root, smtp, hold_after=60)
-    smtp.wait_for(60, timeout_s=60)
-    process.kill()
-    process.wait(timeout=30)
-    smtp.release()
-    interrupted = _only_run(engine)
-    assert interrupted.status == RunStatus.sending  # nobody got to pause it
+    interrupted = _kill_mid_run(ws_root, smtp, engine, after=60)
     assert len(smtp.messages) < 300
     with session(engine) as db:
         leased = db.exec(select(Delivery).where(Delivery.status == DeliveryStatus.sending)).scalars().all()
@@ -88,7 +94,7 @@ def test_sigterm_finishes_in_flight_pauses_the_run_and_exits_cleanly(
     process.send_signal(signal.SIGTERM)
     _wait_for_line(ws_root / "send.log", "stopping on a signal", process)
     smtp.release()  # the messages in flight finish
-    assert process.wait(timeout=60) == 0
+    assert process.wait(timeout=60) == 2  # paused
 
     run = _only_run(engine)
     assert run.status == RunStatus.paused
@@ -106,3 +112,29 @@ def test_sigterm_finishes_in_flight_pauses_the_run_and_exits_cleanly(
     received = message_ids_by_recipient(smtp)
     assert set(received) == set(emails)
     assert len(smtp.messages) == 300  # a clean stop leaves nothing to send twice
+
+
+def test_a_second_send_after_a_kill_refuses_and_names_the_run_to_resume(
+    ws_root: Path, engine: Engine, add_contacts, smtp: SmtpServer
+) -> None:
+    emails = add_contacts(200)
+    interrupted = _kill_mid_run(ws_root, smtp, engine, after=40)
+
+    second = subprocess.run(_comms(ws_root, "send", CAMPAIGN, "--yes"), env=_env(), capture_output=True)
+
+    assert second.returncode == 1
+    error = second.stderr.decode()
+    assert f"already has run {interrupted.id} to customers" in error
+    assert f"comms runs resume {interrupted.id}" in error
+    assert _only_run(engine).id == interrupted.id  # no second run beside it
+    resumed = subprocess.run(
+        _comms(ws_root, "runs", "resume", str(interrupted.id)), env=_env(), capture_output=True, timeout=120
+    )
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    after = len(smtp.messages)
+    third = subprocess.run(_comms(ws_root, "send", CAMPAIGN, "--yes"), env=_env(), capture_output=True)
+    assert third.returncode == 1 and b"all 200 already received it" in third.stderr
+    assert len(smtp.messages) == after
+    received = message_ids_by_recipient(smtp)
+    assert set(received) == set(emails)
+    assert all(len(set(ids)) == 1 for ids in received.values())  # nobody got two different messages

@@ -7,7 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from pipeline.delivery.pacing import Gcra, PacedQueue
-from pipeline.delivery.verdicts import Action, classify, is_retryable
+from pipeline.delivery.verdicts import Action, is_retryable, judge
 from pipeline.types import SendResult, SendStatus
 from pipeline.workspace.settings import Rate, Retry
 
@@ -82,7 +82,7 @@ def test_the_overall_rate_holds_across_domains() -> None:
 
 def _verdict(status: SendStatus, code: int | None, reply: str, *, age_h: float = 0.0, attempts: int = 1):
     now = datetime(2026, 11, 26, 12, tzinfo=UTC)
-    return classify(
+    return judge(
         SendResult(status, code, reply),
         attempts=attempts,
         first_attempt_at=now - timedelta(hours=age_h),

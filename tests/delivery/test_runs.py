@@ -45,7 +45,7 @@ def test_test_send_goes_to_the_given_addresses_only_and_is_never_a_delivery(
     configure(ws_root, smtp_sections(smtp.port))
     stranger = "reviewer@agency.example"
 
-    sent = runs.test_send(open_ws(ws_root), CAMPAIGN, ["person3@example.com", stranger])
+    sent, _ = runs.test_send(open_ws(ws_root), CAMPAIGN, ["person3@example.com", stranger])
 
     assert [(s.email, s.personalised_as, s.result.code) for s in sent] == [
         ("person3@example.com", "contact", 250),
@@ -97,6 +97,11 @@ def test_comms_send_through_the_file_transport_then_runs_show(
     shown = comms("runs", "show", "1", "-w", str(ws_root), cwd=ws_root)
     assert shown.returncode == 0, shown.stderr
     assert "finished" in shown.stdout and "sent 12" in shown.stdout
+    # Nobody has opened or clicked yet: the headline says so, with the interval of 0 out of 12.
+    assert "delivered 12  human opens 0.0% (0.0-24.2%)  human clicks 0.0% (0.0-24.2%)" in shown.stdout
+    report = comms("report", "run", "1", "--format", "json", "-w", str(ws_root), cwd=ws_root)
+    assert report.returncode == 0, report.stderr
+    assert '"delivered": 12' in report.stdout and '"honeypot"' not in report.stdout
     listed = comms("runs", "list", "-w", str(ws_root), cwd=ws_root)
     assert CAMPAIGN in listed.stdout
     with session(engine) as db:

@@ -37,6 +37,7 @@ from pipeline.storage.models import (
     utcnow,
 )
 from pipeline.types import Recipient, Rendered
+from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings, load_settings
 
 SECRET = "test-secret-key-for-tokens-32-bytes+"
@@ -94,9 +95,11 @@ class ServerThread:
 
 
 @pytest.fixture
-def base_url(settings: Settings, engine: Engine) -> Iterator[str]:
+def base_url(settings: Settings, engine: Engine, workspace_dir: Path) -> Iterator[str]:
     """The running server's URL; settings.tracking.base_url points at it, so minted links work."""
-    with ServerThread(create_app(settings, engine), settings) as url:
+    settings.signup.lists = ["news"]
+    workspace = Workspace.with_settings(workspace_dir, settings)
+    with ServerThread(create_app(settings, engine, workspace=workspace), settings) as url:
         settings.tracking.base_url = url
         yield url
 
@@ -148,9 +151,17 @@ class World:
         *,
         html: str = CAMPAIGN_HTML,
         track: bool = True,
+        honeypot: bool = False,
     ) -> Sent:
-        """A finished run of one delivery to CONTACT_ID, its HTML tracked as a run start does."""
-        tracked = rewrite_links(html, utm={}, track=track, own_base_url=self.settings.tracking.base_url)
+        """A finished run of one delivery to CONTACT_ID, its HTML tracked as a run start does
+        (with the hidden honeypot link when HONEYPOT)."""
+        tracked = rewrite_links(
+            html,
+            utm={},
+            track=track,
+            own_base_url=self.settings.tracking.base_url,
+            honeypot_url=self.settings.brand.website if honeypot else None,
+        )
         with session(self.engine) as db:
             contact = db.get(Contact, contact_id)
             assert contact is not None
@@ -161,7 +172,7 @@ class World:
                 subject_template="Hello {{ contact.first_name }}",
                 html_template=tracked.html,
                 text_template="Hi {{ contact.first_name }}",
-                meta={"links": list(tracked.links)},
+                meta={"links": list(tracked.links), "honeypot": tracked.honeypot},
                 recipient_count=1,
             )
             db.add(run)

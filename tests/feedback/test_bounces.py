@@ -6,7 +6,6 @@ import mailbox
 import re
 from email import message_from_bytes, policy
 from pathlib import Path
-from urllib.parse import parse_qs
 
 import pytest
 import typer
@@ -117,7 +116,7 @@ def test_exchange_style_plain_text_bounce_tied_by_quoted_message_id(world: World
     assert (outcome.delivery_id, outcome.severity) == (sent.delivery_id, "hard")
     [event] = all_events(engine)
     assert event.detail["format"] == "exchange-text" and event.detail["recipient"] == "left@contoso.example"
-    assert event.detail["diagnostic"] == "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found"
+    assert event.detail["diagnostic"].endswith("returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'")
     assert delivery(engine, sent).status == "failed"
     assert suppression_reasons(engine) == {"left@contoso.example": "hard_bounce"}
 
@@ -274,11 +273,7 @@ def test_mbox_and_maildir_are_read_whole(world: World, engine: Engine, tmp_path:
         )
         for sent, email in ((first, "a@example.org"), (second, "b@example.org"))
     ] + [reports.auto_reply(to=BOUNCES)]
-    path = tmp_path / kind
-    box: mailbox.Mailbox = mailbox.mbox(path) if kind == "mbox" else mailbox.Maildir(path)  # type: ignore[type-arg]
-    for raw in messages:
-        box.add(raw)
-    box.close()
+    path = write_mailbox(tmp_path / kind, kind, messages)
     outcomes = ingest_path(engine, world.settings, path)
     # A Maildir has no order; an mbox keeps its own.
     assert sorted((o.kind, o.delivery_id or 0) for o in outcomes) == [
@@ -287,6 +282,15 @@ def test_mbox_and_maildir_are_read_whole(world: World, engine: Engine, tmp_path:
         ("ignored", 0),
     ]
     assert suppression_reasons(engine) == {"a@example.org": "hard_bounce", "b@example.org": "hard_bounce"}
+
+
+def write_mailbox(path: Path, kind: str, messages: list[bytes]) -> Path:
+    """A real mbox file or Maildir folder at PATH holding MESSAGES."""
+    box: mailbox.Mailbox = mailbox.mbox(path) if kind == "mbox" else mailbox.Maildir(path)  # type: ignore[type-arg]
+    for raw in messages:
+        box.add(raw)
+    box.close()
+    return path
 
 
 def _ingest_stdin(workspace_dir: Path, raw: bytes, database_url: str) -> Result:
@@ -369,10 +373,9 @@ def test_mailto_unsubscribe_request_from_our_own_header(world: World, engine: En
         delivery_id=sent.delivery_id,
     )
     header = str(message_from_bytes(outgoing.data, policy=policy.default)["List-Unsubscribe"])
-    [mailto] = re.findall(r"<mailto:([^>]+)>", header)
-    address, _, query = mailto.partition("?")
-    [subject] = parse_qs(query)["subject"]
-    request = f"From: ada@example.com\r\nTo: {address}\r\nSubject: {subject}\r\n\r\nplease\r\n".encode()
+    [address] = re.findall(r"<mailto:([^>]+)>", header)
+    assert address.startswith("unsubscribe+") and "?" not in address
+    request = f"From: ada@example.com\r\nTo: {address}\r\nSubject: unsubscribe\r\n\r\nplease\r\n".encode()
 
     outcome = ingest_message(engine, world.settings, request, source="test")
     assert (outcome.kind, outcome.delivery_id, outcome.suppressed) == (
@@ -382,5 +385,58 @@ def test_mailto_unsubscribe_request_from_our_own_header(world: World, engine: En
     )
     assert suppression_reasons(engine) == {"ada@example.com": "unsubscribe"}
     assert [e.detail["source"] for e in all_events(engine)] == ["mailto"]
-    forged = request.replace(subject[-6:].encode(), b"AAAAAA")
+    token = address.partition("+")[2].partition("@")[0]
+    forged = request.replace(token.encode(), token[:-6].encode() + b"AAAAAA")
     assert ingest_message(engine, world.settings, forged, source="test").kind == "ignored"
+
+
+@pytest.mark.parametrize("status", ["5.1.7", "5.1.8"])
+def test_a_dsn_about_our_sender_address_never_suppresses_the_recipient(
+    world: World, engine: Engine, status: str
+) -> None:
+    sent = world.send(world.add_contact("fine@example.org"))
+    raw = reports.dsn(
+        to=verp(world.settings, sent),
+        recipient="fine@example.org",
+        status=status,
+        diagnostic=f"553 {status} <{verp(world.settings, sent)}>: Sender address rejected: Domain not found",
+        original_message_id=sent.message_id,
+    )
+    outcome = ingest_message(engine, world.settings, raw, source="test")
+    assert (outcome.delivery_id, outcome.severity, outcome.suppressed) == (sent.delivery_id, "sender", None)
+    assert suppression_reasons(engine) == {}
+    assert delivery(engine, sent).status == "failed"
+
+
+def test_a_report_naming_several_recipients_acts_on_what_it_says_about_ours(
+    world: World, engine: Engine
+) -> None:
+    sent = world.send(world.add_contact("full@example.org"))
+    raw = reports.dsn(
+        to=verp(world.settings, sent),
+        recipient="full@example.org",
+        status="5.2.2",
+        diagnostic="552 5.2.2 Mailbox full",
+        original_message_id=sent.message_id,
+    ).replace(
+        b"Final-Recipient: rfc822; full@example.org",
+        b"Final-Recipient: rfc822; other@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        b"Final-Recipient: rfc822; full@example.org",
+    )
+    outcome = ingest_message(engine, world.settings, raw, source="test")
+    assert outcome.severity == "soft"  # full@ is full; the unknown other@ is not this delivery's address
+    assert suppression_reasons(engine) == {}
+    [event] = all_events(engine)
+    assert event.detail["recipients"] == ["other@example.org", "full@example.org"]
+
+
+def test_a_vacation_notice_with_a_null_return_path_is_no_bounce(world: World, engine: Engine) -> None:
+    sent = world.send(world.add_contact("away@example.org"))
+    raw = (
+        f"Return-Path: <>\r\nFrom: away@example.org\r\nTo: {verp(world.settings, sent)}\r\n"
+        "Subject: Out of office\r\nAuto-Submitted: auto-replied\r\n\r\n"
+        "Back on 5.1.26; for 550 5.1.1 questions call reception.\r\n"
+    ).encode()
+    outcome = ingest_message(engine, world.settings, raw, source="test")
+    assert (outcome.kind, outcome.note) == ("ignored", "an auto-reply, not a bounce")
+    assert all_events(engine) == [] and delivery(engine, sent).status == "sent"

@@ -211,7 +211,11 @@ def test_a_click_redirects_only_to_the_campaigns_own_link(
     assert response.headers["location"] == "https://shop.example/kf9?x=1&y=2"
 
     clicks = events(engine, "click")
-    assert [(c.link_index, c.machine) for c in clicks] == [(0, False), (1, False), (0, False)]
+    # Both of the message's two links within 10 s: the all-links burst rule calls that a scanner.
+    assert [(c.link_index, c.machine, c.reason) for c in clicks] == [(0, True, "scanner-burst")] + [
+        (1, True, "scanner-burst"),
+        (0, True, "scanner-burst"),
+    ]
     assert (
         clicks[0].url == "https://shop.example/kf9?x=1&y=2" and clicks[0].user_agent == browser["User-Agent"]
     )
@@ -222,17 +226,18 @@ def test_link_scanners_are_flagged_as_machine_clicks(world: World, base_url: str
     [url, _] = click_urls(old.rendered.html, base_url)
     httpx.get(url, headers={"User-Agent": "Mozilla/5.0 (compatible; Barracuda Sentinel)"})
     httpx.get(url, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0"})
-    flagged = [(e.machine, e.detail.get("why")) for e in events(engine, "click")]
-    assert flagged == [(True, "scanner-agent:barracuda"), (False, None)]
+    flagged = [(e.machine, e.reason) for e in events(engine, "click")]
+    assert flagged == [(True, "scanner-agent:barracuda"), (False, "")]
 
 
-def test_a_click_within_seconds_of_sending_is_a_scanner() -> None:
+def test_a_click_before_the_message_was_accepted_is_a_scanner() -> None:
     sent_at = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
     browser = "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0"
-    assert judge_click(browser, sent_at, sent_at + timedelta(seconds=1)).why == "too-soon-after-sending"
-    assert not judge_click(browser, sent_at, sent_at + timedelta(seconds=30)).machine
+    assert judge_click(browser, None, sent_at).why == "before-accepted"
+    assert judge_click(browser, sent_at, sent_at - timedelta(seconds=1)).why == "before-accepted"
+    assert not judge_click(browser, sent_at, sent_at + timedelta(seconds=1)).machine
     # SQLite hands back naive UTC timestamps.
-    assert judge_click(browser, sent_at.replace(tzinfo=None), sent_at + timedelta(seconds=1)).machine
+    assert not judge_click(browser, sent_at.replace(tzinfo=None), sent_at + timedelta(seconds=1)).machine
 
 
 def test_untracked_campaign_keeps_its_links(world: World, base_url: str) -> None:
@@ -262,15 +267,18 @@ def test_privacy_proxy_opens_are_flagged_machine_and_gmail_proxy_is_human(
 ) -> None:
     sent = world.send(world.add_contact("ada@example.com"))
     pixel = recipient_tracking(world.settings, sent.delivery_id).open_url
-    httpx.get(pixel, headers={"User-Agent": "Mozilla/5.0"})  # Apple Mail Privacy Protection
-    # The same proxy seen from its address (17.0.0.0/8) through a trusted reverse proxy.
+    # Apple Mail Privacy Protection: the bare agent from Apple's egress range (through a trusted proxy).
+    httpx.get(pixel, headers={"User-Agent": "Mozilla/5.0", "X-Forwarded-For": "17.58.100.9"})
+    # Either sign alone is a person: the bare agent from elsewhere, Mail.app's own agent from Apple's range.
+    httpx.get(pixel, headers={"User-Agent": "Mozilla/5.0"})
     httpx.get(pixel, headers={"User-Agent": "Mozilla/5.0 (Macintosh)", "X-Forwarded-For": "17.58.100.9"})
     gmail = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
     httpx.get(pixel, headers={"User-Agent": gmail})
-    seen = [(e.machine, e.detail.get("why")) for e in events(engine, "open")]
+    seen = [(e.machine, e.reason) for e in events(engine, "open")]
     assert seen == [
         (True, "apple-privacy-proxy"),
-        (True, "apple-privacy-proxy"),
+        (False, ""),
+        (False, ""),
         (False, "google-image-proxy"),
     ]
 

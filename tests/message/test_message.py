@@ -81,8 +81,10 @@ def test_every_header(build: Callable[..., Outgoing], settings: Settings) -> Non
     assert message["List-Id"] == "<spring-sale.sales.lists.kestrelforge.example>"
     https, mailto = (part.strip() for part in str(message["List-Unsubscribe"]).split(","))
     assert https == f"<{links.unsubscribe_url}>"
-    assert mailto.startswith("<mailto:unsubscribe@kestrelforge.example?subject=unsubscribe%20")
-    token = mailto.removesuffix(">").rsplit("%20", 1)[1]
+    assert message["Date"].endswith(" +0000")  # RFC 5322 4.3: "GMT" is obsolete
+    local, _, domain = mailto.removeprefix("<mailto:").removesuffix(">").partition("@")
+    assert domain == "kestrelforge.example" and local.startswith("unsubscribe+")
+    token = local.removeprefix("unsubscribe+")
     assert read_token([settings.secret], "u", token) == (42, None)
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["Feedback-ID"] == "spring-sale:sales:comms:kestrelforge"

@@ -216,6 +216,15 @@ def test_authentication_with_login_when_plain_is_not_offered(build: Build) -> No
     assert len(server.messages) == 1
 
 
+def test_a_server_without_starttls_says_which_setting_to_change(build: Build) -> None:
+    with SmtpServer() as server:
+        transport = SmtpTransport(server.host, server.port, security="starttls", timeout_s=5)
+        [result] = asyncio.run(send_each(transport, [build()]))
+    assert result.status is SendStatus.temporary and result.code is None
+    assert "smtp+plain://" in result.reply and '[transport] security = "none"' in result.reply
+    assert server.messages == []
+
+
 def test_an_address_that_is_not_ascii_goes_out_with_smtputf8(build: Build) -> None:
     message = build(to_email="zoë@exämple.com")
     with SmtpServer() as server:

@@ -86,7 +86,8 @@ def test_transport_for_picks_the_configured_kind(settings: Settings, workspace_d
     ("url", "security", "password", "message"),
     [
         (None, "starttls", None, "transport.url: smtp needs"),
-        ("http://host", "starttls", None, "expected smtp://"),
+        ("http://host", "starttls", None, "expected smtp://user@host:port \\(STARTTLS\\), smtps://"),
+        ("smtp+plain://mail.example.com", "starttls", None, "plain SMTP to mail.example.com"),
         ("smtp://user:pw@host", "starttls", "pw", "put the password in COMMS_SMTP_PASSWORD"),
         ("smtp://user@host", "starttls", None, "COMMS_SMTP_PASSWORD is not set"),
         ("smtp://mail.example.com", "none", None, "plain SMTP to mail.example.com"),
@@ -110,6 +111,12 @@ def test_plain_smtp_is_allowed_to_loopback_or_when_asked(settings: Settings) -> 
     for url in ("smtp://127.0.0.1:2525", "smtp://localhost", "smtp://[::1]:25"):
         settings.transport.url = url
         assert SmtpTransport.from_settings(settings).port in (2525, 25)
+    settings.transport.security = "starttls"
+    settings.transport.url = "smtp+plain://127.0.0.1"
+    assert SmtpTransport.from_settings(settings).port == 25  # the scheme says plain, whatever security says
+    settings.transport.url = "smtps://mail.example.com"
+    assert SmtpTransport.from_settings(settings).port == 465
+    settings.transport.security = "none"
     settings.transport.url = "smtp://relay.internal"
     settings.transport.allow_plain = True
     assert SmtpTransport.from_settings(settings).host == "relay.internal"

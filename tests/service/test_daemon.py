@@ -48,7 +48,7 @@ def test_a_one_off_sends_once_and_a_restart_does_not_send_it_again(
     # Restarted with a second one-off also due: once that one has run, the first would have too.
     write_schedule(sqlite_ws, "sentinel", f'at = "{local_time(-1)}"', audience="customers-eu")
     again = spawn(sqlite_ws, "daemon")
-    again.wait_for(r"event=run.started schedule=sentinel ")
+    again.wait_for(r"event=run.(?:started|failed_to_start) schedule=sentinel ")  # its audience is empty
     assert again.terminate() == 0
 
     assert "job=launch#0" not in again.log  # not even scheduled: its occurrence has a run
@@ -151,4 +151,23 @@ def test_sigterm_mid_run_leaves_a_run_the_next_start_completes_without_duplicate
     received = message_ids_by_recipient(smtp)
     assert sorted(received) == sorted(emails)
     assert smtp.accepted == len(emails)  # a clean stop leaves nothing to send twice
+    engine.dispose()
+
+
+def test_the_daemon_logs_the_warnings_preview_shows(
+    sqlite_ws: Path, smtp: SmtpServer, spawn: Callable[..., Process]
+) -> None:
+    engine = _engine(sqlite_ws)
+    add_customers(engine, sqlite_ws, 2)
+    copy = sqlite_ws / "templates" / "copy" / "spring-launch.md"
+    copy.write_text(copy.read_text() + "".join(f"Paragraph {i} of a long letter.\n\n" for i in range(4000)))
+    write_schedule(sqlite_ws, "long", f'at = "{local_time(3)}"')
+
+    daemon = spawn(sqlite_ws, "daemon")
+    started = daemon.wait_for(r"event=run.started schedule=long .*?run=(\d+) ")
+    warning = daemon.wait_for(r"level=warning logger=comms.scheduler event=run.warning run=(\d+) .*")
+    assert daemon.terminate() == 0
+
+    assert warning[1] == started[1]
+    assert "Gmail clips messages over 102 KB" in warning[0]
     engine.dispose()

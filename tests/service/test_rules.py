@@ -48,7 +48,13 @@ def test_a_run_pauses_when_its_window_closes_and_resumes_when_it_opens(
     ws = Workspace.open(workspace_dir)
     run = runs.start_run(ws, "spring-launch", started_by="test", schedule="launch", meta=OFFICE_HOURS)
     operator_paused = runs.start_run(
-        ws, "spring-launch", started_by="test", schedule="other", meta=OFFICE_HOURS, paused_reason="by me"
+        ws,
+        "billing-portal",
+        "customers",
+        started_by="test",
+        schedule="other",
+        meta=OFFICE_HOURS,
+        paused_reason="by me",
     )
 
     assert keep_windows(ws_engine, WARSAW_NOON) == []

@@ -1,7 +1,8 @@
 """A small real IMAP4rev1 server on 127.0.0.1 for the poll test: folders in memory, one client at a time.
 
 It speaks just the commands `comms bounces poll` uses (CAPABILITY, LOGIN, CREATE, SELECT, UID SEARCH,
-UID FETCH BODY.PEEK[], UID MOVE, or UID COPY + UID STORE + EXPUNGE when MOVE is not offered, LOGOUT),
+UID FETCH BODY.PEEK[] or RFC822.SIZE, UID MOVE, or UID COPY + UID STORE + EXPUNGE when MOVE is not
+offered, LOGOUT),
 over a real socket, so imaplib's side of the conversation is exercised as it is against a real server.
 """
 
@@ -58,6 +59,12 @@ class _Session(socketserver.StreamRequestHandler):
                 elif name == "FETCH" and uid and selected is not None:
                     number = int(rest.split(" ", 1)[0])
                     data = box.folders[selected][number]
+                    box.fetched.append(number)
+                    if "RFC822.SIZE" in rest.upper():
+                        self.reply(f"* 1 FETCH (UID {number} RFC822.SIZE {len(data)})")
+                        self.reply(f"{tag} OK FETCH completed")
+                        box.fetched.pop()
+                        continue
                     self.wfile.write(
                         f"* 1 FETCH (UID {number} BODY[] {{{len(data)}}}\r\n".encode() + data + b")\r\n"
                     )
@@ -97,6 +104,7 @@ class ImapServer:
         self.offer_move = offer_move
         self.folders: dict[str, dict[int, bytes]] = {"INBOX": {}}
         self.deleted: set[tuple[str, int]] = set()
+        self.fetched: list[int] = []  # UIDs whose body was downloaded
         self.lock = threading.Lock()
         self._uid = 0
         self._server = _Server(("127.0.0.1", 0), _Session)

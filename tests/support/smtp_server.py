@@ -193,12 +193,12 @@ class SmtpServer:
         self.tls_context = tls_context
         self.implicit_tls = implicit_tls
         self.record = record
+        self.smtputf8 = smtputf8
         self.greeting = greeting
         self.pipelining = pipelining
         self.auth_mechanisms = auth_mechanisms
         self.pipelined = 0
         self.hold_after: int | None = None
-        self.smtputf8 = smtputf8
         self.accepted = 0
         self.connects = 0
         self.peak_in_data = 0

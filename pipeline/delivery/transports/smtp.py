@@ -23,7 +23,12 @@ from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from pipeline.delivery.transports.base import Transport
-from pipeline.delivery.transports.smtp_client import SmtpConnection, SmtpReplyError, Transaction
+from pipeline.delivery.transports.smtp_client import (
+    SmtpConnection,
+    SmtpReplyError,
+    StartTlsNotOffered,
+    Transaction,
+)
 from pipeline.errors import SettingsError
 from pipeline.types import Outgoing, SendResult, SendStatus
 from pipeline.workspace.settings import Settings, shown_url
@@ -35,6 +40,12 @@ _RECONNECT_FIRST_S = 0.25
 _RECONNECT_MAX_S = 60.0
 # What breaks a connection: a dead or slow peer, a TLS failure, a reply cut short.
 _BROKEN = (OSError, TimeoutError, asyncio.IncompleteReadError)
+# URL scheme -> security: smtp:// takes [transport] security (STARTTLS unless set), the others say it.
+SCHEMES: dict[str, Security | None] = {"smtp": None, "smtps": "tls", "smtp+plain": "none"}
+NO_STARTTLS = (
+    "the server offers no STARTTLS: for a development server on loopback use smtp+plain:// or"
+    ' [transport] security = "none"; for implicit TLS (port 465) smtps:// or security = "tls"'
+)
 
 
 def _is_loopback(host: str) -> bool:
@@ -114,12 +125,15 @@ class SmtpTransport(Transport):
             raise SettingsError("transport.url: smtp needs smtp://user@host:port (or COMMS_SMTP_URL)")
         url = urlsplit(config.url)
         shown = shown_url(config.url)
+        if url.scheme not in SCHEMES or not url.hostname:
+            raise SettingsError(
+                "transport.url: expected smtp://user@host:port (STARTTLS), smtps:// (implicit TLS)"
+                f" or smtp+plain:// (loopback), got {shown!r}"
+            )
         if url.password is not None:
             raise SettingsError(
                 f"transport.url {shown!r}: put the password in COMMS_SMTP_PASSWORD, not in the URL"
             )
-        if url.scheme != "smtp" or not url.hostname:
-            raise SettingsError(f"transport.url: expected smtp://user@host:port, got {shown!r}")
         try:
             port = url.port
         except ValueError:
@@ -129,7 +143,7 @@ class SmtpTransport(Transport):
             port,
             username=unquote(url.username) if url.username else None,
             password=settings.smtp_password,
-            security=config.security,
+            security=SCHEMES[url.scheme] or config.security,
             allow_plain=config.allow_plain,
             connections=config.connections,
             timeout_s=config.timeout_s,
@@ -211,6 +225,7 @@ class SmtpTransport(Transport):
             backoff_s = _RECONNECT_FIRST_S * 2 ** min(self._connect_failures - 1, 16)
             self._reconnect_at = loop.time() + min(backoff_s, _RECONNECT_MAX_S)
             code = exc.code if isinstance(exc, SmtpReplyError) else None
-            return SendResult(SendStatus.temporary, code, _describe(exc), at_connect=True)
+            reply = NO_STARTTLS if isinstance(exc, StartTlsNotOffered) else _describe(exc)
+            return SendResult(SendStatus.temporary, code, reply, at_connect=True)
         self._connect_failures = 0
         return connection

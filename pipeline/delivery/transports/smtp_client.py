@@ -27,6 +27,10 @@ class SmtpReplyError(Exception):
         self.text = text
 
 
+class StartTlsNotOffered(ConnectionError):
+    """STARTTLS was asked for and the server does not offer it: nothing is sent in the clear."""
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     code: int
@@ -80,7 +84,7 @@ class SmtpConnection:
             await connection._hello(local_hostname)
             if security == "starttls":
                 if "STARTTLS" not in connection.extensions:
-                    raise SmtpReplyError(502, "the server does not offer STARTTLS")
+                    raise StartTlsNotOffered("the server does not offer STARTTLS")
                 await connection._expect(await connection._command(b"STARTTLS\r\n"), 220)
                 async with asyncio.timeout(timeout_s):
                     await writer.start_tls(context, server_hostname=host)

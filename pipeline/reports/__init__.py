@@ -1,0 +1,39 @@
+"""Reports: trustworthy engagement figures per run, campaign, department and period, with recommendations.
+
+    glossary.py  every metric's formula, once; Wilson intervals, z-tests, p-chart limits
+    queries.py   the aggregate SQL (SQLite and PostgreSQL)
+    periods.py   2027-Q1, 2027-03, last-30d
+    views.py     run / campaign / period (and departments) reports as plain data
+    rules.py     recommendations with evidence and thresholds
+    render.py    text, JSON, CSV;  html.py  a self-contained page
+
+May import: runs and everything below it (reports sit above runs, below cli and service).
+"""
+
+from pipeline.reports.glossary import METRICS, Rate, rates, wilson
+from pipeline.reports.periods import Period, parse_period
+from pipeline.reports.views import (
+    CampaignReport,
+    PeriodReport,
+    RunReport,
+    campaign_report,
+    people,
+    period_report,
+    run_report,
+)
+
+__all__ = [
+    "METRICS",
+    "CampaignReport",
+    "Period",
+    "PeriodReport",
+    "Rate",
+    "RunReport",
+    "campaign_report",
+    "parse_period",
+    "people",
+    "period_report",
+    "rates",
+    "run_report",
+    "wilson",
+]
