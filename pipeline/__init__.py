@@ -25,8 +25,8 @@ _WHERE = {
     "check_campaign": "pipeline.assembly.campaign",
     "connect": "pipeline.storage.engines",
     "count_audience": "pipeline.audience.segments",
-    "dispatch_run": "pipeline.runs.control",
-    "dry_run": "pipeline.runs.control",
+    "dispatch_run": "pipeline.runs.start",
+    "dry_run": "pipeline.runs.rehearsal",
     "import_contacts": "pipeline.audience.importer",
     "init_workspace": "pipeline.workspace.init",
     "list_runs": "pipeline.runs.control",
@@ -36,9 +36,9 @@ _WHERE = {
     "resume_run": "pipeline.runs.control",
     "retry_run": "pipeline.runs.control",
     "show_run": "pipeline.runs.control",
-    "start_run": "pipeline.runs.control",
+    "start_run": "pipeline.runs.start",
     "stream_audience": "pipeline.audience.segments",
-    "test_send": "pipeline.runs.control",
+    "test_send": "pipeline.runs.rehearsal",
     "upgrade": "pipeline.storage.engines",
 }
 

@@ -113,7 +113,9 @@ class ApprovalError(CommsError):
 class CheckFailed(CommsError):
     """`comms check` found an error in the campaign, so no run is created; ``findings`` has them all."""
 
-    def __init__(self, message: str, *, path: Path | None, line: int | None, findings: tuple = ()) -> None:
+    def __init__(
+        self, message: str, *, path: Path | None, line: int | None, findings: tuple[object, ...] = ()
+    ) -> None:
         super().__init__(message, path=path, line=line)
         self.findings = findings
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
@@ -93,3 +95,26 @@ def test_the_public_api_is_what_was_intended() -> None:
     }  # fmt: skip
     assert set(pipeline.__all__) == intended
     assert all(getattr(pipeline, name) is not None for name in intended)
+
+
+def test_the_command_line_loads_no_heavy_library_until_a_command_needs_it() -> None:
+    # `comms --help` (and tab completion, and every typo) must start fast: the command modules
+    # import the library inside the commands, and pipeline/__init__ imports nothing eagerly.
+    heavy = {
+        "sqlalchemy",
+        "sqlmodel",
+        "jinja2",
+        "mjml",
+        "premailer",
+        "lxml",
+        "pydantic",
+        "uvicorn",
+        "starlette",
+    }
+    code = "import sys, pipeline.cli; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    assert loaded & heavy == set()

@@ -190,12 +190,12 @@ def infer(cells: list[str], dates: DateOrder) -> FieldType:
     if not cells:
         return "text"
     for kind in ("bool", "number", "date"):
-        fitting = [cell for cell in cells if _fits(cell, kind, dates)]  # type: ignore[arg-type]
+        fitting = [cell for cell in cells if _fits(cell, kind, dates)]
         if (len(cells) - len(fitting)) * MISFITS_PER_CELL > len(cells):
             continue
         if kind == "bool" and all(cell in ("0", "1") for cell in fitting):
             continue
-        return kind  # type: ignore[return-value]
+        return kind
     return "text"
 
 

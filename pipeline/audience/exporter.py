@@ -87,7 +87,7 @@ def export_contacts(
         query = select(Contact).order_by(Contact.id)  # type: ignore[arg-type]
     names: set[str] = set()
     for (attributes,) in session.execute(
-        query.with_only_columns(Contact.attributes).execution_options(yield_per=batch)  # type: ignore[arg-type]
+        query.with_only_columns(Contact.attributes).execution_options(yield_per=batch)
     ):
         names.update(attributes)
     attributes_order = sorted(names)

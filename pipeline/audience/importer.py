@@ -450,7 +450,7 @@ def rejects_path_for(path: Path) -> Path:
 def stored_types(engine: Engine) -> dict[str, FieldType]:
     """The attribute types earlier imports fixed."""
     with engine.connect() as connection:
-        return dict(connection.execute(select(ContactField.name, ContactField.type)).all())  # type: ignore[arg-type]
+        return dict(connection.execute(select(ContactField.name, ContactField.type)).all())
 
 
 def _store_types(engine: Engine, columns: list[Column], stored: Mapping[str, FieldType]) -> None:
@@ -475,7 +475,7 @@ class _Source:
     """An open CSV file: its delimiter, encoding, typed header and records (the sample first)."""
 
     def __init__(self, text: TextIO, path: Path, options: ImportOptions, stored: Mapping[str, FieldType]):
-        binary = text.buffer  # type: ignore[attr-defined]
+        binary = text.buffer
         self.encoding = "UTF-8 with BOM" if binary.peek(3)[:3] == codecs.BOM_UTF8 else "UTF-8"
         header_line = text.readline()
         if not header_line.strip():
@@ -553,7 +553,7 @@ def import_contacts(
     stored = stored_types(engine)
     with _reading(path) as text:
         source = _Source(text, path, options, stored)
-        binary = text.buffer  # type: ignore[attr-defined]
+        binary = text.buffer
         list_id = _list_id(engine, list_name) if list_name is not None else None
         header = source.header
         rejects = _Rejects(rejects_path, header.names, summary)

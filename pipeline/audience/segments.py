@@ -438,7 +438,7 @@ def audience_query(audience: Audience) -> Select[tuple[Contact]]:
 def check_audience(session: Session, audience: Audience) -> None:
     """AudienceError if the audience names a list the database does not have, or compares an
     attribute with a value of another type than its imports stored."""
-    stored = dict(session.execute(select(ContactField.name, ContactField.type)).all())  # type: ignore[arg-type]
+    stored = dict(session.execute(select(ContactField.name, ContactField.type)).all())
     check_types(audience, stored)
     known = set(session.scalars(select(MailingList.name).where(MailingList.name.in_(audience.lists))))
     for name in audience.lists:
@@ -452,8 +452,8 @@ def snapshot_query(audience: Audience, reports: ReportSettings) -> Select[Any]:
     attribute, cut to 100 characters), mailbox domain, locale, timezone, and REPORTS.seed_field."""
     department = func.coalesce(func.substr(text_attribute(reports.department_field), 1, 100), "")
     return audience_query(audience).with_only_columns(
-        Contact.id,  # type: ignore[arg-type]
-        Contact.email,  # type: ignore[arg-type]
+        Contact.id,
+        Contact.email,
         department.label("department"),
         func.lower(email_domain(Contact.email)).label("domain"),  # type: ignore[arg-type]
         func.coalesce(Contact.locale, "").label("locale"),

@@ -7,5 +7,5 @@ campaign exactly as a send builds it, each finding mapped to the copy, layout or
     brand.py, accessibility.py, compatibility.py, deliverability.py, content.py: the rule families
     formats.py        findings as text, JSON, GitHub workflow annotations, JUnit XML
 
-May import: message, assembly, workspace and errors (runs calls it at run start: see runs/control.py).
+May import: message, assembly, workspace and errors (runs calls it at run start: see runs/start.py).
 """

@@ -250,7 +250,7 @@ def _image_widths(subject: Subject) -> Iterator[Hit]:
     for img in subject.tree.iter("img"):
         if not (img.get("width") or "").isdigit() or img.get("width") == "1":
             continue
-        width = int(img.get("width"))  # type: ignore[arg-type]
+        width = int(img.get("width"))
         column = _column_width(img)
         if column is not None and width > column + 1:
             src = img.get("src", "")

@@ -22,7 +22,7 @@ from pipeline.assembly.campaign import Campaign, assemble, check_campaign
 from pipeline.assembly.copy import Copy, load_copy
 from pipeline.assembly.personalize import preview_recipient
 from pipeline.assembly.text import html_to_text
-from pipeline.assembly.tracking import render_link, track_campaign
+from pipeline.assembly.tracking import HONEYPOT_ATTRIBUTE, render_link, track_campaign
 from pipeline.checks.sources import Location, SourceMap
 from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
@@ -81,11 +81,16 @@ class Subject:
 
     @cached_property
     def headers(self) -> EmailMessage:
-        return message_from_bytes(self.raw, policy=policy.default)  # type: ignore[return-value]
+        return message_from_bytes(self.raw, policy=policy.default)
 
     @cached_property
     def tree(self) -> _Element:
-        return lxml.html.document_fromstring(self.rendered.html)
+        """The HTML as the rules see it: without the hidden honeypot link tracking adds, which no
+        reader sees and which would otherwise be an empty, hidden link in every message."""
+        root = lxml.html.document_fromstring(self.rendered.html)
+        for honeypot in root.xpath(f"//*[@{HONEYPOT_ATTRIBUTE}]"):
+            honeypot.drop_tree()
+        return root
 
     @cached_property
     def visible_text(self) -> str:
@@ -108,7 +113,8 @@ def build_subject(ws: Workspace, name: str, campaign: Campaign | None = None) ->
     if campaign is None:
         campaign = assemble(ws, name)
         check_campaign(ws, campaign)
-    tracked, link_templates = track_campaign(campaign, settings)
+    tracked, tracked_html = track_campaign(campaign, settings)
+    link_templates = [link for i, link in enumerate(tracked_html.links) if i != tracked_html.honeypot]
     recipient = preview_recipient(settings)
     composer = Composer(
         settings,

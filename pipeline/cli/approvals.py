@@ -5,18 +5,17 @@ from __future__ import annotations
 import getpass
 import subprocess
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.approvals.ledger import approve, git
-from pipeline.approvals.review import write_review
 from pipeline.cli.common import WorkspaceOption, console, open_workspace
-from pipeline.timetable.departments import department_plan
-from pipeline.workspace.folders import Workspace
+
+if TYPE_CHECKING:
+    from pipeline.workspace.folders import Workspace
 
 Campaign = Annotated[str, typer.Argument(help="The campaign: templates/copy/CAMPAIGN.md.")]
 
@@ -29,6 +28,8 @@ def register(app: typer.Typer) -> None:
 
 def _default_approver(ws: Workspace) -> str:
     """Who is approving, when --as is not given: git's user.email for the workspace, else the login."""
+    from pipeline.approvals.ledger import git
+
     try:
         return git(ws, "config", "user.email").strip() or getpass.getuser()
     except (OSError, subprocess.CalledProcessError):
@@ -50,6 +51,8 @@ def approve_command(
     Example:
       comms approve spring-launch --note "copy and audience checked"
     """
+    from pipeline.approvals.ledger import approve
+
     ws = open_workspace(workspace)
     approval = approve(ws, campaign, by=as_ or _default_approver(ws), note=note)
     console.print(
@@ -70,6 +73,8 @@ def review_command(
     Example:
       comms review spring-launch --out review
     """
+    from pipeline.approvals.review import write_review
+
     ws = open_workspace(workspace)
     pack = write_review(ws, campaign, out if out.is_absolute() else Path.cwd() / out)
     console.print(f"review pack for {campaign} in {pack.index}", highlight=False)
@@ -88,6 +93,8 @@ def departments_command(
     Example:
       comms departments --days 30
     """
+    from pipeline.timetable.departments import department_plan
+
     plan = department_plan(open_workspace(workspace), days=days)
     console.print(f"departments, planned {plan.start:%Y-%m-%d} to {plan.end:%Y-%m-%d}")
     table = Table(box=box.SIMPLE_HEAD)

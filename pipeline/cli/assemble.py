@@ -62,7 +62,7 @@ def preview(
     ws = open_workspace(workspace)
     if all_campaigns == (campaign is not None):
         raise RunError("name one campaign, or give --all")
-    names = ws.campaign_names() if all_campaigns else [campaign]
+    names = ws.campaign_names() if all_campaigns or campaign is None else [campaign]
     out_dir = out if out.is_absolute() else ws.root / out
     failures = 0
     for name in names:

@@ -1,4 +1,4 @@
-"""Commands for sending: `comms send` and `comms runs ...` (parse, call pipeline.runs.control, print)."""
+"""Commands for sending: `comms send` and `comms runs ...` (parse, call pipeline.runs, print)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.text import Text
 from pipeline.cli.common import Format, FormatOption, WorkspaceOption, console, open_workspace, print_rows
 
 if TYPE_CHECKING:
-    from pipeline.runs import control as runs
+    from pipeline.runs import control, start
     from pipeline.storage.models import Run
     from pipeline.workspace.folders import Workspace
 
@@ -65,7 +65,7 @@ def send(
     Example:
       comms send spring-launch --dry-run
     """
-    from pipeline.runs import control as runs
+    from pipeline.runs import start
 
     ws = open_workspace(workspace)
     if to:
@@ -73,7 +73,7 @@ def send(
     elif dry_run:
         _dry_run(ws, campaign, audience, again=again, allow_empty=allow_empty)
     else:
-        run = runs.start_run(
+        run = start.start_run(
             ws,
             campaign,
             audience,
@@ -94,10 +94,10 @@ def send(
             )
         )
         _dispatch(ws, run)
-        _print_summary(runs.send_summary(ws, run))
+        _print_summary(start.send_summary(ws, run))
 
 
-def _print_summary(summary: runs.SendSummary) -> None:
+def _print_summary(summary: start.SendSummary) -> None:
     """Said once, at the very end: where the messages are, and why not everyone on the lists got one."""
     console.print(f"messages went to {summary.destination}", highlight=False)
     counts = summary.breakdown
@@ -116,7 +116,7 @@ def _print_warnings(warnings: list[str] | tuple[str, ...]) -> None:
         console.print(f"[yellow]warning[/yellow]  {warning}", highlight=False)
 
 
-def _confirm(plan: runs.RunPlan) -> None:
+def _confirm(plan: start.RunPlan) -> None:
     console.print(f"campaign   {plan.campaign.name} ({plan.campaign.department})")
     console.print(f"audience   {plan.audience.name}: {plan.recipients} recipients")
     if plan.already_received:
@@ -135,10 +135,10 @@ def _confirm(plan: runs.RunPlan) -> None:
 
 
 def _test_send(ws: Workspace, campaign: str, to: list[str]) -> None:
-    from pipeline.runs import control as runs
+    from pipeline.runs import rehearsal
 
     failed = False
-    sent_tests, warnings = runs.test_send(ws, campaign, to)
+    sent_tests, warnings = rehearsal.test_send(ws, campaign, to)
     _print_warnings(warnings)
     for sent in sent_tests:
         ok = sent.result.status == "sent"
@@ -154,9 +154,9 @@ def _test_send(ws: Workspace, campaign: str, to: list[str]) -> None:
 
 
 def _dry_run(ws: Workspace, campaign: str, audience: str | None, *, again: bool, allow_empty: bool) -> None:
-    from pipeline.runs import control as runs
+    from pipeline.runs import rehearsal
 
-    report = runs.dry_run(ws, campaign, audience, again=again, allow_empty=allow_empty)
+    report = rehearsal.dry_run(ws, campaign, audience, again=again, allow_empty=allow_empty)
     plan = report.plan
     console.print(f"campaign   {plan.campaign.name} ({plan.campaign.department})")
     console.print(f"audience   {plan.audience.name}: {plan.recipients} recipients")
@@ -182,7 +182,7 @@ class _RateColumn(ProgressColumn):
 
 def _dispatch(ws: Workspace, run: Run) -> None:
     """Send RUN in the foreground with a progress bar, then show where it ended."""
-    from pipeline.runs import control as runs
+    from pipeline.runs import start
 
     assert run.id is not None
     bar = Progress(
@@ -198,7 +198,7 @@ def _dispatch(ws: Workspace, run: Run) -> None:
     with bar:
         task = bar.add_task("send", total=run.recipient_count, run=run.id, sent=0, failed=0, remaining="?")
 
-        def update(progress: runs.RunProgress) -> None:
+        def update(progress: start.RunProgress) -> None:
             done = progress.total - progress.remaining
             bar.update(
                 task,
@@ -209,7 +209,7 @@ def _dispatch(ws: Workspace, run: Run) -> None:
                 remaining=progress.remaining,
             )
 
-        report = runs.dispatch_run(ws, run.id, on_progress=update)
+        report = start.dispatch_run(ws, run.id, on_progress=update)
     _print_report(report)
     code = exit_code(report)
     if code:
@@ -221,7 +221,7 @@ EXIT_PAUSED = 2
 EXIT_FAILURES = 3
 
 
-def exit_code(report: runs.RunReport) -> int:
+def exit_code(report: control.RunReport) -> int:
     """0: finished, every delivery sent or skipped by rule; 2: paused; 3: finished with failures,
     cancelled or failed."""
     from pipeline.storage.models import DeliveryStatus, RunStatus
@@ -234,7 +234,7 @@ def exit_code(report: runs.RunReport) -> int:
     return EXIT_FAILURES
 
 
-def _print_report(report: runs.RunReport) -> None:
+def _print_report(report: control.RunReport) -> None:
     from pipeline.storage.models import DeliveryStatus, RunStatus
 
     run = report.run
@@ -294,11 +294,11 @@ def list_runs(
     Example:
       comms runs list --format json | python -m json.tool
     """
-    from pipeline.runs import control as runs
+    from pipeline.runs import control
     from pipeline.storage.models import DeliveryStatus
 
     rows = []
-    for run, counts in runs.list_runs(open_workspace(workspace), limit):
+    for run, counts in control.list_runs(open_workspace(workspace), limit):
         rows.append(
             (
                 run.id,
@@ -331,11 +331,11 @@ def show(
     """
     from pipeline.reports import run_report
     from pipeline.reports.render import pct
-    from pipeline.runs import control as runs
+    from pipeline.runs import control
     from pipeline.storage.engines import opened
 
     ws = open_workspace(workspace)
-    report = runs.show_run(ws, run_id)
+    report = control.show_run(ws, run_id)
     _print_report(report)
     assert report.run.id is not None
     with opened(ws.settings) as engine:
@@ -358,9 +358,9 @@ def pause(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     Example:
       comms runs pause 12
     """
-    from pipeline.runs import control as runs
+    from pipeline.runs import control
 
-    run = runs.pause_run(open_workspace(workspace), run_id)
+    run = control.pause_run(open_workspace(workspace), run_id)
     console.print(f"run {run.id} paused")
 
 
@@ -372,10 +372,10 @@ def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     Example:
       comms runs resume 12
     """
-    from pipeline.runs import control as runs
+    from pipeline.runs import control
 
     ws = open_workspace(workspace)
-    _dispatch(ws, runs.resume_run(ws, run_id))
+    _dispatch(ws, control.resume_run(ws, run_id))
 
 
 @runs_app.command("cancel")
@@ -386,9 +386,9 @@ def cancel(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     Example:
       comms runs cancel 12
     """
-    from pipeline.runs import control as runs
+    from pipeline.runs import control
 
-    run = runs.cancel_run(open_workspace(workspace), run_id)
+    run = control.cancel_run(open_workspace(workspace), run_id)
     console.print(f"run {run.id} cancelled")
 
 
@@ -400,10 +400,10 @@ def retry(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     Example:
       comms runs retry 12
     """
-    from pipeline.runs import control as runs
+    from pipeline.runs import control
 
     ws = open_workspace(workspace)
-    count = runs.retry_run(ws, run_id)
+    count = control.retry_run(ws, run_id)
     console.print(f"run {run_id}: {count} failed deliveries queued again")
     if count:
-        _dispatch(ws, runs.show_run(ws, run_id).run)
+        _dispatch(ws, control.show_run(ws, run_id).run)

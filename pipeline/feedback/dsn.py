@@ -150,7 +150,7 @@ def parse_message(raw: bytes, *, max_bytes: int | None = None) -> EmailMessage:
     if nested > MAX_PARTS:
         raise Unreadable(f"more than {MAX_PARTS} multipart and message/* parts")
     try:
-        return message_from_bytes(raw, policy=policy.default)  # type: ignore[return-value]
+        return message_from_bytes(raw, policy=policy.default)
     except RecursionError:
         raise Unreadable("nested too deep to parse") from None
 

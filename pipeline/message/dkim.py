@@ -119,11 +119,12 @@ class Signer:
         key = _load_key(root / config.key_file, "dkim.key_file")
         if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < MIN_RSA_BITS:
             raise SettingsError(f"dkim.key_file: not an RSA key of at least {MIN_RSA_BITS} bits (use 2048)")
-        ed_key = None
+        ed_key: ed25519.Ed25519PrivateKey | None = None
         if config.ed25519_key_file:
-            ed_key = _load_key(root / config.ed25519_key_file, "dkim.ed25519_key_file")
-            if not isinstance(ed_key, ed25519.Ed25519PrivateKey):
+            loaded = _load_key(root / config.ed25519_key_file, "dkim.ed25519_key_file")
+            if not isinstance(loaded, ed25519.Ed25519PrivateKey):
                 raise SettingsError("dkim.ed25519_key_file: not an Ed25519 private key")
+            ed_key = loaded
         return cls(
             config.domain,
             config.selector,

@@ -146,7 +146,7 @@ def counts(
         if groups:
             query = query.group_by(*groups)
         return {
-            tuple(row[g.name] for g in groups): {name: _one(row[name]) for name in columns}  # type: ignore[attr-defined]
+            tuple(row[g.name] for g in groups): {name: _one(row[name]) for name in columns}
             for row in conn.execute(query).mappings()
         }
 

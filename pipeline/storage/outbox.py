@@ -432,7 +432,7 @@ _LEASED = (
     D.c.status == DeliveryStatus.sending,
     D.c.leased_by == bindparam("b_worker"),
 )
-_RECORDED = {
+_RECORDED: dict[str, Any] = {
     "updated_at": bindparam("b_at"),
     "last_code": bindparam("b_code"),
     "last_reply": bindparam("b_reply"),

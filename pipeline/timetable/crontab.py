@@ -16,7 +16,7 @@ from cronsim import CronSim, CronSimError
 _JUST_BEFORE = timedelta(microseconds=1)
 
 
-class CrontabTrigger(BaseTrigger):
+class CrontabTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships no type hints
     """Fires at LINE's times in ZONE's local time. Pickled into the job store: plain fields only."""
 
     def __init__(self, line: str, zone: tzinfo) -> None:

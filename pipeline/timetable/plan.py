@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from itertools import combinations
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from pipeline.approvals.ledger import verdict
 from pipeline.assembly.campaign import assemble, check_campaign
@@ -109,7 +109,7 @@ class _Planner:
                 audience = load_audience(self.ws, name)
                 with Session(self.engine) as db:
                     count_audience(db, audience)  # refuses lists the database does not have
-                    query = audience_query(audience).with_only_columns(Contact.id)  # type: ignore[arg-type]
+                    query = audience_query(audience).with_only_columns(col(Contact.id))
                     self.members[name] = frozenset(db.scalars(query))
             except CommsError as exc:
                 self.warnings.append(f"{schedule.path}: audience {name}: {exc}")

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from pipeline.assembly.copy import load_copy
 from pipeline.errors import CommsError, RunBlocked
 from pipeline.logs import log_event
-from pipeline.runs.control import OccurrenceTaken, start_run
+from pipeline.runs.start import OccurrenceTaken, start_run
 from pipeline.storage import outbox
 from pipeline.storage.engines import connect
 from pipeline.storage.models import Run, RunStatus, utcnow

@@ -10,7 +10,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -124,7 +124,9 @@ class Rate(_Section):
 
 
 class Retry(_Section):
-    schedule_s: list[float] = Field(default_factory=lambda: [60, 300, 900, 3600, 7200], min_length=1)
+    schedule_s: list[float] = Field(
+        default_factory=lambda: [60.0, 300.0, 900.0, 3600.0, 7200.0], min_length=1
+    )
     max_age_h: float = Field(default=48.0, gt=0)
 
 
@@ -341,7 +343,7 @@ def _check_secrets(keys: list[str]) -> None:
             )
 
 
-def _apply_environment(data: dict, env: os._Environ[str] | dict[str, str]) -> None:
+def _apply_environment(data: dict[str, Any], env: os._Environ[str] | dict[str, str]) -> None:
     if url := env.get("COMMS_DATABASE_URL"):
         data.setdefault("database", {})["url"] = url
     if url := env.get("COMMS_SMTP_URL"):

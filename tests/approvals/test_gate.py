@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from pipeline.approvals.ledger import approve
 from pipeline.errors import ApprovalError, RunBlocked
-from pipeline.runs import control as runs
+from pipeline.runs import control, start
 from pipeline.storage.models import Approval, Run, RunStatus
 from pipeline.workspace.folders import Workspace
 from tests.approvals.conftest import LEAD
@@ -27,10 +27,10 @@ def _runs(engine: Engine) -> list[Run]:
         return list(db.exec(select(Run).order_by(Run.id)).scalars())  # type: ignore[call-overload]
 
 
-def _send(root: Path) -> runs.RunReport:
+def _send(root: Path) -> control.RunReport:
     ws = Workspace.open(root)
-    run = runs.start_run(ws, CAMPAIGN, started_by="test")
-    return runs.dispatch_run(ws, run.id or 0)
+    run = start.start_run(ws, CAMPAIGN, started_by="test")
+    return start.dispatch_run(ws, run.id or 0)
 
 
 def test_an_unapproved_campaign_is_refused_and_recorded_as_blocked(
@@ -85,7 +85,7 @@ def test_approving_lets_it_go_under_that_approval_and_the_log_records_it(
     with pytest.raises(
         RunBlocked, match=r"goes to customers, customers-eu, not customers-billing: name customers-billing in"
     ):
-        runs.start_run(Workspace.open(approving_root), CAMPAIGN, "customers-billing", started_by="test")
+        start.start_run(Workspace.open(approving_root), CAMPAIGN, "customers-billing", started_by="test")
 
 
 def test_editing_one_word_after_approval_blocks_it_again(

@@ -13,7 +13,7 @@ from markupsafe import escape
 from pipeline.approvals.audit import approval_audit
 from pipeline.approvals.ledger import approve
 from pipeline.approvals.review import write_review
-from pipeline.runs import control as runs
+from pipeline.runs import control, start
 from pipeline.workspace.folders import Workspace
 from tests.approvals.conftest import LEAD
 from tests.support.cli import comms
@@ -110,16 +110,16 @@ def test_the_audit_lists_voided_approvals_and_runs_sent_without_one(
     assert audit.sent_without_approval == []
 
     second = approve(Workspace.open(approving_root), CAMPAIGN, by=LEAD)
-    approved_run = runs.start_run(Workspace.open(approving_root), CAMPAIGN, started_by="test")
+    approved_run = start.start_run(Workspace.open(approving_root), CAMPAIGN, started_by="test")
     # A campaign has one unfinished run per audience: the first is cancelled before the next starts.
-    runs.cancel_run(Workspace.open(approving_root), approved_run.id or 0)
+    control.cancel_run(Workspace.open(approving_root), approved_run.id or 0)
     (approving_root / "comms.toml").write_text(
         (approving_root / "comms.toml")
         .read_text(encoding="utf-8")
         .replace("required = true", "required = false"),
         encoding="utf-8",
     )
-    unapproved = runs.start_run(Workspace.open(approving_root), CAMPAIGN, started_by="test")
+    unapproved = start.start_run(Workspace.open(approving_root), CAMPAIGN, started_by="test")
     audit = approval_audit(Workspace.open(approving_root))
     assert [(v.approval.id, v.reapproved) for v in audit.voided] == [(first.id, True)]
     assert [r.id for r in audit.sent_without_approval] == [unapproved.id]

@@ -8,11 +8,12 @@ import pytest
 
 from pipeline.checks.runner import Finding, Report, check
 from pipeline.workspace.folders import Workspace
+from tests.support.workspace import SECRET
 
 
 @pytest.fixture
 def root(workspace_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("COMMS_SECRET", "checks-test-secret")
+    monkeypatch.setenv("COMMS_SECRET", SECRET)
     return workspace_dir
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import CopyError, SettingsError
+from pipeline.errors import CopyError, LayoutError, SettingsError
 from tests.checks.conftest import edit, found, run, where
 
 COPY = "templates/copy/spring-launch.md"
@@ -35,8 +35,10 @@ def test_an_unknown_mjml_tag_on_its_layout_line(root: Path) -> None:
         '<mj-text css-class="copy">{{ copy.body }}</mj-text>',
         '<mj-txt css-class="copy">{{ copy.body }}</mj-txt>',
     )
-    [finding] = found(run(root, "spring-launch"), "content.unknown-tag")
-    assert where(finding) == (layout, line) and finding.blocks
+    # Assembly itself refuses it (issue 9), so `comms check` reports the one-line error, never a report.
+    with pytest.raises(LayoutError, match="unknown MJML tag <mj-txt>") as refused:
+        run(root, "spring-launch")
+    assert (str(refused.value.path), refused.value.line) == (layout, line)
 
 
 def test_subject_rules_and_a_missing_cta(root: Path) -> None:

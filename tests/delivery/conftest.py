@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from pipeline.audience.importer import import_contacts
-from pipeline.runs import control as runs
+from pipeline.runs import start
 from pipeline.runs.control import RunReport
 from pipeline.storage.engines import make_engine, upgrade
 from pipeline.storage.models import Run
@@ -58,5 +58,5 @@ def send_campaign(root: Path, sections: dict) -> tuple[Workspace, Run, RunReport
     until it finishes or pauses."""
     configure(root, sections)
     ws = open_ws(root)
-    run = runs.start_run(ws, CAMPAIGN, started_by="test")
-    return ws, run, runs.dispatch_run(ws, run.id)
+    run = start.start_run(ws, CAMPAIGN, started_by="test")
+    return ws, run, start.dispatch_run(ws, run.id)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from pipeline.errors import CheckFailed
-from pipeline.runs import control as runs
+from pipeline.runs import rehearsal
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, Run
 from tests.support.cli import assert_one_line_error, comms
@@ -53,7 +53,7 @@ def test_a_test_send_is_refused_too_and_a_waiver_lets_it_through(
     line = _break(ws_root)
 
     with pytest.raises(CheckFailed) as refused:
-        runs.test_send(open_ws(ws_root), CAMPAIGN, ["reviewer@agency.example"])
+        rehearsal.test_send(open_ws(ws_root), CAMPAIGN, ["reviewer@agency.example"])
     assert (str(refused.value.path), refused.value.line) == (COPY, line)
     assert smtp.messages == []
 
@@ -63,5 +63,5 @@ def test_a_test_send_is_refused_too_and_a_waiver_lets_it_through(
             "layout: promotion\n", 'layout: promotion\nwaive:\n  content.lorem-ipsum: "layout mock-up"\n'
         )
     )
-    sent = runs.test_send(open_ws(ws_root), CAMPAIGN, ["reviewer@agency.example"])
+    sent = rehearsal.test_send(open_ws(ws_root), CAMPAIGN, ["reviewer@agency.example"])
     assert [s.result.code for s in sent] == [250] and len(smtp.messages) == 1

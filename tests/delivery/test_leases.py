@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from pipeline.delivery import engine as dispatch
-from pipeline.runs import control as runs
+from pipeline.runs import start
 from pipeline.storage import outbox
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, DeliveryStatus, RunStatus, utcnow
@@ -54,7 +54,7 @@ def test_a_live_lease_of_another_machine_with_the_same_hostname_is_never_taken(
     emails = add_contacts(10)
     configure(ws_root, smtp_sections(smtp.port))
     ws = open_ws(ws_root)
-    run = runs.start_run(ws, CAMPAIGN, started_by="test")
+    run = start.start_run(ws, CAMPAIGN, started_by="test")
     with monkeypatch.context() as other_machine:
         other_machine.setattr(dispatch, "_boot_id", lambda: "0123456789ab")
         elsewhere = dispatch.worker_name()
@@ -69,7 +69,7 @@ def test_a_live_lease_of_another_machine_with_the_same_hostname_is_never_taken(
     abandoned = _lease_one(engine, run.id, dead_here, 300)
 
     with caplog.at_level(logging.WARNING, logger="comms.dispatch"):
-        report = runs.dispatch_run(ws, run.id)
+        report = start.dispatch_run(ws, run.id)
 
     assert report.run.status == RunStatus.finished
     assert f"requeued 1 deliveries left in flight by {dead_here}" in caplog.text

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pipeline.delivery.engine import run_worker
 from pipeline.delivery.transports import SmtpTransport
-from pipeline.runs import control as runs
+from pipeline.runs import control, start
 from pipeline.storage import outbox
 from pipeline.storage.engines import make_engine, session
 from pipeline.storage.models import Delivery, DeliveryStatus, utcnow
@@ -30,7 +30,7 @@ def _claim(
 
 def test_a_run_snapshots_one_delivery_per_recipient(ws_root: Path, engine: Engine, add_contacts) -> None:
     emails = add_contacts(50)
-    run = runs.start_run(open_ws(ws_root), CAMPAIGN, started_by="test")
+    run = start.start_run(open_ws(ws_root), CAMPAIGN, started_by="test")
 
     with session(engine) as db:
         deliveries = db.exec(select(Delivery).where(Delivery.run_id == run.id)).scalars().all()
@@ -45,7 +45,7 @@ def test_claims_lease_disjoint_batches_and_an_expired_lease_is_claimed_again(
     ws_root: Path, engine: Engine, add_contacts
 ) -> None:
     add_contacts(30)
-    runs.start_run(open_ws(ws_root), CAMPAIGN, started_by="test")
+    start.start_run(open_ws(ws_root), CAMPAIGN, started_by="test")
 
     first = _claim(engine, "worker-a", 20)
     second = _claim(engine, "worker-b", 20)
@@ -81,7 +81,7 @@ def test_concurrent_claims_on_postgresql_never_share_a_delivery(
 ) -> None:
     _postgresql_only(engine)
     add_contacts(600)
-    runs.start_run(open_ws(ws_root), CAMPAIGN, started_by="test")
+    start.start_run(open_ws(ws_root), CAMPAIGN, started_by="test")
     claimed: dict[str, list[int]] = {}
     barrier = threading.Barrier(4)
 
@@ -112,7 +112,7 @@ def test_two_workers_on_postgresql_drain_one_run_without_duplicates(
     add_contacts(400)
     configure(ws_root, smtp_sections(smtp.port, connections=2, batch_size=20))
     ws = open_ws(ws_root)
-    run = runs.start_run(ws, CAMPAIGN, started_by="test")
+    run = start.start_run(ws, CAMPAIGN, started_by="test")
 
     def worker() -> None:
         async def go() -> None:
@@ -131,5 +131,5 @@ def test_two_workers_on_postgresql_drain_one_run_without_duplicates(
     assert len(received) == 400 and set(received.values()) == {1}
     with session(engine) as db:
         workers = {d.leased_by for d in db.exec(select(Delivery)).scalars()}
-    assert runs.show_run(ws, run.id).counts[DeliveryStatus.sent] == 400
+    assert control.show_run(ws, run.id).counts[DeliveryStatus.sent] == 400
     assert workers == {None}  # every lease cleared when its outcome was recorded

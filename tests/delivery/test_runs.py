@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from pipeline.errors import RunError
-from pipeline.runs import control as runs
+from pipeline.runs import control, rehearsal, start
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, DeliveryStatus, Run, RunStatus
 from tests.support.cli import comms
@@ -28,7 +28,7 @@ def test_dry_run_renders_every_message_and_records_nothing(
 ) -> None:
     add_contacts(25)
 
-    report = runs.dry_run(open_ws(ws_root), CAMPAIGN)
+    report = rehearsal.dry_run(open_ws(ws_root), CAMPAIGN)
 
     assert (report.plan.recipients, report.rendered, report.failed) == (25, 25, 0)
     assert report.sample_to == "person0@example.com"
@@ -45,7 +45,7 @@ def test_test_send_goes_to_the_given_addresses_only_and_is_never_a_delivery(
     configure(ws_root, smtp_sections(smtp.port))
     stranger = "reviewer@agency.example"
 
-    sent, _ = runs.test_send(open_ws(ws_root), CAMPAIGN, ["person3@example.com", stranger])
+    sent, _ = rehearsal.test_send(open_ws(ws_root), CAMPAIGN, ["person3@example.com", stranger])
 
     assert [(s.email, s.personalised_as, s.result.code) for s in sent] == [
         ("person3@example.com", "contact", 250),
@@ -67,17 +67,17 @@ def test_test_send_goes_to_the_given_addresses_only_and_is_never_a_delivery(
 def test_run_control_refuses_what_does_not_make_sense(ws_root: Path, engine: Engine, add_contacts) -> None:
     add_contacts(5)
     ws = open_ws(ws_root)
-    run = runs.start_run(ws, CAMPAIGN, started_by="test")
+    run = start.start_run(ws, CAMPAIGN, started_by="test")
 
-    assert runs.pause_run(ws, run.id).status == RunStatus.paused
+    assert control.pause_run(ws, run.id).status == RunStatus.paused
     with pytest.raises(RunError, match="resume it first"):
-        runs.dispatch_run(ws, run.id)
-    assert runs.resume_run(ws, run.id).status == RunStatus.sending
-    assert runs.dispatch_run(ws, run.id).run.status == RunStatus.finished
+        start.dispatch_run(ws, run.id)
+    assert control.resume_run(ws, run.id).status == RunStatus.sending
+    assert start.dispatch_run(ws, run.id).run.status == RunStatus.finished
     with pytest.raises(RunError, match="cannot be made paused"):
-        runs.pause_run(ws, run.id)
+        control.pause_run(ws, run.id)
     with pytest.raises(RunError, match="no run 99"):
-        runs.show_run(ws, 99)
+        control.show_run(ws, 99)
 
 
 def test_comms_send_through_the_file_transport_then_runs_show(

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from pipeline.audience.contacts import suppress
-from pipeline.runs import control as runs
+from pipeline.runs import control, start
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, DeliveryStatus, RunStatus, Suppression
 from pipeline.types import SuppressionReason
@@ -74,7 +74,7 @@ def test_unknown_mailbox_fails_that_delivery_only_and_suppresses_it(
         reasons = [s.reason for s in db.exec(select(Suppression)).scalars()]
     assert reasons == [SuppressionReason.hard_bounce]
     # The next run leaves the bounced address out from the start.
-    assert runs.start_run(ws, CAMPAIGN, started_by="test", again=True).recipient_count == 29
+    assert start.start_run(ws, CAMPAIGN, started_by="test", again=True).recipient_count == 29
 
 
 def test_connection_dropped_mid_data_is_retried(ws_root: Path, engine: Engine, add_contacts, smtp) -> None:
@@ -102,8 +102,8 @@ def test_server_down_at_the_start_pauses_the_run_which_resumes_and_completes(
     assert paused.counts[DeliveryStatus.queued] == 25  # nothing lost, nothing failed
 
     smtp.start()
-    runs.resume_run(ws, run.id)
-    report = runs.dispatch_run(ws, run.id)
+    control.resume_run(ws, run.id)
+    report = start.dispatch_run(ws, run.id)
 
     assert report.run.status == RunStatus.finished
     assert _received(smtp) == Counter({email: 1 for email in emails})
@@ -126,8 +126,8 @@ def test_policy_refusals_never_suppress_pause_the_run_and_can_be_retried(
         assert db.exec(select(Suppression)).first() is None
 
     smtp.refuse = {}
-    assert runs.retry_run(ws, run.id) == 3
-    report = runs.dispatch_run(ws, run.id)
+    assert control.retry_run(ws, run.id) == 3
+    report = start.dispatch_run(ws, run.id)
 
     assert report.run.status == RunStatus.finished
     assert _received(smtp) == Counter({email: 1 for email in emails})
@@ -142,9 +142,9 @@ def test_a_suppression_recorded_while_sending_is_honoured(
     sections["rate"] = "per_second = 15\nper_domain_per_second = 15"
     configure(ws_root, sections)
     ws = open_ws(ws_root)
-    run = runs.start_run(ws, CAMPAIGN, started_by="test")
+    run = start.start_run(ws, CAMPAIGN, started_by="test")
 
-    sender = threading.Thread(target=runs.dispatch_run, args=(ws, run.id))
+    sender = threading.Thread(target=start.dispatch_run, args=(ws, run.id))
     sender.start()
     smtp.wait_for(3)
     with session(engine) as db:
@@ -161,10 +161,10 @@ def test_cancel_stops_a_run_for_good(ws_root: Path, engine: Engine, add_contacts
     add_contacts(10)
     configure(ws_root, smtp_sections(smtp.port))
     ws = open_ws(ws_root)
-    run = runs.start_run(ws, CAMPAIGN, started_by="test")
+    run = start.start_run(ws, CAMPAIGN, started_by="test")
 
-    cancelled = runs.cancel_run(ws, run.id)
+    cancelled = control.cancel_run(ws, run.id)
 
     assert cancelled.status == RunStatus.cancelled
-    assert runs.show_run(ws, run.id).counts[DeliveryStatus.cancelled] == 10
+    assert control.show_run(ws, run.id).counts[DeliveryStatus.cancelled] == 10
     assert smtp.messages == []

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import mailbox
 import re
+import subprocess
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-import typer
 from sqlalchemy import Engine, select
-from typer.testing import CliRunner, Result
 
-from pipeline.cli.tracking import register
 from pipeline.errors import SettingsError
 from pipeline.feedback.bounces import ingest_message, ingest_path, poll_imap
 from pipeline.message.mime import MessageBuilder
@@ -23,6 +21,7 @@ from pipeline.storage.models import Delivery, Event, Suppression
 from pipeline.workspace.settings import Settings
 from tests.feedback import reports
 from tests.feedback.conftest import SECRET, Sent, World
+from tests.support.cli import comms_bytes
 from tests.support.imap_server import ImapServer
 
 BOUNCES = "bounces@kestrelforge.example"
@@ -293,12 +292,12 @@ def write_mailbox(path: Path, kind: str, messages: list[bytes]) -> Path:
     return path
 
 
-def _ingest_stdin(workspace_dir: Path, raw: bytes, database_url: str) -> Result:
+def _ingest_stdin(workspace_dir: Path, raw: bytes, database_url: str) -> subprocess.CompletedProcess[bytes]:
     """`comms bounces ingest -` with RAW on stdin, as an MTA's pipe delivery runs it."""
-    app = typer.Typer()
-    register(app)
     env = {"COMMS_SECRET": SECRET, "COMMS_DATABASE_URL": database_url}
-    return CliRunner().invoke(app, ["bounces", "ingest", "-", "-w", str(workspace_dir)], input=raw, env=env)
+    return comms_bytes(
+        "bounces", "ingest", "-", "-w", str(workspace_dir), cwd=workspace_dir, env=env, input=raw
+    )
 
 
 def test_cli_reads_one_message_on_stdin_like_an_mta_pipe(
@@ -313,8 +312,9 @@ def test_cli_reads_one_message_on_stdin_like_an_mta_pipe(
         original_message_id=sent.message_id,
     )
     result = _ingest_stdin(workspace_dir, raw, world.settings.database.url)
-    assert result.exit_code == 0, result.output
-    assert "class=hard" in result.output and "suppressed=hard_bounce" in result.output
+    assert result.returncode == 0, result.stderr
+    shown = result.stdout.decode()
+    assert "class=hard" in shown and "suppressed=hard_bounce" in shown
     assert suppression_reasons(engine) == {"gone@example.org": "hard_bounce"}
 
 
@@ -324,7 +324,7 @@ def test_cli_pipe_asks_the_mta_to_retry_when_the_database_is_down(
     result = _ingest_stdin(
         workspace_dir, reports.auto_reply(to=BOUNCES), f"sqlite:///{tmp_path}/no/such/dir/comms.db"
     )
-    assert result.exit_code == 75
+    assert result.returncode == 75
 
 
 @pytest.mark.parametrize("offer_move", [True, False])

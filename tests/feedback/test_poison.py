@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import mailbox
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
-import typer
 from sqlalchemy import Engine, func, select
-from typer.testing import CliRunner, Result
 
-from pipeline.cli.tracking import register
 from pipeline.feedback.bounces import ingest_path, list_unreadable, poll_imap
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, Event, Suppression, UnreadableMessage
 from tests.feedback import reports
 from tests.feedback.conftest import SECRET, Sent, World
 from tests.feedback.test_bounces import BOUNCES, suppression_reasons, verp, write_mailbox
-from tests.support.cli import assert_one_line_error, comms
+from tests.support.cli import assert_one_line_error, comms, comms_bytes
 from tests.support.imap_server import ImapServer
 
 LIMIT = 200_000  # [bounces] max_message_bytes for these tests
@@ -153,11 +151,9 @@ def test_poll_moves_poison_aside_and_does_not_die_on_it_again(world: World, engi
     assert [r.raw is not None for r in rows] == [True, False]
 
 
-def _cli(workspace_dir: Path, database_url: str, *args: str) -> Result:
-    app = typer.Typer()
-    register(app)
+def _cli(workspace_dir: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[bytes]:
     env = {"COMMS_SECRET": SECRET, "COMMS_DATABASE_URL": database_url}
-    return CliRunner().invoke(app, ["bounces", *args, "-w", str(workspace_dir)], env=env)
+    return comms_bytes("bounces", *args, "-w", str(workspace_dir), cwd=workspace_dir, env=env)
 
 
 def test_unreadable_command_lists_them_and_gives_back_the_bytes(
@@ -166,13 +162,14 @@ def test_unreadable_command_lists_them_and_gives_back_the_bytes(
     path = tmp_path / "deep.eml"
     path.write_bytes(deeply_nested())
     url = world.settings.database.url
-    assert _cli(workspace_dir, url, "ingest", str(path)).exit_code == 0
+    assert _cli(workspace_dir, url, "ingest", str(path)).returncode == 0
     listing = _cli(workspace_dir, url, "unreadable")
-    assert listing.exit_code == 0, listing.output
-    assert "more than 200 multipart" in listing.output and "1 unreadable messages" in listing.output
+    assert listing.returncode == 0, listing.stderr
+    shown = listing.stdout.decode()
+    assert "more than 200 multipart" in shown and "1 unreadable messages" in shown
     [row] = _unreadable(engine)
     raw = _cli(workspace_dir, url, "unreadable", "--raw", str(row.id))
-    assert raw.stdout_bytes == deeply_nested()
+    assert raw.stdout == deeply_nested()
     env = {"COMMS_SECRET": SECRET, "COMMS_DATABASE_URL": url}
     missing = comms("bounces", "unreadable", "--raw", "999", "-w", str(workspace_dir), cwd=tmp_path, env=env)
     assert_one_line_error(missing, "no unreadable message #999")
@@ -211,8 +208,8 @@ def test_dry_run_prints_each_message_and_changes_nothing(
         str(tmp_path / "box"),
         str(complaint),
     )
-    assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
     assert lines[0] == (
         f"{tmp_path / 'box'}, message 1: hard format=rfc3464 recipients=first@example.org status=5.1.1 "
         f"delivery={first.delivery_id} (verp)"

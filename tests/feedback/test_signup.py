@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import Engine, select, update
 
-from pipeline.runs import control as runs
+from pipeline.runs import start
 from pipeline.storage.engines import session
 from pipeline.storage.models import Contact, Signup, Subscription, utcnow
 from pipeline.workspace.folders import Workspace
@@ -54,9 +54,9 @@ def campaign_recipients(workspace_dir: Path, settings: Settings) -> list[str]:
     """Send the sample campaign to everyone on the `news` list; who got it, from the outbox."""
     (workspace_dir / "audiences" / "news.toml").write_text('lists = ["news"]\n', encoding="utf-8")
     ws = Workspace.with_settings(workspace_dir, settings)
-    run = runs.start_run(ws, "spring-launch", "news", started_by="test")
+    run = start.start_run(ws, "spring-launch", "news", started_by="test")
     assert run.id is not None
-    runs.dispatch_run(ws, run.id)
+    start.dispatch_run(ws, run.id)
     return sorted(
         m["To"].addresses[0].addr_spec for m in mails(workspace_dir) if "confirm" not in m["Subject"].lower()
     )

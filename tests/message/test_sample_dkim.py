@@ -13,18 +13,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pipeline.audience.importer import import_contacts
-from pipeline.runs import control as runs
+from pipeline.runs import start
 from pipeline.storage.engines import make_engine, upgrade
 from pipeline.workspace.folders import Workspace
 from tests.message.conftest import DOMAIN
-from tests.support.workspace import configure
+from tests.support.workspace import SECRET, configure
 
 
 @pytest.fixture
 def signed_ws(
     workspace_dir: Path, database_url: str, rsa_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
-    monkeypatch.setenv("COMMS_SECRET", "dkim-roundtrip")
+    monkeypatch.setenv("COMMS_SECRET", SECRET)
     pem = rsa_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -53,8 +53,8 @@ def test_every_sample_campaign_verifies_after_reserialisation(
     checked = 0
     for name in ws.campaign_names():
         before = set(outbox.glob("*.eml")) if outbox.exists() else set()
-        run = runs.start_run(ws, name, started_by="test")
-        report = runs.dispatch_run(ws, run.id)
+        run = start.start_run(ws, name, started_by="test")
+        report = start.dispatch_run(ws, run.id)
         files = sorted(set(outbox.glob("*.eml")) - before)
         assert report.counts["sent"] == len(files) == run.recipient_count > 0, name
         for file in files:

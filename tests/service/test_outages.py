@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from pipeline.runs import control as runs
+from pipeline.runs import start
 from pipeline.storage.models import DeliveryStatus, RunStatus
 from pipeline.workspace.folders import Workspace
 from tests.service.conftest import (
@@ -58,7 +58,7 @@ def _through(
 
 def _start_run(root: Path, monkeypatch: pytest.MonkeyPatch) -> int:
     monkeypatch.setenv("COMMS_SECRET", SECRET)
-    run = runs.start_run(Workspace.open(root), "spring-launch", started_by="test")
+    run = start.start_run(Workspace.open(root), "spring-launch", started_by="test")
     assert run.id is not None
     return run.id
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from pipeline.runs import control as runs
+from pipeline.runs import start
 from pipeline.storage.models import DeliveryStatus, RunStatus
 from pipeline.workspace.folders import Workspace
 from tests.service.conftest import (
@@ -69,7 +69,7 @@ def test_a_worker_killed_mid_run_loses_none_of_its_claimed_deliveries(
     root, engine = pg_ws
     emails = add_customers(engine, root, 600)
     smtp.hold_after = 100  # both workers stand still mid-run, holding claims, until the kill
-    run = runs.start_run(Workspace.open(root), "spring-launch", started_by="test")
+    run = start.start_run(Workspace.open(root), "spring-launch", started_by="test")
     doomed, survivor = spawn(root, "worker"), spawn(root, "worker")
 
     smtp.wait_for(100, timeout_s=60)

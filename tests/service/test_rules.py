@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from pipeline.runs import control as runs
+from pipeline.runs import control, start
 from pipeline.service.metrics import Metrics, database_problems
 from pipeline.storage.engines import make_engine
 from pipeline.storage.models import DeliveryStatus, RunStatus
@@ -38,7 +38,7 @@ def ws_engine(
 
 
 def _status(ws: Workspace, run_id: int) -> tuple[str, str]:
-    run = runs.show_run(ws, run_id).run
+    run = control.show_run(ws, run_id).run
     return run.status, run.status_reason
 
 
@@ -46,8 +46,8 @@ def test_a_run_pauses_when_its_window_closes_and_resumes_when_it_opens(
     workspace_dir: Path, ws_engine: Engine
 ) -> None:
     ws = Workspace.open(workspace_dir)
-    run = runs.start_run(ws, "spring-launch", started_by="test", schedule="launch", meta=OFFICE_HOURS)
-    operator_paused = runs.start_run(
+    run = start.start_run(ws, "spring-launch", started_by="test", schedule="launch", meta=OFFICE_HOURS)
+    operator_paused = start.start_run(
         ws,
         "billing-portal",
         "customers",
@@ -70,11 +70,11 @@ def test_a_contact_at_max_per_week_is_skipped_and_the_delivery_says_why(
 ) -> None:
     configure(workspace_dir, {"dispatch": "max_per_week = 1\nbatch_size = 50"})
     ws = Workspace.open(workspace_dir)
-    first = runs.start_run(ws, "spring-launch", started_by="test")
-    runs.dispatch_run(ws, first.id)
-    second = runs.start_run(ws, "billing-portal", "customers", started_by="test")
+    first = start.start_run(ws, "spring-launch", started_by="test")
+    start.dispatch_run(ws, first.id)
+    second = start.start_run(ws, "billing-portal", "customers", started_by="test")
 
-    report = runs.dispatch_run(ws, second.id)
+    report = start.dispatch_run(ws, second.id)
 
     assert report.counts[DeliveryStatus.skipped] == 5 and smtp.accepted == 5
     skipped = [d for d in deliveries_of(ws_engine) if d.run_id == second.id]

@@ -14,12 +14,25 @@ COMMS = [sys.executable, "-c", "from pipeline.cli import main; main()"]
 def comms(
     *args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """`comms ARGS` in CWD; INPUT is what the person types (or an MTA pipes) on standard input."""
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    full_env.pop("COMMS_WORKSPACE", None)
+    """`comms ARGS` in CWD; INPUT is what the person types on standard input."""
     return subprocess.run(
-        [*COMMS, *args], cwd=cwd, env=full_env, input=input, capture_output=True, text=True, timeout=120
+        [*COMMS, *args], cwd=cwd, env=_env(env), input=input, capture_output=True, text=True, timeout=120
     )
+
+
+def comms_bytes(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, input: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """comms() for a program's bytes: a message an MTA pipes in, a message written out."""
+    return subprocess.run(
+        [*COMMS, *args], cwd=cwd, env=_env(env), input=input, capture_output=True, timeout=120
+    )
+
+
+def _env(extra: dict[str, str] | None) -> dict[str, str]:
+    full = {**os.environ, "COLUMNS": "200", **(extra or {})}
+    full.pop("COMMS_WORKSPACE", None)
+    return full
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:

@@ -1,0 +1,402 @@
+"""Starting a run: plan, gates (checks, approvals, settings, audience, variables), freeze, snapshot, dispatch.
+
+A run freezes its campaign (the recipient-scope templates, their hash, the tracked link list) and its
+audience (one delivery row per recipient) when it starts, so a run resumed days later sends what was
+approved, to whom it was approved for. The CLI (`comms send`) and the daemon only call this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from pipeline.approvals.ledger import verdict
+from pipeline.assembly.campaign import Campaign, assemble, check_campaign
+from pipeline.assembly.copy import load_copy
+from pipeline.assembly.personalize import preview_recipient
+from pipeline.assembly.tracking import cta_link, track_campaign
+from pipeline.audience.segments import (
+    Audience,
+    Breakdown,
+    audience_breakdown,
+    audience_query,
+    count_audience,
+    load_audience,
+    snapshot_query,
+    stream_people,
+)
+from pipeline.checks import runner as checks
+from pipeline.delivery.engine import Tally, run_worker
+from pipeline.delivery.transports import transport_for
+from pipeline.errors import AudienceError, CommsError, RunBlocked, RunError, SettingsError, TemplateError
+from pipeline.message.compose import Composer
+from pipeline.message.dkim import Signer
+from pipeline.runs.control import RunReport, describe_transport, get_run, show_run
+from pipeline.runs.variables import missing_variables
+from pipeline.storage import outbox
+from pipeline.storage.engines import opened, session
+from pipeline.storage.models import Approval, DeliveryStatus, Run, RunStatus, utcnow
+from pipeline.types import Templates
+from pipeline.workspace.folders import Workspace
+from pipeline.workspace.settings import Settings
+
+_DONE = (DeliveryStatus.sent, DeliveryStatus.failed, DeliveryStatus.skipped, DeliveryStatus.cancelled)
+_RATE_WINDOW = timedelta(seconds=60)
+
+
+log = logging.getLogger("comms.runs")
+
+
+# -- starting --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run would send, to whom and how: shown before anything is written."""
+
+    campaign: Campaign
+    audience: Audience
+    recipients: int  # who the run would send to (without those left out)
+    transport: str
+    already_received: int = 0  # contacts of the audience who got this campaign in an earlier run
+    again: bool = False  # True: they are sent it again; False: they are left out
+
+
+def refuse_failing_checks(ws: Workspace, campaign: Campaign) -> None:
+    """`comms check`'s rules on the message as it would go out: an error finding that the copy
+    does not waive raises CheckFailed with its file and line, and nothing is written or sent."""
+    checks.refuse_on_errors(checks.check(ws, campaign.name, campaign))
+
+
+def plan_run(ws: Workspace, campaign: str, audience: str | None = None, *, again: bool = False) -> RunPlan:
+    """Assemble and check CAMPAIGN and count its audience (the copy's own unless AUDIENCE is given)."""
+    assembled = assemble(ws, campaign)
+    check_campaign(ws, assembled)
+    chosen = load_audience(ws, audience or assembled.audience)
+    with opened(ws.settings) as engine, session(engine) as db:
+        count = count_audience(db, chosen)
+        already = outbox.count_already_received(db.connection(), audience_query(chosen), assembled.name)
+    recipients = count if again else count - already
+    return RunPlan(assembled, chosen, recipients, describe_transport(ws.settings), already, again)
+
+
+class UnfinishedRunError(RunError):
+    """The campaign already has a run to this audience that is not finished: resume or cancel it."""
+
+
+class OccurrenceTaken(RunError):
+    """A schedule's occurrence already has its run (it runs once, however often it is triggered)."""
+
+
+def check_before_run(ws: Workspace, plan: RunPlan, settings: Settings, *, allow_empty: bool = False) -> None:
+    """The gates a run must pass before it is created, so a run that cannot go well is never made.
+
+    Each raises a one-line CommsError. Gates of other kinds (content checks, approvals) go
+    beside these, in the same place: start_run and dry_run call this before anything is written.
+    SETTINGS are the workspace's (a dry run's carry a preview secret when COMMS_SECRET is unset).
+    """
+    check_sender(settings, ws)
+    with opened(ws.settings) as engine, engine.connect() as conn:
+        unfinished = outbox.unfinished_runs(conn, plan.campaign.name, plan.audience.name)
+    if unfinished:
+        run = unfinished[0]
+        raise UnfinishedRunError(
+            f"campaign {plan.campaign.name} already has run {run.id} to {plan.audience.name}, which is "
+            f"{run.status}: resume it with `comms runs resume {run.id}` (or cancel it with "
+            f"`comms runs cancel {run.id}`) instead of starting another"
+        )
+    if plan.recipients == 0 and not allow_empty:
+        left_out = f" (all {plan.already_received} already received it; --again sends again)"
+        raise AudienceError(
+            f"audience {plan.audience.name} has no one to send to"
+            f"{left_out if plan.already_received else ''}; --allow-empty creates the run anyway",
+            path=plan.audience.path,
+        )
+    check_variables(ws, plan)
+
+
+def check_sender(settings: Settings, ws: Workspace) -> None:
+    """Build one message for the [preview] contact as a run would, so a bad [sender] address or
+    DKIM key is refused now, naming comms.toml, rather than by every delivery of a run."""
+    try:
+        signer = Signer.from_settings(settings, ws.root)
+        templates = Templates("check", "<p>check</p>", "check")
+        composer = Composer(
+            settings, templates, campaign="check", department="check", signer=signer, tracked=False
+        )
+        composer.compose(preview_recipient(settings), delivery_id=None, contact_key="check")
+    except SettingsError:
+        raise
+    except CommsError as exc:
+        raise SettingsError(exc.message, path=ws.relative(ws.root / "comms.toml")) from None
+
+
+def check_variables(ws: Workspace, plan: RunPlan) -> None:
+    """Refuse a run in which some recipients would get an empty value where the copy prints one."""
+    with opened(ws.settings) as engine, session(engine) as db:
+        found = missing_variables(plan.campaign, stream_people(db, plan.audience))
+    if found:
+        first = found[0]
+        more = f" (and {len(found) - 1} more variables)" if len(found) > 1 else ""
+        raise TemplateError(first.message + more, path=first.path, line=first.line)
+
+
+def start_run(
+    ws: Workspace,
+    campaign: str,
+    audience: str | None = None,
+    *,
+    started_by: str,
+    schedule: str | None = None,
+    occurrence: datetime | None = None,
+    confirm: Callable[[RunPlan], None] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    paused_reason: str | None = None,
+    again: bool = False,
+    allow_empty: bool = False,
+) -> Run:
+    """Freeze CAMPAIGN and snapshot its audience into a new run that is ready to send (status sending).
+
+    CONFIRM sees the plan before anything is written and aborts by raising. A run for
+    a (SCHEDULE, OCCURRENCE) that already has one is refused with OccurrenceTaken, so a
+    scheduled occurrence runs once however often it is triggered. META is kept with
+    the run (the daemon keeps a schedule's sending window there); with PAUSED_REASON
+    the run starts paused instead, before any worker can claim from it. Contacts who
+    got this campaign in an earlier run are left out, unless AGAIN; check_before_run
+    refuses an empty run unless ALLOW_EMPTY. The campaign's warnings are kept in meta.
+    """
+    ws.settings.secret  # noqa: B018 -- refuse now rather than after the snapshot: links need COMMS_SECRET
+    plan = plan_run(ws, campaign, audience, again=again)
+    approval = gate_run_start(ws, plan, started_by=started_by, schedule=schedule, occurrence=occurrence)
+    check_before_run(ws, plan, ws.settings, allow_empty=allow_empty)
+    if confirm is not None:
+        confirm(plan)
+    tracked, tracked_html = track_campaign(plan.campaign, ws.settings)
+    now = utcnow()
+    run = Run(
+        campaign=tracked.name,
+        department=tracked.department,
+        audience=plan.audience.name,
+        started_by=started_by,
+        schedule=schedule,
+        occurrence=occurrence,
+        template_hash=tracked.template_hash,
+        subject_template=tracked.subject,
+        html_template=tracked.html,
+        text_template=tracked.text,
+        approval_id=approval.id if approval else None,
+        meta={
+            **(meta or {}),
+            "links": list(tracked_html.links),
+            "honeypot": tracked_html.honeypot,
+            "tracking": tracked.tracking,
+            "cta_link": cta_link(load_copy(ws, campaign).fields.get("cta_url"), tracked_html.links),
+            "layout": tracked.layout,
+            "transport": plan.transport,
+            "message_id_salt": secrets.token_hex(16),
+            "warnings": list(tracked.warnings),
+            "left_out": 0 if again else plan.already_received,
+        },
+        created_at=now,
+    )
+    with opened(ws.settings) as engine:
+        try:
+            with engine.begin() as conn:
+                run_id = outbox.create_run(conn, run)
+                frozen = snapshot_query(plan.audience, ws.settings.reports)
+                if not again:  # leave out whoever got (or is queued for) this campaign already
+                    frozen = frozen.where(~outbox.has_received(tracked.name))
+                count = outbox.snapshot_audience(conn, run_id, frozen, now)
+                outbox.set_recipient_count(conn, run_id, count)
+                status = RunStatus.sending if paused_reason is None else RunStatus.paused
+                reason = paused_reason or ""
+                outbox.set_run_status(conn, run_id, status, when=[RunStatus.planned], now=now, reason=reason)
+        except IntegrityError:
+            if schedule is None:
+                raise
+            raise OccurrenceTaken(f"schedule {schedule} already has a run for {occurrence}") from None
+        return get_run(engine, run_id)
+
+
+def gate_run_start(
+    ws: Workspace,
+    plan: RunPlan,
+    *,
+    started_by: str,
+    schedule: str | None = None,
+    occurrence: datetime | None = None,
+) -> Approval | None:
+    """The gates every run passes before anything is queued; returns the approval it goes under.
+
+    Refused (no valid approval of exactly this content, when `[approvals] required`): the run is
+    recorded as blocked with the reason, and RunBlocked says it in one line with the command that
+    fixes it. Other gates (checks, validation) belong here too, so no path to sending skips them.
+    First the checks: an error finding raises CheckFailed (see refuse_failing_checks).
+    """
+    refuse_failing_checks(ws, plan.campaign)
+    if not ws.settings.approvals.required:
+        return None
+    with opened(ws.settings) as engine:
+        with engine.begin() as conn:
+            found = verdict(ws, conn, plan.campaign.name, plan.audience.name, assembled=plan.campaign)
+        if found.approval is not None:
+            return found.approval
+        _record_blocked(engine, plan, found.reason, started_by, schedule, occurrence, found.content.hash)
+    raise RunBlocked(f"not sent: {found.reason}")
+
+
+def _record_blocked(
+    engine: Engine,
+    plan: RunPlan,
+    reason: str,
+    started_by: str,
+    schedule: str | None,
+    occurrence: datetime | None,
+    content_hash: str,
+) -> None:
+    now = utcnow()
+    run = Run(
+        campaign=plan.campaign.name,
+        department=plan.campaign.department,
+        audience=plan.audience.name,
+        status=RunStatus.blocked,
+        started_by=started_by,
+        schedule=schedule,
+        occurrence=occurrence,
+        template_hash=plan.campaign.template_hash,
+        meta={"content_hash": content_hash},
+        status_reason=reason[:1000],
+        created_at=now,
+        finished_at=now,
+    )
+    try:
+        with engine.begin() as conn:
+            outbox.create_run(conn, run)
+    except IntegrityError:
+        if schedule is None:
+            raise
+        # this occurrence is already recorded (blocked before, or run): once is enough
+
+
+# -- dispatching -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """A run's position while this process sends it (what the progress bar shows)."""
+
+    total: int
+    sent: int
+    failed: int
+    skipped: int
+    retrying: int  # deliveries waiting for a retry
+    remaining: int
+
+
+def dispatch_run(
+    ws: Workspace, run_id: int, *, on_progress: Callable[[RunProgress], None] | None = None
+) -> RunReport:
+    """Send RUN_ID from this process until it finishes, pauses or is cancelled.
+
+    SIGTERM or Ctrl-C (when called from the main thread) stops claiming, lets the
+    messages in flight finish and pauses the run, to be resumed with resume_run.
+    """
+    with opened(ws.settings) as engine:
+        run = get_run(engine, run_id)
+        if run.status != RunStatus.sending:
+            raise RunError(f"run {run_id} is {run.status}, not sending: resume it first")
+        with engine.connect() as conn:
+            before = outbox.run_counts(conn, run_id)
+
+        def progress(tally: Tally) -> None:
+            if on_progress is None:
+                return
+            done = tally.by_run.get(run_id, {})
+            sent = before[DeliveryStatus.sent] + done.get("sent", 0)
+            failed = before[DeliveryStatus.failed] + done.get("failed", 0)
+            skipped = before[DeliveryStatus.skipped] + done.get("skipped", 0)
+            total = sum(before.values())
+            finished = sent + failed + skipped + before[DeliveryStatus.cancelled]
+            on_progress(RunProgress(total, sent, failed, skipped, done.get("retried", 0), total - finished))
+
+        def pause(reason: str) -> None:
+            with engine.begin() as conn:
+                outbox.set_run_status(
+                    conn, run_id, RunStatus.paused, when=[RunStatus.sending], now=utcnow(), reason=reason
+                )
+
+        try:
+            stopped = asyncio.run(_dispatch(ws, engine, run_id, progress))
+        except BaseException as exc:
+            # Whatever stopped this process's worker, the run is not left `sending` with nobody on it.
+            pause(f"stopped by an error: {exc}"[:1000])
+            raise
+        if stopped:
+            pause("stopped by a signal; resume to continue")
+    return show_run(ws, run_id)
+
+
+async def _dispatch(ws: Workspace, engine: Engine, run_id: int, progress: Callable[[Tally], None]) -> bool:
+    """Run one worker on RUN_ID; True if a signal stopped it before the run was done."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = threading.current_thread() is threading.main_thread()
+    if handled:
+
+        def on_signal() -> None:
+            log.warning("run %s: stopping on a signal, finishing the messages in flight", run_id)
+            stop.set()
+            # A second Ctrl-C interrupts at once instead of waiting for the messages in flight.
+            loop.remove_signal_handler(signal.SIGINT)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal)
+    try:
+        async with transport_for(ws.settings, ws.root) as transport:
+            report = await run_worker(ws, engine, transport, run_id=run_id, stop=stop, on_progress=progress)
+    finally:
+        if handled:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+    return report.stopped
+
+
+# -- after a send --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    """Where a run's messages went and why fewer went than the lists hold."""
+
+    destination: str
+    breakdown: Breakdown
+    skipped: dict[str, int]  # at send time, by reason
+
+
+def destination(ws: Workspace) -> str:
+    """Where sent messages are now: the outbox folder, the SMTP server, or standard output."""
+    config = ws.settings.transport
+    if config.kind == "file":
+        return f".eml files in {ws.root / config.path}"
+    if config.kind == "smtp":
+        return f"the SMTP server {describe_transport(ws.settings).removeprefix('smtp ')}"
+    return "standard output (console transport)"
+
+
+def send_summary(ws: Workspace, run: Run) -> SendSummary:
+    with opened(ws.settings) as engine:
+        with session(engine) as db:
+            breakdown = audience_breakdown(db, load_audience(ws, run.audience))
+        with engine.connect() as conn:
+            skipped = outbox.skip_reasons(conn, run.id or 0)
+    return SendSummary(destination(ws), breakdown, skipped)
