@@ -134,3 +134,7 @@ def unwrap(exc: BaseException) -> BaseException:
             break
         exc = next(iter(distinct.values()))
     return exc
+
+
+class BenchError(CommsError):
+    """A benchmark's client failed (`comms bench`); the message is the last line of its errors."""

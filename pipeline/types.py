@@ -69,7 +69,11 @@ class Rendered:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A finished message as a transport takes it: envelope and the exact bytes of the wire."""
+    """A finished message as a transport takes it: envelope and the exact bytes of the wire.
+
+    DATA is SMTP-ready: CRLF line ends, ending in CRLF, and no line starting with "." (the
+    message builder writes such a dot as quoted-printable =2E), so it needs no dot-stuffing and
+    every transport writes it as is."""
 
     envelope_from: str
     recipients: tuple[str, ...]

@@ -29,6 +29,7 @@ from pipeline.workspace.settings import Settings
 
 TEST_PREFIX = "[TEST] "
 _KNOWN_QP_LINES = 4096  # a few hundred messages' worth of per-recipient lines
+_QP_LINE = 76  # RFC 2045 6.7 (5): encoded lines at most 76 characters, the soft break's "=" included
 
 
 def _quoted_printable(text: str, known: dict[str, bytes]) -> bytes:
@@ -43,6 +44,9 @@ def _quoted_printable(text: str, known: dict[str, bytes]) -> bytes:
     makes the part a third bigger, hides markup that is plain ASCII from a reader of the source,
     and spam filters score a base64 text part that did not need it. KNOWN is emptied when full,
     as the lines that carry a recipient's name or tokens would otherwise pile up in it.
+
+    No encoded line starts with a dot (see _without_leading_dots), so the message needs no SMTP
+    dot-stuffing: the bytes go on the wire as built, and nothing scans them for it again.
     """
     if len(known) > _KNOWN_QP_LINES:
         known.clear()
@@ -53,9 +57,43 @@ def _quoted_printable(text: str, known: dict[str, bytes]) -> bytes:
         quoted = known.get(line)
         if quoted is None:
             quoted = binascii.b2a_qp(line.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+            if quoted.startswith(b".") or b"\n." in quoted:
+                quoted = _without_leading_dots(quoted)
             known[line] = quoted
         encoded.append(quoted)
     return b"\r\n".join(encoded)
+
+
+def _without_leading_dots(quoted: bytes) -> bytes:
+    """QUOTED (one source line's QP, maybe with soft breaks) re-wrapped so that no encoded line
+    starts with ".": such a dot is written =2E, which decodes the same. SMTP would otherwise have
+    to double it on the wire (RFC 5321 4.5.2), scanning every message to find the few that need
+    it. A soft break landing before a dot is common in long per-recipient lines (URLs), so this
+    works on whole segments: what no longer fits moves on to the next one, never splitting an =XX."""
+    segments = quoted.split(b"=\r\n")
+    last = len(segments) - 1
+    lines: list[bytes] = []
+    pending = b""
+    for n, segment in enumerate(segments):
+        content = pending + segment
+        pending = b""
+        while True:
+            if content[:1] == b".":
+                content = b"=2E" + content[1:]
+            if len(content) <= (_QP_LINE if n == last else _QP_LINE - 1):
+                lines.append(content)
+                break
+            cut = _QP_LINE - 1  # this line ends in a soft break
+            if content[cut - 1 : cut] == b"=":
+                cut -= 1
+            elif content[cut - 2 : cut - 1] == b"=":
+                cut -= 2
+            lines.append(content[:cut])
+            content = content[cut:]
+            if n != last:
+                pending = content
+                break
+    return b"=\r\n".join(lines)
 
 
 class MessageBuilder:

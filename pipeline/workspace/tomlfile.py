@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -108,3 +109,21 @@ def validate(
         raise error(
             f"{describe(loc, data, label=label)}: {said}", path=shown, line=toml_line(text, loc)
         ) from None
+
+
+def replace_tables(path: Path, tables: dict[str, str | None]) -> None:
+    """Replace whole [table]s of the TOML file PATH with the given bodies, or remove those given
+    None (sub-tables such as [brand.colors] stay); for tools that set up a workspace, such as
+    `comms bench`."""
+    kept: list[str] = []
+    skipping = False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        header = re.match(r"^\[([\w.]+)\]\s*$", line)
+        if header:
+            skipping = header[1] in tables
+        if not skipping:
+            kept.append(line)
+    for name, body in tables.items():
+        if body is not None:
+            kept += ["", f"[{name}]", body.strip()]
+    path.write_text("\n".join(kept) + "\n", encoding="utf-8")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import email
+import email.policy
 import ipaddress
 import ssl
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from pipeline.delivery.transports import SmtpTransport
-from pipeline.types import Outgoing, SendResult, SendStatus
+from pipeline.types import Outgoing, Rendered, SendResult, SendStatus
 from tests.support.smtp_server import SmtpServer
 
 Build = Callable[..., Outgoing]
@@ -38,10 +41,13 @@ def numbered(build: Build, count: int) -> list[Outgoing]:
     ]
 
 
-def test_messages_arrive_byte_exact_over_one_reused_connection(build: Build) -> None:
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_messages_arrive_byte_exact_over_one_reused_connection(build: Build, pipelining: bool) -> None:
     messages = numbered(build, 5)
-    with SmtpServer() as server:
+    with SmtpServer(pipelining=pipelining) as server:
         results = asyncio.run(send_each(plain(server, connections=1), messages))
+    # With PIPELINING offered, MAIL, RCPT and DATA go out together (RFC 2920), one round trip.
+    assert server.pipelined == (5 if pipelining else 0)
     assert [r.status for r in results] == [SendStatus.sent] * 5
     assert all(r.code == 250 and "2.0.0" in r.reply for r in results)
     assert [m.data for m in server.messages] == [m.data for m in messages]
@@ -50,14 +56,58 @@ def test_messages_arrive_byte_exact_over_one_reused_connection(build: Build) -> 
     assert server.connections == 1
 
 
-def test_a_550_fails_that_message_only_and_leaves_the_connection_usable(build: Build) -> None:
+def test_pipelining_offered_is_not_used_when_turned_off(build: Build) -> None:
+    with SmtpServer(pipelining=True) as server:
+        results = asyncio.run(send_each(plain(server, pipelining=False), numbered(build, 2)))
+    assert [r.status for r in results] == [SendStatus.sent] * 2
+    assert server.pipelined == 0 and server.accepted == 2
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_a_550_fails_that_message_only_and_leaves_the_connection_usable(
+    build: Build, pipelining: bool
+) -> None:
     gone, kept = build(to_email="gone@example.com"), build(to_email="kept@example.com")
-    with SmtpServer(refuse={"gone@example.com": "550 5.1.1 user unknown"}) as server:
+    with SmtpServer(refuse={"gone@example.com": "550 5.1.1 user unknown"}, pipelining=pipelining) as server:
         results = asyncio.run(send_each(plain(server, connections=1), [gone, kept]))
     assert results[0] == SendResult(SendStatus.permanent, 550, "5.1.1 user unknown")
     assert results[1].status is SendStatus.sent
     assert [m.rcpt_tos for m in server.messages] == [("kept@example.com",)]
     assert server.connections == 1
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_each_recipient_gets_its_own_answer(build: Build, pipelining: bool) -> None:
+    """One refused recipient of two: sent to the other, the refusal named; all refused: the first refusal."""
+    message = build()
+    some = replace(message, recipients=("gone@example.com", "kept@example.com"))
+    none = replace(message, recipients=("gone@example.com", "away@example.com"))
+    refuse = {"gone@example.com": "550 5.1.1 user unknown", "away@example.com": "450 4.2.1 mailbox busy"}
+    with SmtpServer(refuse=refuse, pipelining=pipelining) as server:
+        results = asyncio.run(send_each(plain(server, connections=1), [some, none, message]))
+    assert results[0].status is SendStatus.sent
+    assert results[0].reply.endswith("; refused: gone@example.com 550 5.1.1 user unknown")
+    assert results[1] == SendResult(SendStatus.permanent, 550, "5.1.1 user unknown")
+    assert results[2].status is SendStatus.sent
+    assert [m.rcpt_tos for m in server.messages] == [("kept@example.com",), ("zoe@example.com",)]
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_lines_starting_with_a_dot_arrive_intact_without_dot_stuffing(build: Build, pipelining: bool) -> None:
+    """The message bytes are SMTP-ready as built: no line starts with "." (QP writes it =2E), so the
+    client sends them as they are and the server gets exactly them, whatever the text holds."""
+    text = ".\n.leading dot\n..two\n" + "x" * 75 + ".after a soft break\n" + ". " * 60 + "\n"
+    message = build(content=Rendered(subject="Dots", html=f"<p>\n{text}</p>\n", text=text))
+    assert not any(line.startswith(b".") for line in message.data.split(b"\r\n"))
+    with SmtpServer(pipelining=pipelining) as server:
+        results = asyncio.run(send_each(plain(server), [message]))
+    assert results[0].status is SendStatus.sent
+    assert server.messages[0].data == message.data
+    parsed = email.message_from_bytes(server.messages[0].data, policy=email.policy.default)
+    plain_part = parsed.get_body(("plain",))
+    assert plain_part is not None
+    assert plain_part.get_content().replace("\r\n", "\n") == text
 
 
 def test_a_451_is_temporary_and_the_retry_is_delivered(build: Build) -> None:
@@ -154,6 +204,15 @@ def test_authentication_with_the_password_from_settings(build: Build) -> None:
     assert good[0].status is SendStatus.sent
     # A refused login is the connection's problem, not this recipient's: retry, never fail the delivery.
     assert bad[0].status is SendStatus.temporary and bad[0].code == 535
+    assert len(server.messages) == 1
+
+
+def test_authentication_with_login_when_plain_is_not_offered(build: Build) -> None:
+    with SmtpServer(credentials=("mailer", "s3cret"), auth_mechanisms=("LOGIN",)) as server:
+        good = asyncio.run(send_each(plain(server, username="mailer", password="s3cret"), [build()]))
+        bad = asyncio.run(send_each(plain(server, username="mailer", password="wrong"), [build()]))
+    assert good[0].status is SendStatus.sent
+    assert bad[0].status is SendStatus.temporary and bad[0].code == 535 and bad[0].at_connect
     assert len(server.messages) == 1
 
 

@@ -19,8 +19,10 @@ Knobs (keyword arguments; also plain attributes, safe to change while running):
 - ``hold_after=N``: once N messages were accepted, hold every further DATA reply until ``release()``
   (a test can then act "mid-run" without racing the sender).
 - ``credentials=("user", "password")``: require AUTH (PLAIN/LOGIN, allowed without TLS here); a
-  wrong password gets ``535 5.7.8``.
+  wrong password gets ``535 5.7.8``; ``auth_mechanisms=("LOGIN",)`` offers only those.
 - ``greeting="554 5.7.1 go away"``: greet every connection with that instead of 220, then hang up.
+- ``pipelining=True``: offer PIPELINING (RFC 2920) in the EHLO reply; ``pipelined`` then counts the
+  MAIL commands that arrived together with the next command, before their reply went out.
 - ``tls_context``: offer STARTTLS with that server context; ``implicit_tls=True`` wraps the whole
   connection in TLS instead.
 - ``record=False``: count accepted messages without keeping them (a sink for benchmarks).
@@ -75,11 +77,22 @@ class _Handler:
         # and the peer (host, port) stays the same across STARTTLS.
         if self.owner.credentials is not None and not session.authenticated:
             return "530 5.7.0 Authentication required"
+        # The next command already waiting unread means the client did not wait for this reply.
+        waiting = bool(server._reader._buffer)  # type: ignore[attr-defined]
         with self.owner._lock:
             self.owner._peers.add(session.peer)
+            self.owner.pipelined += waiting
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 2.1.0 OK"
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.owner.pipelining:
+            responses.insert(1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -165,8 +178,10 @@ class SmtpServer:
         implicit_tls: bool = False,
         record: bool = True,
         port: int | None = None,
-        smtputf8: bool = True,
         greeting: str | None = None,
+        pipelining: bool = False,
+        auth_mechanisms: tuple[str, ...] = ("LOGIN", "PLAIN"),
+        smtputf8: bool = True,
     ) -> None:
         self.host = HOST
         self.port = port or free_port()
@@ -180,6 +195,9 @@ class SmtpServer:
         self.record = record
         self.smtputf8 = smtputf8
         self.greeting = greeting
+        self.pipelining = pipelining
+        self.auth_mechanisms = auth_mechanisms
+        self.pipelined = 0
         self.hold_after: int | None = None
         self.accepted = 0
         self.connects = 0
@@ -208,6 +226,7 @@ class SmtpServer:
             # AUTH is enforced in handle_MAIL: aiosmtpd's own auth_required warns on every
             # connection when TLS is not required too, which is the point of a loopback test.
             kwargs |= {"authenticator": self._authenticate, "auth_require_tls": False}
+            kwargs["auth_exclude_mechanism"] = {"LOGIN", "PLAIN"} - set(self.auth_mechanisms)
         if self.implicit_tls:
             kwargs["ssl_context"] = self.tls_context
         elif self.tls_context is not None:

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from pipeline.workspace.folders import Workspace
+from pipeline.workspace.tomlfile import replace_tables
 
 # COMMS_SECRET for tests: at least 32 bytes, as comms requires of a real one.
 SECRET = "test-secret-key-of-at-least-32-bytes"
 CAMPAIGN = "spring-launch"  # audience "customers": the list "customers", marketing_consent = true
 
 
-def configure(root: Path, sections: dict[str, str]) -> None:
+def configure(root: Path, sections: dict[str, str | None]) -> None:
     """Replace whole [section] tables of ROOT/comms.toml (subtables such as [brand.colors] stay)."""
-    path = root / "comms.toml"
-    kept: list[str] = []
-    skipping = False
-    for line in path.read_text(encoding="utf-8").splitlines():
-        header = re.match(r"^\[([\w.]+)\]\s*$", line)
-        if header:
-            skipping = header[1] in sections
-        if not skipping:
-            kept.append(line)
-    for name, body in sections.items():
-        kept += ["", f"[{name}]", body.strip()]
-    path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    replace_tables(root / "comms.toml", sections)
 
 
 def smtp_sections(port: int, *, connections: int = 4, schedule_s: str = "[0.05]", **dispatch: object) -> dict:

@@ -1,8 +1,8 @@
-"""SMTP delivery through a pool of long-lived aiosmtplib connections.
+"""SMTP delivery through a pool of long-lived connections of our own client (smtp_client.py).
 
-aiosmtplib has no PIPELINING and one SMTP object serialises its transactions behind a lock, so
-concurrency comes from several objects: ``concurrency`` connections, each reused for many messages
-and reopened when the server drops it. Every outcome is a SendResult, never an exception:
+One connection carries one transaction at a time, so concurrency comes from several:
+``concurrency`` connections, each reused for many messages and reopened when the server drops
+it. Every outcome is a SendResult, never an exception:
 
 - connection set-up failed (refused, TLS, greeting, EHLO, AUTH): temporary and `at_connect`, with
   the server's code where it answered (the engine pauses the run on a 5xx greeting or a refused
@@ -10,26 +10,25 @@ and reopened when the server drops it. Every outcome is a SendResult, never an e
 - the connection broke mid-transaction, or a timeout: temporary; the connection is discarded and
   the next send reconnects;
 - a reply to MAIL, RCPT or DATA: 2xx sent, 4xx temporary, 5xx permanent, with code and text.
-  aiosmtplib sends RSET after a refusal, so a 550 for one recipient leaves the connection usable.
+  A refusal is followed by RSET, so a 550 for one recipient leaves the connection usable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 import ssl
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from aiosmtplib import (
-    SMTP,
-    SMTPException,
-    SMTPNotSupported,
-    SMTPRecipientsRefused,
-    SMTPResponseException,
-)
-
 from pipeline.delivery.transports.base import Transport
+from pipeline.delivery.transports.smtp_client import (
+    SmtpConnection,
+    SmtpReplyError,
+    StartTlsNotOffered,
+    Transaction,
+)
 from pipeline.errors import SettingsError
 from pipeline.types import Outgoing, SendResult, SendStatus
 from pipeline.workspace.settings import Settings, shown_url
@@ -39,7 +38,8 @@ DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
 # Waits before reconnecting after connection failures in a row: doubling from the first, at most the last.
 _RECONNECT_FIRST_S = 0.25
 _RECONNECT_MAX_S = 60.0
-_CLOSE_WAIT_S = 2.0
+# What breaks a connection: a dead or slow peer, a TLS failure, a reply cut short.
+_BROKEN = (OSError, TimeoutError, asyncio.IncompleteReadError)
 # URL scheme -> security: smtp:// takes [transport] security (STARTTLS unless set), the others say it.
 SCHEMES: dict[str, Security | None] = {"smtp": None, "smtps": "tls", "smtp+plain": "none"}
 NO_STARTTLS = (
@@ -68,6 +68,15 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _result(done: Transaction) -> SendResult:
+    if not done.accepted:
+        return _by_code(done.reply.code, done.reply.text)
+    reply = done.reply.text
+    if done.refused:
+        reply += "; refused: " + ", ".join(f"{rcpt} {r.code} {r.text}" for rcpt, r in done.refused)
+    return SendResult(SendStatus.sent, done.reply.code, reply)
+
+
 class SmtpTransport(Transport):
     def __init__(
         self,
@@ -81,8 +90,11 @@ class SmtpTransport(Transport):
         connections: int = 4,
         timeout_s: float = 30.0,
         tls_context: ssl.SSLContext | None = None,
+        pipelining: bool = True,
     ) -> None:
-        """TLS_CONTEXT replaces the system trust store (a private CA); None verifies as usual."""
+        """TLS_CONTEXT replaces the system trust store (a private CA); None verifies as usual.
+        PIPELINING False never pipelines, even when the server offers it (to compare, or for a
+        server that offers it and gets it wrong)."""
         if security == "none" and not allow_plain and not _is_loopback(host):
             raise SettingsError(
                 f"transport.security: plain SMTP to {host} would expose mail and password;"
@@ -93,18 +105,16 @@ class SmtpTransport(Transport):
         self.host = host
         self.port = port or DEFAULT_PORTS[security]
         self.concurrency = connections
-        self._options = {
-            "hostname": host,
-            "port": self.port,
-            "username": username or None,
-            "password": password if username else None,
-            "use_tls": security == "tls",
-            "start_tls": security == "starttls",
-            "timeout": timeout_s,
-            "tls_context": tls_context,
-        }
-        self._clients: list[SMTP] = []
-        self._idle: asyncio.Queue[SMTP] = asyncio.Queue()
+        self._security = security
+        self._username = username or None
+        self._password = password if username else None
+        self._timeout_s = timeout_s
+        self._tls_context = tls_context
+        self._pipelining = pipelining
+        self._local_hostname = "localhost"
+        self._slots: list[SmtpConnection | None] = []
+        self._idle: asyncio.Queue[int] = asyncio.Queue()
+        self._open = False
         self._connect_failures = 0  # in a row, over the whole pool
         self._reconnect_at = 0.0  # loop time before which no connection is attempted
 
@@ -142,86 +152,80 @@ class SmtpTransport(Transport):
     async def open(self) -> None:
         """Create the pool; connections open lazily, so a server that is down costs each send a
         quick temporary result instead of failing the whole run up front."""
-        self._clients = [SMTP(**self._options) for _ in range(self.concurrency)]
+        # The name EHLO gives (RFC 5321 4.1.1.1); getfqdn may ask DNS, so once and off the loop.
+        self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        self._slots = [None] * self.concurrency
         self._idle = asyncio.Queue()
-        for client in self._clients:
-            self._idle.put_nowait(client)
+        for slot in range(self.concurrency):
+            self._idle.put_nowait(slot)
+        self._open = True
 
     async def close(self) -> None:
-        closing = [client.protocol for client in self._clients if client.protocol is not None]
-        for client in self._clients:
-            if client.is_connected:
-                try:
-                    await client.quit()
-                except (SMTPException, OSError):
-                    client.close()
-        self._clients = []
-        # A TLS connection finishes closing (close_notify, then the socket) on later turns of the
-        # loop: wait for it, or a loop that ends right after leaves the socket open.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _CLOSE_WAIT_S
-        while any(protocol.transport is not None for protocol in closing) and loop.time() < deadline:
-            await asyncio.sleep(0.01)
+        slots, self._slots, self._open = self._slots, [], False
+        await asyncio.gather(*(c.quit() for c in slots if c is not None and c.usable))
+        for connection in slots:
+            if connection is not None and not connection.usable:
+                await connection.close()
 
     async def send(self, message: Outgoing) -> SendResult:
-        if not self._clients:
+        if not self._open:
             raise RuntimeError("SmtpTransport.send() before open(): use `async with transport:`")
-        client = await self._idle.get()
+        slot = await self._idle.get()
         try:
-            return await self._send_on(client, message)
-        finally:
-            self._idle.put_nowait(client)
-
-    async def _send_on(self, client: SMTP, message: Outgoing) -> SendResult:
-        if not client.is_connected:
-            refused = await self._connect(client)
-            if refused is not None:
-                return refused
-        # RFC 6531: an address that is not ASCII needs SMTPUTF8 on the whole transaction.
-        addresses = (message.envelope_from, *message.recipients)
-        options = [] if all(address.isascii() for address in addresses) else ["SMTPUTF8"]
-        try:
-            refused, reply = await client.sendmail(
-                message.envelope_from, message.recipients, message.data, mail_options=options
-            )
-        except SMTPRecipientsRefused as exc:
-            first = exc.recipients[0]
-            return _by_code(first.code, first.message)
-        except SMTPResponseException as exc:
-            return _by_code(exc.code, exc.message)
-        except SMTPNotSupported as exc:
-            if options:
+            connection = self._slots[slot]
+            if connection is None or not connection.usable:
+                if connection is not None:
+                    await connection.close()
+                self._slots[slot] = None
+                connection = await self._connect()
+                if isinstance(connection, SendResult):
+                    return connection
+                self._slots[slot] = connection
+            if "SMTPUTF8" not in connection.extensions and not all(
+                address.isascii() for address in (message.envelope_from, *message.recipients)
+            ):
                 reason = "the server does not offer SMTPUTF8, which a non-ASCII address needs (RFC 6531)"
                 return SendResult(SendStatus.permanent, None, reason)
-            return SendResult(SendStatus.permanent, None, _describe(exc))
-        except ValueError as exc:
-            return SendResult(SendStatus.permanent, None, _describe(exc))
-        except (SMTPException, OSError) as exc:
-            # Disconnected or timed out mid-transaction: the connection's state is unknown.
-            client.close()
-            return SendResult(SendStatus.temporary, None, _describe(exc))
-        if refused:
-            reply += "; refused: " + ", ".join(f"{rcpt} {r.code} {r.message}" for rcpt, r in refused.items())
-        return SendResult(SendStatus.sent, 250, reply)
+            try:
+                done = await connection.send(message.envelope_from, message.recipients, message.data)
+            except _BROKEN as exc:
+                # Disconnected or timed out mid-transaction: the connection's state is unknown.
+                connection.abort()
+                self._slots[slot] = None
+                return SendResult(SendStatus.temporary, None, _describe(exc))
+            except BaseException:  # cancelled mid-transaction: never reuse a half-spoken connection
+                connection.abort()
+                self._slots[slot] = None
+                raise
+            return _result(done)
+        finally:
+            if self._open:
+                self._idle.put_nowait(slot)
 
-    async def _connect(self, client: SMTP) -> SendResult | None:
-        """Open CLIENT's connection, after the backoff earlier failures asked for; None when open."""
+    async def _connect(self) -> SmtpConnection | SendResult:
+        """A new connection, after the backoff earlier failures asked for; a SendResult if refused."""
         loop = asyncio.get_running_loop()
         wait_s = self._reconnect_at - loop.time()
         if wait_s > 0:
             await asyncio.sleep(wait_s)
         try:
-            await client.connect()
-        except (SMTPException, OSError) as exc:
-            client.close()
+            connection = await SmtpConnection.open(
+                self.host,
+                self.port,
+                security=self._security,
+                tls_context=self._tls_context,
+                local_hostname=self._local_hostname,
+                username=self._username,
+                password=self._password,
+                timeout_s=self._timeout_s,
+                pipelining=self._pipelining,
+            )
+        except (SmtpReplyError, *_BROKEN) as exc:
             self._connect_failures += 1
             backoff_s = _RECONNECT_FIRST_S * 2 ** min(self._connect_failures - 1, 16)
             self._reconnect_at = loop.time() + min(backoff_s, _RECONNECT_MAX_S)
-            code = getattr(exc, "code", None)
-            if isinstance(exc, SMTPResponseException):
-                reply = f"{code} {exc.message}"
-            else:
-                reply = NO_STARTTLS if "STARTTLS extension not supported" in str(exc) else _describe(exc)
+            code = exc.code if isinstance(exc, SmtpReplyError) else None
+            reply = NO_STARTTLS if isinstance(exc, StartTlsNotOffered) else _describe(exc)
             return SendResult(SendStatus.temporary, code, reply, at_connect=True)
         self._connect_failures = 0
-        return None
+        return connection

@@ -1,0 +1,323 @@
+"""`comms bench send`: the whole send pipeline against bare clients, in one run, into one sink.
+
+Every figure comes from one run against one discarding sink on loopback (pipeline.bench.sink), so
+their ratios hold even on a shared, noisy machine where the absolute rates do not. Each client
+runs in a freshly spawned process (fork+exec) and reports its own peak memory: VmHWM of its own
+address space from /proc, which, unlike getrusage's ru_maxrss, does not carry the parent's peak
+across fork and exec. Measured, for the same message bytes and the same number of connections:
+
+- smtp-source (Postfix's C load generator) when installed: the physical limit of sink and wire;
+- aiosmtplib alone and comms' own SMTP client alone, sending pre-built message bytes;
+- comms send: a real run (outbox claim, personalise, MIME, send, record), without and with DKIM.
+
+Figures are not compared to targets here: this prints, a person judges (see MEASURED.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import pickle
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.bench.sink import HOST, start_sink
+from pipeline.errors import BenchError
+
+CAMPAIGN = "billing-portal"  # the sample copy whose message is closest to 25 KB
+LIST = "customers-billing-bench"
+SENDER = "bounces@kestrelforge.example"
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    messages: int
+    elapsed_s: float
+    cpu_s: float  # the client process's own CPU, all threads
+    peak_mb: float | None  # the client process's own peak RSS (VmHWM); None when not measurable
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.elapsed_s
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu_s / self.messages * 1000
+
+
+@dataclass(frozen=True)
+class SendBench:
+    recipients: int
+    connections: int
+    message_kb: float
+    database: str
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+    figures: list[Figure]
+
+    def figure(self, name: str) -> Figure | None:
+        return next((f for f in self.figures if f.name == name), None)
+
+
+def _own_peak_mb(pid: int | str = "self") -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _shares(count: int, connections: int) -> list[range]:
+    bounds = [count * i // connections for i in range(connections + 1)]
+    return [range(bounds[i], bounds[i + 1]) for i in range(connections)]
+
+
+# -- the measurements, each run in a spawned child ---------------------------------------------------
+
+
+Measured = tuple[int, float, float]  # messages sent; wall and CPU seconds of set-up not to count
+
+
+def _aiosmtplib_alone(port: int, count: int, connections: int, data: bytes) -> Measured:
+    from aiosmtplib import SMTP
+
+    async def one_connection(share: range) -> None:
+        client = SMTP(hostname=HOST, port=port, use_tls=False, start_tls=False)
+        await client.connect()
+        for i in share:
+            await client.sendmail(SENDER, [f"person{i}@example.com"], data)
+        await client.quit()
+
+    async def main() -> None:
+        await asyncio.gather(*(one_connection(share) for share in _shares(count, connections)))
+
+    asyncio.run(main())
+    return count, 0.0, 0.0
+
+
+def _client_alone(port: int, count: int, connections: int, data: bytes) -> Measured:
+    from pipeline.delivery.transports.smtp import SmtpTransport
+    from pipeline.types import Outgoing, SendStatus
+
+    transport = SmtpTransport(HOST, port, security="none", connections=connections)
+
+    async def one_connection(share: range) -> int:
+        sent = 0
+        for i in share:
+            message = Outgoing(SENDER, (f"person{i}@example.com",), data, f"<{i}@bench>")
+            sent += (await transport.send(message)).status is SendStatus.sent
+        return sent
+
+    async def main() -> int:
+        async with transport:
+            return sum(await asyncio.gather(*(one_connection(s) for s in _shares(count, connections))))
+
+    return asyncio.run(main()), 0.0, 0.0
+
+
+def _comms_send(root: str, dkim: bool) -> Measured:
+    from pipeline.runs import start
+    from pipeline.workspace.folders import Workspace
+    from pipeline.workspace.tomlfile import replace_tables
+
+    dkim_table = 'selector = "bench"\ndomain = "kestrelforge.example"\nkey_file = "dkim.pem"'
+    replace_tables(Path(root) / "comms.toml", {"dkim": dkim_table if dkim else None})
+    ws = Workspace.open(root)
+    started, cpu = time.perf_counter(), _cpu_s()
+    run = start.start_run(ws, CAMPAIGN, "bench", started_by="bench", again=True)  # everyone again
+    setup_s, setup_cpu_s = time.perf_counter() - started, _cpu_s() - cpu  # the snapshot is not sending
+    report = start.dispatch_run(ws, run.id or 0)
+    return report.counts["sent"], setup_s, setup_cpu_s
+
+
+def _child(result_path: str) -> None:
+    """A measurement in a fresh interpreter (`python -m pipeline.bench.send PATH`, the measure
+    and its arguments pickled on stdin): it imports only what that measure needs, so its peak
+    is that client's own, not the CLI's."""
+    measure, args = pickle.load(sys.stdin.buffer)
+    cpu, start = _cpu_s(), time.perf_counter()
+    sent, setup_s, setup_cpu_s = measure(*args)
+    elapsed, cpu = time.perf_counter() - start - setup_s, _cpu_s() - cpu - setup_cpu_s
+    Path(result_path).write_bytes(pickle.dumps((sent, elapsed, cpu, _own_peak_mb())))
+
+
+def _in_child(name: str, measure: Callable[..., Measured], *args: Any) -> Figure:
+    with tempfile.TemporaryDirectory() as tmp:
+        result_path = Path(tmp) / "result.pickle"
+        child = subprocess.run(
+            [sys.executable, "-m", "pipeline.bench.send", str(result_path)],
+            input=pickle.dumps((measure, args)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        if child.returncode != 0:
+            last = (child.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+            raise BenchError(f"{name} failed: {last}")
+        sent, elapsed, cpu, peak = pickle.loads(result_path.read_bytes())
+    return Figure(name, sent, elapsed, cpu, peak)
+
+
+def _smtp_source(port: int, count: int, connections: int, size: int) -> Figure | None:
+    """Postfix's smtp-source with messages of SIZE bytes; None when it is not installed. Its peak is
+    sampled from /proc while it runs, its CPU comes from wait4 (a child's own, never inherited)."""
+    program = shutil.which("smtp-source") or next(
+        (p for p in ("/usr/sbin/smtp-source",) if os.access(p, os.X_OK)), None
+    )
+    if program is None:
+        return None
+    command = [program, "-s", str(connections), "-l", str(size), "-m", str(count)]
+    command += ["-f", SENDER, "-t", "person@example.com", f"{HOST}:{port}"]
+    start = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    peak: float | None = None
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        sampled = _own_peak_mb(child.pid)
+        peak = max(peak or 0.0, sampled or 0.0) or None
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        return None
+    return Figure("smtp-source (Postfix)", count, elapsed, usage.ru_utime + usage.ru_stime, peak)
+
+
+# -- setting it up -----------------------------------------------------------------------------------
+
+
+def _workspace(root: Path, port: int, connections: int, database: str | None, recipients: int) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from pipeline.audience.importer import import_contacts
+    from pipeline.storage.engines import make_engine, upgrade
+    from pipeline.workspace.init import init_workspace
+    from pipeline.workspace.tomlfile import replace_tables
+
+    init_workspace(root)
+    url = database or f"sqlite:///{root / 'comms.db'}"
+    replace_tables(
+        root / "comms.toml",
+        {
+            "database": f'url = "{url}"',
+            "transport": f'kind = "smtp"\nurl = "smtp://{HOST}:{port}"\nsecurity = "none"\n'
+            f"connections = {connections}",
+            "rate": "per_second = 1000000\nper_domain_per_second = 1000000",
+            "dispatch": "batch_size = 500",
+            "approvals": "required = false",  # the gate is measured by its own tests, not here
+        },
+    )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (root / "dkim.pem").write_bytes(pem)
+    (root / "audiences" / "bench.toml").write_text(f'lists = ["{LIST}"]\n', encoding="utf-8")
+    upgrade(url)
+    path = root / "bench.csv"
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["email", "first_name", "last_name", "company", "plan"])
+        for i in range(recipients):
+            writer.writerow([f"person{i}@example{i % 50}.com", f"First{i}", f"Last{i}", f"Co {i}", "pro"])
+    engine = make_engine(url)
+    try:
+        import_contacts(engine, path, list_name=LIST)
+    finally:
+        engine.dispose()
+
+
+def _sample_message(root: Path) -> bytes:
+    """One message of the campaign as a run builds it, for the bare clients to send as is."""
+    from pipeline.assembly.campaign import assemble
+    from pipeline.assembly.personalize import Personalizer
+    from pipeline.assembly.tracking import track_campaign
+    from pipeline.message.headers import message_id
+    from pipeline.message.mime import MessageBuilder
+    from pipeline.message.urls import recipient_links, recipient_tracking
+    from pipeline.types import Recipient
+    from pipeline.workspace.folders import Workspace
+
+    ws = Workspace.open(root)
+    campaign, _ = track_campaign(assemble(ws, CAMPAIGN), ws.settings)
+    links = recipient_links(ws.settings, 1)
+    rendered = Personalizer(campaign.templates).render(
+        Recipient("person0@example.com", "First0", "Last0", attributes={"company": "Company 0"}),
+        links,
+        recipient_tracking(ws.settings, 1),
+    )
+    builder = MessageBuilder(ws.settings, campaign=CAMPAIGN, department=campaign.department, run_id=1)
+    return builder.build(
+        rendered,
+        to_email="person0@example.com",
+        to_name="First0 Last0",
+        message_id=message_id(1, 1, "kestrelforge.example"),
+        links=links,
+        delivery_id=1,
+    ).data
+
+
+def bench_send(
+    recipients: int = 20_000,
+    connections: int = 4,
+    database: str | None = None,
+    dkim: bool = True,
+    repeat: int = 1,
+) -> SendBench:
+    """Set up a throw-away workspace with RECIPIENTS contacts and measure every client, REPEAT
+    rounds one after the other, keeping each client's fastest (a shared machine is noisy).
+    DATABASE is the URL of an empty database (default: a SQLite file in the workspace)."""
+    saved = {name: os.environ.pop(name, None) for name in ("COMMS_SMTP_URL", "COMMS_DATABASE_URL")}
+    os.environ.setdefault("COMMS_SECRET", "bench-secret-of-at-least-thirty-two-bytes")
+    sink, port = start_sink()
+    best: dict[str, Figure] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp) / "ws"
+            _workspace(root, port, connections, database, recipients)
+            data = _sample_message(root)
+            load_before = os.getloadavg()
+            for _ in range(repeat):
+                for figure in [
+                    _smtp_source(port, recipients, connections, len(data)),
+                    _in_child("aiosmtplib alone", _aiosmtplib_alone, port, recipients, connections, data),
+                    _in_child("comms SMTP client alone", _client_alone, port, recipients, connections, data),
+                    _in_child("comms send", _comms_send, str(root), False),
+                    _in_child("comms send, DKIM RSA-2048", _comms_send, str(root), True) if dkim else None,
+                ]:
+                    kept = best.get(figure.name) if figure is not None else None
+                    if figure is not None and (kept is None or figure.rate > kept.rate):
+                        best[figure.name] = figure
+            load_after = os.getloadavg()
+    finally:
+        sink.terminate()
+        sink.wait()
+        for name, value in saved.items():
+            if value is not None:
+                os.environ[name] = value
+    figures = list(best.values())
+    kb = len(data) / 1024
+    return SendBench(recipients, connections, kb, database or "SQLite", load_before, load_after, figures)
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1])

@@ -1,0 +1,23 @@
+"""`comms bench send` measures what it says: every client sends every message into the sink, each
+reports its own peak memory. No figure is asserted (benchmarks print; a person judges)."""
+
+from __future__ import annotations
+
+import shutil
+
+from pipeline.bench.send import bench_send
+
+
+def test_every_client_sends_every_message_and_reports_its_own_peak() -> None:
+    result = bench_send(recipients=40, connections=2, dkim=True)
+    names = [figure.name for figure in result.figures]
+    expected = ["aiosmtplib alone", "comms SMTP client alone", "comms send", "comms send, DKIM RSA-2048"]
+    if shutil.which("smtp-source"):
+        expected.insert(0, "smtp-source (Postfix)")
+    assert names == expected
+    assert all(figure.messages == 40 for figure in result.figures)
+    assert all(figure.peak_mb is not None and figure.peak_mb > 0 for figure in result.figures)
+    # Its own peak, not the parent's: a bare client stays below a process that loaded the whole pipeline.
+    bare = result.figure("aiosmtplib alone")
+    full = result.figure("comms send")
+    assert bare is not None and full is not None and bare.peak_mb < full.peak_mb  # type: ignore[operator]
