@@ -83,7 +83,7 @@ class Outgoing:
 
 class SendStatus(StrEnum):
     sent = "sent"
-    temporary = "temporary"  # try again later: 4xx, timeout, refused or dropped connection
+    retry = "retry"  # try again later: 4xx, timeout, refused or dropped connection
     permanent = "permanent"  # do not retry this message: 5xx
 
 

@@ -4,7 +4,7 @@ The rules (RFC 5321 reply classes, RFC 3463 enhanced status codes):
 
 - 2xx: sent.
 - 4xx, a timeout, a refused or dropped connection: try again after the next step of
-  the backoff schedule (with jitter, so a whole batch deferred together does not come
+  the backoff schedule (with jitter, so a whole batch retried together does not come
   back together), until the delivery is older than ``retry.max_age_h``.
 - Refused while connecting, before any message was offered: a 5xx greeting (554) or a refused
   AUTH (535) will not go away by itself, so the run pauses at once with the server's reason

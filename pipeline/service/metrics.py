@@ -85,7 +85,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.deliveries = Counter(
             "comms_deliveries",
-            "Deliveries this process recorded, by outcome (retried: a temporary failure, tried again later)",
+            "Deliveries this process recorded, by outcome (retried: a retry verdict, sent again later)",
             ["status"],
             registry=self.registry,
         )

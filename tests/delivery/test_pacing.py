@@ -93,14 +93,14 @@ def _verdict(status: SendStatus, code: int | None, reply: str, *, age_h: float =
 
 
 def test_temporary_failures_back_off_along_the_schedule_with_jitter_then_give_up() -> None:
-    first, now = _verdict(SendStatus.temporary, 451, "4.3.0 try later", attempts=1)
-    later, _ = _verdict(SendStatus.temporary, 451, "4.3.0 try later", attempts=5)
+    first, now = _verdict(SendStatus.retry, 451, "4.3.0 try later", attempts=1)
+    later, _ = _verdict(SendStatus.retry, 451, "4.3.0 try later", attempts=5)
     assert first.action is Action.retry and later.action is Action.retry
     assert 48 <= (first.retry_at - now).total_seconds() <= 72
     assert 240 <= (later.retry_at - now).total_seconds() <= 360  # the last step repeats
-    dropped, _ = _verdict(SendStatus.temporary, None, "Connection lost")
+    dropped, _ = _verdict(SendStatus.retry, None, "Connection lost")
     assert dropped.connection and not first.connection
-    old, _ = _verdict(SendStatus.temporary, 451, "4.3.0 try later", age_h=49, attempts=30)
+    old, _ = _verdict(SendStatus.retry, 451, "4.3.0 try later", age_h=49, attempts=30)
     assert old.action is Action.failed and "gave up after 30 attempts" in old.reason
 
 

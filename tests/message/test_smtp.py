@@ -114,7 +114,7 @@ def test_a_451_is_temporary_and_the_retry_is_delivered(build: Build) -> None:
     first, second = numbered(build, 2)
     with SmtpServer(defer_every=2) as server:
         results = asyncio.run(send_each(plain(server), [first, second, second]))
-    assert results[1] == SendResult(SendStatus.temporary, 451, "4.3.0 try again later")
+    assert results[1] == SendResult(SendStatus.retry, 451, "4.3.0 try again later")
     assert [r.status for r in (results[0], results[2])] == [SendStatus.sent, SendStatus.sent]
     assert [m.data for m in server.messages] == [first.data, second.data]
 
@@ -125,7 +125,7 @@ def test_a_connection_dropped_mid_data_is_temporary_and_the_pool_reconnects(buil
         results = asyncio.run(send_each(plain(server, connections=1), [first, second, third, second]))
     assert [r.status for r in results] == [
         SendStatus.sent,
-        SendStatus.temporary,
+        SendStatus.retry,
         SendStatus.sent,
         SendStatus.sent,
     ]
@@ -149,7 +149,7 @@ def test_a_server_that_is_down_gives_temporary_results_until_it_is_back(build: B
                 await asyncio.to_thread(server.stop)
 
     results = asyncio.run(scenario())
-    assert [r.status for r in results] == [SendStatus.temporary] * 3 + [SendStatus.sent]
+    assert [r.status for r in results] == [SendStatus.retry] * 3 + [SendStatus.sent]
     assert all(r.code is None for r in results[:3])
     assert len(server.messages) == 1
 
@@ -190,11 +190,11 @@ def test_the_pool_really_sends_over_n_connections_at_once(build: Build, connecti
     assert sorted(m.data for m in server.messages) == sorted(m.data for m in messages)
 
 
-def test_a_reply_slower_than_the_timeout_is_temporary(build: Build) -> None:
+def test_a_reply_slower_than_the_timeout_is_a_retry(build: Build) -> None:
     with SmtpServer(data_delay_s=2) as server:
         transport = SmtpTransport(server.host, server.port, security="none", timeout_s=0.5, connections=1)
         results = asyncio.run(send_each(transport, [build()]))
-    assert results[0].status is SendStatus.temporary and results[0].code is None
+    assert results[0].status is SendStatus.retry and results[0].code is None
 
 
 def test_authentication_with_the_password_from_settings(build: Build) -> None:
@@ -203,7 +203,7 @@ def test_authentication_with_the_password_from_settings(build: Build) -> None:
         bad = asyncio.run(send_each(plain(server, username="mailer", password="wrong"), [build()]))
     assert good[0].status is SendStatus.sent
     # A refused login is the connection's problem, not this recipient's: retry, never fail the delivery.
-    assert bad[0].status is SendStatus.temporary and bad[0].code == 535
+    assert bad[0].status is SendStatus.retry and bad[0].code == 535
     assert len(server.messages) == 1
 
 
@@ -212,7 +212,7 @@ def test_authentication_with_login_when_plain_is_not_offered(build: Build) -> No
         good = asyncio.run(send_each(plain(server, username="mailer", password="s3cret"), [build()]))
         bad = asyncio.run(send_each(plain(server, username="mailer", password="wrong"), [build()]))
     assert good[0].status is SendStatus.sent
-    assert bad[0].status is SendStatus.temporary and bad[0].code == 535 and bad[0].at_connect
+    assert bad[0].status is SendStatus.retry and bad[0].code == 535 and bad[0].at_connect
     assert len(server.messages) == 1
 
 
@@ -220,7 +220,7 @@ def test_a_server_without_starttls_says_which_setting_to_change(build: Build) ->
     with SmtpServer() as server:
         transport = SmtpTransport(server.host, server.port, security="starttls", timeout_s=5)
         [result] = asyncio.run(send_each(transport, [build()]))
-    assert result.status is SendStatus.temporary and result.code is None
+    assert result.status is SendStatus.retry and result.code is None
     assert "smtp+plain://" in result.reply and '[transport] security = "none"' in result.reply
     assert server.messages == []
 
@@ -286,6 +286,6 @@ def test_encrypted_connections_verify_the_server_certificate(
         trusted = asyncio.run(send_each(transport(trusting), [message]))
         untrusted = asyncio.run(send_each(transport(None), [message]))
     assert trusted[0].status is SendStatus.sent
-    assert untrusted[0].status is SendStatus.temporary
+    assert untrusted[0].status is SendStatus.retry
     assert "certificate verify failed" in untrusted[0].reply.lower()
     assert [m.data for m in server.messages] == [message.data]

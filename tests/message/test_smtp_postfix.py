@@ -96,7 +96,7 @@ def test_messages_reach_postfix_pipelined_over_several_connections(build: Build,
 
 @pytest.mark.parametrize(
     ("option", "status", "code"),
-    [("-r", SendStatus.temporary, 450), ("-f", SendStatus.permanent, 500)],
+    [("-r", SendStatus.retry, 450), ("-f", SendStatus.permanent, 500)],
 )
 def test_postfix_refusing_recipients(
     build: Build, smtp_sink: Sink, option: str, status: SendStatus, code: int
@@ -110,5 +110,5 @@ def test_postfix_refusing_recipients(
 def test_postfix_hanging_up_at_data_is_temporary_without_a_code(build: Build, smtp_sink: Sink) -> None:
     port, folder = smtp_sink("-q", "DATA")
     results = send_all(port, numbered(build, 1))
-    assert results[0].status is SendStatus.temporary and results[0].code is None
+    assert results[0].status is SendStatus.retry and results[0].code is None
     assert dumped(folder) == []

@@ -39,14 +39,14 @@ def test_file_transport_writes_one_eml_per_message_id(tmp_path: Path, build: Cal
     assert files[1].read_bytes() == second.data
 
 
-def test_file_transport_reports_an_unwritable_folder_as_temporary(
+def test_file_transport_reports_an_unwritable_folder_as_retry(
     tmp_path: Path, build: Callable[..., Outgoing]
 ) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     transport = FileTransport(blocker)
     result = asyncio.run(transport.send(build()))
-    assert result.status is SendStatus.temporary
+    assert result.status is SendStatus.retry
     assert "cannot write" in result.reply
     assert blocker.read_text() == "x"
 

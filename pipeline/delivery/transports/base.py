@@ -1,4 +1,4 @@
-"""The transport interface: hand one message over, get back sent, temporary or permanent."""
+"""The transport interface: hand one message over, get back sent, retry (later) or permanent."""
 
 from __future__ import annotations
 

@@ -42,5 +42,5 @@ class FileTransport(Transport):
         except OSError as exc:
             with contextlib.suppress(OSError):
                 partial.unlink()
-            return SendResult(SendStatus.temporary, None, f"cannot write {target}: {exc.strerror}")
+            return SendResult(SendStatus.retry, None, f"cannot write {target}: {exc.strerror}")
         return SendResult(SendStatus.sent, 250, f"2.0.0 written to {target.name}")

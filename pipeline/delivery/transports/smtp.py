@@ -4,12 +4,12 @@ One connection carries one transaction at a time, so concurrency comes from seve
 ``concurrency`` connections, each reused for many messages and reopened when the server drops
 it. Every outcome is a SendResult, never an exception:
 
-- connection set-up failed (refused, TLS, greeting, EHLO, AUTH): temporary and `at_connect`, with
+- connection set-up failed (refused, TLS, greeting, EHLO, AUTH): retry and `at_connect`, with
   the server's code where it answered (the engine pauses the run on a 5xx greeting or a refused
   AUTH); the next connection waits a backoff that doubles with each failure in a row;
-- the connection broke mid-transaction, or a timeout: temporary; the connection is discarded and
+- the connection broke mid-transaction, or a timeout: retry; the connection is discarded and
   the next send reconnects;
-- a reply to MAIL, RCPT or DATA: 2xx sent, 4xx temporary, 5xx permanent, with code and text.
+- a reply to MAIL, RCPT or DATA: 2xx sent, 4xx retry, 5xx permanent, with code and text.
   A refusal is followed by RSET, so a 550 for one recipient leaves the connection usable.
 """
 
@@ -60,7 +60,7 @@ def _is_loopback(host: str) -> bool:
 def _by_code(code: int, text: str) -> SendResult:
     if 200 <= code < 300:
         return SendResult(SendStatus.sent, code, text)
-    status = SendStatus.permanent if code >= 500 else SendStatus.temporary
+    status = SendStatus.permanent if code >= 500 else SendStatus.retry
     return SendResult(status, code, text)
 
 
@@ -151,7 +151,7 @@ class SmtpTransport(Transport):
 
     async def open(self) -> None:
         """Create the pool; connections open lazily, so a server that is down costs each send a
-        quick temporary result instead of failing the whole run up front."""
+        quick retry result instead of failing the whole run up front."""
         # The name EHLO gives (RFC 5321 4.1.1.1); getfqdn may ask DNS, so once and off the loop.
         self._local_hostname = await asyncio.to_thread(socket.getfqdn)
         self._slots = [None] * self.concurrency
@@ -192,7 +192,7 @@ class SmtpTransport(Transport):
                 # Disconnected or timed out mid-transaction: the connection's state is unknown.
                 connection.abort()
                 self._slots[slot] = None
-                return SendResult(SendStatus.temporary, None, _describe(exc))
+                return SendResult(SendStatus.retry, None, _describe(exc))
             except BaseException:  # cancelled mid-transaction: never reuse a half-spoken connection
                 connection.abort()
                 self._slots[slot] = None
@@ -226,6 +226,6 @@ class SmtpTransport(Transport):
             self._reconnect_at = loop.time() + min(backoff_s, _RECONNECT_MAX_S)
             code = exc.code if isinstance(exc, SmtpReplyError) else None
             reply = NO_STARTTLS if isinstance(exc, StartTlsNotOffered) else _describe(exc)
-            return SendResult(SendStatus.temporary, code, reply, at_connect=True)
+            return SendResult(SendStatus.retry, code, reply, at_connect=True)
         self._connect_failures = 0
         return connection
