@@ -22,6 +22,9 @@ from jinja2.sandbox import SandboxedEnvironment
 from pipeline.approvals.content import Content
 from pipeline.approvals.ledger import changed_parts, git, verdict
 from pipeline.audience.segments import count_audience, in_words, load_audience
+from pipeline.checks.formats import as_text
+from pipeline.checks.runner import check
+from pipeline.checks.subject import Severity
 from pipeline.errors import AudienceError
 from pipeline.runs.preview import preview_campaign
 from pipeline.storage import approvals as store
@@ -89,7 +92,10 @@ def write_review(ws: Workspace, campaign: str, out: Path, *, now: datetime | Non
         changed = changed_parts(last.parts, content.parts)
         if changed:
             notes.append("changed since the last approval: " + ", ".join(changed))
-    notes.append("check findings are not in this pack: comms has no checks package yet")
+    findings = check(ws, campaign)
+    (out / "checks.txt").write_text(as_text([findings]), encoding="utf-8")
+    warned = sum(1 for f in findings.findings if f.severity is not Severity.error and f.waived is None)
+    notes.append(f"checks: {len(findings.errors)} errors, {warned} warnings and infos (checks.txt)")
     (out / "changes.diff").write_text(diff, encoding="utf-8")
     pack = ReviewPack(
         index=out / "index.html",

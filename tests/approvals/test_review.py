@@ -57,6 +57,9 @@ def test_the_diff_after_an_edit_comes_from_git_in_a_repository(
     assert "changed since the last approval: the copy, layout or brand" in pack.notes
     out = tmp_path / "review"
     assert (out / "changes.diff").read_text(encoding="utf-8") == pack.diff
+    # The check findings of the campaign as it is now: the sample has warnings and no errors.
+    assert "checks: 0 errors" in " ".join(pack.notes)
+    assert "warning" in (out / "checks.txt").read_text(encoding="utf-8")
     index = (out / "index.html").read_text(encoding="utf-8")
     assert f'<span class="del">-{escape(BEFORE)}</span>' in index  # autoescaped: &#34;Tighter tolerances&#34;
     assert f'<span class="add">+{escape(AFTER)}</span>' in index
