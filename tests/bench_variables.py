@@ -19,7 +19,7 @@ from pathlib import Path
 from pipeline.assembly.campaign import assemble
 from pipeline.audience.importer import import_contacts
 from pipeline.audience.segments import load_audience, stream_people
-from pipeline.runs.variables import missing_variables
+from pipeline.checks.variables import missing_variables
 from pipeline.storage.engines import make_engine, session, upgrade
 from pipeline.workspace.folders import Workspace
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from pipeline.assembly.campaign import Campaign
 from pipeline.assembly.copy import Copy
-from pipeline.checks import accessibility, brand, compatibility, content, deliverability
+from pipeline.checks import accessibility, brand, compatibility, content, deliverability, recipients
 from pipeline.checks.sources import Location
 from pipeline.checks.subject import Family, Rule, Severity, build_subject
 from pipeline.errors import CheckFailed, CopyError, SettingsError
@@ -29,7 +29,8 @@ from pipeline.workspace.settings import SETTINGS_FILE
 from pipeline.workspace.tomlfile import toml_line
 
 FAMILIES: tuple[tuple[tuple[Rule, ...], Family], ...] = tuple(
-    (module.RULES, module.check) for module in (brand, accessibility, compatibility, deliverability, content)
+    (module.RULES, module.check)
+    for module in (brand, accessibility, compatibility, deliverability, content, recipients)
 )
 
 
@@ -62,12 +63,16 @@ def all_rules() -> tuple[Rule, ...]:
     return tuple(rule for rules, _ in FAMILIES for rule in rules)
 
 
-def check(ws: Workspace, name: str, campaign: Campaign | None = None) -> Report:
-    """Every rule on campaign NAME; the findings come in rule order, each with file and line."""
+def check(
+    ws: Workspace, name: str, campaign: Campaign | None = None, *, scan_audience: bool = True
+) -> Report:
+    """Every rule on campaign NAME; the findings come in rule order, each with file and line.
+
+    SCAN_AUDIENCE False leaves out the recipients family (a run start checks its own audience)."""
     started = time.perf_counter()
     known = {rule.id: rule for rule in all_rules()}
     severities = _severities(ws, known)
-    subject = build_subject(ws, name, campaign)
+    subject = build_subject(ws, name, campaign, scan_audience=scan_audience)
     waivers = _waivers(subject.copy, known)
     findings: list[Finding] = []
     for rules, family in FAMILIES:

@@ -68,12 +68,16 @@ class Subject:
     ws: Workspace
     copy: Copy
     campaign: Campaign  # after tracking: html is the tracked recipient-scope source
+    assembled: Campaign  # before tracking, as a run checks it against its audience
     links: tuple[str, ...]  # where tracked links lead, rendered for the recipient
     recipient: Recipient
     rendered: Rendered  # subject, html and text for the recipient
     raw: bytes  # the MIME message, signed when [dkim] is set
     sources: SourceMap
     unsubscribe_url: str
+    # Read the audience in the database too (checks.recipients); a run's gate does that itself,
+    # for the audience the run goes to, so it passes False.
+    scan_audience: bool = True
 
     @property
     def settings(self) -> Settings:
@@ -104,7 +108,9 @@ class Subject:
 Family = Callable[[Subject], Iterable[Hit]]
 
 
-def build_subject(ws: Workspace, name: str, campaign: Campaign | None = None) -> Subject:
+def build_subject(
+    ws: Workspace, name: str, campaign: Campaign | None = None, *, scan_audience: bool = True
+) -> Subject:
     """NAME's message as a send would build it (CAMPAIGN when the caller assembled it already)."""
     settings = ws.settings
     if not settings.secrets:
@@ -130,10 +136,12 @@ def build_subject(ws: Workspace, name: str, campaign: Campaign | None = None) ->
         ws=ws,
         copy=copy,
         campaign=tracked,
+        assembled=campaign,
         links=tuple(render_link(link, recipient, links) for link in link_templates),
         recipient=recipient,
         rendered=rendered,
         raw=outgoing.data,
         sources=SourceMap(ws, name, campaign.layout),
         unsubscribe_url=links.unsubscribe_url,
+        scan_audience=scan_audience,
     )

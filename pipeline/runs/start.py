@@ -36,13 +36,13 @@ from pipeline.audience.segments import (
     stream_people,
 )
 from pipeline.checks import runner as checks
+from pipeline.checks.variables import missing_variables
 from pipeline.delivery.engine import Tally, run_worker
 from pipeline.delivery.transports import transport_for
 from pipeline.errors import AudienceError, CommsError, RunBlocked, RunError, SettingsError, TemplateError
 from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
 from pipeline.runs.control import RunReport, describe_transport, get_run, show_run
-from pipeline.runs.variables import missing_variables
 from pipeline.storage import outbox
 from pipeline.storage.engines import opened, session
 from pipeline.storage.models import Approval, DeliveryStatus, Run, RunStatus, utcnow
@@ -75,7 +75,8 @@ class RunPlan:
 def refuse_failing_checks(ws: Workspace, campaign: Campaign) -> None:
     """`comms check`'s rules on the message as it would go out: an error finding that the copy
     does not waive raises CheckFailed with its file and line, and nothing is written or sent."""
-    checks.refuse_on_errors(checks.check(ws, campaign.name, campaign))
+    # The run's own audience is checked by check_variables (it may not be the copy's).
+    checks.refuse_on_errors(checks.check(ws, campaign.name, campaign, scan_audience=False))
 
 
 def plan_run(ws: Workspace, campaign: str, audience: str | None = None, *, again: bool = False) -> RunPlan:

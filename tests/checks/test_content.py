@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.audience.importer import import_contacts
 from pipeline.errors import CopyError, LayoutError, SettingsError
+from pipeline.storage.engines import make_engine, upgrade
 from tests.checks.conftest import edit, found, run, where
 
 COPY = "templates/copy/spring-launch.md"
@@ -114,3 +116,26 @@ def test_checks_severity_changes_a_rules_level_and_unknown_ids_are_refused(root:
     with pytest.raises(SettingsError, match="unknown rule 'brand.no-such'") as error:
         run(root, "spring-launch")
     assert error.value.line is not None
+
+
+def test_a_variable_some_recipients_lack_is_found_in_the_audience_with_its_line(root: Path) -> None:
+    # No database yet: nothing to read the audience from, so the family says nothing.
+    assert found(run(root, "spring-launch"), "recipients.missing-variable") == []
+    url = f"sqlite:///{root / 'comms.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    people = root / "people.csv"
+    people.write_text(
+        "email,first_name,marketing_consent\n"
+        + "".join(f"p{i}@example.com,{'' if i % 4 == 0 else f'First{i}'},true\n" for i in range(12)),
+        encoding="utf-8",
+    )
+    import_contacts(engine, people, list_name="customers")
+    engine.dispose()
+    line = edit(root, COPY, 'Hi {{ contact.first_name | default("there") }},', "Hi {{ contact.first_name }},")
+
+    [finding] = found(run(root, "spring-launch"), "recipients.missing-variable")
+
+    assert where(finding) == (COPY, line) and finding.blocks
+    assert "contact.first_name is missing for 3 of 12 recipients" in finding.message
+    assert "p0@example.com, p4@example.com, p8@example.com" in finding.message

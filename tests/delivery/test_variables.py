@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from pipeline.assembly.campaign import assemble
 from pipeline.audience.importer import import_contacts
 from pipeline.audience.segments import load_audience, stream_people
-from pipeline.runs.variables import missing_variables
+from pipeline.checks.variables import missing_variables
 from pipeline.storage.engines import session
 from tests.support.workspace import CAMPAIGN, open_ws
 
