@@ -28,7 +28,12 @@ def send(
     repeat: Annotated[int, typer.Option(min=1, help="Rounds; each client's fastest is shown.")] = 1,
 ) -> None:
     """Messages per second, CPU per message and each process's own peak memory of comms send,
-    its SMTP client, aiosmtplib and (when installed) Postfix's smtp-source, in one run into one sink."""
+    its SMTP client, aiosmtplib and (when installed) Postfix's smtp-source, in one run into one sink.
+
+    \b
+    Example:
+      comms bench send --recipients 5000 --repeat 3
+    """
     from pipeline.bench.send import bench_send
 
     result = bench_send(recipients, connections, database, dkim, repeat)

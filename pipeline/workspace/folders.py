@@ -18,7 +18,7 @@ from pipeline.errors import WorkspaceError
 from pipeline.workspace.settings import SETTINGS_FILE, Settings, load_settings
 
 # What a campaign, audience, schedule or layout name may look like (also pydantic's Field(pattern=)).
-PLAIN_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+PLAIN_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"  # a leading _ marks comms' own copy (_confirm.md); never a dot
 _PLAIN = re.compile(PLAIN_NAME)
 
 
