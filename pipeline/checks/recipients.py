@@ -13,7 +13,7 @@ from pipeline.audience.segments import load_audience, stream_people
 from pipeline.checks.sources import Location
 from pipeline.checks.subject import Hit, Rule, Severity, Subject
 from pipeline.checks.variables import missing_variables
-from pipeline.errors import DatabaseError
+from pipeline.errors import AudienceError, DatabaseError
 from pipeline.storage.engines import opened, session
 
 MISSING_VARIABLE = Rule(
@@ -31,7 +31,7 @@ def check(subject: Subject) -> Iterator[Hit]:
     try:
         with opened(subject.settings) as engine, session(engine) as db:
             found = missing_variables(subject.assembled, stream_people(db, audience))
-    except DatabaseError:  # no database yet (or behind its schema): nobody to check against
+    except (DatabaseError, AudienceError):  # no database yet, or not these lists: nobody to check against
         return
     for missing in found:
         yield Hit(
