@@ -54,6 +54,10 @@ def campaign_recipients(workspace_dir: Path, settings: Settings) -> list[str]:
     """Send the sample campaign to everyone on the `news` list; who got it, from the outbox."""
     (workspace_dir / "audiences" / "news.toml").write_text('lists = ["news"]\n', encoding="utf-8")
     ws = Workspace.with_settings(workspace_dir, settings)
+    # The test's tracking server is plain http on loopback; a real one must be https (RFC 8058).
+    ws.settings.checks.severity.update(
+        {"deliverability.one-click": "warning", "deliverability.insecure-link": "warning"}
+    )
     run = start.start_run(ws, "spring-launch", "news", started_by="test")
     assert run.id is not None
     start.dispatch_run(ws, run.id)
