@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from pipeline.approvals.ledger import verdict
 from pipeline.assembly.campaign import Campaign, assemble, check_campaign
@@ -39,7 +39,15 @@ from pipeline.checks import runner as checks
 from pipeline.checks.variables import missing_variables
 from pipeline.delivery.engine import Tally, run_worker
 from pipeline.delivery.transports import transport_for
-from pipeline.errors import AudienceError, CommsError, RunBlocked, RunError, SettingsError, TemplateError
+from pipeline.errors import (
+    AudienceError,
+    CommsError,
+    DatabaseError,
+    RunBlocked,
+    RunError,
+    SettingsError,
+    TemplateError,
+)
 from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
 from pipeline.runs.control import RunReport, describe_transport, get_run, show_run
@@ -342,8 +350,13 @@ def dispatch_run(
         try:
             stopped = asyncio.run(_dispatch(ws, engine, run_id, progress))
         except BaseException as exc:
-            # Whatever stopped this process's worker, the run is not left `sending` with nobody on it.
-            pause(f"stopped by an error: {exc}"[:1000])
+            # Whatever stopped this process's worker, the run is not left `sending` with nobody on it,
+            # unless the database is what failed: then the run stays as it is (its leases expire) and
+            # the person is told about the database, not about the pause that could not be written.
+            try:
+                pause(f"stopped by an error: {exc}"[:1000])
+            except (SQLAlchemyError, DatabaseError):
+                log.warning("run %s: could not pause it after %s", run_id, exc)
             raise
         if stopped:
             pause("stopped by a signal; resume to continue")
