@@ -15,7 +15,7 @@ from lxml.etree import _Element
 
 from pipeline.checks.sources import Location
 from pipeline.checks.styles import background, font_size_px, is_bold, is_hidden, text_colour, text_elements
-from pipeline.checks.subject import Hit, Rule, Severity, Subject
+from pipeline.checks.subject import Hit, Readable, Rule, Severity
 
 LANG = Rule(
     "accessibility.lang",
@@ -75,7 +75,7 @@ _LARGE_IMAGE_PX = 200  # wider than this and empty alt: probably not decoration
 _LARGE_TEXT_PX, _LARGE_BOLD_PX = 24.0, 18.66
 
 
-def check(subject: Subject) -> Iterator[Hit]:
+def check(subject: Readable) -> Iterator[Hit]:
     root = subject.tree
     yield from _html_attributes(subject, root)
     yield from _tables(subject, root)
@@ -93,7 +93,7 @@ def check(subject: Subject) -> Iterator[Hit]:
         )
 
 
-def _html_attributes(subject: Subject, root: _Element) -> Iterator[Hit]:
+def _html_attributes(subject: Readable, root: _Element) -> Iterator[Hit]:
     lang = (root.get("lang") or "").strip()
     where = subject.sources.find("lang:", kinds=("copy",)) or subject.sources.fallback()
     if not lang or lang.lower() == "und":
@@ -109,7 +109,7 @@ def _html_attributes(subject: Subject, root: _Element) -> Iterator[Hit]:
         )
 
 
-def _tables(subject: Subject, root: _Element) -> Iterator[Hit]:
+def _tables(subject: Readable, root: _Element) -> Iterator[Hit]:
     for table in root.iter("table"):
         if table.get("role") in ("presentation", "none") or table.find(".//th") is not None:
             continue
@@ -122,14 +122,14 @@ def _tables(subject: Subject, root: _Element) -> Iterator[Hit]:
         return  # one is enough: they come from the same place
 
 
-def _image_location(subject: Subject, img: _Element) -> Location | None:
+def _image_location(subject: Readable, img: _Element) -> Location | None:
     src = img.get("src", "")
     return subject.sources.find(src, kinds=("copy", "layout", "partial", "settings")) or subject.sources.find(
         "<mj-image", "<img", kinds=("layout", "partial")
     )
 
 
-def _images(subject: Subject, root: _Element) -> Iterator[Hit]:
+def _images(subject: Readable, root: _Element) -> Iterator[Hit]:
     for img in root.iter("img"):
         if img.get("width") == "1" and img.get("height") == "1":
             continue  # the open pixel
@@ -174,7 +174,7 @@ def _images(subject: Subject, root: _Element) -> Iterator[Hit]:
             )
 
 
-def _headings(subject: Subject, root: _Element) -> Iterator[Hit]:
+def _headings(subject: Readable, root: _Element) -> Iterator[Hit]:
     headings = [h for h in root.iter("h1", "h2", "h3", "h4", "h5", "h6") if not is_hidden(h)]
     h1s = [h for h in headings if h.tag == "h1"]
     if len(h1s) != 1:
@@ -203,7 +203,7 @@ def _headings(subject: Subject, root: _Element) -> Iterator[Hit]:
         previous = level
 
 
-def _links(subject: Subject, root: _Element) -> Iterator[Hit]:
+def _links(subject: Readable, root: _Element) -> Iterator[Hit]:
     for anchor in root.iter("a"):
         text = " ".join(anchor.text_content().split())
         bare = re.sub(r"[^\w\s]", "", text).strip().lower()
@@ -216,13 +216,13 @@ def _links(subject: Subject, root: _Element) -> Iterator[Hit]:
             )
 
 
-def _colour_location(subject: Subject, colours: tuple[str, ...]) -> Location | None:
+def _colour_location(subject: Readable, colours: tuple[str, ...]) -> Location | None:
     """Where the layout writes one of COLOURS literally (a brand colour comes from comms.toml instead)."""
     variants = [form for value in colours for form in (value, value.upper(), value.lower())]
     return subject.sources.find(*variants, kinds=("layout", "partial", "copy"))
 
 
-def _contrast_and_size(subject: Subject, root: _Element) -> Iterator[Hit]:
+def _contrast_and_size(subject: Readable, root: _Element) -> Iterator[Hit]:
     minimum = subject.settings.checks.min_font_px
     reported_contrast: set[tuple[str, str]] = set()
     reported_size: set[float] = set()

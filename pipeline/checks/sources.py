@@ -52,7 +52,17 @@ class SourceMap:
     def __init__(self, ws: Workspace, campaign: str, layout: str) -> None:
         files = [(ws.copy_dir / f"{campaign}.md", "copy"), (ws.layouts_dir / f"{layout}.mjml", "layout")]
         files += [(path, "partial") for path in sorted(ws.partials_dir.glob("*")) if path.is_file()]
-        files.append((ws.root / SETTINGS_FILE, "settings"))
+        self._load(ws, files)
+
+    @classmethod
+    def of_page(cls, ws: Workspace, template: Path) -> SourceMap:
+        """The sources of a page that is not a campaign (a report): its TEMPLATE, taken as its layout."""
+        found = cls.__new__(cls)
+        found._load(ws, [(template, "layout")])
+        return found
+
+    def _load(self, ws: Workspace, files: list[tuple[Path, str]]) -> None:
+        files = [*files, (ws.root / SETTINGS_FILE, "settings")]
         self._sources = [
             _Source(ws.relative(path), kind, path.read_text(encoding="utf-8"))
             for path, kind in files

@@ -9,6 +9,7 @@ message").
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Protocol
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -59,6 +60,19 @@ class Hit:
     message: str
     fix: str
     where: Location | None
+
+
+class Readable(Protocol):
+    """What the rules that read only the HTML need (accessibility): a campaign's Subject, or a Page."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def tree(self) -> _Element: ...
+
+    @property
+    def sources(self) -> SourceMap: ...
 
 
 @dataclass

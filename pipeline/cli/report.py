@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from pipeline.workspace.folders import Workspace
     from pipeline.workspace.settings import Settings
 
-report_app = typer.Typer(help="Engagement reports: run, campaign, departments, period.", no_args_is_help=True)
+report_app = typer.Typer(
+    help="Engagement reports: run, campaign, departments, period, and the exec report.", no_args_is_help=True
+)
 
 Format = Annotated[
     Literal["text", "json", "csv"], typer.Option("--format", "-f", help="text, json or csv (every number).")
@@ -157,3 +159,38 @@ def period(
       comms report period 2027-03 --compare yoy
     """
     _emit(open_workspace(workspace), lambda e, s: _period(e, s, period, compare=compare), fmt, html)
+
+
+@report_app.command("exec")
+def exec_(
+    period: PeriodOption,
+    compare: Annotated[
+        Literal["previous", "yoy"],
+        typer.Option("--compare", help="Changes against the previous period or the same one a year before."),
+    ] = "previous",
+    out: Annotated[Path, typer.Option("--out", help="The folder the files are written to.")] = Path("reports"),
+    formats: Annotated[
+        str, typer.Option("--format", "-f", help="Comma-separated: html, pdf, csv (a file per table), json.")
+    ] = "html,pdf,csv,json",
+    workspace: WorkspaceOption = None,
+) -> None:
+    """The report for the head of the company: KPI tiles with trend and target, departments side by
+    side, best and worst campaigns, A/B learnings, notes from reports/notes/PERIOD.md with the
+    recommendations that fired, and the glossary. Writes exec-PERIOD.html, .pdf, -TABLE.csv, .json.
+
+    \b
+    Example:
+      comms report exec --period 2027-Q1 --compare yoy --out reports/ --format html,pdf
+    """
+    from pipeline.reports import exec_report, parse_period, write_exec
+    from pipeline.storage.engines import opened
+    from pipeline.storage.models import utcnow
+
+    ws = open_workspace(workspace)
+    chosen = parse_period(period, utcnow())
+    wanted = [f.strip() for f in formats.split(",") if f.strip()]
+    with opened(ws.settings) as engine:
+        report = exec_report(engine, ws, chosen, compare=compare)
+    target = out if out.is_absolute() else Path.cwd() / out
+    for path in write_exec(report, ws, target, wanted):
+        console.print(f"wrote {path}", highlight=False)

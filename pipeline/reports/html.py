@@ -115,7 +115,8 @@ def _p_chart(report: CampaignReport, colours: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def to_html(report: Report, settings: Settings) -> str:
+def palette(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
+    """(colours, fonts) of every report page: [brand] over defaults that pass the contrast rules."""
     brand = settings.brand
     colours = {
         "primary": "#1F4E79",
@@ -126,7 +127,12 @@ def to_html(report: Report, settings: Settings) -> str:
         "surface": "#FFFFFF",
         **brand.colors,
     }
-    fonts = {"body": "Helvetica, Arial, sans-serif", "heading": "Georgia, serif", **brand.fonts}
+    return colours, {"body": "Helvetica, Arial, sans-serif", "heading": "Georgia, serif", **brand.fonts}
+
+
+def to_html(report: Report, settings: Settings) -> str:
+    brand = settings.brand
+    colours, fonts = palette(settings)
     context: dict[str, Any] = {
         "brand": brand,
         "colors": colours,

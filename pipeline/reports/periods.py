@@ -1,4 +1,8 @@
-"""Report periods: `2027-Q1`, `2027-03`, `2027`, `last-30d`, as half-open UTC intervals [start, end)."""
+"""Report periods: `2027-Q1`, `2027-03`, `2027`, `last-30d`, as half-open UTC intervals [start, end).
+
+`previous-month`, `previous-quarter` and `previous-year` name the last complete calendar one
+before now (what a schedule mailing a monthly report wants), as the period they are: `2027-02`...
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _YEAR = re.compile(r"^(\d{4})$")
 _LAST = re.compile(r"^last-(\d{1,4})d$")
+_RELATIVE = ("previous-month", "previous-quarter", "previous-year")
 
 
 @dataclass(frozen=True)
@@ -43,11 +48,20 @@ def parse_period(text: str, now: datetime) -> Period:
     if found := _YEAR.match(text):
         year = int(found[1])
         return Period(text, _month_start(year, 1), _month_start(year + 1, 1))
+    if text in _RELATIVE:
+        current = now.astimezone(UTC)
+        this = {
+            "previous-month": f"{current.year}-{current.month:02d}",
+            "previous-quarter": f"{current.year}-Q{(current.month - 1) // 3 + 1}",
+            "previous-year": str(current.year),
+        }[text]
+        return previous(parse_period(this, now))
     if (found := _LAST.match(text)) and int(found[1]) > 0:
         end = now.astimezone(UTC)
         return Period(text, end - timedelta(days=int(found[1])), end)
     raise ReportError(
-        f"period {text!r}: use YYYY-Qn (2027-Q1), YYYY-MM (2027-03), YYYY or last-Nd (last-30d)"
+        f"period {text!r}: use YYYY-Qn (2027-Q1), YYYY-MM (2027-03), YYYY, last-Nd (last-30d) "
+        "or previous-month, previous-quarter, previous-year"
     )
 
 

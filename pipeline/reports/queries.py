@@ -166,7 +166,15 @@ def counts(
 
 
 def reach(conn: Connection, scope: Scope) -> tuple[int, int]:
-    """(contacts delivered to, contacts among them with a human open or click) in SCOPE, each once.
+    """(contacts delivered to, contacts among them with a human open or click) in SCOPE, each once."""
+    return reach_by(conn, scope).get((), (0, 0))
+
+
+def reach_by(
+    conn: Connection, scope: Scope, groups: Sequence[ColumnElement[Any]] = ()
+) -> dict[tuple[Any, ...], tuple[int, int]]:
+    """(reached, engaged) contacts per group of SCOPE's deliveries (a department, say), each contact once
+    per group.
 
     Bounced deliveries are marked failed, so a delivered one is a sent one; the engaged count joins
     human events to their deliveries directly, without folding every delivery's events first.
@@ -177,14 +185,23 @@ def reach(conn: Connection, scope: Scope) -> tuple[int, int]:
         D.c.status == DeliveryStatus.sent,
         D.c.sent_at.is_not(None),
     )
-    reached = conn.execute(select(func.count(distinct(D.c.contact_id))).where(delivered)).scalar_one()
+    joined = D.join(R, R.c.id == D.c.run_id)
+    reached_query = select(*groups, func.count(distinct(D.c.contact_id))).select_from(joined).where(delivered)
     human = and_(E.c.kind.in_([EventKind.open, EventKind.click]), E.c.machine == false())
-    engaged = conn.execute(
-        select(func.count(distinct(D.c.contact_id)))
-        .select_from(E.join(D, D.c.id == E.c.delivery_id))
+    engaged_query = (
+        select(*groups, func.count(distinct(D.c.contact_id)))
+        .select_from(E.join(joined, D.c.id == E.c.delivery_id))
         .where(delivered, human)
-    ).scalar_one()
-    return int(reached), int(engaged)
+    )
+    if groups:
+        reached_query, engaged_query = reached_query.group_by(*groups), engaged_query.group_by(*groups)
+    width = len(groups)
+    engaged = {tuple(row[:width]): int(row[width]) for row in conn.execute(engaged_query)}
+    return {
+        tuple(row[:width]): (int(row[width]), engaged.get(tuple(row[:width]), 0))
+        for row in conn.execute(reached_query)
+        if groups or row[width]
+    }
 
 
 def seeds(conn: Connection, scope: Scope) -> int:

@@ -11,7 +11,7 @@ import dataclasses
 import io
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date
 from typing import Any
 
 from pipeline.audience.exporter import writer
@@ -22,19 +22,19 @@ Report = RunReport | CampaignReport | PeriodReport
 
 
 def to_data(report: Any) -> Any:
-    """REPORT as JSON-ready plain data (dicts, lists, numbers, strings; datetimes as ISO 8601)."""
+    """REPORT as JSON-ready plain data (dicts, lists, numbers, strings; dates and times as ISO 8601)."""
     if dataclasses.is_dataclass(report) and not isinstance(report, type):
         return {f.name: to_data(getattr(report, f.name)) for f in dataclasses.fields(report)}
     if isinstance(report, dict):
         return {str(k): to_data(v) for k, v in report.items()}
     if isinstance(report, list | tuple):
         return [to_data(v) for v in report]
-    if isinstance(report, datetime):
+    if isinstance(report, date):  # datetimes too
         return report.isoformat()
     return report
 
 
-def to_json(report: Report) -> str:
+def to_json(report: object) -> str:
     return json.dumps(to_data(report), indent=2, ensure_ascii=False) + "\n"
 
 

@@ -144,7 +144,7 @@ def run_report(engine: Engine, settings: Settings, run_id: int) -> RunReport:
         links = _links(conn, run, shown.counts)
         clicks = queries.first_human_clicks(conn, run_id)
         delays = sorted((clicked - sent).total_seconds() for sent, clicked in clicks)
-        curve = {f"{h}h": wilson(sum(1 for d in delays if d <= h * 3600), len(delays)) for h in CURVE_HOURS}
+        curve = engagement_curve(delays)
         hours = [clicked.hour for _, clicked in clicks]
         peak = statistics.mode(hours) if hours else None
         raw_reasons = queries.reasons(conn, run_id)
@@ -183,6 +183,11 @@ def run_report(engine: Engine, settings: Settings, run_id: int) -> RunReport:
     point = next((p for p in series if p.run_id == run_id), None)
     report.recommendations.extend(run_rules(report, settings.reports.rules, history, point, len(series)))
     return report
+
+
+def engagement_curve(delays_s: list[float]) -> dict[str, Rate]:
+    """"1h" -> share of the eventual human clickers whose first click came within the hour (and 4h...)."""
+    return {f"{h}h": wilson(sum(1 for d in delays_s if d <= h * 3600), len(delays_s)) for h in CURVE_HOURS}
 
 
 def _empty() -> dict[str, int]:
