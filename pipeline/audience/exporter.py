@@ -44,13 +44,14 @@ def restore(cell: str) -> str:
 
 
 class SafeWriter:
-    """A csv writer that neutralises every cell."""
+    """A csv writer that neutralises every text cell; a number (int or float) is written as it is,
+    since -0.4 is a number to a spreadsheet, never a formula."""
 
     def __init__(self, out: TextIO) -> None:
         self._writer = csv.writer(out, lineterminator="\r\n")
 
-    def writerow(self, cells: Iterable[str]) -> None:
-        self._writer.writerow([neutralise(cell) for cell in cells])
+    def writerow(self, cells: Iterable[str | int | float]) -> None:
+        self._writer.writerow([cell if isinstance(cell, int | float) else neutralise(cell) for cell in cells])
 
 
 def writer(out: TextIO) -> SafeWriter:

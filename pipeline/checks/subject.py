@@ -9,12 +9,12 @@ message").
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from enum import StrEnum
 from functools import cached_property
+from typing import Protocol
 
 import lxml.html
 from lxml.etree import _Element

@@ -8,7 +8,9 @@ import typer
 
 from pipeline.cli.common import WorkspaceOption, console, open_workspace
 
-demo_app = typer.Typer(help="Demo data for the sample workspace (clearly marked, removable).", no_args_is_help=True)
+demo_app = typer.Typer(
+    help="Demo data for the sample workspace (clearly marked, removable).", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -17,7 +19,9 @@ def register(app: typer.Typer) -> None:
 
 @demo_app.command("seed-history")
 def seed_history(
-    until: Annotated[str, typer.Option("--until", help="The last period of history (2027-Q1, 2027-03).")] = "2027-Q1",
+    until: Annotated[
+        str, typer.Option("--until", help="The last period of history (2027-Q1, 2027-03).")
+    ] = "2027-Q1",
     periods: Annotated[int, typer.Option(min=1, max=24, help="How many periods, ending with --until.")] = 6,
     remove: Annotated[bool, typer.Option("--remove", help="Delete the demo history instead.")] = False,
     workspace: WorkspaceOption = None,
@@ -39,7 +43,9 @@ def seed_history(
     ws = open_workspace(workspace)
     with opened(ws.settings) as engine:
         if remove:
-            console.print(f"removed {remove_history(engine)} demo runs and the demo contacts", highlight=False)
+            console.print(
+                f"removed {remove_history(engine)} demo runs and the demo contacts", highlight=False
+            )
             return
         done = seed(engine, parse_period(until, utcnow()), periods=periods)
     console.print(

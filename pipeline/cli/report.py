@@ -168,7 +168,9 @@ def exec_(
         Literal["previous", "yoy"],
         typer.Option("--compare", help="Changes against the previous period or the same one a year before."),
     ] = "previous",
-    out: Annotated[Path, typer.Option("--out", help="The folder the files are written to.")] = Path("reports"),
+    out: Annotated[Path, typer.Option("--out", help="The folder the files are written to.")] = Path(
+        "reports"
+    ),
     formats: Annotated[
         str, typer.Option("--format", "-f", help="Comma-separated: html, pdf, csv (a file per table), json.")
     ] = "html,pdf,csv,json",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
@@ -31,8 +31,15 @@ CAMPAIGNS = (
     ("plant-safety-update", "production", "staff", 2, 0.12, 0.0),
     ("kf9-webinar", "marketing", "customers", 1, 0.025, 0.009),
 )
-LINKS = ["https://kestrelforge.example/", "https://kestrelforge.example/news", "https://kestrelforge.example/kf9"]
-_HTML = '<html><body><a href="{{ tracking.click_url(0) }}">Kestrel Forge</a><img src="{{ tracking.open_url }}"></body></html>'
+LINKS = [
+    "https://kestrelforge.example/",
+    "https://kestrelforge.example/news",
+    "https://kestrelforge.example/kf9",
+]
+_HTML = (
+    '<html><body><a href="{{ tracking.click_url(0) }}">Kestrel Forge</a>'
+    '<img src="{{ tracking.open_url }}"></body></html>'
+)
 
 
 class DemoError(CommsError):
@@ -48,10 +55,32 @@ class Seeded:
     events: int
 
 
-def _contacts(conn: Connection, rng: random.Random, customers: int, staff: int) -> list[tuple[int, str, str]]:
-    """(contact id, email, department) of the demo contacts, created once."""
-    people = [(f"customer-{i:04d}@{DOMAIN}", "") for i in range(customers)]
-    people += [(f"staff-{i:04d}@{DOMAIN}", STAFF[rng.randrange(len(STAFF))]) for i in range(staff)]
+@dataclass(frozen=True)
+class Recipient:
+    """A demo contact as the database has it."""
+
+    contact_id: int
+    email: str
+    department: str  # "" for a customer
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one delivery of a demo run did; the delays are seconds after it was accepted."""
+
+    recipient: Recipient
+    bounced: bool = False
+    apple_proxy: bool = False  # Apple Mail Privacy Protection fetched the pixel
+    open_after_s: float | None = None  # a human open
+    click_after_s: float | None = None  # a human click (on link 0 unless LINK)
+    link: int = 0
+    scanner: bool = False  # a link scanner's click
+    unsubscribe_after_s: float | None = None
+    complained: bool = False
+
+
+def add_contacts(conn: Connection, people: list[tuple[str, str]]) -> list[Recipient]:
+    """Contacts (email, department; "" for none) marked as demo, as Recipients in the given order."""
     rows = [
         {
             "email": email,
@@ -61,9 +90,9 @@ def _contacts(conn: Connection, rng: random.Random, customers: int, staff: int) 
         for email, department in people
     ]
     conn.execute(insert(Contact), rows)
-    ids = dict(conn.execute(select(Contact.id, Contact.email).where(Contact.email.like(f"%@{DOMAIN}"))).all())  # type: ignore[attr-defined]
-    by_email = {email: contact_id for contact_id, email in ids.items()}
-    return [(by_email[email], email, department) for email, department in people]
+    wanted = [email for email, _ in people]
+    ids = dict(conn.execute(select(Contact.email, Contact.id).where(Contact.email.in_(wanted))).all())  # type: ignore[attr-defined]
+    return [Recipient(ids[email], email, department) for email, department in people]
 
 
 def remove_history(engine: Engine) -> int:
@@ -85,7 +114,9 @@ def seed_history(
     with engine.connect() as conn:
         already = conn.execute(select(func.count()).where(Run.started_by == DEMO)).scalar_one()
     if already:
-        raise DemoError(f"the database already holds {already} demo runs: `comms demo seed-history --remove` first")
+        raise DemoError(
+            f"the database already holds {already} demo runs: `comms demo seed-history --remove` first"
+        )
     rng = random.Random(seed)
     chosen = [until]
     for _ in range(periods - 1):
@@ -93,30 +124,50 @@ def seed_history(
     chosen.reverse()
     runs = deliveries = events = 0
     with engine.begin() as conn:  # all of it or nothing
-        contacts = _contacts(conn, rng, customers, staff)
+        people = [(f"customer-{i:04d}@{DOMAIN}", "") for i in range(customers)]
+        people += [(f"staff-{i:04d}@{DOMAIN}", STAFF[rng.randrange(len(STAFF))]) for i in range(staff)]
+        contacts = add_contacts(conn, people)
         for age, period in enumerate(chosen):
             drift = 1 + 0.06 * (age - periods / 2) + rng.uniform(-0.05, 0.05)
             span_days = max((period.end - period.start).days - 7, 1)
             for name, department, audience, per_period, click, unsubscribe in CAMPAIGNS:
-                people = [c for c in contacts if (c[2] == "") == (audience == "customers")]
+                chosen_people = [c for c in contacts if (c.department == "") == (audience == "customers")]
                 for _ in range(per_period):
-                    started = period.start + timedelta(days=rng.randrange(span_days), hours=8 + rng.randrange(4))
-                    d, e = _run(conn, rng, name, department, audience, started, people, click * drift, unsubscribe)
+                    started = period.start + timedelta(
+                        days=rng.randrange(span_days), hours=8 + rng.randrange(4)
+                    )
+                    outcomes = [_outcome(rng, person, click * drift, unsubscribe) for person in chosen_people]
+                    d, e = insert_run(conn, name, department, audience, started, outcomes)
                     runs, deliveries, events = runs + 1, deliveries + d, events + e
     return Seeded([p.label for p in chosen], len(contacts), runs, deliveries, events)
 
 
-def _run(
+def _outcome(rng: random.Random, person: Recipient, click: float, unsubscribe: float) -> Outcome:
+    clicked = rng.random() < click
+    opened = clicked or rng.random() < 0.3
+    return Outcome(
+        person,
+        bounced=rng.random() < 0.012,
+        apple_proxy=rng.random() < 0.25,
+        open_after_s=rng.expovariate(1 / 7200) if opened else None,
+        click_after_s=rng.expovariate(1 / 10800) if clicked else None,
+        link=rng.randrange(len(LINKS)),
+        scanner=rng.random() < 0.01,
+        unsubscribe_after_s=rng.expovariate(1 / 20000) if rng.random() < unsubscribe else None,
+        complained=rng.random() < 0.0008,
+    )
+
+
+def insert_run(
     conn: Connection,
-    rng: random.Random,
     campaign: str,
     department: str,
     audience: str,
-    started: Any,
-    people: list[tuple[int, str, str]],
-    click: float,
-    unsubscribe: float,
+    started: datetime,
+    outcomes: list[Outcome],
 ) -> tuple[int, int]:
+    """A finished, tracked demo run started at STARTED, one delivery per OUTCOME, with its events;
+    (deliveries, events) written."""
     run_id = conn.execute(
         insert(Run).values(
             campaign=campaign,
@@ -128,65 +179,59 @@ def _run(
             html_template=_HTML,
             text_template="demo",
             meta={"links": LINKS, "tracking": True, "demo": True},
-            recipient_count=len(people),
+            recipient_count=len(outcomes),
             created_at=started,
             started_at=started,
             finished_at=started + timedelta(hours=1),
         )
     ).inserted_primary_key[0]
-    rows = []
-    for contact_id, email, recipient_department in people:
-        bounced = rng.random() < 0.012
-        rows.append(
-            {
-                "run_id": run_id,
-                "contact_id": contact_id,
-                "email": email,
-                "status": DeliveryStatus.failed if bounced else DeliveryStatus.sent,
-                "attempts": 1,
-                "message_id": f"<demo-{run_id}-{contact_id}@{DOMAIN}>",
-                "first_attempt_at": started,
-                "sent_at": started + timedelta(seconds=rng.randrange(600)),
-                "department": recipient_department,
-                "domain": DOMAIN,
-                "last_code": 250,
-            }
-        )
+    rows = [
+        {
+            "run_id": run_id,
+            "contact_id": o.recipient.contact_id,
+            "email": o.recipient.email,
+            "status": DeliveryStatus.failed if o.bounced else DeliveryStatus.sent,
+            "attempts": 1,
+            "message_id": f"<demo-{run_id}-{o.recipient.contact_id}@{DOMAIN}>",
+            "first_attempt_at": started,
+            "sent_at": started,
+            "department": o.recipient.department,
+            "domain": DOMAIN,
+            "last_code": 250,
+        }
+        for o in outcomes
+    ]
     conn.execute(insert(Delivery), rows)
-    delivered = conn.execute(
-        select(Delivery.id, Delivery.sent_at, Delivery.status).where(Delivery.run_id == run_id).order_by(Delivery.id)  # type: ignore[arg-type]
-    ).all()
-    found: list[dict[str, Any]] = []
-    for delivery_id, sent_at, status in delivered:
-        found += _events(rng, delivery_id, sent_at, status == DeliveryStatus.failed, click, unsubscribe)
+    ids = dict(conn.execute(select(Delivery.contact_id, Delivery.id).where(Delivery.run_id == run_id)).all())  # type: ignore[arg-type]
+    found = [e for o in outcomes for e in _events(ids[o.recipient.contact_id], started, o)]
     if found:
         conn.execute(insert(Event), found)
     return len(rows), len(found)
 
 
-def _events(
-    rng: random.Random, delivery_id: int, sent_at: Any, bounced: bool, click: float, unsubscribe: float
-) -> list[dict[str, Any]]:
+def _events(delivery_id: int, sent_at: datetime, o: Outcome) -> list[dict[str, Any]]:
     def event(kind: EventKind, after_s: float, **values: Any) -> dict[str, Any]:
         # Every row has every column: one executemany takes rows of one shape.
         row = {"url": None, "link_index": None, "machine": False, "reason": "", "detail": {}}
-        return row | {"delivery_id": delivery_id, "kind": kind, "created_at": sent_at + timedelta(seconds=after_s)} | values
+        return (
+            row
+            | {"delivery_id": delivery_id, "kind": kind, "created_at": sent_at + timedelta(seconds=after_s)}
+            | values
+        )
 
-    if bounced:
+    if o.bounced:
         return [event(EventKind.bounce, 120, reason="hard")]
     out = []
-    if rng.random() < 0.25:  # Apple Mail Privacy Protection fetches the pixel at delivery
+    if o.apple_proxy:
         out.append(event(EventKind.open, 60, machine=True, reason="apple-privacy-proxy"))
-    clicked = rng.random() < click
-    if clicked or rng.random() < 0.3:
-        out.append(event(EventKind.open, rng.expovariate(1 / 7200)))
-    if clicked:
-        link = rng.randrange(len(LINKS))
-        out.append(event(EventKind.click, rng.expovariate(1 / 10800), url=LINKS[link], link_index=link))
-    if rng.random() < 0.01:  # a link scanner
+    if o.open_after_s is not None:
+        out.append(event(EventKind.open, o.open_after_s))
+    if o.click_after_s is not None:
+        out.append(event(EventKind.click, o.click_after_s, url=LINKS[o.link], link_index=o.link))
+    if o.scanner:
         out.append(event(EventKind.click, 5, url=LINKS[0], link_index=0, machine=True, reason="scanner-ua"))
-    if rng.random() < unsubscribe:
-        out.append(event(EventKind.unsubscribe, rng.expovariate(1 / 20000), reason="one-click"))
-    if rng.random() < 0.0008:
+    if o.unsubscribe_after_s is not None:
+        out.append(event(EventKind.unsubscribe, o.unsubscribe_after_s, reason="one-click"))
+    if o.complained:
         out.append(event(EventKind.complaint, 3600, reason="abuse"))
     return out

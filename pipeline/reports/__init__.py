@@ -14,9 +14,9 @@
 May import: runs and everything below it (reports sit above runs, below cli and service).
 """
 
-from pipeline.reports.glossary import METRICS, Rate, rates, wilson
 from pipeline.reports.exec_render import exec_html, exec_json, exec_pdf, exec_tables, write_exec
 from pipeline.reports.executive import ExecReport, exec_report
+from pipeline.reports.glossary import METRICS, Rate, rates, wilson
 from pipeline.reports.periods import Period, parse_period
 from pipeline.reports.views import (
     CampaignReport,

@@ -140,7 +140,9 @@ def dot_plot(
     )
 
 
-def curve(chart_id: str, title: str, points: Sequence[tuple[str, float | None]], colours: dict[str, str]) -> Chart:
+def curve(
+    chart_id: str, title: str, points: Sequence[tuple[str, float | None]], colours: dict[str, str]
+) -> Chart:
     """Share of eventual clickers who had clicked by each checkpoint (1h, 4h...)."""
     figure, ax = _figure(6.5, 2.4)
     figure.subplots_adjust(left=0.1, right=0.97, top=0.92, bottom=0.18)
@@ -154,7 +156,12 @@ def curve(chart_id: str, title: str, points: Sequence[tuple[str, float | None]],
     table = [[label, _percent(v)] for label, v in points]
     description = "; ".join(f"by {label}: {value}" for label, value in table)
     return Chart(
-        chart_id, title, description, _svg(figure, chart_id, title, description), ["By", "Share of clickers"], table
+        chart_id,
+        title,
+        description,
+        _svg(figure, chart_id, title, description),
+        ["By", "Share of clickers"],
+        table,
     )
 
 

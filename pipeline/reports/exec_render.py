@@ -4,7 +4,7 @@ The page is the workspace's Jinja template templates/reports/exec.html (the samp
 a workspace without it gets the sample's), rendered in the same immutable sandbox as layouts,
 autoescaped, with the report's data and its charts and nothing else: no settings object, only
 the [brand] names. The same report gives the same bytes in every format (charts: see
-pipeline.reports.charts; PDF: WeasyPrint with no dates and a fixed identifier).
+pipeline.reports.charts; PDF: see exec_pdf).
 """
 
 from __future__ import annotations
@@ -144,12 +144,15 @@ def accessibility_findings(report: ExecReport, ws: Workspace) -> list[str]:
     """The accessibility rules of `comms check` on the page, each finding as one line."""
     from pipeline.checks.page import check_page
 
-    return [f"{hit.rule.id}: {hit.message}" for hit in check_page(ws, exec_html(report, ws), ws.root / TEMPLATE)]
+    return [
+        f"{hit.rule.id}: {hit.message}" for hit in check_page(ws, exec_html(report, ws), ws.root / TEMPLATE)
+    ]
 
 
 def exec_pdf(html: str) -> bytes:
-    """HTML as a PDF (WeasyPrint, imported only here): no creation date, a fixed identifier, so the
-    same page gives the same bytes."""
+    """HTML as a PDF (WeasyPrint, imported only here). The page has no dcterms.created or modified
+    meta, so the PDF has no dates; its identifier is derived from its content: the same page
+    gives the same bytes."""
     import logging
 
     from weasyprint import HTML
@@ -157,18 +160,21 @@ def exec_pdf(html: str) -> bytes:
     logging.getLogger("weasyprint").setLevel(logging.ERROR)  # it warns of CSS it ignores (@media...)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
     document = HTML(string=html, base_url=None)
-    out = document.write_pdf(identifier=b"comms-exec-report", uncompressed_pdf=False)
+    out = document.write_pdf()
     assert out is not None
     return bytes(out)
 
 
-def _rate_cells(rate: Rate | None) -> list[str]:
-    if rate is None or rate.value is None:
-        return ["", "", "", str(rate.k) if rate else "", str(rate.n) if rate else ""]
-    return [f"{rate.value:.6f}", f"{rate.low:.6f}", f"{rate.high:.6f}", str(rate.k), str(rate.n)]
+Cell = str | int | float
 
 
-def _csv(head: list[str], rows: Iterable[list[str]]) -> str:
+def _rate_cells(rate: Rate | None) -> list[Cell]:
+    if rate is None:
+        return ["", "", "", "", ""]
+    return [_cell(rate.value), _cell(rate.low), _cell(rate.high), rate.k, rate.n]
+
+
+def _csv(head: list[str], rows: Iterable[list[Cell]]) -> str:
     out = io.StringIO()
     table = writer(out)
     table.writerow(head)
@@ -177,8 +183,9 @@ def _csv(head: list[str], rows: Iterable[list[str]]) -> str:
     return out.getvalue()
 
 
-def _cell(value: float | None) -> str:
-    return "" if value is None else f"{value:.6f}".rstrip("0").rstrip(".")
+def _cell(value: float | None) -> Cell:
+    """A figure rounded to 6 places (a rate to 0.0001 pp), or an empty cell when there is none."""
+    return "" if value is None else round(value, 6)
 
 
 def exec_tables(report: ExecReport) -> dict[str, str]:
@@ -204,14 +211,14 @@ def exec_tables(report: ExecReport) -> dict[str, str]:
     for metric in DEPARTMENT_RATES:
         head += [f"{metric}{part}" for part in ("", "_low", "_high", "_k", "_n")]
         head += [f"{metric}_change", f"{metric}_status"]
-    rows = []
+    rows: list[list[Cell]] = []
     for by, found in report.departments.items():
         for row in found:
-            cells = [by, row.department, str(row.suppressed).lower()]
+            cells: list[Cell] = [by, row.department, str(row.suppressed).lower()]
             if row.suppressed:
                 rows.append(cells + [""] * (len(head) - len(cells)))
                 continue
-            cells += [str(row.delivered), str(row.engaged_reach)]
+            cells += [row.delivered or 0, row.engaged_reach or 0]
             for metric in DEPARTMENT_RATES:
                 cells += [*_rate_cells(row.rates[metric]), _cell(row.changes[metric]), row.status[metric]]
             rows.append(cells)
@@ -219,14 +226,14 @@ def exec_tables(report: ExecReport) -> dict[str, str]:
     campaigns = _csv(
         ["rank", "campaign", "delivered", "human_click_rate", "low", "high", "k", "n"],
         [
-            [rank, row.campaign, str(row.delivered), *_rate_cells(row.human_click_rate)]
+            [rank, row.campaign, row.delivered, *_rate_cells(row.human_click_rate)]
             for rank, rows_ in (("top", report.top), ("bottom", report.bottom))
             for row in rows_
         ],
     )
     weeks = _csv(
         ["week", "delivered", "unsubscribes"],
-        [[w.start.isoformat(), str(w.delivered), str(w.unsubscribes)] for w in report.weeks],
+        [[w.start.isoformat(), w.delivered, w.unsubscribes] for w in report.weeks],
     )
     return {"kpis": kpis, "departments": departments, "campaigns": campaigns, "weeks": weeks}
 

@@ -20,7 +20,7 @@ from pipeline.reports import queries
 from pipeline.reports.glossary import BY_ID, METRICS, Rate, derive
 from pipeline.reports.goals import Goals, Status, load_goals, status
 from pipeline.reports.notes import Learning, Notes, learnings, period_notes
-from pipeline.reports.periods import Period, previous, year_before
+from pipeline.reports.periods import Period, previous
 from pipeline.reports.queries import Scope
 from pipeline.reports.views import (
     Figures,
@@ -184,12 +184,19 @@ def _department_rows(
 ) -> list[DepartmentRow]:
     settings = ws.settings
     now = period_report(engine, settings, period, by=by)
-    then = {row.label: row.figures for row in period_report(engine, settings, before, by=by).rows} if before else {}
+    then = (
+        {row.label: row.figures for row in period_report(engine, settings, before, by=by).rows}
+        if before
+        else {}
+    )
     column = queries.R.c.department if by == "sender" else queries.D.c.department
     with engine.connect() as conn:
-        tracked = tuple(r.id for r in queries.runs_in(conn, _scope(period)) if is_tracked(r) and r.id is not None)
+        tracked = tuple(
+            r.id for r in queries.runs_in(conn, _scope(period)) if is_tracked(r) and r.id is not None
+        )
         reach = {
-            key[0] or "(none)": value for key, value in queries.reach_by(conn, Scope(run_ids=tracked), [column]).items()
+            key[0] or "(none)": value
+            for key, value in queries.reach_by(conn, Scope(run_ids=tracked), [column]).items()
         }
     rows = []
     for row in now.rows:
@@ -312,7 +319,9 @@ def trend_periods(period: Period) -> list[Period]:
     return out[::-1]
 
 
-def exec_report(engine: Engine, ws: Workspace, period: Period, *, compare: Compare = "previous") -> ExecReport:
+def exec_report(
+    engine: Engine, ws: Workspace, period: Period, *, compare: Compare = "previous"
+) -> ExecReport:
     """Everything the exec report shows for runs started in PERIOD, compared with COMPARE."""
     settings = ws.settings
     goals = load_goals(ws, KPI_IDS | frozenset(DEPARTMENT_RATES))
@@ -346,13 +355,16 @@ def exec_report(engine: Engine, ws: Workspace, period: Period, *, compare: Compa
                 change=None if value is None or before is None else value - before,
                 z=delta.z if delta else None,
                 significant=bool(delta and delta.significant),
-                trend=[TrendPoint(p.label, v[definition.id][0]) for p, v in zip(periods, values, strict=True)],
+                trend=[
+                    TrendPoint(p.label, v[definition.id][0]) for p, v in zip(periods, values, strict=True)
+                ],
                 target=str(target) if target else None,
                 status=status(target, value, rate),
             )
         )
     departments = {
-        by: _department_rows(engine, ws, period, other, by, goals) for by in ("sender", "recipient")  # type: ignore[arg-type]
+        by: _department_rows(engine, ws, period, other, by, goals)
+        for by in ("sender", "recipient")  # type: ignore[arg-type]
     }
     top, bottom = _campaign_rows(current)
     weeks, curve = _weeks(engine, period)
@@ -360,7 +372,9 @@ def exec_report(engine: Engine, ws: Workspace, period: Period, *, compare: Compa
     with engine.connect() as conn:
         demo = [r for r in queries.runs_in(conn, _scope(period)) if r.started_by == DEMO]
     if demo:
-        footnotes.insert(0, f"DEMO DATA: {len(demo)} runs of this period are synthetic (comms demo seed-history)")
+        footnotes.insert(
+            0, f"DEMO DATA: {len(demo)} runs of this period are synthetic (comms demo seed-history)"
+        )
     return ExecReport(
         period=period,
         compare=other,

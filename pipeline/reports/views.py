@@ -186,7 +186,7 @@ def run_report(engine: Engine, settings: Settings, run_id: int) -> RunReport:
 
 
 def engagement_curve(delays_s: list[float]) -> dict[str, Rate]:
-    """"1h" -> share of the eventual human clickers whose first click came within the hour (and 4h...)."""
+    """ "1h" -> share of the eventual human clickers whose first click came within the hour (and 4h...)."""
     return {f"{h}h": wilson(sum(1 for d in delays_s if d <= h * 3600), len(delays_s)) for h in CURVE_HOURS}
 
 

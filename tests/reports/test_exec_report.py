@@ -1,0 +1,265 @@
+"""The exec report over two seeded quarters: KPI values and deltas (JSON), departments (CSV), notes,
+A/B learnings and recommendations (HTML), goals, privacy, the PDF, and the same bytes twice."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from pipeline.demo.history import Outcome, add_contacts, insert_run
+from pipeline.reports import exec_report, parse_period, wilson, write_exec
+from pipeline.reports.exec_render import accessibility_findings, exec_html, exec_json, exec_tables
+from pipeline.reports.glossary import two_proportion_z
+from pipeline.workspace.folders import Workspace
+from pipeline.workspace.settings import Settings
+from tests.support.cli import comms
+
+Q4 = datetime(2026, 11, 10, 9, tzinfo=UTC)
+Q1 = datetime(2027, 2, 9, 9, tzinfo=UTC)
+NOW = datetime(2027, 4, 2, tzinfo=UTC)
+
+
+def seed_two_quarters(engine: Engine, legal: int = 0) -> None:
+    """2026-Q4: campaign alpha (sales) to 60 sales and 40 finance staff, 10 clickers, 1 unsubscribe.
+    2027-Q1: alpha again, 20 clickers and 2 unsubscribes; beta (finance) to the 40 finance staff,
+    2 clickers. LEGAL more contacts of the legal department get beta too (none click)."""
+    with engine.begin() as conn:
+        people = add_contacts(
+            conn,
+            [(f"s{i}@corp.example", "sales") for i in range(60)]
+            + [(f"f{i}@corp.example", "finance") for i in range(40)]
+            + [(f"l{i}@corp.example", "legal") for i in range(legal)],
+        )
+        sales, finance, lawyers = people[:60], people[60:100], people[100:]
+
+        def run(who, clickers, unsubscribers):  # type: ignore[no-untyped-def]
+            return [
+                Outcome(
+                    p,
+                    click_after_s=1800 if p.email in clickers else None,
+                    unsubscribe_after_s=7200 if p.email in unsubscribers else None,
+                )
+                for p in who
+            ]
+
+        def names(prefix: str, count: int, first: int = 0) -> set[str]:
+            return {f"{prefix}{i}@corp.example" for i in range(first, first + count)}
+
+        insert_run(
+            conn,
+            "alpha",
+            "sales",
+            "staff",
+            Q4,
+            run(sales + finance, names("s", 6) | names("f", 4), names("s", 1, 59)),
+        )
+        insert_run(
+            conn,
+            "alpha",
+            "sales",
+            "staff",
+            Q1,
+            run(sales + finance, names("s", 15) | names("f", 5), names("s", 2, 58)),
+        )
+        insert_run(conn, "beta", "finance", "staff", Q1, run(finance + lawyers, names("f", 2, 5), set()))
+
+
+@pytest.fixture
+def ws(workspace_dir: Path, settings: Settings) -> Workspace:
+    settings.reports.rules.min_delivered = 50  # small enough for the dormant-contacts rule to judge
+    return Workspace.with_settings(workspace_dir, settings)
+
+
+def write(ws: Workspace, relative: str, text: str) -> None:
+    path = ws.root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_kpis_and_their_changes_in_the_json(ws: Workspace, engine: Engine) -> None:
+    seed_two_quarters(engine)
+    data = json.loads(exec_json(exec_report(engine, ws, parse_period("2027-Q1", NOW))))
+    assert data["period"]["label"] == "2027-Q1" and data["compare"]["label"] == "2026-Q4"
+    kpis = {k["id"]: k for k in data["kpis"]}
+    click = kpis["human_click_rate"]
+    assert (click["rate"]["k"], click["rate"]["n"]) == (22, 140)
+    assert click["value"] == pytest.approx(22 / 140) and click["before"] == pytest.approx(10 / 100)
+    assert click["change"] == pytest.approx(22 / 140 - 0.1)
+    assert click["z"] == pytest.approx(two_proportion_z(22, 140, 10, 100))
+    assert click["rate"]["low"] == pytest.approx(wilson(22, 140).low)
+    assert kpis["unsubscribe_rate"]["value"] == pytest.approx(2 / 140)
+    assert kpis["unsubscribe_rate"]["before"] == pytest.approx(1 / 100)
+    assert (kpis["engaged_reach"]["value"], kpis["engaged_reach"]["change"]) == (22, 12)
+    assert (kpis["campaigns_sent"]["value"], kpis["campaigns_sent"]["before"]) == (2, 1)
+    assert kpis["delivery_rate"]["value"] == 1.0 and kpis["complaint_rate"]["value"] == 0.0
+    # 140 messages to 100 people over the 90 days of 2027-Q1.
+    assert kpis["messages_per_contact_per_week"]["value"] == pytest.approx(140 / 100 / (90 / 7))
+    # Six periods of trend, oldest first; before 2026-Q4 there was nothing.
+    trend = [(p["period"], p["value"]) for p in click["trend"]]
+    assert [p for p, _ in trend] == ["2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4", "2027-Q1"]
+    assert trend[:4] == [(p, None) for p, _ in trend[:4]]
+    assert trend[4][1] == pytest.approx(0.1) and trend[5][1] == pytest.approx(22 / 140)
+    # Top campaigns by human click rate, with n and interval.
+    assert [(c["campaign"], c["delivered"]) for c in data["top"]] == [("alpha", 100), ("beta", 40)]
+    assert data["top"][0]["human_click_rate"]["high"] == pytest.approx(wilson(20, 100).high)
+    # The engagement curve pools the period's first human clicks (all 30 minutes after sending).
+    assert data["curve"]["1h"]["value"] == 1.0
+
+
+def test_year_over_year_compares_with_the_same_quarter_a_year_before(ws: Workspace, engine: Engine) -> None:
+    seed_two_quarters(engine)
+    report = exec_report(engine, ws, parse_period("2027-Q1", NOW), compare="yoy")
+    assert report.compare is not None and report.compare.label == "2026-Q1"
+    click = next(k for k in report.kpis if k.id == "human_click_rate")
+    assert click.before is None and click.change is None
+
+
+def test_the_department_tables_in_the_csv(ws: Workspace, engine: Engine) -> None:
+    seed_two_quarters(engine)
+    tables = exec_tables(exec_report(engine, ws, parse_period("2027-Q1", NOW)))
+    rows = {(r["by"], r["department"]): r for r in csv.DictReader(io.StringIO(tables["departments"]))}
+    assert set(rows) == {
+        ("sender", "finance"),
+        ("sender", "sales"),
+        ("recipient", "finance"),
+        ("recipient", "sales"),
+    }
+    sales = rows["sender", "sales"]
+    assert (sales["delivered"], sales["engaged_reach"]) == ("100", "20")
+    assert float(sales["human_click_rate"]) == pytest.approx(0.2)
+    assert float(sales["human_click_rate_change"]) == pytest.approx(0.1)
+    assert float(sales["human_click_rate_low"]) == pytest.approx(wilson(20, 100).low, abs=1e-6)
+    assert rows["sender", "finance"]["human_click_rate_change"] == ""  # finance sent nothing in 2026-Q4
+    finance = rows["recipient", "finance"]  # alpha and beta: 80 messages, 7 different people clicked
+    assert (finance["delivered"], finance["engaged_reach"]) == ("80", "7")
+    assert float(finance["human_click_rate_change"]) == pytest.approx(7 / 80 - 4 / 40)  # a negative number,
+    assert not finance["human_click_rate_change"].startswith("'")  # not a formula to neutralise
+    assert float(rows["recipient", "sales"]["unsubscribe_rate"]) == pytest.approx(2 / 60, abs=1e-6)
+    kpis = list(csv.DictReader(io.StringIO(tables["kpis"])))
+    assert [k["kpi"] for k in kpis][:3] == ["engaged_reach", "human_click_rate", "unsubscribe_rate"]
+
+
+def test_aggregate_mode_suppresses_small_departments_in_every_format(
+    ws: Workspace, settings: Settings, engine: Engine
+) -> None:
+    seed_two_quarters(engine, legal=3)
+    settings.reports.mode = "aggregate"
+    report = exec_report(engine, ws, parse_period("2027-Q1", NOW))
+    legal = next(r for r in report.departments["recipient"] if r.department == "legal")
+    assert legal.suppressed and legal.delivered is None and legal.rates["human_click_rate"] is None
+    rows = {r["department"]: r for r in csv.DictReader(io.StringIO(exec_tables(report)["departments"]))}
+    assert rows["legal"]["suppressed"] == "true" and rows["legal"]["delivered"] == ""
+    assert "suppressed: fewer than 5 delivered" in exec_html(report, ws)
+    legal_json = [
+        r for r in json.loads(exec_json(report))["departments"]["recipient"] if r["department"] == "legal"
+    ]
+    assert legal_json[0]["engaged_reach"] is None
+
+
+def test_notes_learnings_recommendations_and_goals_in_the_html(ws: Workspace, engine: Engine) -> None:
+    seed_two_quarters(engine)
+    write(
+        ws,
+        "reports/notes/2027-Q1.md",
+        "## What we learned\n\nStaff read the **safety** mail <script>alert(1)</script>.\n\n"
+        "## Decisions needed\n\n- Approve a second sender domain\n",
+    )
+    write(
+        ws,
+        "reports/ab-log.md",
+        "# A/B decisions\n\n- 2027-02-20 `alpha`: subject B beat A on human click rate (6.1% vs 4.0%), B kept\n"
+        "- 2026-12-01 `alpha`: send hour 9 vs 14, no difference\n",
+    )
+    write(
+        ws,
+        "reports/goals.toml",
+        "[overall]\nhuman_click_rate = { min = 0.1 }\nmessages_per_contact_per_week = { max = 0.05 }\n"
+        "[departments.sales]\nhuman_click_rate = { min = 0.3 }\n",
+    )
+    report = exec_report(engine, ws, parse_period("2027-Q1", NOW))
+    html = exec_html(report, ws)
+    assert "<h3>What we learned</h3>" in html and "<strong>safety</strong>" in html
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<li>Approve a second sender domain</li>" in html
+    assert "<code>alpha</code>: subject B beat A" in html and "send hour 9 vs 14" not in html  # 2026-Q4
+    # 78 of the 100 people reached never opened or clicked: the dormant-contacts rule fires.
+    dormant = next(r for r in report.recommendations if r.rule == "dormant-contacts")
+    assert dormant.source == "period 2027-Q1" and "78 of 100" in dormant.evidence
+    assert "<b>dormant-contacts</b> (period 2027-Q1, warning)" in html
+    statuses = {k.id: k.status for k in report.kpis}
+    assert statuses["human_click_rate"] == "met" and statuses["messages_per_contact_per_week"] == "missed"
+    assert statuses["unsubscribe_rate"] == "no target"
+    sales = next(r for r in report.departments["sender"] if r.department == "sales")
+    assert sales.status["human_click_rate"] == "missed"  # 20%, its interval up to 29%: short of 30%
+    assert accessibility_findings(report, ws) == []
+
+
+def test_without_notes_or_a_log_the_page_says_where_to_write(ws: Workspace, engine: Engine) -> None:
+    seed_two_quarters(engine)
+    html = exec_html(exec_report(engine, ws, parse_period("2027-Q1", NOW)), ws)
+    assert "No notes yet: write them in reports/notes/2027-Q1.md." in html
+    assert 'id="learnings"' not in html
+
+
+def test_a_bad_goals_file_is_one_line_naming_file_and_line(ws: Workspace, engine: Engine) -> None:
+    write(
+        ws, "reports/goals.toml", "[overall]\nhuman_click_rate = { min = 0.1 }\nopen_rate = { min = 0.2 }\n"
+    )
+    with pytest.raises(Exception, match=r"reports/goals.toml: unknown KPI 'open_rate'"):
+        exec_report(engine, ws, parse_period("2027-Q1", NOW))
+    write(ws, "reports/goals.toml", "[overall]\nhuman_click_rate = { min = 0.1, max = 0.2 }\n")
+    with pytest.raises(Exception, match=r"reports/goals.toml:2: overall.human_click_rate: give either min"):
+        exec_report(engine, ws, parse_period("2027-Q1", NOW))
+
+
+def test_the_pdf_has_a_page_per_section_and_the_kpi_labels(
+    ws: Workspace, engine: Engine, tmp_path: Path
+) -> None:
+    seed_two_quarters(engine)
+    [pdf] = write_exec(exec_report(engine, ws, parse_period("2027-Q1", NOW)), ws, tmp_path, ["pdf"])
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert "Pages:           5" in info  # key figures, departments, campaigns, notes, appendix
+    text = subprocess.run(
+        ["pdftotext", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    first = " ".join(text.split())  # a label may wrap inside its tile
+    for label in (
+        "Engaged reach",
+        "Human click rate",
+        "Unsubscribe rate",
+        "Delivery rate",
+        "Complaint rate",
+        "Messages per recipient per week",
+        "Campaigns sent",
+    ):
+        assert label in first
+    assert "15.7%" in first and "vs 2026-Q4" in first
+
+
+def test_the_command_writes_the_same_bytes_twice(ws: Workspace, engine: Engine, database_url: str) -> None:
+    seed_two_quarters(engine)
+    env = {"COMMS_DATABASE_URL": database_url, "COMMS_SECRET": "test-secret-key-of-at-least-32-bytes"}
+    outputs = []
+    for folder in ("first", "second"):
+        done = comms("report", "exec", "--period", "2027-Q1", "--out", folder, cwd=ws.root, env=env)
+        assert done.returncode == 0, done.stderr
+        outputs.append({p.name: p.read_bytes() for p in sorted((ws.root / folder).iterdir())})
+    assert sorted(outputs[0]) == [
+        "exec-2027-Q1-campaigns.csv",
+        "exec-2027-Q1-departments.csv",
+        "exec-2027-Q1-kpis.csv",
+        "exec-2027-Q1-weeks.csv",
+        "exec-2027-Q1.html",
+        "exec-2027-Q1.json",
+        "exec-2027-Q1.pdf",
+    ]
+    assert outputs[0] == outputs[1]
+    bad = comms("report", "exec", "--period", "2027-Q5", cwd=ws.root, env=env)
+    assert bad.returncode == 1 and bad.stderr.startswith("comms: error: period '2027-Q5'")
