@@ -1,4 +1,5 @@
-"""An `--html` run report in headless Chromium: the funnel, the links table and a chart, offline."""
+"""Report pages in headless Chromium, offline: a run report's funnel, links and chart; the exec report's
+sections, tiles and charts."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 from sqlalchemy import Engine
 
-from pipeline.reports import run_report
+from pipeline.reports import exec_report, parse_period, run_report, write_exec
 from pipeline.reports.html import to_html
+from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
-from tests.reports.conftest import build_run
+from tests.reports.conftest import NOW, build_run, seed_two_quarters
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
@@ -64,3 +66,48 @@ def test_the_html_report_shows_funnel_links_and_a_chart(
     # The brand's primary colour paints the header.
     colour = page.locator("header").evaluate("e => getComputedStyle(e).backgroundColor")
     assert colour == "rgb(31, 78, 121)"  # #1F4E79 from comms.toml
+
+
+def test_the_exec_report_shows_each_section_offline(
+    settings: Settings,
+    engine: Engine,
+    workspace_dir: Path,
+    offline_page: tuple[Page, list[str]],
+    tmp_path: Path,
+) -> None:
+    seed_two_quarters(engine)
+    ws = Workspace.with_settings(workspace_dir, settings)
+    [page_file] = write_exec(exec_report(engine, ws, parse_period("2027-Q1", NOW)), ws, tmp_path, ["html"])
+    page, attempts = offline_page
+
+    page.goto(page_file.as_uri())
+    expect(page.get_by_role("heading", level=1)).to_have_text("Communications report 2027-Q1")
+    for section, heading in (
+        ("kpis", "Key figures"),
+        ("departments", "Departments"),
+        ("campaigns", "Campaigns"),
+        ("notes", "What we learned, what we will do, decisions needed"),
+        ("appendix", "Appendix"),
+    ):
+        region = page.get_by_role("region", name=heading)
+        expect(region).to_be_visible()
+        assert region.get_attribute("id") == section
+    tiles = page.locator("#kpis .tile")
+    expect(tiles).to_have_count(7)
+    expect(page.locator("#kpi-human_click_rate")).to_contain_text("15.7%")
+    expect(page.locator("#kpi-human_click_rate")).to_contain_text("vs 2026-Q4")
+    # Every chart is an image with a name and a description, and its data is a table on the page.
+    charts = page.locator("svg.chart")
+    expect(charts).to_have_count(7 + 2 + 2)
+    expect(
+        page.get_by_role("img", name="Human click rate by sender department, with 95% intervals")
+    ).to_be_visible()
+    expect(
+        page.get_by_role("table", name="Messages delivered and unsubscribes per week: data")
+    ).to_be_visible()
+    expect(page.get_by_role("cell", name="plant-safety-update")).to_have_count(
+        0
+    )  # only this test's campaigns
+    expect(page.locator("#campaigns tbody tr").first).to_contain_text("alpha")
+    assert page.locator("script").count() == 0
+    assert attempts == []

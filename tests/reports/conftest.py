@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from pipeline.assembly.personalize import Personalizer
 from pipeline.assembly.tracking import rewrite_links
 from pipeline.audience.contacts import normalize_email
 from pipeline.audience.segments import Audience, snapshot_query
+from pipeline.demo.history import Outcome, add_contacts, insert_run
 from pipeline.message.headers import message_id
 from pipeline.message.urls import recipient_links, recipient_tracking
 from pipeline.storage import outbox
@@ -134,3 +135,55 @@ def build_run(
 @pytest.fixture
 def people_factory():
     return build_run
+
+
+# -- two quarters for the exec report -------------------------------------------------------------
+
+Q4 = datetime(2026, 11, 10, 9, tzinfo=UTC)
+Q1 = datetime(2027, 2, 9, 9, tzinfo=UTC)
+NOW = datetime(2027, 4, 2, tzinfo=UTC)
+
+
+def seed_two_quarters(engine: Engine, legal: int = 0) -> None:
+    """2026-Q4: campaign alpha (sales) to 60 sales and 40 finance staff, 10 clickers, 1 unsubscribe.
+    2027-Q1: alpha again, 20 clickers and 2 unsubscribes; beta (finance) to the 40 finance staff,
+    2 clickers. LEGAL more contacts of the legal department get beta too (none click)."""
+    with engine.begin() as conn:
+        people = add_contacts(
+            conn,
+            [(f"s{i}@corp.example", "sales") for i in range(60)]
+            + [(f"f{i}@corp.example", "finance") for i in range(40)]
+            + [(f"l{i}@corp.example", "legal") for i in range(legal)],
+        )
+        sales, finance, lawyers = people[:60], people[60:100], people[100:]
+
+        def run(who, clickers, unsubscribers):  # type: ignore[no-untyped-def]
+            return [
+                Outcome(
+                    p,
+                    click_after_s=1800 if p.email in clickers else None,
+                    unsubscribe_after_s=7200 if p.email in unsubscribers else None,
+                )
+                for p in who
+            ]
+
+        def names(prefix: str, count: int, first: int = 0) -> set[str]:
+            return {f"{prefix}{i}@corp.example" for i in range(first, first + count)}
+
+        insert_run(
+            conn,
+            "alpha",
+            "sales",
+            "staff",
+            Q4,
+            run(sales + finance, names("s", 6) | names("f", 4), names("s", 1, 59)),
+        )
+        insert_run(
+            conn,
+            "alpha",
+            "sales",
+            "staff",
+            Q1,
+            run(sales + finance, names("s", 15) | names("f", 5), names("s", 2, 58)),
+        )
+        insert_run(conn, "beta", "finance", "staff", Q1, run(finance + lawyers, names("f", 2, 5), set()))
