@@ -185,6 +185,7 @@ def exec_(
       comms report exec --period 2027-Q1 --compare yoy --out reports/ --format html,pdf
     """
     from pipeline.reports import exec_report, parse_period, write_exec
+    from pipeline.reports.exec_render import kpi_lines
     from pipeline.storage.engines import opened
     from pipeline.storage.models import utcnow
 
@@ -194,5 +195,7 @@ def exec_(
     with opened(ws.settings) as engine:
         report = exec_report(engine, ws, chosen, compare=compare)
     target = out if out.is_absolute() else Path.cwd() / out
+    for line in kpi_lines(report):
+        print(line)
     for path in write_exec(report, ws, target, wanted):
-        console.print(f"wrote {path}", highlight=False)
+        console.print(f"wrote {path}", style="dim", highlight=False)

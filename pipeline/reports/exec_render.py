@@ -58,6 +58,17 @@ def _kpi_change(kpi: Kpi) -> str:
     return f"{kpi.change:+.2f}"
 
 
+def kpi_lines(report: ExecReport) -> list[str]:
+    """One line per KPI tile, as the page shows it: for a mail's text part, a log, a terminal."""
+    before = f" vs {report.compare.label}" if report.compare else ""
+    return [
+        f"{k.label}: {_number(k)} ({_kpi_change(k)}{before}; {k.status})"
+        if k.change is not None
+        else f"{k.label}: {_number(k)} ({k.status})"
+        for k in report.kpis
+    ]
+
+
 def _template(ws: Workspace) -> tuple[str, str]:
     """(text, path shown in errors) of the workspace's exec template, else the sample's."""
     for root in (ws.root, sample_root()):

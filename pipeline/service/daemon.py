@@ -45,6 +45,7 @@ from pipeline.errors import CommsError, DatabaseError, unwrap
 from pipeline.feedback.server import create_app
 from pipeline.feedback.serving import tracking_config
 from pipeline.logs import log_event
+from pipeline.service.mail_report import fire_report
 from pipeline.service.metrics import Metrics, database_problems
 from pipeline.storage.engines import connect, display_url, ride_out
 from pipeline.storage.models import utcnow
@@ -304,7 +305,7 @@ class Daemon:
         return False
 
     async def _lead(self) -> int:
-        self.timetable = Timetable(self.ws, self.engine)
+        self.timetable = Timetable(self.ws, self.engine, report_job=fire_report)
         self.timetable.start()
         log_event(log, "daemon.leading", workers=self.settings.concurrency)
         servers = []

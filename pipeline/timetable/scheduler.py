@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +36,15 @@ from pipeline.runs.start import OccurrenceTaken, start_run
 from pipeline.storage import outbox
 from pipeline.storage.engines import connect
 from pipeline.storage.models import Run, RunStatus, utcnow
-from pipeline.timetable.schedules import Schedule, Trigger, Window, latest_occurrence, load_schedules
+from pipeline.timetable.schedules import (
+    ReportSchedule,
+    Schedule,
+    Trigger,
+    Window,
+    latest_occurrence,
+    load_report_schedules,
+    load_schedules,
+)
 from pipeline.workspace.folders import Workspace
 
 log = logging.getLogger("comms.scheduler")
@@ -202,12 +211,37 @@ def job_specs(ws: Workspace, schedule: Schedule, grace_s: float) -> list[JobSpec
     ]
 
 
-class Timetable:
-    """An AsyncIOScheduler over the workspace database whose jobs follow schedules/."""
+def report_job_specs(ws: Workspace, schedule: ReportSchedule) -> list[tuple[str, Trigger, dict[str, Any]]]:
+    """(job id, trigger, job arguments) per trigger of a report's schedule."""
+    return [
+        (
+            f"{schedule.name}#report{index}",
+            trigger,
+            {
+                "root": str(ws.root),
+                "schedule": schedule.name,
+                "report": schedule.report,
+                "period": schedule.period,
+                "compare": schedule.compare,
+                "to": list(schedule.to),
+            },
+        )
+        for index, trigger in enumerate(schedule.triggers)
+    ]
 
-    def __init__(self, ws: Workspace, engine: Engine) -> None:
+
+class Timetable:
+    """An AsyncIOScheduler over the workspace database whose jobs follow schedules/.
+
+    REPORT_JOB builds and mails a report when a report's schedule fires; the daemon passes it
+    (pipeline.service.mail_report.fire_report: reports sit beside the timetable, not under it),
+    and without one report schedules are read, checked, and not scheduled.
+    """
+
+    def __init__(self, ws: Workspace, engine: Engine, report_job: Callable[..., None] | None = None) -> None:
         self.ws = ws
         self.engine = engine
+        self.report_job = report_job
         self.grace_s = ws.settings.daemon.grace_s
         self.scheduler = AsyncIOScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOBSTORE_TABLE)},
@@ -236,6 +270,7 @@ class Timetable:
         a one-off whose occurrence already has a run is not scheduled again.
         """
         wanted: dict[str, JobSpec] = {}
+        reports = load_report_schedules(self.ws)  # read first: a bad file changes nothing
         for schedule in load_schedules(self.ws):
             if not schedule.enabled:
                 continue
@@ -244,8 +279,14 @@ class Timetable:
             for spec in job_specs(self.ws, schedule, self.grace_s):
                 if spec.trigger.at is None or spec.trigger.at not in done:
                     wanted[spec.id] = spec
+        report_jobs = {
+            job_id: (schedule, trigger, kwargs)
+            for schedule in reports
+            if schedule.enabled and self.report_job is not None
+            for job_id, trigger, kwargs in report_job_specs(self.ws, schedule)
+        }
         existing = {job.id: job for job in self.scheduler.get_jobs()}
-        for job_id in sorted(existing.keys() - wanted.keys()):
+        for job_id in sorted(existing.keys() - wanted.keys() - report_jobs.keys()):
             self.scheduler.remove_job(job_id)
             log_event(log, "job.removed", job=job_id)
         for job_id, spec in wanted.items():
@@ -268,6 +309,28 @@ class Timetable:
                 campaign=spec.schedule.campaign,
                 trigger=str(spec.trigger),
                 next_fire=job.next_run_time.astimezone(spec.schedule.timezone) if job.next_run_time else None,
+            )
+        for job_id, (report, trigger, kwargs) in report_jobs.items():
+            job = existing.get(job_id)
+            change = "kept"
+            if job is None or job.kwargs != kwargs:
+                change = "added" if job is None else "changed"
+                job = self.scheduler.add_job(
+                    self.report_job,
+                    trigger=trigger.build(report.timezone),
+                    id=job_id,
+                    name=f"{report.name}: {trigger}",
+                    kwargs=kwargs,
+                    replace_existing=True,
+                )
+            log_event(
+                log,
+                f"job.{change}",
+                job=job_id,
+                report=report.report,
+                to=",".join(report.to),
+                trigger=str(trigger),
+                next_fire=job.next_run_time.astimezone(report.timezone) if job.next_run_time else None,
             )
         self.specs = wanted
 
@@ -328,4 +391,13 @@ def keep_windows(engine: Engine, now: datetime) -> list[tuple[int, RunStatus]]:
     return moved
 
 
-__all__ = ["JOBSTORE_TABLE", "WINDOW_CLOSED", "JobSpec", "Timetable", "fire", "job_specs", "keep_windows"]
+__all__ = [
+    "JOBSTORE_TABLE",
+    "WINDOW_CLOSED",
+    "JobSpec",
+    "Timetable",
+    "fire",
+    "job_specs",
+    "keep_windows",
+    "report_job_specs",
+]

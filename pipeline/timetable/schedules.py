@@ -13,6 +13,19 @@ A schedule file::
     cron = "0 9 * * MON"            # recurring: minute hour day month day-of-week
 
 Times are local so that "9 o'clock" stays 9 o'clock across daylight-saving changes.
+
+A schedule file may name a report instead of a campaign; the daemon builds it and mails it::
+
+    report = "exec"                 # the report for the head of the company
+    period = "previous-month"       # or previous-quarter, previous-year: the last complete one
+    compare = "previous"            # optional; or "yoy"
+    to = ["ceo@kestrelforge.example"]
+    timezone = "Europe/London"
+    [[trigger]]
+    cron = "0 8 1 * *"              # 08:00 on the first of every month
+
+`load_schedules` returns the campaign schedules (what the plan, reviews and departments read),
+`load_report_schedules` the report ones.
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from pathlib import Path
+from typing import Literal
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
@@ -96,6 +110,19 @@ class Schedule:
     enabled: bool
 
 
+@dataclass(frozen=True)
+class ReportSchedule:
+    name: str
+    path: Path
+    report: str  # "exec"
+    period: str  # previous-month, previous-quarter, previous-year
+    compare: str  # previous or yoy
+    to: tuple[str, ...]
+    timezone: zoneinfo.ZoneInfo
+    triggers: tuple[Trigger, ...]
+    enabled: bool
+
+
 # -- occurrences -----------------------------------------------------------------------------------
 
 
@@ -150,6 +177,14 @@ class _TriggerFile(BaseModel):
         return self
 
 
+def _known_zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Warsaw)") from None
+    return value
+
+
 class _ScheduleFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -163,11 +198,7 @@ class _ScheduleFile(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Warsaw)") from None
-        return value
+        return _known_zone(value)
 
     @field_validator("window")
     @classmethod
@@ -177,17 +208,52 @@ class _ScheduleFile(BaseModel):
         return value
 
 
+_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class _ReportFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    report: Literal["exec"]
+    period: Literal["previous-month", "previous-quarter", "previous-year"] = "previous-month"
+    compare: Literal["previous", "yoy"] = "previous"
+    to: list[str] = Field(min_length=1)
+    timezone: str
+    enabled: bool = True
+    trigger: list[_TriggerFile] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _known_zone(value)
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not _ADDRESS.match(address):
+                raise ValueError(f"{address!r} is not an email address")
+        return value
+
+
 def schedule_names(ws: Workspace) -> list[str]:
     return sorted(p.stem for p in ws.schedules_dir.glob("*.toml"))
 
 
-def load_schedule(ws: Workspace, name: str) -> Schedule:
-    """Read and validate schedules/NAME.toml; ScheduleError names the file, line and field."""
+def _read(ws: Workspace, name: str) -> tuple[Path, str, dict[str, object]]:
     path = ws.named_file(ws.schedules_dir, name, ".toml", "schedule", ScheduleError)
     shown = ws.relative(path)
     if not path.is_file():
         raise ScheduleError(f"no schedule {name!r}", path=shown)
     text, data = read_toml(path, shown, ScheduleError)
+    return shown, text, data
+
+
+def load_schedule(ws: Workspace, name: str) -> Schedule:
+    """Read and validate schedules/NAME.toml; ScheduleError names the file, line and field."""
+    shown, text, data = _read(ws, name)
+    if "report" in data:
+        raise ScheduleError("a report's schedule, not a campaign's", path=shown)
     parsed = validate(_ScheduleFile, text, data, shown, ScheduleError)
     zone = zoneinfo.ZoneInfo(parsed.timezone)
     return Schedule(
@@ -202,9 +268,36 @@ def load_schedule(ws: Workspace, name: str) -> Schedule:
     )
 
 
+def load_report_schedule(ws: Workspace, name: str) -> ReportSchedule:
+    """Read and validate schedules/NAME.toml as a report's schedule (`report = "exec"`)."""
+    shown, text, data = _read(ws, name)
+    parsed = validate(_ReportFile, text, data, shown, ScheduleError)
+    zone = zoneinfo.ZoneInfo(parsed.timezone)
+    return ReportSchedule(
+        name=name,
+        path=shown,
+        report=parsed.report,
+        period=parsed.period,
+        compare=parsed.compare,
+        to=tuple(parsed.to),
+        timezone=zone,
+        triggers=tuple(_trigger(t, zone) for t in parsed.trigger),
+        enabled=parsed.enabled,
+    )
+
+
+def _is_report(ws: Workspace, name: str) -> bool:
+    return "report" in _read(ws, name)[2]
+
+
 def load_schedules(ws: Workspace) -> list[Schedule]:
-    """Every schedule file, in name order; the first bad one raises."""
-    return [load_schedule(ws, name) for name in schedule_names(ws)]
+    """Every campaign schedule file, in name order; the first bad one raises."""
+    return [load_schedule(ws, name) for name in schedule_names(ws) if not _is_report(ws, name)]
+
+
+def load_report_schedules(ws: Workspace) -> list[ReportSchedule]:
+    """Every report schedule file, in name order; the first bad one raises."""
+    return [load_report_schedule(ws, name) for name in schedule_names(ws) if _is_report(ws, name)]
 
 
 def _trigger(parsed: _TriggerFile, zone: tzinfo) -> Trigger:
@@ -215,10 +308,13 @@ def _trigger(parsed: _TriggerFile, zone: tzinfo) -> Trigger:
 
 
 __all__ = [
+    "ReportSchedule",
     "Schedule",
     "Trigger",
     "Window",
     "latest_occurrence",
+    "load_report_schedule",
+    "load_report_schedules",
     "load_schedule",
     "load_schedules",
     "occurrences",
