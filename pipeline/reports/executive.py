@@ -281,10 +281,10 @@ def _weeks(engine: Engine, period: Period) -> tuple[list[Week], dict[str, Rate]]
         totals[day] = [0, 0]
         day += timedelta(days=7)
     for run_id, counts in per_run.items():
-        run = runs.get(run_id)
-        if run is None or run.started_at is None:
+        found = runs.get(run_id)
+        if found is None or found.started_at is None:
             continue
-        started = queries._aware(run.started_at).date()
+        started = queries._aware(found.started_at).date()
         monday = started - timedelta(days=started.weekday())
         week = totals.setdefault(monday, [0, 0])
         week[0] += counts["delivered"]
@@ -362,9 +362,9 @@ def exec_report(
                 status=status(target, value, rate),
             )
         )
-    departments = {
-        by: _department_rows(engine, ws, period, other, by, goals)
-        for by in ("sender", "recipient")  # type: ignore[arg-type]
+    sides: tuple[Literal["sender", "recipient"], ...] = ("sender", "recipient")
+    departments: dict[str, list[DepartmentRow]] = {
+        by: _department_rows(engine, ws, period, other, by, goals) for by in sides
     }
     top, bottom = _campaign_rows(current)
     weeks, curve = _weeks(engine, period)

@@ -15,7 +15,17 @@ from pipeline.workspace.settings import SETTINGS_FILE
 
 _HERE = Path(__file__).resolve().parent
 BLANK_ROOT = _HERE / "blank"
-SAMPLE_PARTS = (SETTINGS_FILE, "templates", "brand", "audiences", "schedules", "departments")
+# The exec report's inputs only: reports/ is also where its output goes by default.
+SAMPLE_PARTS = (
+    SETTINGS_FILE,
+    "templates",
+    "brand",
+    "audiences",
+    "schedules",
+    "departments",
+    "reports/goals.toml",
+    "reports/notes",
+)
 # *.rejects.csv: rows an import set aside, with the personal data they hold (importer.REJECTS_SUFFIX).
 GITIGNORE = "comms.db*\noutbox/\npreviews/\nreview/\n*.rejects.csv\n"
 
@@ -37,6 +47,7 @@ def init_workspace(target: Path, *, blank: bool = False) -> list[Path]:
     created = []
     for part in SAMPLE_PARTS:
         source, dest = source_root / part, target / part
+        dest.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
             shutil.copytree(source, dest)
         elif source.is_file():

@@ -153,6 +153,7 @@ def test_notes_learnings_recommendations_and_goals_in_the_html(ws: Workspace, en
 
 def test_without_notes_or_a_log_the_page_says_where_to_write(ws: Workspace, engine: Engine) -> None:
     seed_two_quarters(engine)
+    (ws.root / "reports/notes/2027-Q1.md").unlink()  # the sample's
     html = exec_html(exec_report(engine, ws, parse_period("2027-Q1", NOW)), ws)
     assert "No notes yet: write them in reports/notes/2027-Q1.md." in html
     assert 'id="learnings"' not in html
