@@ -16,6 +16,7 @@ _WHERE = {
     "Audience": "pipeline.audience.segments",
     "Campaign": "pipeline.assembly.campaign",
     "CommsError": "pipeline.errors",
+    "ExecReport": "pipeline.reports.executive",
     "ImportSummary": "pipeline.audience.importer",
     "PreviewResult": "pipeline.runs.preview",
     "Settings": "pipeline.workspace.settings",
@@ -27,6 +28,9 @@ _WHERE = {
     "count_audience": "pipeline.audience.segments",
     "dispatch_run": "pipeline.runs.start",
     "dry_run": "pipeline.runs.rehearsal",
+    "exec_html": "pipeline.reports.exec_render",
+    "exec_pdf": "pipeline.reports.exec_render",
+    "exec_report": "pipeline.reports.executive",
     "import_contacts": "pipeline.audience.importer",
     "init_workspace": "pipeline.workspace.init",
     "list_runs": "pipeline.runs.control",
@@ -40,6 +44,7 @@ _WHERE = {
     "stream_audience": "pipeline.audience.segments",
     "test_send": "pipeline.runs.rehearsal",
     "upgrade": "pipeline.storage.engines",
+    "write_exec": "pipeline.reports.exec_render",
 }
 
 __all__ = sorted(_WHERE)

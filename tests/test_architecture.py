@@ -92,6 +92,7 @@ def test_the_public_api_is_what_was_intended() -> None:
         "connect", "upgrade", "import_contacts", "load_audience", "count_audience", "stream_audience",
         "start_run", "dispatch_run", "dry_run", "test_send", "list_runs", "show_run",
         "pause_run", "resume_run", "cancel_run", "retry_run",
+        "ExecReport", "exec_report", "write_exec", "exec_html", "exec_pdf",
     }  # fmt: skip
     assert set(pipeline.__all__) == intended
     assert all(getattr(pipeline, name) is not None for name in intended)
@@ -110,6 +111,8 @@ def test_the_command_line_loads_no_heavy_library_until_a_command_needs_it() -> N
         "pydantic",
         "uvicorn",
         "starlette",
+        "matplotlib",
+        "weasyprint",
     }
     code = "import sys, pipeline.cli; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
     loaded = set(

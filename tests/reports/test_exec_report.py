@@ -214,3 +214,28 @@ def test_the_command_writes_the_same_bytes_twice(ws: Workspace, engine: Engine, 
     assert outputs[0] == outputs[1]
     bad = comms("report", "exec", "--period", "2027-Q5", cwd=ws.root, env=env)
     assert bad.returncode == 1 and bad.stderr.startswith("comms: error: period '2027-Q5'")
+
+
+def test_demo_history_is_marked_in_the_report_and_removable(ws: Workspace, database_url: str) -> None:
+    env = {"COMMS_DATABASE_URL": database_url, "COMMS_SECRET": "test-secret-key-of-at-least-32-bytes"}
+    assert comms("db", "upgrade", cwd=ws.root, env=env).returncode == 0
+    seeded = comms("demo", "seed-history", "--until", "2027-Q1", "--periods", "2", cwd=ws.root, env=env)
+    assert seeded.returncode == 0, seeded.stderr
+    assert seeded.stdout.startswith("DEMO DATA written for 2026-Q4 to 2027-Q1: 600 contacts, 14 runs")
+    again = comms("demo", "seed-history", cwd=ws.root, env=env)
+    assert again.returncode == 1 and again.stderr.strip().splitlines() == [
+        "comms: error: the database already holds 14 demo runs: `comms demo seed-history --remove` first"
+    ]
+    built = comms(
+        "report", "exec", "--period", "2027-Q1", "--format", "html", "--out", "out", cwd=ws.root, env=env
+    )
+    assert built.returncode == 0, built.stderr
+    assert "Campaigns sent: 7 (+0 (+0%) vs 2026-Q4; no target)" in built.stdout  # the tiles, as lines
+    page = (ws.root / "out" / "exec-2027-Q1.html").read_text(encoding="utf-8")
+    assert "DEMO DATA: 7 runs of this period are synthetic (comms demo seed-history)" in page
+    removed = comms("demo", "seed-history", "--remove", cwd=ws.root, env=env)
+    assert removed.stdout.strip() == "removed 14 demo runs and the demo contacts"
+    empty = comms(
+        "report", "exec", "--period", "2027-Q1", "--format", "json", "--out", "out", cwd=ws.root, env=env
+    )
+    assert "Campaigns sent: 0 (+0 vs 2026-Q4; no target)" in empty.stdout
