@@ -85,11 +85,11 @@ def sparkline(
     title: str,
     labels: Sequence[str],
     values: Sequence[float | None],
+    shown: Sequence[str],
     colours: dict[str, str],
-    *,
-    percent: bool,
 ) -> Chart:
-    """The last periods of one KPI as a small line; a period without data is a gap."""
+    """The last periods of one KPI as a small line (SHOWN: its values as the page writes them);
+    a period without data is a gap."""
     figure, ax = _figure(1.8, 0.5)
     figure.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.1)
     xs = list(range(len(values)))
@@ -98,7 +98,6 @@ def sparkline(
     if ys and values[-1] is not None:
         ax.plot([xs[-1]], [ys[-1]], "o", color=colours["accent"], markersize=4)
     ax.set_axis_off()
-    shown = [_percent(v) if percent else ("-" if v is None else f"{v:g}") for v in values]
     description = "; ".join(f"{label}: {value}" for label, value in zip(labels, shown, strict=True))
     return Chart(
         chart_id,
@@ -117,8 +116,9 @@ def dot_plot(
     colours: dict[str, str],
 ) -> Chart:
     """One dot per row (label, value, low, high) with its 95% interval as a bar, rows top to bottom."""
-    figure, ax = _figure(6.5, 0.45 * max(len(rows), 1) + 0.8)
-    figure.subplots_adjust(left=0.28, right=0.97, top=0.95, bottom=0.8 / (0.45 * max(len(rows), 1) + 0.8))
+    height = 0.32 * max(len(rows), 1) + 0.7
+    figure, ax = _figure(6.5, height)
+    figure.subplots_adjust(left=0.25, right=0.97, top=1 - 0.1 / height, bottom=0.6 / height)
     ys = list(range(len(rows)))[::-1]
     for y, (_, value, low, high) in zip(ys, rows, strict=True):
         ax.plot([low * 100, high * 100], [y, y], color=colours["muted"], linewidth=2)
@@ -173,7 +173,7 @@ def volume(
     figure.subplots_adjust(left=0.1, right=0.9, top=0.92, bottom=0.25)
     xs = list(range(len(weeks)))
     ax.bar(xs, [d for _, d, _ in weeks], color=colours["primary"], width=0.7)
-    ax.set_xticks(xs, [label for label, _, _ in weeks], rotation=45, ha="right")
+    ax.set_xticks(xs, [label[5:] for label, _, _ in weeks], rotation=90)  # MM-DD: the year is the period's
     ax.set_ylabel("Delivered", color=colours["text"], fontsize=_TEXT_PT)
     _plain(ax, colours)
     other = ax.twinx()

@@ -37,14 +37,19 @@ def _points(change: float | None) -> str:
     return "-" if change is None else f"{change * 100:+.1f} pp"
 
 
-def _number(kpi: Kpi) -> str:
-    if kpi.value is None:
+def _figure(kind: str, value: float | None) -> str:
+    """A KPI's value as a tile shows it: 6.2%, 0.18%, 1,204, 0.29."""
+    if value is None:
         return "-"
-    if kpi.kind == "rate":
-        return f"{kpi.value * 100:.{2 if kpi.value < 0.01 else 1}f}%"
-    if kpi.kind == "count":
-        return f"{kpi.value:,.0f}"
-    return f"{kpi.value:.2f}"
+    if kind == "rate":
+        return f"{value * 100:.{2 if value < 0.01 else 1}f}%"
+    if kind == "count":
+        return f"{value:,.0f}"
+    return f"{value:.2f}"
+
+
+def _number(kpi: Kpi) -> str:
+    return _figure(kpi.kind, kpi.value)
 
 
 def _kpi_change(kpi: Kpi) -> str:
@@ -89,8 +94,8 @@ def report_charts(report: ExecReport, colours: dict[str, str]) -> dict[str, char
             f"{kpi.label}, last {len(kpi.trend)} periods",
             [p.period for p in kpi.trend],
             [p.value for p in kpi.trend],
+            [_figure(kpi.kind, p.value) for p in kpi.trend],
             colours,
-            percent=kpi.kind == "rate",
         )
     for by in ("sender", "recipient"):
         rows = [

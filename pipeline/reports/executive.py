@@ -22,6 +22,7 @@ from pipeline.reports.goals import Goals, Status, load_goals, status
 from pipeline.reports.notes import Learning, Notes, learnings, period_notes
 from pipeline.reports.periods import Period, previous
 from pipeline.reports.queries import Scope
+from pipeline.reports.rules import Recommendation
 from pipeline.reports.views import (
     Figures,
     PeriodReport,
@@ -124,14 +125,15 @@ class Week:
 
 @dataclass(frozen=True)
 class Fired:
-    """A recommendation that fired, for the lead to accept or strike; SOURCE says where from."""
+    """A recommendation rule that fired, for the lead to accept or strike: once per rule, with
+    where it fired (the period, runs) and the evidence of each."""
 
-    source: str
     rule: str
-    severity: str
-    evidence: str
+    severity: str  # the gravest of its firings
+    sources: list[str]  # "period 2027-Q1", "run 12 (spring-launch)"
+    evidence: list[str]  # one per source
     threshold: str
-    action: str
+    action: str  # the first firing's suggestion
 
 
 @dataclass(frozen=True)
@@ -293,22 +295,33 @@ def _weeks(engine: Engine, period: Period) -> tuple[list[Week], dict[str, Rate]]
     return weeks, engagement_curve(sorted(delays))
 
 
+_GRAVITY = {"critical": 0, "warning": 1, "info": 2}
+
+
 def _fired(engine: Engine, ws: Workspace, report: PeriodReport) -> list[Fired]:
-    """Every recommendation that fired for the period or one of its runs, in run order."""
-    out = [
-        Fired(f"period {report.period.label}", r.rule, r.severity, r.evidence, r.threshold, r.action)
-        for r in report.recommendations
-        if r.status == "fired"
-    ]
+    """Every recommendation rule that fired for the period or one of its runs, gravest first."""
+    firings = [(f"period {report.period.label}", r) for r in report.recommendations if r.status == "fired"]
     with engine.connect() as conn:
         runs = [r for r in queries.runs_in(conn, _scope(report.period)) if is_tracked(r) and r.id is not None]
     for run in runs:
         assert run.id is not None
-        for r in run_report(engine, ws.settings, run.id).recommendations:
-            if r.status == "fired":
-                source = f"run {run.id} ({run.campaign})"
-                out.append(Fired(source, r.rule, r.severity, r.evidence, r.threshold, r.action))
-    return out
+        source = f"run {run.id} ({run.campaign})"
+        firings += [
+            (source, r)
+            for r in run_report(engine, ws.settings, run.id).recommendations
+            if r.status == "fired"
+        ]
+    rules: dict[str, list[tuple[str, Recommendation]]] = {}
+    for source, found in firings:
+        rules.setdefault(found.rule, []).append((source, found))
+    out = []
+    for rule, fired in rules.items():
+        first = fired[0][1]
+        gravest = min((r.severity for _, r in fired), key=lambda s: _GRAVITY.get(s, 3))
+        sources = [source for source, _ in fired]
+        evidence = [r.evidence for _, r in fired]
+        out.append(Fired(rule, gravest, sources, evidence, first.threshold, first.action))
+    return sorted(out, key=lambda f: (_GRAVITY.get(f.severity, 3), f.rule))
 
 
 def trend_periods(period: Period) -> list[Period]:
@@ -358,7 +371,7 @@ def exec_report(
                 trend=[
                     TrendPoint(p.label, v[definition.id][0]) for p, v in zip(periods, values, strict=True)
                 ],
-                target=str(target) if target else None,
+                target=target.describe(percent=definition.kind == "rate") if target else None,
                 status=status(target, value, rate),
             )
         )

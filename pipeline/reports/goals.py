@@ -40,8 +40,12 @@ class Target(BaseModel):
             raise ValueError("give either min (at least) or max (at most)")
         return self
 
-    def __str__(self) -> str:
-        return f"at least {self.min:g}" if self.min is not None else f"at most {self.max:g}"
+    def describe(self, *, percent: bool) -> str:
+        """ "at least 6%" (PERCENT, for a rate) or "at most 0.5"."""
+        bound = self.min if self.min is not None else self.max
+        assert bound is not None
+        shown = f"{bound * 100:g}%" if percent else f"{bound:g}"
+        return f"at least {shown}" if self.min is not None else f"at most {shown}"
 
 
 class _GoalsFile(BaseModel):

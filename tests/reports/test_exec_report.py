@@ -141,8 +141,9 @@ def test_notes_learnings_recommendations_and_goals_in_the_html(ws: Workspace, en
     assert "<code>alpha</code>: subject B beat A" in html and "send hour 9 vs 14" not in html  # 2026-Q4
     # 78 of the 100 people reached never opened or clicked: the dormant-contacts rule fires.
     dormant = next(r for r in report.recommendations if r.rule == "dormant-contacts")
-    assert dormant.source == "period 2027-Q1" and "78 of 100" in dormant.evidence
-    assert "<b>dormant-contacts</b> (period 2027-Q1, warning)" in html
+    assert dormant.sources == ["period 2027-Q1"] and "78 of 100" in dormant.evidence[0]
+    assert "<b>dormant-contacts</b> (warning; threshold &gt; 15.0% of contacts reached)" in html
+    assert "Fired for period 2027-Q1: 78 of 100 contacts reached (78.0%) neither opened nor clicked" in html
     statuses = {k.id: k.status for k in report.kpis}
     assert statuses["human_click_rate"] == "met" and statuses["messages_per_contact_per_week"] == "missed"
     assert statuses["unsubscribe_rate"] == "no target"
