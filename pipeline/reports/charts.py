@@ -68,6 +68,12 @@ def _svg(figure: Any, chart_id: str, title: str, description: str) -> Markup:
     return Markup(text[: head.start()] + opening + text[head.end() :].rstrip() + "\n")
 
 
+def _chart(
+    figure: Any, chart_id: str, title: str, description: str, head: list[str], rows: list[list[str]]
+) -> Chart:
+    return Chart(chart_id, title, description, _svg(figure, chart_id, title, description), head, rows)
+
+
 def _plain(ax: Any, colours: dict[str, str]) -> None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -99,14 +105,8 @@ def sparkline(
         ax.plot([xs[-1]], [ys[-1]], "o", color=colours["accent"], markersize=4)
     ax.set_axis_off()
     description = "; ".join(f"{label}: {value}" for label, value in zip(labels, shown, strict=True))
-    return Chart(
-        chart_id,
-        title,
-        description,
-        _svg(figure, chart_id, title, description),
-        ["Period", "Value"],
-        [[label, value] for label, value in zip(labels, shown, strict=True)],
-    )
+    rows = [[label, value] for label, value in zip(labels, shown, strict=True)]
+    return _chart(figure, chart_id, title, description, ["Period", "Value"], rows)
 
 
 def dot_plot(
@@ -130,14 +130,8 @@ def dot_plot(
     _plain(ax, colours)
     table = [[label, _percent(v), f"{_percent(lo)} to {_percent(hi)}"] for label, v, lo, hi in rows]
     description = "; ".join(f"{label}: {value} ({interval})" for label, value, interval in table)
-    return Chart(
-        chart_id,
-        title,
-        description or "no data",
-        _svg(figure, chart_id, title, description or "no data"),
-        ["Department", "Human click rate", "95% interval"],
-        table,
-    )
+    head = ["Department", "Human click rate", "95% interval"]
+    return _chart(figure, chart_id, title, description or "no data", head, table)
 
 
 def curve(
@@ -155,14 +149,7 @@ def curve(
     _plain(ax, colours)
     table = [[label, _percent(v)] for label, v in points]
     description = "; ".join(f"by {label}: {value}" for label, value in table)
-    return Chart(
-        chart_id,
-        title,
-        description,
-        _svg(figure, chart_id, title, description),
-        ["By", "Share of clickers"],
-        table,
-    )
+    return _chart(figure, chart_id, title, description, ["By", "Share of clickers"], table)
 
 
 def volume(
@@ -184,11 +171,5 @@ def volume(
     other.tick_params(colors=colours["text"], labelsize=_TEXT_PT)
     table = [[label, str(d), str(u)] for label, d, u in weeks]
     description = "; ".join(f"week of {label}: {d} delivered, {u} unsubscribes" for label, d, u in table)
-    return Chart(
-        chart_id,
-        title,
-        description or "no messages",
-        _svg(figure, chart_id, title, description or "no messages"),
-        ["Week of", "Delivered", "Unsubscribes"],
-        table,
-    )
+    head = ["Week of", "Delivered", "Unsubscribes"]
+    return _chart(figure, chart_id, title, description or "no messages", head, table)

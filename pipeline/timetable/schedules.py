@@ -177,28 +177,29 @@ class _TriggerFile(BaseModel):
         return self
 
 
-def _known_zone(value: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Warsaw)") from None
-    return value
+class _TimedFile(BaseModel):
+    """What every schedule file has, a campaign's or a report's: when, in which zone, on or off."""
 
-
-class _ScheduleFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    campaign: str = Field(pattern=PLAIN_NAME)
-    audience: str | None = Field(default=None, pattern=PLAIN_NAME)
     timezone: str
-    window: str | None = None
     enabled: bool = True
     trigger: list[_TriggerFile] = Field(min_length=1)
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        return _known_zone(value)
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Warsaw)") from None
+        return value
+
+
+class _ScheduleFile(_TimedFile):
+    campaign: str = Field(pattern=PLAIN_NAME)
+    audience: str | None = Field(default=None, pattern=PLAIN_NAME)
+    window: str | None = None
 
     @field_validator("window")
     @classmethod
@@ -211,21 +212,11 @@ class _ScheduleFile(BaseModel):
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-class _ReportFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _ReportFile(_TimedFile):
     report: Literal["exec"]
     period: Literal["previous-month", "previous-quarter", "previous-year"] = "previous-month"
     compare: Literal["previous", "yoy"] = "previous"
     to: list[str] = Field(min_length=1)
-    timezone: str
-    enabled: bool = True
-    trigger: list[_TriggerFile] = Field(min_length=1)
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        return _known_zone(value)
 
     @field_validator("to")
     @classmethod
