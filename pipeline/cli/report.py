@@ -168,9 +168,9 @@ def exec_(
         Literal["previous", "yoy"],
         typer.Option("--compare", help="Changes against the previous period or the same one a year before."),
     ] = "previous",
-    out: Annotated[Path, typer.Option("--out", help="The folder the files are written to.")] = Path(
-        "reports"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", help="The folder the files are written to (relative: to the workspace).")
+    ] = Path("reports"),
     formats: Annotated[
         str, typer.Option("--format", "-f", help="Comma-separated: html, pdf, csv (a file per table), json.")
     ] = "html,pdf,csv,json",
@@ -194,7 +194,7 @@ def exec_(
     wanted = [f.strip() for f in formats.split(",") if f.strip()]
     with opened(ws.settings) as engine:
         report = exec_report(engine, ws, chosen, compare=compare)
-    target = out if out.is_absolute() else Path.cwd() / out
+    target = out if out.is_absolute() else ws.root / out  # as `comms preview --out` does
     for line in kpi_lines(report):
         print(line)
     for path in write_exec(report, ws, target, wanted):

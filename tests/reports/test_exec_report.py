@@ -215,6 +215,8 @@ def test_the_command_writes_the_same_bytes_twice(ws: Workspace, engine: Engine, 
     assert outputs[0] == outputs[1]
     bad = comms("report", "exec", "--period", "2027-Q5", cwd=ws.root, env=env)
     assert bad.returncode == 1 and bad.stderr.startswith("comms: error: period '2027-Q5'")
+    wrong = comms("report", "exec", "--period", "2027-Q1", "--format", "html,docx", cwd=ws.root, env=env)
+    assert wrong.stderr == "comms: error: unknown format 'docx': use html, pdf, csv, json\n"
 
 
 def test_demo_history_is_marked_in_the_report_and_removable(ws: Workspace, database_url: str) -> None:
