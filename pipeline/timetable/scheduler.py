@@ -344,6 +344,8 @@ class Timetable:
     def _on_missed(self, event: JobExecutionEvent) -> None:
         spec = self.specs.get(event.job_id)
         if spec is None:
+            if "#report" in event.job_id:  # a report is not a run: nothing to record, only to say
+                log_event(log, "report.missed", level=logging.WARNING, job=event.job_id, grace_s=self.grace_s)
             return
         occurrence = event.scheduled_run_time.astimezone(UTC)
         log_event(
