@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from pipeline.errors import ReportError
 from pipeline.reports import exec_report, parse_period, wilson, write_exec
 from pipeline.reports.exec_render import accessibility_findings, exec_html, exec_json, exec_tables
 from pipeline.reports.glossary import two_proportion_z
@@ -242,3 +243,26 @@ def test_demo_history_is_marked_in_the_report_and_removable(ws: Workspace, datab
         "report", "exec", "--period", "2027-Q1", "--format", "json", "--out", "out", cwd=ws.root, env=env
     )
     assert "Campaigns sent: 0 (+0 vs 2026-Q4; no target)" in empty.stdout
+
+
+def test_at_risk_is_short_of_the_target_but_within_reach() -> None:
+    from pipeline.reports.goals import Target, status
+
+    click = wilson(22, 140)  # 15.7%, 95% interval 10.6% to 22.6%
+    assert status(Target(min=0.15), click.value, click) == "met"
+    assert status(Target(min=0.2), click.value, click) == "at risk"  # the interval reaches 20%
+    assert status(Target(min=0.25), click.value, click) == "missed"
+    assert status(Target(max=100, margin=0.1), 105) == "at risk" and status(Target(max=100), 111) == "missed"
+    assert status(None, 0.5) == "no target" and status(Target(min=0.1), None) == "no data"
+
+
+def test_the_workspace_template_is_sandboxed_and_its_errors_name_the_line(
+    ws: Workspace, engine: Engine
+) -> None:
+    report = exec_report(engine, ws, parse_period("2027-Q1", NOW))
+    write(ws, "templates/reports/exec.html", "<html>\n<body>\n{% if report %}\n</body>\n")
+    with pytest.raises(ReportError, match=r"^templates/reports/exec.html:3: Unexpected end of template"):
+        exec_html(report, ws)
+    write(ws, "templates/reports/exec.html", "<html>{{ report.__class__.__mro__ }}</html>")
+    with pytest.raises(ReportError, match=r"^templates/reports/exec.html: "):
+        exec_html(report, ws)
