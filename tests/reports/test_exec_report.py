@@ -264,5 +264,8 @@ def test_the_workspace_template_is_sandboxed_and_its_errors_name_the_line(
     with pytest.raises(ReportError, match=r"^templates/reports/exec.html:3: Unexpected end of template"):
         exec_html(report, ws)
     write(ws, "templates/reports/exec.html", "<html>{{ report.__class__.__mro__ }}</html>")
-    with pytest.raises(ReportError, match=r"^templates/reports/exec.html: "):
+    with pytest.raises(ReportError, match=r"^templates/reports/exec.html: access to attribute '__class__'"):
         exec_html(report, ws)
+    write(ws, "templates/reports/exec.html", "<html>{{ settings.database.url }}</html>")
+    with pytest.raises(ReportError, match=r"^templates/reports/exec.html: undefined variable settings"):
+        exec_html(report, ws)  # the page gets [brand]'s names, never the settings
