@@ -47,13 +47,13 @@ def init_workspace(target: Path, *, blank: bool = False) -> list[Path]:
     created = []
     for part in SAMPLE_PARTS:
         source, dest = source_root / part, target / part
+        if not source.exists():
+            continue
         dest.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
             shutil.copytree(source, dest)
-        elif source.is_file():
-            shutil.copy2(source, dest)
         else:
-            continue
+            shutil.copy2(source, dest)
         created.append(dest)
     (target / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
     created.append(target / ".gitignore")
