@@ -14,12 +14,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import CursorResult, delete, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from pipeline.errors import ContactError
 from pipeline.storage.models import (
@@ -129,12 +129,12 @@ def _key_of(email: str) -> str:
 
 
 def find_contact(session: Session, email: str) -> Contact | None:
-    return session.scalars(select(Contact).where(Contact.email_key == _key_of(email))).first()
+    return session.scalars(select(Contact).where(col(Contact.email_key) == _key_of(email))).first()
 
 
 def is_suppressed(session: Session, email_key: str) -> bool:
     """True when the address behind EMAIL_KEY must not be mailed (checked again at send time)."""
-    query = select(exists().where(Suppression.email_hash == email_hash(email_key)))
+    query = select(exists().where(col(Suppression.email_hash) == email_hash(email_key)))
     return bool(session.scalar(query))
 
 
@@ -156,8 +156,9 @@ def suppress(session: Session, email: str, reason: SuppressionReason, note: str 
 
 def unsuppress(session: Session, email: str) -> bool:
     """Lift the suppression on EMAIL (also one left by an erasure); False if there was none."""
-    result = session.execute(delete(Suppression).where(Suppression.email_hash == email_hash(_key_of(email))))
-    return bool(result.rowcount)
+    statement = delete(Suppression).where(col(Suppression.email_hash) == email_hash(_key_of(email)))
+    # A DELETE's result is a CursorResult (it has the rowcount); Session.execute is typed for any statement.
+    return bool(cast(CursorResult[Any], session.execute(statement)).rowcount)
 
 
 @dataclass(frozen=True)
@@ -193,9 +194,9 @@ class ContactReport:
 def report(session: Session, email: str) -> ContactReport:
     """Everything about EMAIL; ContactError when nothing at all is stored about it."""
     address, key = normalize_email(email)
-    contact = session.scalars(select(Contact).where(Contact.email_key == key)).first()
+    contact = session.scalars(select(Contact).where(col(Contact.email_key) == key)).first()
     suppression = session.scalars(
-        select(Suppression).where(Suppression.email_hash == email_hash(key))
+        select(Suppression).where(col(Suppression.email_hash) == email_hash(key))
     ).first()
     if contact is None and suppression is None:
         raise ContactError(f"nothing is stored about {address}")
@@ -204,9 +205,9 @@ def report(session: Session, email: str) -> ContactReport:
     if contact is not None:
         rows = session.execute(
             # The status's time: when it last changed (an unsubscribe updates the row), not its creation.
-            select(MailingList.name, Subscription.status, Subscription.updated_at)
-            .join(MailingList, MailingList.id == Subscription.list_id)
-            .where(Subscription.contact_id == contact.id)
+            select(col(MailingList.name), col(Subscription.status), col(Subscription.updated_at))
+            .join(MailingList, col(MailingList.id) == col(Subscription.list_id))
+            .where(col(Subscription.contact_id) == contact.id)
             .order_by(MailingList.name)
         )
         # SQLite hands timestamps back without their zone; they were written in UTC.
@@ -215,10 +216,10 @@ def report(session: Session, email: str) -> ContactReport:
             for name, status, since in rows
         ]
         for delivery in session.scalars(
-            select(Delivery).where(Delivery.contact_id == contact.id).order_by(Delivery.id)
+            select(Delivery).where(col(Delivery.contact_id) == contact.id).order_by(col(Delivery.id))
         ):
             events = session.scalars(
-                select(Event).where(Event.delivery_id == delivery.id).order_by(Event.id)
+                select(Event).where(col(Event.delivery_id) == delivery.id).order_by(col(Event.id))
             ).all()
             deliveries.append((delivery, list(events)))
     return ContactReport(address, contact, subscriptions, suppression, deliveries)
@@ -231,18 +232,20 @@ def erase(session: Session, email: str) -> None:
     the user agents recorded on their events go with the person.
     """
     address, key = normalize_email(email)
-    contact = session.scalars(select(Contact).where(Contact.email_key == key)).first()
+    contact = session.scalars(select(Contact).where(col(Contact.email_key) == key)).first()
     if contact is None:
         raise ContactError(f"no contact {address}")
-    their_deliveries = select(Delivery.id).where(Delivery.contact_id == contact.id)
+    their_deliveries = select(col(Delivery.id)).where(col(Delivery.contact_id) == contact.id)
     session.execute(
-        update(Event).where(Event.delivery_id.in_(their_deliveries)).values(user_agent=None, detail={})
+        update(Event).where(col(Event.delivery_id).in_(their_deliveries)).values(user_agent=None, detail={})
     )
     session.execute(
-        update(Delivery).where(Delivery.contact_id == contact.id).values(email=None, contact_id=None)
+        update(Delivery).where(col(Delivery.contact_id) == contact.id).values(email=None, contact_id=None)
     )
-    session.execute(delete(Subscription).where(Subscription.contact_id == contact.id))
-    session.execute(delete(Contact).where(Contact.id == contact.id))
+    session.execute(delete(Subscription).where(col(Subscription.contact_id) == contact.id))
+    session.execute(delete(Contact).where(col(Contact.id) == contact.id))
     suppress(session, address, SuppressionReason.erased)
-    session.execute(update(Suppression).where(Suppression.email_hash == email_hash(key)).values(email=None))
+    session.execute(
+        update(Suppression).where(col(Suppression.email_hash) == email_hash(key)).values(email=None)
+    )
     session.expunge(contact)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from pipeline.audience.columns import DateOrder, FieldType, infer, parse
 from pipeline.audience.contacts import ATTRIBUTE_NAME, PERSONAL_FIELDS, RESERVED_NAMES, normalize_email
@@ -36,7 +36,7 @@ def parse_assignments(pairs: Iterable[str]) -> dict[str, str]:
 def _typed(
     session: Session, values: Mapping[str, str], declared: Mapping[str, FieldType], dates: DateOrder
 ) -> tuple[dict[str, str | None], dict[str, Any]]:
-    stored = dict(session.execute(select(ContactField.name, ContactField.type)).all())
+    stored = dict(session.execute(select(col(ContactField.name), col(ContactField.type))).all())
     fields: dict[str, str | None] = {}
     attributes: dict[str, Any] = {}
     for name, value in values.items():
@@ -65,7 +65,7 @@ def set_contact(
 ) -> Contact:
     """Add (CREATE) or change the contact EMAIL; an empty value removes an attribute or field."""
     address, key = normalize_email(email)
-    contact = session.scalars(select(Contact).where(Contact.email_key == key)).first()
+    contact = session.scalars(select(Contact).where(col(Contact.email_key) == key)).first()
     if create and contact is not None:
         raise ContactError(f"{address} is already a contact: use `comms contacts set`")
     if not create and contact is None:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 from sqlalchemy import Select, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from pipeline.audience.contacts import PERSONAL_FIELDS
 from pipeline.audience.segments import Audience, audience_query, check_audience
@@ -69,7 +69,7 @@ def cell_of(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _contacts(session: Session, query: Select[tuple[Contact]], batch: int) -> Iterator[Contact]:
+def _contacts(session: Session, query: Select[Contact], batch: int) -> Iterator[Contact]:
     yield from session.execute(query.execution_options(yield_per=batch)).scalars()
 
 
@@ -85,10 +85,10 @@ def export_contacts(
         check_audience(session, audience)
         query = audience_query(audience)
     else:
-        query = select(Contact).order_by(Contact.id)  # type: ignore[arg-type]
+        query = select(Contact).order_by(col(Contact.id))
     names: set[str] = set()
     for (attributes,) in session.execute(
-        query.with_only_columns(Contact.attributes).execution_options(yield_per=batch)
+        query.with_only_columns(col(Contact.attributes)).execution_options(yield_per=batch)
     ):
         names.update(attributes)
     attributes_order = sorted(names)

@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, Engine, String, any_, bindparam, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from pipeline.audience.columns import (
     SAMPLE_ROWS,
@@ -151,10 +152,10 @@ class _Header:
                     raise _Reject("type", f"{column.header} is a {column.type} column: {exc}") from None
             elif column.role == "attributes" and value:
                 attributes.update(_json_attributes(column.header, value))
-        for name, value in fields.items():
-            if value is not None and len(value) > FIELDS[name]:
+        for name, given in fields.items():
+            if given is not None and len(given) > FIELDS[name]:
                 raise _Reject("too_long", f"{name} is longer than {FIELDS[name]} characters")
-            if value is not None and _CONTROL.search(value):
+            if given is not None and _CONTROL.search(given):
                 # Names go into the To: header, which never takes CR or LF (RFC 5322 2.2).
                 raise _Reject("control", f"{name} holds a line break or control character")
         timezone = fields.get("timezone")
@@ -274,7 +275,7 @@ def _among(connection: Connection, column: Any, values: list[str]) -> Any:
 def _suppressed(connection: Connection, hashes: list[str]) -> Any:
     """(email_hash, reason) of the suppressed addresses among HASHES."""
     return connection.execute(
-        select(Suppression.email_hash, Suppression.reason).where(
+        select(col(Suppression.email_hash), col(Suppression.reason)).where(
             _among(connection, Suppression.email_hash, hashes)
         )
     )
@@ -335,7 +336,7 @@ def _copy_new(connection: Connection, new: list[_Row], now: datetime) -> int:
                     )
                 )
         cursor.execute(_INSERT_STAGED, {"now": now})
-        return cursor.rowcount
+        return int(cursor.rowcount)
 
 
 def _subscribe(connection: Connection, list_id: int, keys: list[str], now: datetime) -> int:
@@ -450,7 +451,9 @@ def rejects_path_for(path: Path) -> Path:
 def stored_types(engine: Engine) -> dict[str, FieldType]:
     """The attribute types earlier imports fixed."""
     with engine.connect() as connection:
-        return dict(connection.execute(select(ContactField.name, ContactField.type)).all())
+        rows = connection.execute(select(col(ContactField.name), col(ContactField.type)))
+        # Only _store_types writes the column, always a FieldType.
+        return {name: cast(FieldType, kind) for name, kind in rows}
 
 
 def _store_types(engine: Engine, columns: list[Column], stored: Mapping[str, FieldType]) -> None:
@@ -463,7 +466,7 @@ def _store_types(engine: Engine, columns: list[Column], stored: Mapping[str, Fie
             if column.name in stored:
                 connection.execute(
                     update(ContactField)
-                    .where(ContactField.name == column.name)  # type: ignore[arg-type]
+                    .where(col(ContactField.name) == column.name)
                     .values(type=column.type, updated_at=now)
                 )
             else:
@@ -474,7 +477,13 @@ def _store_types(engine: Engine, columns: list[Column], stored: Mapping[str, Fie
 class _Source:
     """An open CSV file: its delimiter, encoding, typed header and records (the sample first)."""
 
-    def __init__(self, text: TextIO, path: Path, options: ImportOptions, stored: Mapping[str, FieldType]):
+    def __init__(
+        self,
+        text: io.TextIOWrapper[io.BufferedReader],
+        path: Path,
+        options: ImportOptions,
+        stored: Mapping[str, FieldType],
+    ):
         binary = text.buffer
         self.encoding = "UTF-8 with BOM" if binary.peek(3)[:3] == codecs.BOM_UTF8 else "UTF-8"
         header_line = text.readline()
@@ -497,7 +506,7 @@ class _Source:
 
 
 @contextmanager
-def _reading(path: Path) -> Iterator[TextIO]:
+def _reading(path: Path) -> Iterator[io.TextIOWrapper[io.BufferedReader]]:
     """The file as text, with decoding and CSV errors turned into one ContactError naming it."""
     try:
         with io.TextIOWrapper(path.open("rb"), encoding="utf-8-sig", newline="") as text:

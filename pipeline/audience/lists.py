@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
-from sqlmodel import Session
+from sqlalchemy import Integer, func, select, update
+from sqlmodel import Session, col
 
 from pipeline.errors import ContactError
 from pipeline.storage.models import MailingList, Subscription, SubscriptionStatus, utcnow
@@ -29,16 +29,19 @@ def check_list_name(name: str) -> str:
 
 
 def get_list(session: Session, name: str) -> MailingList:
-    found = session.scalars(select(MailingList).where(MailingList.name == name)).first()
+    found = session.scalars(select(MailingList).where(col(MailingList.name) == name)).first()
     if found is None:
-        known = ", ".join(session.scalars(select(MailingList.name).order_by(MailingList.name))) or "none"
+        known = (
+            ", ".join(session.scalars(select(col(MailingList.name)).order_by(col(MailingList.name))))
+            or "none"
+        )
         raise ContactError(f"no list named {name!r} (known: {known})")
     return found
 
 
 def ensure_list(session: Session, name: str) -> MailingList:
     """The list NAME, created if new."""
-    found = session.scalars(select(MailingList).where(MailingList.name == check_list_name(name))).first()
+    found = session.scalars(select(MailingList).where(col(MailingList.name) == check_list_name(name))).first()
     if found is None:
         found = MailingList(name=name, created_at=utcnow())
         session.add(found)
@@ -50,11 +53,13 @@ def list_summaries(session: Session, name: str | None = None) -> list[ListSummar
     """Every list (or only NAME) with its subscriber counts, by name."""
     counts = (
         select(
-            Subscription.list_id,
-            func.sum((Subscription.status == SubscriptionStatus.subscribed).cast(int)).label("on"),
-            func.sum((Subscription.status == SubscriptionStatus.unsubscribed).cast(int)).label("off"),
+            col(Subscription.list_id),
+            func.sum((col(Subscription.status) == SubscriptionStatus.subscribed).cast(Integer)).label("on"),
+            func.sum((col(Subscription.status) == SubscriptionStatus.unsubscribed).cast(Integer)).label(
+                "off"
+            ),
         )
-        .group_by(Subscription.list_id)
+        .group_by(col(Subscription.list_id))
         .subquery()
     )
     query = (
@@ -63,7 +68,7 @@ def list_summaries(session: Session, name: str | None = None) -> list[ListSummar
         .order_by(MailingList.name)
     )
     if name is not None:
-        query = query.where(MailingList.name == get_list(session, name).name)
+        query = query.where(col(MailingList.name) == get_list(session, name).name)
     return [
         ListSummary(found.name, found.display_name, found.description, int(on or 0), int(off or 0))
         for found, on, off in session.execute(query)
@@ -86,6 +91,8 @@ def describe_list(
 def rename_list(session: Session, old: str, new: str) -> None:
     """Rename a list; its subscriptions stay. Audience files naming OLD must be edited too."""
     found = get_list(session, old)
-    if session.scalars(select(MailingList.id).where(MailingList.name == check_list_name(new))).first():
+    if session.scalars(
+        select(col(MailingList.id)).where(col(MailingList.name) == check_list_name(new))
+    ).first():
         raise ContactError(f"a list named {new!r} exists already")
-    session.execute(update(MailingList).where(MailingList.id == found.id).values(name=new))
+    session.execute(update(MailingList).where(col(MailingList.id) == found.id).values(name=new))

@@ -32,11 +32,11 @@ subscribed to a listed list are always left out; each contact appears once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import (
@@ -48,6 +48,7 @@ from sqlalchemy import (
     Row,
     Select,
     String,
+    Table,
     and_,
     exists,
     false,
@@ -57,7 +58,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlmodel import Session
+from sqlalchemy.sql.type_api import TypeEngine
+from sqlmodel import Session, col
 
 from pipeline.audience.contacts import ATTRIBUTE_NAME, PERSONAL_FIELDS, RESERVED_NAMES
 from pipeline.errors import AudienceError
@@ -150,7 +152,7 @@ class Audience:
     exclude: tuple[Condition, ...] = ()
 
 
-def _kind(value: Scalar) -> str:
+def _kind(value: Scalar) -> Literal["boolean", "number", "string"]:
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int | float):
@@ -222,13 +224,21 @@ def check_types(audience: Audience, types: Mapping[str, str]) -> None:
 
 def _message(error: Any) -> str:
     if error["type"] == "literal_error":
-        return f"unknown operator {error['input']!r} (use one of: {' '.join(Op.__args__)})"
+        return f"unknown operator {error['input']!r} (use one of: {' '.join(get_args(Op))})"
     return str(error["msg"]).removeprefix("Value error, ")
 
 
 # --- SQL ---------------------------------------------------------------------------------------------
 
-_ATTRIBUTES = Contact.__table__.c.attributes  # type: ignore[attr-defined]
+_CONTACTS: Table = Contact.__table__  # type: ignore[attr-defined]
+_ATTRIBUTES = _CONTACTS.c.attributes
+# What SQL type an attribute read as KIND has.
+_KIND_TYPES: dict[str, TypeEngine[Any]] = {
+    "number": Float(),
+    "string": String(),
+    "boolean": Boolean(),
+    "present": Boolean(),
+}
 
 
 class _Attribute(ColumnElement[Any]):
@@ -250,7 +260,7 @@ class _Attribute(ColumnElement[Any]):
         self.attribute = name
         self.kind = kind
         self.column = column
-        self.type = {"number": Float(), "string": String(), "boolean": Boolean(), "present": Boolean()}[kind]
+        self.type = _KIND_TYPES[kind]
 
 
 @compiles(_Attribute, "sqlite")
@@ -358,14 +368,15 @@ def _is_column(field: str) -> bool:
 
 
 def _present(field: str) -> ColumnElement[bool]:
-    return getattr(Contact, field).is_not(None) if _is_column(field) else _Attribute(field, "present")
+    return _CONTACTS.c[field].is_not(None) if _is_column(field) else _Attribute(field, "present")
 
 
 def _subject(condition: Condition) -> ColumnElement[Any]:
     """What a condition compares: the column, or the attribute read as its value's JSON type."""
     if _is_column(condition.field):
-        return getattr(Contact, condition.field)
-    return _Attribute(condition.field, _kind(condition.values()[0]))  # type: ignore[arg-type]
+        column: ColumnElement[Any] = _CONTACTS.c[condition.field]
+        return column
+    return _Attribute(condition.field, _kind(condition.values()[0]))
 
 
 def _predicate(condition: Condition) -> ColumnElement[bool]:
@@ -383,7 +394,7 @@ def _predicate(condition: Condition) -> ColumnElement[bool]:
     if op in _ORDERING and isinstance(subject.type, String):
         subject = _Bytewise(subject)
     value = values[0]
-    test: ColumnElement[bool] = {
+    tests: dict[str, Callable[[], ColumnElement[bool]]] = {
         "eq": lambda: subject == value,
         "in": lambda: subject.in_(values),
         "gt": lambda: subject > value,
@@ -392,15 +403,17 @@ def _predicate(condition: Condition) -> ColumnElement[bool]:
         "lte": lambda: subject <= value,
         "contains": lambda: _Position(subject, str(value)) > 0,
         "startswith": lambda: func.substr(subject, 1, len(str(value))) == value,
-    }[op]()
-    return func.coalesce(test, false())
+    }
+    return func.coalesce(tests[op](), false())
 
 
 def _on_a_list(audience: Audience) -> ColumnElement[bool]:
     return exists().where(
-        Subscription.contact_id == Contact.id,
-        Subscription.status == SubscriptionStatus.subscribed,
-        Subscription.list_id.in_(select(MailingList.id).where(MailingList.name.in_(audience.lists))),
+        col(Subscription.contact_id) == col(Contact.id),
+        col(Subscription.status) == SubscriptionStatus.subscribed,
+        col(Subscription.list_id).in_(
+            select(col(MailingList.id)).where(col(MailingList.name).in_(audience.lists))
+        ),
     )
 
 
@@ -416,31 +429,35 @@ class Breakdown:
 
 def audience_breakdown(session: Session, audience: Audience) -> Breakdown:
     check_audience(session, audience)
-    suppressed = exists().where(Suppression.email_hash == Contact.email_hash)
-    on_lists = int(session.scalar(select(func.count(Contact.id)).where(_on_a_list(audience))) or 0)
-    blocked = int(session.scalar(select(func.count(Contact.id)).where(_on_a_list(audience), suppressed)) or 0)
+    suppressed = exists().where(col(Suppression.email_hash) == col(Contact.email_hash))
+    on_lists = int(session.scalar(select(func.count(col(Contact.id))).where(_on_a_list(audience))) or 0)
+    blocked = int(
+        session.scalar(select(func.count(col(Contact.id))).where(_on_a_list(audience), suppressed)) or 0
+    )
     recipients = count_audience(session, audience)
     return Breakdown(on_lists, blocked, on_lists - blocked - recipients, recipients)
 
 
-def audience_query(audience: Audience) -> Select[tuple[Contact]]:
+def audience_query(audience: Audience) -> Select[Contact]:
     """One SELECT of the audience's contacts, ordered by id, suppressions and non-subscribers left out."""
-    suppressed = exists().where(Suppression.email_hash == Contact.email_hash)
+    suppressed = exists().where(col(Suppression.email_hash) == col(Contact.email_hash))
     tests: list[ColumnElement[bool]] = [_on_a_list(audience), ~suppressed]
     tests += [_predicate(c) for c in audience.where]
     if audience.any:
         tests.append(or_(*(_predicate(c) for c in audience.any)))
     if audience.exclude:
         tests.append(~or_(*(_predicate(c) for c in audience.exclude)))
-    return select(Contact).where(and_(*tests)).order_by(Contact.id)  # type: ignore[arg-type]
+    return select(Contact).where(and_(*tests)).order_by(col(Contact.id))
 
 
 def check_audience(session: Session, audience: Audience) -> None:
     """AudienceError if the audience names a list the database does not have, or compares an
     attribute with a value of another type than its imports stored."""
-    stored = dict(session.execute(select(ContactField.name, ContactField.type)).all())
+    stored = dict(session.execute(select(col(ContactField.name), col(ContactField.type))).all())
     check_types(audience, stored)
-    known = set(session.scalars(select(MailingList.name).where(MailingList.name.in_(audience.lists))))
+    known = set(
+        session.scalars(select(col(MailingList.name)).where(col(MailingList.name).in_(audience.lists)))
+    )
     for name in audience.lists:
         if name not in known:
             raise AudienceError(f'lists: no list named "{name}" in the database', path=audience.path)
@@ -452,12 +469,12 @@ def snapshot_query(audience: Audience, reports: ReportSettings) -> Select[Any]:
     attribute, cut to 100 characters), mailbox domain, locale, timezone, and REPORTS.seed_field."""
     department = func.coalesce(func.substr(text_attribute(reports.department_field), 1, 100), "")
     return audience_query(audience).with_only_columns(
-        Contact.id,
-        Contact.email,
+        _CONTACTS.c.id,
+        _CONTACTS.c.email,
         department.label("department"),
-        func.lower(email_domain(Contact.email)).label("domain"),  # type: ignore[arg-type]
-        func.coalesce(Contact.locale, "").label("locale"),
-        func.coalesce(Contact.timezone, "").label("timezone"),
+        func.lower(email_domain(_CONTACTS.c.email)).label("domain"),
+        func.coalesce(_CONTACTS.c.locale, "").label("locale"),
+        func.coalesce(_CONTACTS.c.timezone, "").label("timezone"),
         func.coalesce(flag_attribute(reports.seed_field), false()).label("seed"),
     )
 
@@ -513,7 +530,7 @@ def in_words(audience: Audience) -> list[str]:
 
 def count_audience(session: Session, audience: Audience) -> int:
     check_audience(session, audience)
-    query = audience_query(audience).with_only_columns(func.count(Contact.id)).order_by(None)
+    query = audience_query(audience).with_only_columns(func.count(col(Contact.id))).order_by(None)
     return int(session.scalar(query) or 0)
 
 

@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlmodel import Session
@@ -119,6 +119,18 @@ def _is_dead_here(holder: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def _of_run(run_id: int) -> Callable[[outbox.Claimed], bool]:
+    """Picks out RUN_ID's deliveries from the queue (a paused or stopped run gives them back)."""
+    return lambda item: item.run_id == run_id
+
+
+class _Answer(TypedDict):
+    """What every outcome of a send records of the server's answer."""
+
+    code: int | None
+    reply: str
 
 
 @dataclass
@@ -395,7 +407,7 @@ class _Worker:
                 if status != RunStatus.sending and not context.stopped:
                     log.info("run %s is %s: stopping its deliveries", run_id, status)
                     context.stopped = True
-                    await self._release(self.queue.remove(lambda item, r=run_id: item.run_id == r))
+                    await self._release(self.queue.remove(_of_run(run_id)))
                     if run_id == self.run_id:
                         self.run_over = True
         now = utcnow()
@@ -431,7 +443,7 @@ class _Worker:
                     reason=context.pause_reason,
                 )
                 log.warning("run %s paused: %s", context.run_id, context.pause_reason)
-                await self._release(self.queue.remove(lambda item, r=context.run_id: item.run_id == r))
+                await self._release(self.queue.remove(_of_run(context.run_id)))
                 if context.run_id == self.run_id:
                     self.run_over = True
 
@@ -457,7 +469,7 @@ class _Worker:
             await self._release([item])
             return
         now = utcnow()
-        if item.recipient is None:
+        if item.recipient is None or item.contact_id is None:  # both, once the contact is erased
             self.recorder.add(
                 outbox.Outcome(
                     item.delivery_id, item.run_id, DeliveryStatus.skipped, now, skip_reason="erased"
@@ -538,7 +550,7 @@ class _Worker:
                 self._pause(
                     context, f"{context.policy_refusals} policy refusals (5.7.x); last: {result.reply}"
                 )
-        base = {"code": result.code, "reply": verdict.reason or result.reply}
+        base: _Answer = {"code": result.code, "reply": verdict.reason or result.reply}
         if verdict.action is Action.sent:
             return outbox.Outcome(
                 item.delivery_id, item.run_id, DeliveryStatus.sent, now, message_id=sent_id, **base

@@ -48,7 +48,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import Engine, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from pipeline.audience.contacts import suppress
 from pipeline.delivery.status import Severity
@@ -91,7 +91,7 @@ def find_delivery(
             if found is not None and (delivery := db.get(Delivery, found[0])) is not None:
                 return delivery, "verp"
     if message_id:
-        delivery = db.scalars(select(Delivery).where(Delivery.message_id == message_id.strip())).first()
+        delivery = db.scalars(select(Delivery).where(col(Delivery.message_id) == message_id.strip())).first()
         if delivery is not None:
             return delivery, "message-id"
         return None, f"no VERP token, and Message-ID {message_id.strip()} matches no delivery"
@@ -102,7 +102,9 @@ def find_delivery(
 
 
 def _bounce_classes(db: Session, delivery_id: int) -> set[str]:
-    details = db.scalars(select(Event.detail).where(Event.delivery_id == delivery_id, Event.kind == "bounce"))
+    details = db.scalars(
+        select(col(Event.detail)).where(col(Event.delivery_id) == delivery_id, col(Event.kind) == "bounce")
+    )
     return {str(detail.get("class")) for detail in details}
 
 
@@ -111,7 +113,7 @@ def _mark_bounced(db: Session, delivery: Delivery, failure: Failure) -> None:
     reply = " ".join(p for p in (failure.status, failure.diagnostic) if p)[:_DIAGNOSTIC_CHARS]
     db.execute(
         update(Delivery)
-        .where(Delivery.id == delivery.id, Delivery.status == DeliveryStatus.sent)
+        .where(col(Delivery.id) == delivery.id, col(Delivery.status) == DeliveryStatus.sent)
         .values(
             status=DeliveryStatus.failed,
             last_code=failure.smtp_code,
@@ -125,16 +127,18 @@ def _soft_streak(db: Session, contact_id: int, limit: int) -> bool:
     """True when the contact's latest LIMIT sent deliveries all soft-bounced."""
     latest = list(
         db.scalars(
-            select(Delivery.id)
-            .where(Delivery.contact_id == contact_id, Delivery.sent_at.is_not(None))  # type: ignore[union-attr]
-            .order_by(Delivery.sent_at.desc(), Delivery.id.desc())  # type: ignore[union-attr]
+            select(col(Delivery.id))
+            .where(col(Delivery.contact_id) == contact_id, col(Delivery.sent_at).is_not(None))
+            .order_by(col(Delivery.sent_at).desc(), col(Delivery.id).desc())
             .limit(limit)
         )
     )
     if len(latest) < limit:
         return False
     rows = db.execute(
-        select(Event.delivery_id, Event.detail).where(Event.delivery_id.in_(latest), Event.kind == "bounce")  # type: ignore[union-attr]
+        select(col(Event.delivery_id), col(Event.detail)).where(
+            col(Event.delivery_id).in_(latest), col(Event.kind) == "bounce"
+        )
     )
     soft = {delivery_id for delivery_id, detail in rows if detail.get("class") == Severity.soft}
     return soft == set(latest)
@@ -295,7 +299,9 @@ def record_unreadable(
     """
     digest = hashlib.sha256(raw if raw is not None else fingerprint or b"").hexdigest()
     with session(engine) as db:
-        known = db.scalars(select(UnreadableMessage.id).where(UnreadableMessage.sha256 == digest)).first()
+        known = db.scalars(
+            select(col(UnreadableMessage.id)).where(col(UnreadableMessage.sha256) == digest)
+        ).first()
         if known is None:
             row = UnreadableMessage(
                 sha256=digest,
@@ -455,7 +461,7 @@ def preview_path(engine: Engine, settings: Settings, path: Path) -> list[tuple[s
 
 def list_unreadable(engine: Engine) -> list[UnreadableMessage]:
     with session(engine) as db:
-        return list(db.scalars(select(UnreadableMessage).order_by(UnreadableMessage.id)))  # type: ignore[arg-type]
+        return list(db.scalars(select(UnreadableMessage).order_by(col(UnreadableMessage.id))))
 
 
 @dataclass(frozen=True)
@@ -538,7 +544,7 @@ def _drain(client: imaplib.IMAP4, engine: Engine, settings: Settings, target: Im
     unreadable = _quoted(unreadable_folder)
     client.create(unreadable)
     _check(client.select(_quoted(target.folder)), f"SELECT {target.folder}")
-    uids = _check(client.uid("SEARCH", "ALL"), "SEARCH")[0].split()
+    uids = [uid.decode() for uid in _check(client.uid("SEARCH", "ALL"), "SEARCH")[0].split()]
     can_move = "MOVE" in client.capabilities
     source = f"imap:{target.folder}"
     limit = settings.bounces.max_message_bytes
@@ -554,7 +560,7 @@ def _drain(client: imaplib.IMAP4, engine: Engine, settings: Settings, target: Im
                 location=unreadable_folder,
                 reason=f"{size} bytes, over the limit of {limit}",
                 size=size,
-                fingerprint=f"{target.host} {target.folder} UID {uid.decode()} {size}".encode(),
+                fingerprint=f"{target.host} {target.folder} UID {uid} {size}".encode(),
             )
         else:
             data = _check(client.uid("FETCH", uid, "(BODY.PEEK[])"), "FETCH")
@@ -572,7 +578,7 @@ def _drain(client: imaplib.IMAP4, engine: Engine, settings: Settings, target: Im
     return outcomes
 
 
-def _message_size(client: imaplib.IMAP4, uid: bytes) -> int | None:
+def _message_size(client: imaplib.IMAP4, uid: str) -> int | None:
     """RFC822.SIZE of message UID, so an oversized one is never downloaded."""
     data = _check(client.uid("FETCH", uid, "(RFC822.SIZE)"), "FETCH")
     for item in data:

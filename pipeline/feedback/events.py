@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from pipeline.storage.models import Delivery, Event, EventKind, utcnow
 
@@ -183,11 +183,15 @@ def record_click(
     session.flush()
     reach = BURST_ALL_LINKS_WINDOW + BURST_MARGIN
     rows = session.execute(
-        select(Event.id, Event.link_index, Event.created_at, Event.machine, Event.reason)
-        .where(
-            Event.delivery_id == delivery.id, Event.kind == EventKind.click, Event.created_at >= now - reach
+        select(
+            col(Event.id), col(Event.link_index), col(Event.created_at), col(Event.machine), col(Event.reason)
         )
-        .order_by(Event.created_at, Event.id)
+        .where(
+            col(Event.delivery_id) == delivery.id,
+            col(Event.kind) == EventKind.click,
+            col(Event.created_at) >= now - reach,
+        )
+        .order_by(col(Event.created_at), col(Event.id))
     )
     clicks = [_Click(i, index if index is not None else -1, _aware(at), m, r) for i, index, at, m, r in rows]
     spans = burst_spans(clicks, link_count)
@@ -198,7 +202,7 @@ def record_click(
     ]
     if caught:
         session.execute(
-            update(Event).where(Event.id.in_(caught)).values(machine=True, reason="scanner-burst")  # type: ignore[union-attr]
+            update(Event).where(col(Event.id).in_(caught)).values(machine=True, reason="scanner-burst")
         )
         session.refresh(event)
     return event
@@ -234,5 +238,5 @@ def record_event(
 
 def has_event(session: Session, kind: EventKind, delivery_id: int) -> bool:
     """Whether DELIVERY_ID already has an event of KIND (keeps unsubscribes and complaints idempotent)."""
-    query = select(exists().where(Event.delivery_id == delivery_id, Event.kind == kind))
+    query = select(exists().where(col(Event.delivery_id) == delivery_id, col(Event.kind) == kind))
     return bool(session.scalar(query))

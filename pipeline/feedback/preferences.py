@@ -8,9 +8,10 @@ list only marks that subscription; other lists keep coming.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlalchemy import CursorResult, select, update
+from sqlmodel import Session, col
 
 from pipeline.audience.contacts import suppress
 from pipeline.feedback.events import record_event
@@ -49,7 +50,9 @@ def delivery_address(session: Session, delivery: Delivery) -> str | None:
 def _unsubscribed_everything(session: Session, delivery_id: int) -> bool:
     """Whether this delivery already unsubscribed from everything (leaving one list does not count)."""
     details = session.scalars(
-        select(Event.detail).where(Event.delivery_id == delivery_id, Event.kind == EventKind.unsubscribe)
+        select(col(Event.detail)).where(
+            col(Event.delivery_id) == delivery_id, col(Event.kind) == EventKind.unsubscribe
+        )
     )
     return any("list_id" not in detail for detail in details)
 
@@ -81,15 +84,15 @@ def list_choices(session: Session, contact_id: int) -> list[ListChoice]:
     """Every list the contact has a subscription row on, subscribed or not, by name."""
     rows = session.execute(
         select(
-            MailingList.id,
-            MailingList.name,
-            MailingList.display_name,
-            MailingList.description,
-            Subscription.status,
+            col(MailingList.id),
+            col(MailingList.name),
+            col(MailingList.display_name),
+            col(MailingList.description),
+            col(Subscription.status),
         )
-        .join(Subscription, Subscription.list_id == MailingList.id)
-        .where(Subscription.contact_id == contact_id)
-        .order_by(MailingList.name)
+        .join(Subscription, col(Subscription.list_id) == MailingList.id)
+        .where(col(Subscription.contact_id) == contact_id)
+        .order_by(col(MailingList.name))
     )
     return [
         ListChoice(list_id, shown or name, description, status == SubscriptionStatus.subscribed)
@@ -101,16 +104,17 @@ def leave_list(session: Session, delivery: Delivery, list_id: int, *, user_agent
     """Unsubscribe the delivery's contact from one list; False when they were not subscribed to it."""
     if delivery.contact_id is None:
         return False
-    result = session.execute(
+    statement = (
         update(Subscription)
         .where(
-            Subscription.contact_id == delivery.contact_id,
-            Subscription.list_id == list_id,
-            Subscription.status == SubscriptionStatus.subscribed,
+            col(Subscription.contact_id) == delivery.contact_id,
+            col(Subscription.list_id) == list_id,
+            col(Subscription.status) == SubscriptionStatus.subscribed,
         )
         .values(status=SubscriptionStatus.unsubscribed, updated_at=utcnow())
     )
-    if not result.rowcount:
+    # An UPDATE's result is a CursorResult (it has the rowcount); Session.execute is typed for any statement.
+    if not cast(CursorResult[Any], session.execute(statement)).rowcount:
         return False
     record_event(
         session,

@@ -23,7 +23,7 @@ from functools import cached_property
 from urllib.parse import quote
 
 from sqlalchemy import delete, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from pipeline.assembly.campaign import assemble
 from pipeline.audience.contacts import is_suppressed, normalize_email
@@ -98,12 +98,13 @@ def start_signup(
 ) -> Signup:
     """Record a pending sign-up (ContactError for an invalid address); drops expired ones first."""
     address, key = normalize_email(email)
+    assert mailing_list.id is not None  # a stored list (the caller looked it up by name)
     now = utcnow()
     session.execute(
-        delete(Signup).where(Signup.status == SignupStatus.pending, Signup.expires_at < now)  # type: ignore[arg-type]
+        delete(Signup).where(col(Signup.status) == SignupStatus.pending, col(Signup.expires_at) < now)
     )
     signup = Signup(
-        list_id=mailing_list.id,  # type: ignore[arg-type]
+        list_id=mailing_list.id,
         email=address,
         email_key=key,
         first_name=(first_name or "").strip()[:200] or None,
@@ -147,7 +148,7 @@ def confirm_signup(
     if _aware(signup.expires_at) < moment:
         session.delete(signup)
         return Confirmation(Confirmed.expired, name)
-    contact = session.scalars(select(Contact).where(Contact.email_key == signup.email_key)).first()
+    contact = session.scalars(select(Contact).where(col(Contact.email_key) == signup.email_key)).first()
     if contact is None:
         contact = Contact(email=signup.email, email_key=signup.email_key, first_name=signup.first_name)
         session.add(contact)

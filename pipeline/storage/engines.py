@@ -2,7 +2,9 @@
 
 Every command except `comms db upgrade` goes through `connect`, which refuses a
 database whose schema is behind the code, so nothing ever writes into tables
-that are missing a column it expects.
+that are missing a column it expects. That check reads `alembic_version` and compares it with
+HEAD_REVISION; Alembic itself (11 MB and a sixth of `comms runs list` start-up) is loaded
+only to migrate, or to say what an unexpected revision is.
 
 A database that stops answering must not hang a worker: PostgreSQL connections carry a
 connect timeout, server-side statement and idle-in-transaction timeouts and TCP keepalives,
@@ -22,21 +24,25 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import Session
 
 from pipeline.errors import DatabaseError, SchemaOutdated
 from pipeline.workspace.settings import Database, Settings
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from sqlmodel import Session
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# The newest revision in migrations/versions: the schema this code needs. A new migration moves it
+# (tests/audience/test_migrations.py holds it equal to Alembic's head).
+HEAD_REVISION = "0006"
+# Where Alembic records a database's revision (its default; env.py keeps it).
+_VERSION_TABLE = "alembic_version"
 
 log = logging.getLogger("comms.database")
 
@@ -238,20 +244,17 @@ def display_url(engine: Engine) -> str:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
 
 
 def _scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config())
-
-
-def head_revision() -> str:
-    """The schema revision this code needs."""
-    head = _scripts().get_current_head()
-    assert head is not None, "pipeline/storage/migrations/versions has no revisions"
-    return head
 
 
 @dataclass(frozen=True)
@@ -268,13 +271,21 @@ def _unreachable(engine: Engine, exc: OperationalError) -> DatabaseError:
     return DatabaseError(f"cannot use the database {display_url(engine)}: {reason(exc)}")
 
 
+def _current_revision(connection: Connection) -> str | None:
+    """The revision Alembic recorded in the database; None before the first upgrade."""
+    if not inspect(connection).has_table(_VERSION_TABLE):
+        return None
+    revision = connection.execute(text(f"SELECT version_num FROM {_VERSION_TABLE}")).scalar()
+    return str(revision) if revision is not None else None
+
+
 def schema_status(engine: Engine) -> SchemaStatus:
     try:
         with engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
+            current = _current_revision(connection)
     except OperationalError as exc:
         raise _unreachable(engine, exc) from None
-    return SchemaStatus(current=current, head=head_revision())
+    return SchemaStatus(current=current, head=HEAD_REVISION)
 
 
 def upgrade(url: str) -> SchemaStatus:
@@ -287,6 +298,8 @@ def upgrade(url: str) -> SchemaStatus:
                 # Batch migrations copy and drop tables; with foreign keys on, the drop would
                 # cascade into the rows that point at them.
                 connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            from alembic import command
+
             config = _alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
@@ -296,6 +309,8 @@ def upgrade(url: str) -> SchemaStatus:
 
 
 def _is_known(revision: str) -> bool:
+    from alembic.util import CommandError
+
     try:
         return _scripts().get_revision(revision) is not None
     except CommandError:
@@ -316,19 +331,18 @@ def connect(settings: Settings) -> Engine:
     """An engine on the configured database, refused with SchemaOutdated unless the schema is current."""
     engine = make_engine(settings.database.url, settings.database)
     status = schema_status(engine)
+    if status.up_to_date:
+        return engine
+    engine.dispose()
     if status.current is not None and not _is_known(status.current):
-        engine.dispose()
         raise SchemaOutdated(
             f"database is at revision {status.current}, which this comms does not know: "
             "it was upgraded by a newer version"
         )
-    if not status.up_to_date:
-        engine.dispose()
-        current = status.current or "none (empty database)"
-        raise SchemaOutdated(
-            f"database is at revision {current}, code needs {status.head}: run `comms db upgrade`"
-        )
-    return engine
+    current = status.current or "none (empty database)"
+    raise SchemaOutdated(
+        f"database is at revision {current}, code needs {status.head}: run `comms db upgrade`"
+    )
 
 
 def analyze(engine: Engine, tables: tuple[str, ...]) -> None:
@@ -348,6 +362,8 @@ def session(engine: Engine) -> Iterator[Session]:
 
     Objects stay readable after the commit (expire_on_commit=False) so callers can print them.
     """
+    from sqlmodel import Session
+
     with Session(engine, expire_on_commit=False) as current:
         try:
             yield current
@@ -361,8 +377,8 @@ __all__ = [
     "SchemaStatus",
     "analyze",
     "connect",
+    "HEAD_REVISION",
     "display_url",
-    "head_revision",
     "is_outage",
     "make_engine",
     "reason",

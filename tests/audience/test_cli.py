@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.storage.engines import head_revision
+from pipeline.storage.engines import HEAD_REVISION
 from pipeline.workspace.folders import Workspace
 from tests.support.cli import comms as run_comms
 
@@ -38,7 +38,7 @@ def test_commands_refuse_an_outdated_schema_until_upgraded(workspace: Workspace,
     path = tmp_path / "c.csv"
     path.write_text("email;first_name\nann@example.com;=1+2\nbroken\n", encoding="utf-8-sig")
 
-    head = head_revision()
+    head = HEAD_REVISION
     refused = comms("contacts", "import", str(path))
     assert _one_line_error(refused) == (
         f"comms: error: database is at revision none (empty database), code needs {head}: "

@@ -27,6 +27,16 @@ def edit(root: Path, relative: str, old: str, new: str) -> int:
     return text.count("\n", 0, at) + 1
 
 
+def finding_at_edit(
+    root: Path, relative: str, old: str, new: str, rule: str, *, campaign: str = "spring-launch"
+) -> Finding:
+    """The one finding of RULE in CAMPAIGN's check after edit(), which names the line the edit starts on."""
+    line = edit(root, relative, old, new)
+    [finding] = found(run(root, campaign), rule)
+    assert where(finding) == (relative, line)
+    return finding
+
+
 def line_of(root: Path, relative: str, needle: str) -> int:
     text = (root / relative).read_text(encoding="utf-8")
     assert needle in text

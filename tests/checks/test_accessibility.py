@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pipeline.checks.subject import build_subject
 from pipeline.workspace.folders import Workspace
-from tests.checks.conftest import edit, found, run, where
+from tests.checks.conftest import edit, finding_at_edit, found, run, where
 
 COPY = "templates/copy/spring-launch.md"
 LAYOUT = "templates/layouts/promotion.mjml"
@@ -21,32 +21,42 @@ def test_html_lang_is_the_copys_language_or_the_contacts_locale_never_und(root: 
 
 
 def test_a_second_h1_in_the_copy_is_found_on_its_line(root: Path) -> None:
-    line = edit(root, COPY, "What that means for your parts:", "# What that means for your parts")
-    [finding] = found(run(root, "spring-launch"), "accessibility.h1")
-    assert where(finding) == (COPY, line) and finding.blocks
+    finding = finding_at_edit(
+        root, COPY, "What that means for your parts:", "# What that means for your parts", "accessibility.h1"
+    )
+    assert finding.blocks
 
 
 def test_a_skipped_heading_level(root: Path) -> None:
-    line = edit(root, COPY, "What that means for your parts:", "### What that means for your parts")
-    [finding] = found(run(root, "spring-launch"), "accessibility.heading-skip")
-    assert where(finding) == (COPY, line) and "<h3>" in finding.message and "<h1>" in finding.message
+    finding = finding_at_edit(
+        root,
+        COPY,
+        "What that means for your parts:",
+        "### What that means for your parts",
+        "accessibility.heading-skip",
+    )
+    assert "<h3>" in finding.message and "<h1>" in finding.message
 
 
 def test_vague_link_text(root: Path) -> None:
-    line = edit(root, COPY, "You can [read the full KF-9 specifications]", "You can [click here]")
-    [finding] = found(run(root, "spring-launch"), "accessibility.link-text")
-    assert where(finding) == (COPY, line) and "'click here'" in finding.message
+    finding = finding_at_edit(
+        root,
+        COPY,
+        "You can [read the full KF-9 specifications]",
+        "You can [click here]",
+        "accessibility.link-text",
+    )
+    assert "'click here'" in finding.message
 
 
 def test_alt_text_that_is_a_file_name(root: Path) -> None:
-    line = edit(
+    finding_at_edit(
         root,
         COPY,
         'hero_image_alt: "The KF-9 press line at work on the Sheffield shop floor"',
         'hero_image_alt: "kf9-hero.jpg"',
+        "accessibility.alt-filename",
     )
-    [finding] = found(run(root, "spring-launch"), "accessibility.alt-filename")
-    assert where(finding) == (COPY, line)
 
 
 def test_a_linked_image_without_alt_text(root: Path) -> None:
@@ -75,11 +85,11 @@ def test_low_contrast_text_names_the_layout_line(root: Path) -> None:
 
 
 def test_small_text(root: Path) -> None:
-    line = edit(
+    finding = finding_at_edit(
         root,
         LAYOUT,
         '<mj-text font-size="14px" line-height="1.5" padding="0 8px">',
         '<mj-text font-size="9px" line-height="1.5" padding="0 8px">',
+        "accessibility.font-size",
     )
-    [finding] = found(run(root, "spring-launch"), "accessibility.font-size")
-    assert where(finding) == (LAYOUT, line) and "9px" in finding.message
+    assert "9px" in finding.message

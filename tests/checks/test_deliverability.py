@@ -10,22 +10,22 @@ import pytest
 from pipeline.checks.deliverability import spamassassin_score
 from pipeline.checks.subject import build_subject
 from pipeline.workspace.folders import Workspace
-from tests.checks.conftest import edit, found, run, where
+from tests.checks.conftest import edit, finding_at_edit, found, run, where
 
 COPY = "templates/copy/spring-launch.md"
 SPEC_LINK = "You can [read the full KF-9 specifications](https://kestrelforge.example/kf9?industry="
 
 
 def test_the_recipients_address_in_a_link_is_found_in_the_copy(root: Path) -> None:
-    line = edit(
+    finding = finding_at_edit(
         root,
         COPY,
         SPEC_LINK,
         "You can [read the full KF-9 "
         "specifications](https://kestrelforge.example/kf9?who={{ contact.email }}&industry=",
+        "deliverability.address-in-url",
     )
-    [finding] = found(run(root, "spring-launch"), "deliverability.address-in-url")
-    assert where(finding) == (COPY, line) and "alex.morgan@example.com" in finding.message
+    assert "alex.morgan@example.com" in finding.message
 
 
 def test_an_http_link_and_a_link_whose_text_shows_another_domain(root: Path) -> None:

@@ -31,6 +31,20 @@ def verp(settings: Settings, sent: Sent) -> str:
     return f"bounces+{make_token(settings.secret, 'b', sent.delivery_id)}@kestrelforge.example"
 
 
+def returned(
+    world: World,
+    sent: Sent,
+    recipient: str,
+    status: str = "5.1.1",
+    diagnostic: str = "550 5.1.1 user unknown",
+    **more: str,
+) -> bytes:
+    """An RFC 3464 report on SENT as the recipient's side returns it: to its VERP address, naming its
+    Message-ID (MORE: other reports.dsn arguments)."""
+    given = {"to": verp(world.settings, sent), "original_message_id": sent.message_id} | more
+    return reports.dsn(recipient=recipient, status=status, diagnostic=diagnostic, **given)
+
+
 def delivery(engine: Engine, sent: Sent) -> Delivery:
     with session(engine) as db:
         found = db.get(Delivery, sent.delivery_id)
@@ -53,10 +67,10 @@ def test_rfc3464_hard_bounce_through_verp_fails_the_delivery_and_suppresses(
 ) -> None:
     sent = world.send(world.add_contact("gone@example.org"))
     bystander = world.send(world.add_contact("here@example.org"))
-    raw = reports.dsn(
-        to=verp(world.settings, sent),
-        recipient="gone@example.org",
-        status="5.1.1",
+    raw = returned(
+        world,
+        sent,
+        "gone@example.org",
         diagnostic="550 5.1.1 <gone@example.org>: Recipient address rejected: User unknown",
         original_message_id="<not-ours@elsewhere.example>",  # VERP wins over a mangled Message-ID
     )
@@ -120,18 +134,24 @@ def test_exchange_style_plain_text_bounce_tied_by_quoted_message_id(world: World
     assert suppression_reasons(engine) == {"left@contoso.example": "hard_bounce"}
 
 
-def test_sender_side_refusal_is_recorded_without_suppressing_the_recipient(
-    world: World, engine: Engine
+@pytest.mark.parametrize(
+    ("status", "diagnostic"),
+    [
+        ("5.7.1", "554 5.7.1 Service unavailable; client host blocked using zen.spamhaus.example"),
+        ("5.1.7", "553 5.1.7 <{verp}>: Sender address rejected: Domain not found"),
+        ("5.1.8", "553 5.1.8 <{verp}>: Sender address rejected: Domain not found"),
+    ],
+)
+def test_a_refusal_of_our_side_is_recorded_without_suppressing_the_recipient(
+    world: World, engine: Engine, status: str, diagnostic: str
 ) -> None:
+    # A blocklisted server (5.7.1) or a refused sender address (5.1.7, 5.1.8): nothing about the recipient.
     sent = world.send(world.add_contact("fine@example.org"))
-    raw = reports.dsn(
-        to=verp(world.settings, sent),
-        recipient="fine@example.org",
-        status="5.7.1",
-        diagnostic="554 5.7.1 Service unavailable; client host blocked using zen.spamhaus.example",
-        original_message_id=sent.message_id,
+    raw = returned(
+        world, sent, "fine@example.org", status, diagnostic.format(verp=verp(world.settings, sent))
     )
-    assert ingest_message(engine, world.settings, raw, source="test").severity == "sender"
+    outcome = ingest_message(engine, world.settings, raw, source="test")
+    assert (outcome.delivery_id, outcome.severity, outcome.suppressed) == (sent.delivery_id, "sender", None)
     assert delivery(engine, sent).status == "failed"
     assert suppression_reasons(engine) == {}
     assert all_events(engine)[0].detail["class"] == "sender"
@@ -141,13 +161,7 @@ def test_three_soft_bounces_in_a_row_suppress_the_address(world: World, engine: 
     contact = world.add_contact("full@example.org")
     runs = [world.send(contact) for _ in range(3)]
     for number, sent in enumerate(runs, start=1):
-        raw = reports.dsn(
-            to=verp(world.settings, sent),
-            recipient="full@example.org",
-            status="4.2.2",
-            diagnostic="452 4.2.2 Mailbox full",
-            original_message_id=sent.message_id,
-        )
+        raw = returned(world, sent, "full@example.org", "4.2.2", "452 4.2.2 Mailbox full")
         outcome = ingest_message(engine, world.settings, raw, source="test")
         assert outcome.severity == "soft"
         expected = {"full@example.org": "soft_bounce"} if number == 3 else {}
@@ -158,26 +172,15 @@ def test_a_delivered_message_between_soft_bounces_breaks_the_streak(world: World
     contact = world.add_contact("full@example.org")
     first, _delivered, third, fourth = (world.send(contact) for _ in range(4))
     for sent in (first, third, fourth):
-        raw = reports.dsn(
-            to=verp(world.settings, sent),
-            recipient="full@example.org",
-            status="4.2.2",
-            diagnostic="452 4.2.2 Mailbox full",
-            original_message_id=sent.message_id,
-        )
+        raw = returned(world, sent, "full@example.org", "4.2.2", "452 4.2.2 Mailbox full")
         ingest_message(engine, world.settings, raw, source="test")
     assert suppression_reasons(engine) == {}
 
 
 def test_delayed_notice_is_recorded_and_changes_nothing(world: World, engine: Engine) -> None:
     sent = world.send(world.add_contact("slow@example.org"))
-    raw = reports.dsn(
-        to=verp(world.settings, sent),
-        recipient="slow@example.org",
-        status="4.4.1",
-        diagnostic="421 4.4.1 connection timed out",
-        original_message_id=sent.message_id,
-        action="delayed",
+    raw = returned(
+        world, sent, "slow@example.org", "4.4.1", "421 4.4.1 connection timed out", action="delayed"
     )
     assert ingest_message(engine, world.settings, raw, source="test").severity == "delayed"
     assert delivery(engine, sent).status == "sent" and suppression_reasons(engine) == {}
@@ -239,13 +242,7 @@ def test_forged_verp_token_does_not_attribute(world: World, engine: Engine) -> N
 
 def test_ingesting_the_same_report_twice_changes_nothing_more(world: World, engine: Engine) -> None:
     sent = world.send(world.add_contact("gone@example.org"))
-    raw = reports.dsn(
-        to=verp(world.settings, sent),
-        recipient="gone@example.org",
-        status="5.1.1",
-        diagnostic="550 5.1.1 user unknown",
-        original_message_id=sent.message_id,
-    )
+    raw = returned(world, sent, "gone@example.org")
     ingest_message(engine, world.settings, raw, source="test")
     assert ingest_message(engine, world.settings, raw, source="test").note == "already recorded"
     assert len(all_events(engine)) == 1
@@ -304,13 +301,7 @@ def test_cli_reads_one_message_on_stdin_like_an_mta_pipe(
     world: World, engine: Engine, workspace_dir: Path
 ) -> None:
     sent = world.send(world.add_contact("gone@example.org"))
-    raw = reports.dsn(
-        to=verp(world.settings, sent),
-        recipient="gone@example.org",
-        status="5.1.1",
-        diagnostic="550 5.1.1 user unknown",
-        original_message_id=sent.message_id,
-    )
+    raw = returned(world, sent, "gone@example.org")
     result = _ingest_stdin(workspace_dir, raw, world.settings.database.url)
     assert result.returncode == 0, result.stderr
     shown = result.stdout.decode()
@@ -332,13 +323,7 @@ def test_poll_reads_an_imap_folder_and_moves_what_it_processed(
     world: World, engine: Engine, offer_move: bool
 ) -> None:
     sent = world.send(world.add_contact("gone@example.org"))
-    bounce = reports.dsn(
-        to=verp(world.settings, sent),
-        recipient="gone@example.org",
-        status="5.1.1",
-        diagnostic="550 5.1.1 user unknown",
-        original_message_id=sent.message_id,
-    )
+    bounce = returned(world, sent, "gone@example.org")
     with ImapServer(credentials=("bounce-reader", "s3cret pass"), offer_move=offer_move) as imap:
         imap.add("Bounces", bounce)
         imap.add("Bounces", reports.auto_reply(to=BOUNCES))
@@ -390,35 +375,11 @@ def test_mailto_unsubscribe_request_from_our_own_header(world: World, engine: En
     assert ingest_message(engine, world.settings, forged, source="test").kind == "ignored"
 
 
-@pytest.mark.parametrize("status", ["5.1.7", "5.1.8"])
-def test_a_dsn_about_our_sender_address_never_suppresses_the_recipient(
-    world: World, engine: Engine, status: str
-) -> None:
-    sent = world.send(world.add_contact("fine@example.org"))
-    raw = reports.dsn(
-        to=verp(world.settings, sent),
-        recipient="fine@example.org",
-        status=status,
-        diagnostic=f"553 {status} <{verp(world.settings, sent)}>: Sender address rejected: Domain not found",
-        original_message_id=sent.message_id,
-    )
-    outcome = ingest_message(engine, world.settings, raw, source="test")
-    assert (outcome.delivery_id, outcome.severity, outcome.suppressed) == (sent.delivery_id, "sender", None)
-    assert suppression_reasons(engine) == {}
-    assert delivery(engine, sent).status == "failed"
-
-
 def test_a_report_naming_several_recipients_acts_on_what_it_says_about_ours(
     world: World, engine: Engine
 ) -> None:
     sent = world.send(world.add_contact("full@example.org"))
-    raw = reports.dsn(
-        to=verp(world.settings, sent),
-        recipient="full@example.org",
-        status="5.2.2",
-        diagnostic="552 5.2.2 Mailbox full",
-        original_message_id=sent.message_id,
-    ).replace(
+    raw = returned(world, sent, "full@example.org", "5.2.2", "552 5.2.2 Mailbox full").replace(
         b"Final-Recipient: rfc822; full@example.org",
         b"Final-Recipient: rfc822; other@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
         b"Final-Recipient: rfc822; full@example.org",

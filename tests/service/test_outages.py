@@ -56,11 +56,28 @@ def _through(
     return engine
 
 
-def _start_run(root: Path, monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setenv("COMMS_SECRET", SECRET)
-    run = start.start_run(Workspace.open(root), "spring-launch", started_by="test")
-    assert run.id is not None
-    return run.id
+def _sending(
+    command: str, root: Path, spawn: Callable[..., Process], monkeypatch: pytest.MonkeyPatch
+) -> Process:
+    """`comms send`; a run started and `comms worker` to send it; or the daemon with a schedule due now."""
+    if command == "send":
+        return spawn(root, "send", "spring-launch", "--yes")
+    if command == "worker":
+        monkeypatch.setenv("COMMS_SECRET", SECRET)
+        start.start_run(Workspace.open(root), "spring-launch", started_by="test")
+        return spawn(root, "worker")
+    write_schedule(root, "launch", f'at = "{local_time(-5)}"')
+    return spawn(root, "daemon")
+
+
+def _finishes(command: str, process: Process, engine: Engine) -> None:
+    """The run finishes; `comms send` then exits 0, a worker or the daemon runs on and stops cleanly."""
+    wait_until(lambda: runs_of(engine)[0].status == RunStatus.finished, 90, "the run to finish")
+    if command == "send":
+        assert process.popen.wait(timeout=60) == 0
+    else:
+        assert process.popen.poll() is None  # still running: the outage stopped nothing
+        assert process.terminate() == 0
 
 
 def _each_once(engine: Engine, smtp: SmtpServer, emails: list[str]) -> None:
@@ -92,21 +109,13 @@ def test_a_silent_database_stops_sending_on_lost_leases_and_they_recover_by_them
 ) -> None:
     engine = _through(workspace_dir, postgres_url, proxy, smtp, per_second=25)
     emails = add_customers(engine, workspace_dir, 150)
-    if command == "send":
-        process = spawn(workspace_dir, "send", "spring-launch", "--yes")
-    else:
-        _start_run(workspace_dir, monkeypatch)
-        process = spawn(workspace_dir, "worker")
+    process = _sending(command, workspace_dir, spawn, monkeypatch)
 
     _stops_sending_while_silent(process, proxy, smtp)
     assert smtp.accepted < len(emails)
 
     process.wait_for(r"leases renewed: sending again", timeout_s=60)
-    wait_until(lambda: runs_of(engine)[0].status == RunStatus.finished, 90, "the run to finish")
-    if command == "send":
-        assert process.popen.wait(timeout=60) == 0
-    else:
-        assert process.terminate() == 0
+    _finishes(command, process, engine)
     _each_once(engine, smtp, emails)
     engine.dispose()
 
@@ -123,26 +132,14 @@ def test_a_database_blip_mid_send_is_ridden_out_and_every_delivery_ends_once(
 ) -> None:
     engine = _through(workspace_dir, postgres_url, proxy, smtp, per_second=40)
     emails = add_customers(engine, workspace_dir, 200)
-    if command == "send":
-        process = spawn(workspace_dir, "send", "spring-launch", "--yes")
-    elif command == "worker":
-        _start_run(workspace_dir, monkeypatch)
-        process = spawn(workspace_dir, "worker")
-    else:
-        write_schedule(workspace_dir, "launch", f'at = "{local_time(-5)}"')
-        process = spawn(workspace_dir, "daemon")
+    process = _sending(command, workspace_dir, spawn, monkeypatch)
 
     smtp.wait_for(20, timeout_s=60)
     proxy.cut()
     time.sleep(4)  # the outage
     proxy.restore()
 
-    wait_until(lambda: runs_of(engine)[0].status == RunStatus.finished, 90, "the run to finish")
-    if command == "send":
-        assert process.popen.wait(timeout=60) == 0
-    else:
-        assert process.popen.poll() is None  # still running: the blip stopped nothing
-        assert process.terminate() == 0
+    _finishes(command, process, engine)
     assert "unreachable, retrying" in process.log
     assert "Traceback" not in process.log
     assert "leader_lost" not in process.log

@@ -177,10 +177,10 @@ class SmtpTransport(Transport):
                 if connection is not None:
                     await connection.close()
                 self._slots[slot] = None
-                connection = await self._connect()
-                if isinstance(connection, SendResult):
-                    return connection
-                self._slots[slot] = connection
+                opened = await self._connect()
+                if isinstance(opened, SendResult):
+                    return opened
+                self._slots[slot] = connection = opened
             if "SMTPUTF8" not in connection.extensions and not all(
                 address.isascii() for address in (message.envelope_from, *message.recipients)
             ):
