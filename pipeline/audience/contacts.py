@@ -19,7 +19,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from pipeline.errors import ContactError
 from pipeline.storage.models import (
@@ -130,6 +130,17 @@ def _key_of(email: str) -> str:
 
 def find_contact(session: Session, email: str) -> Contact | None:
     return session.scalars(select(Contact).where(Contact.email_key == _key_of(email))).first()
+
+
+def search_contacts(session: Session, text: str, limit: int = 10) -> list[Contact]:
+    """Contacts whose address contains TEXT (case-insensitive), by address: the studio's contact search."""
+    query = (
+        select(Contact)
+        .where(col(Contact.email_key).contains(text.strip().casefold(), autoescape=True))
+        .order_by(col(Contact.email_key))
+        .limit(limit)
+    )
+    return list(session.scalars(query))
 
 
 def is_suppressed(session: Session, email_key: str) -> bool:
