@@ -110,6 +110,8 @@ def test_the_command_line_loads_no_heavy_library_until_a_command_needs_it() -> N
         "pydantic",
         "uvicorn",
         "starlette",
+        "watchfiles",
+        "playwright",
     }
     code = "import sys, pipeline.cli; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
     loaded = set(

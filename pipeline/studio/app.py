@@ -210,7 +210,7 @@ class Studio:
             params = dict(request.path_params)
             context = await self.build(lambda ws: spec.build(ws, params))
             status = 404 if context.get("missing") else 200
-            return self.page(spec.template, status, nav="runs", **params, **context)
+            return self.page(spec.template, status, nav="runs", **(params | context))
 
         return endpoint
 
