@@ -1,4 +1,4 @@
-"""Screenshots of the studio for README: docs/studio-campaign.png, docs/studio-run.png, docs/studio-click-map.png.
+"""Screenshots of the studio for README: docs/studio-campaign.png, studio-run.png, studio-click-map.png.
 
     PYTHONPATH=. python scripts/studio_screenshots.py
 
@@ -56,7 +56,9 @@ def main() -> None:
                     httpx.get(message.pixel, headers={"User-Agent": FIREFOX})
                     httpx.get(message.clicks[index], headers={"User-Agent": FIREFOX})
         with serve_studio(root) as url, sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
             context = browser.new_context(viewport={"width": 1440, "height": 1150})
 
             def offline(route: Route) -> None:
@@ -72,7 +74,9 @@ def main() -> None:
             page.screenshot(path=DOCS / "studio-run.png", full_page=True)
             page.goto(f"{url}/runs/{run_id}/click-map")
             page.frame_locator("#click-map").locator(".comms-badge").first.wait_for()
-            page.screenshot(path=DOCS / "studio-click-map.png", clip={"x": 0, "y": 0, "width": 1440, "height": 700})
+            page.screenshot(
+                path=DOCS / "studio-click-map.png", clip={"x": 0, "y": 0, "width": 1440, "height": 700}
+            )
             browser.close()
         engine.dispose()
 

@@ -4,6 +4,7 @@ with every request outside the studio refused."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,6 +67,25 @@ def test_pick_a_campaign_and_switch_the_contact(studio_page: Page, studio: str, 
 
     page.get_by_role("link", name="the preview contact").click()
     expect(desktop.locator("body")).to_contain_text("Hi Alex,")
+
+
+def test_images_off_and_dark_mode_change_only_the_frames(studio_page: Page, studio: str) -> None:
+    page = studio_page
+    page.goto(f"{studio}/campaigns/spring-launch")
+    frame = page.frame_locator("#desktop")
+    expect(
+        frame.locator("img[alt='The KF-9 press line at work on the Sheffield shop floor']")
+    ).to_have_attribute("src", "https://kestrelforge.example/campaigns/spring-launch/kf9-hero.jpg")
+    page.get_by_label("images off").check()
+    expect(page).to_have_url(re.compile(r"images=off"))
+    expect(
+        frame.locator("img[alt='The KF-9 press line at work on the Sheffield shop floor']")
+    ).not_to_have_attribute("src", re.compile("."))
+    page.get_by_label("dark mode").check()
+    expect(page).to_have_url(re.compile(r"images=off&dark=on"))
+    inverted = frame.locator("html").evaluate("e => getComputedStyle(e).filter")
+    assert inverted.startswith("invert(1)"), inverted
+    assert page.locator("header.bar").evaluate("e => getComputedStyle(e).filter") == "none"
 
 
 def test_the_page_follows_the_copy_file_as_it_is_saved(

@@ -106,6 +106,22 @@ def test_saving_a_source_file_sends_a_change_event_and_other_files_do_not(
     copy.write_text(copy.read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8")
     event, data = next(events)
     assert (event, json.loads(data)) == ("change", {"path": "templates/copy/spring-launch.md"})
+    settings_file = workspace_dir / "comms.toml"
+    settings_file.write_text(settings_file.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    event, data = next(events)
+    assert (event, json.loads(data)) == ("change", {"path": "comms.toml"})
+
+
+def test_a_broken_comms_toml_shows_as_its_one_line_error(studio: str, workspace_dir: Path) -> None:
+    settings_file = workspace_dir / "comms.toml"
+    text = settings_file.read_text(encoding="utf-8")
+    settings_file.write_text(text + "\n[sender]\n", encoding="utf-8")  # a second [sender] table
+    bad_line = len(text.splitlines()) + 2
+    for path in ("/", "/campaigns/spring-launch", "/runs"):
+        page = httpx.get(studio + path, timeout=60)
+        [error] = re.findall(r'<p class="error" role="alert">(.*?)</p>', page.text)
+        assert "comms.toml: not valid TOML" in unescape(error), error
+        assert f"line {bad_line}" in unescape(error), error
 
 
 # -- results and privacy ------------------------------------------------------------------------------
