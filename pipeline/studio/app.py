@@ -83,23 +83,18 @@ class Studio:
 
     def page(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("error", None)
-        try:
-            ws = self.workspace()
-            context.setdefault("brand", ws.settings.brand)
-            context.setdefault("colors", brand_colours(ws.settings))
-        except CommsError as exc:  # comms.toml itself is broken: say so, in the studio's own colours
-            context["error"] = context["error"] or str(exc)
-            context.setdefault("brand", None)
-            context.setdefault("colors", {})
+        context.setdefault("brand", None)
+        context.setdefault("colors", {})
         html = _ENV.get_template(template).render(**context)
         return HTMLResponse(html, status_code=status, headers=HEADERS)
 
     async def build(self, work: Callable[[Workspace], dict[str, Any]]) -> dict[str, Any]:
-        """WORK's context from a freshly opened workspace, in the thread pool; a CommsError is
-        the page's one-line error."""
+        """WORK's context from a freshly opened workspace, in the thread pool, with the brand for
+        the page's header; a CommsError (comms.toml included) is the page's one-line error."""
 
         def run() -> dict[str, Any]:
-            return work(self.workspace())
+            ws = self.workspace()
+            return {"brand": ws.settings.brand, "colors": brand_colours(ws.settings)} | work(ws)
 
         try:
             return await run_in_threadpool(run)
@@ -185,23 +180,25 @@ class Studio:
         """A workspace source file with its lines numbered and ?line= marked: where a finding points."""
         shown = request.query_params.get("path", "")
         line = request.query_params.get("line", "")
-        ws = self.root
-        path = (ws / shown).resolve()
         relative = Path(shown)
+        path = (self.root / relative).resolve()
         allowed = (
             not relative.is_absolute()
             and ".." not in relative.parts
             and is_source(relative)
-            and path.is_relative_to(ws.resolve())
+            and path.is_relative_to(self.root.resolve())  # a symlink out of the workspace is not shown
             and path.is_file()
         )
         if not allowed:
             return self.page(
                 "source.html.j2", 404, title=shown, error=f"{shown}: not a workspace source file"
             )
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        marked = int(line) if line.isdigit() else None
-        return self.page("source.html.j2", title=shown, path=shown, lines=lines, marked=marked)
+
+        def read(ws: Workspace) -> dict[str, Any]:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            return {"path": shown, "lines": lines, "marked": int(line) if line.isdigit() else None}
+
+        return self.page("source.html.j2", title=shown, **await self.build(read))
 
     # -- results ---------------------------------------------------------------------------------
 

@@ -52,6 +52,18 @@ def test_a_campaign_renders_for_a_stored_contact_or_the_preview_contact(studio: 
     assert unescape(error) == "no contact nobody@example.com in the database"
 
 
+def test_the_size_is_measured_against_gmails_clipping_line(studio: str, workspace_dir: Path) -> None:
+    small = httpx.get(f"{studio}/campaigns/{CAMPAIGN}", timeout=60).text
+    assert "of Gmail's 102 KB clipping line" in small and "Gmail will clip this message" not in small
+    copy = workspace_dir / f"templates/copy/{CAMPAIGN}.md"
+    padding = "\n\n".join(f"Paragraph {i} of a very long newsletter about forgings." for i in range(2500))
+    copy.write_text(copy.read_text(encoding="utf-8") + "\n\n" + padding + "\n", encoding="utf-8")
+    large = httpx.get(f"{studio}/campaigns/{CAMPAIGN}", timeout=60).text
+    assert "Gmail will clip this message" in large
+    kb = float(re.search(r"HTML ([\d.]+) KB of Gmail", large)[1])  # type: ignore[index]
+    assert kb > 102
+
+
 def test_the_contact_search_finds_contacts_by_part_of_their_address(studio: str, world: World) -> None:
     world.add_contact("grace.hopper@navy.example", first_name="Grace")
     world.add_contact("ada@example.com", first_name="Ada")
@@ -101,15 +113,20 @@ def test_saving_a_source_file_sends_a_change_event_and_other_files_do_not(
     events: Iterator[tuple[str, str]], workspace_dir: Path
 ) -> None:
     (workspace_dir / "outbox").mkdir(exist_ok=True)
-    (workspace_dir / "outbox" / "x.eml").write_text("not a source", encoding="utf-8")  # ignored
-    copy = workspace_dir / "templates/copy/spring-launch.md"
-    copy.write_text(copy.read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8")
-    event, data = next(events)
-    assert (event, json.loads(data)) == ("change", {"path": "templates/copy/spring-launch.md"})
-    settings_file = workspace_dir / "comms.toml"
-    settings_file.write_text(settings_file.read_text(encoding="utf-8") + "\n", encoding="utf-8")
-    event, data = next(events)
-    assert (event, json.loads(data)) == ("change", {"path": "comms.toml"})
+    sources = [
+        "templates/copy/spring-launch.md",
+        "templates/layouts/promotion.mjml",
+        "templates/partials/footer.mjml",
+        "audiences/customers.toml",
+        "comms.toml",
+    ]
+    for source in sources:
+        (workspace_dir / "outbox" / "x.eml").write_text("not a source", encoding="utf-8")  # no event
+        (workspace_dir / "comms.db-journal").write_text("not a source", encoding="utf-8")  # no event
+        path = workspace_dir / source
+        path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+        event, data = next(events)
+        assert (event, json.loads(data)) == ("change", {"path": source})
 
 
 def test_a_broken_comms_toml_shows_as_its_one_line_error(studio: str, workspace_dir: Path) -> None:
