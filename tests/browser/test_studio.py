@@ -159,6 +159,22 @@ def test_a_runs_click_map_shows_each_links_share_of_human_clickers(
     expect(email.locator("a", has_text="B")).to_have_attribute("href", "#")
 
 
+def test_a_script_in_the_email_does_not_run(studio_page: Page, studio: str, workspace_dir: Path) -> None:
+    layout = workspace_dir / "templates/layouts/promotion.mjml"
+    run = "document.title = 'ran'; parent.document.body.dataset.reached = 'yes'"
+    script = f"<mj-raw><script>{run}</script></mj-raw>"
+    layout.write_text(
+        layout.read_text(encoding="utf-8").replace("</mj-body>", script + "</mj-body>"), encoding="utf-8"
+    )
+    page = studio_page
+    page.goto(f"{studio}/campaigns/spring-launch")
+    frame = page.frame_locator("#desktop")
+    expect(frame.locator("script")).to_have_count(1)  # in the message, as written ...
+    expect(frame.locator("body")).to_contain_text("Hi Alex,")
+    assert frame.locator("html").evaluate("e => e.ownerDocument.title") != "ran"  # ... and never run
+    assert page.locator("body").get_attribute("data-reached") is None
+
+
 def test_the_studio_loads_nothing_from_outside(
     studio_page: Page, studio: str, refused: list[Request]
 ) -> None:
