@@ -95,14 +95,19 @@ async def watch(root: Path, streams: Streams, stop: asyncio.Event) -> None:
     changes = awatch(root, watch_filter=_Sources(root), debounce=DEBOUNCE_MS, stop_event=stop)
     first = asyncio.ensure_future(anext(changes, set()))
     await asyncio.sleep(0)  # the generator has run up to its first wait: the watch is in place
-    streams.watching.set()
-    batch = await first
-    while batch:
-        for _, path in sorted(batch):
-            shown = str(Path(path).relative_to(root))
-            log.info("changed: %s", shown)
-            streams.publish(shown)
-        batch = await anext(changes, set())
+    try:
+        if first.done():
+            first.result()  # the watch could not be set up (no inotify watches left, say)
+        streams.watching.set()
+        batch = await first
+        while batch:
+            for _, path in sorted(batch):
+                shown = str(Path(path).relative_to(root))
+                log.info("changed: %s", shown)
+                streams.publish(shown)
+            batch = await anext(changes, set())
+    except Exception as exc:  # the pages still work; only live reload is lost, and the log says so
+        log.error("live reload is off: cannot watch %s: %s", root, exc)
 
 
 @contextlib.asynccontextmanager
