@@ -79,6 +79,8 @@ def test_a_test_send_goes_out_as_comms_send_to_and_only_from_the_studios_page(
         for origin in (None, "null", "http://attacker.example"):
             headers = {"Origin": origin} if origin else {}
             assert httpx.post(target, data=form, headers=headers, timeout=60).status_code == 403
+        assert httpx.get(target, params=form, timeout=60).status_code == 200  # GET and HEAD send nothing
+        assert httpx.head(target, params=form, timeout=60).status_code == 200
         assert smtp.messages == []
 
         bad = httpx.post(target, data={"to": "not an address"}, headers={"Origin": url}, timeout=60)
