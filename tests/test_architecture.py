@@ -78,9 +78,12 @@ def test_no_module_imports_itself_round_a_cycle() -> None:
     assert cycles == []
 
 
-def test_only_the_cli_and_the_daemon_start_the_web_app() -> None:
+def test_only_the_cli_and_the_daemon_start_the_web_apps() -> None:
     allowed = ("pipeline.cli", "pipeline.service.daemon")
     assert {m for m in _importers_of("pipeline.feedback.server") if not m.startswith(allowed)} == set()
+    # The studio is a person's tool, started by `comms studio` only.
+    studio = ("pipeline.cli", "pipeline.studio")
+    assert {m for m in _importers_of("pipeline.studio.app") if not m.startswith(studio)} == set()
 
 
 def test_the_public_api_is_what_was_intended() -> None:
