@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, Request, expect
 from sqlalchemy import Engine
 
 from pipeline.workspace.settings import Settings
-from tests.browser.conftest import tab
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, tab
 from tests.feedback.conftest import World
 from tests.reports.conftest import build_run
 from tests.studio.conftest import studio
@@ -157,6 +157,7 @@ def test_a_runs_click_map_shows_each_links_share_of_human_clickers(
     expect(badges).to_have_text(["33%", "67%", "0%", "0%"])
     expect(email.locator("a[data-comms-honeypot]")).to_have_count(0)
     expect(email.locator("a", has_text="B")).to_have_attribute("href", "#")
+    expect(email.locator("img")).to_have_count(0)  # the open pixel is gone: looking records nothing
 
 
 def test_a_script_in_the_email_does_not_run(studio_page: Page, studio: str, workspace_dir: Path) -> None:
@@ -175,18 +176,36 @@ def test_a_script_in_the_email_does_not_run(studio_page: Page, studio: str, work
     assert page.locator("body").get_attribute("data-reached") is None
 
 
-def test_the_studio_loads_nothing_from_outside(
-    studio_page: Page, studio: str, refused: list[Request]
+@pytest.fixture(scope="module")
+def cut_off(browser: Browser) -> Iterator[Browser]:
+    """Chromium that can resolve no name but the loopback: the network outside 127.0.0.1 is gone for
+    every frame. (Playwright's routing does not see requests from sandboxed srcdoc frames, so the
+    email's own requests are stopped here, by the browser itself.)"""
+    rules = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+    # A second Chromium from the same Playwright (one sync Playwright per thread at a time).
+    isolated = browser.browser_type.launch(
+        executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, rules]
+    )
+    yield isolated
+    isolated.close()
+
+
+@pytest.mark.parametrize("images", ["on", "off"])
+def test_the_studio_works_with_the_network_outside_127_0_0_1_blocked(
+    cut_off: Browser, studio: str, images: str
 ) -> None:
-    page = studio_page
+    refused: list[Request] = []
     asked: list[str] = []
-    page.on("request", lambda request: asked.append(request.url))
-    page.goto(f"{studio}/campaigns/spring-launch?images=off")
-    expect(page.locator("body")).to_have_attribute("data-live", "on")  # its script ran
-    colour = page.locator("header.bar").evaluate("e => getComputedStyle(e).backgroundColor")
-    assert colour == "rgb(31, 78, 121)"  # its stylesheet loaded
-    expect(page.frame_locator("#desktop").locator("body")).to_contain_text("Hi Alex,")
-    expect(page.frame_locator("#desktop").locator("img[src]")).to_have_count(0)  # images off
-    page.wait_for_load_state("load")
-    assert refused == []
+    with tab(cut_off, studio, refused=refused, timeout_ms=SLOW_MS) as page:
+        page.on("request", lambda request: asked.append(request.url))
+        page.goto(f"{studio}/campaigns/spring-launch?images={images}")
+        expect(page.locator("body")).to_have_attribute("data-live", "on")  # its script ran
+        colour = page.locator("header.bar").evaluate("e => getComputedStyle(e).backgroundColor")
+        assert colour == "rgb(31, 78, 121)"  # its stylesheet loaded
+        frame = page.frame_locator("#desktop")
+        expect(frame.locator("body")).to_contain_text("Hi Alex,")
+        if images == "off":
+            expect(frame.locator("img[src]")).to_have_count(0)  # the email asks for no pictures either
+        page.wait_for_load_state("load")
+    assert refused == []  # the studio's page asked for nothing outside itself
     assert asked and all(url.startswith(studio + "/") for url in asked), asked
