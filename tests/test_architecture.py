@@ -78,9 +78,12 @@ def test_no_module_imports_itself_round_a_cycle() -> None:
     assert cycles == []
 
 
-def test_only_the_cli_and_the_daemon_start_the_web_app() -> None:
+def test_only_the_cli_and_the_daemon_start_the_web_apps() -> None:
     allowed = ("pipeline.cli", "pipeline.service.daemon")
     assert {m for m in _importers_of("pipeline.feedback.server") if not m.startswith(allowed)} == set()
+    # The studio is a person's tool, started by `comms studio` only.
+    studio = ("pipeline.cli", "pipeline.studio")
+    assert {m for m in _importers_of("pipeline.studio.app") if not m.startswith(studio)} == set()
 
 
 def test_the_public_api_is_what_was_intended() -> None:
@@ -113,6 +116,8 @@ def test_the_command_line_loads_no_heavy_library_until_a_command_needs_it() -> N
         "starlette",
         "matplotlib",
         "weasyprint",
+        "watchfiles",
+        "playwright",
     }
     code = "import sys, pipeline.cli; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
     loaded = set(

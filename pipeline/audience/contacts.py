@@ -132,6 +132,17 @@ def find_contact(session: Session, email: str) -> Contact | None:
     return session.scalars(select(Contact).where(col(Contact.email_key) == _key_of(email))).first()
 
 
+def search_contacts(session: Session, text: str, limit: int = 10) -> list[Contact]:
+    """Contacts whose address contains TEXT (case-insensitive), by address: the studio's contact search."""
+    query = (
+        select(Contact)
+        .where(col(Contact.email_key).contains(text.strip().casefold(), autoescape=True))
+        .order_by(col(Contact.email_key))
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
 def is_suppressed(session: Session, email_key: str) -> bool:
     """True when the address behind EMAIL_KEY must not be mailed (checked again at send time)."""
     query = select(exists().where(col(Suppression.email_hash) == email_hash(email_key)))

@@ -6,7 +6,19 @@ import sys
 
 import typer
 
-from pipeline.cli import approvals, assemble, bench, check, contacts, daemon, demo, dispatch, report, tracking
+from pipeline.cli import (
+    approvals,
+    assemble,
+    bench,
+    check,
+    contacts,
+    daemon,
+    demo,
+    dispatch,
+    report,
+    studio,
+    tracking,
+)
 from pipeline.errors import CommsError, unwrap
 
 app = typer.Typer(
@@ -17,7 +29,7 @@ app = typer.Typer(
     # Plain help: Rich markup would eat square brackets, and help texts name [sections] of comms.toml.
     rich_markup_mode=None,
 )
-for module in (assemble, check, contacts, dispatch, report, tracking, daemon, approvals, bench, demo):
+for module in (assemble, check, contacts, dispatch, report, tracking, daemon, approvals, bench, demo, studio):
     module.register(app)
 
 

@@ -9,18 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, select_autoescape
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from pipeline.reports.glossary import METRICS
 from pipeline.reports.render import Report, pct, to_data
 from pipeline.reports.views import CampaignReport, PeriodReport, RunReport
 from pipeline.workspace.settings import Settings
 
-_ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+# The page and its sections (sections.html.j2: macros the studio's pages use too); package data.
+TEMPLATES = Path(__file__).parent
+_ENV = Environment(
+    loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True, default_for_string=True)
+)
 _ENV.filters["pct"] = pct
-
-# The page itself; package data (pyproject), so an installed comms has it too.
-_PAGE = _ENV.from_string((Path(__file__).parent / "report.html.j2").read_text(encoding="utf-8"))
 
 
 def _funnel(counts: dict[str, int] | None) -> list[dict[str, Any]]:
@@ -117,7 +118,6 @@ def _p_chart(report: CampaignReport, colours: dict[str, str]) -> dict[str, Any]:
 
 def palette(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
     """(colours, fonts) of every report page: [brand] over defaults that pass the contrast rules."""
-    brand = settings.brand
     colours = {
         "primary": "#1F4E79",
         "accent": "#E07A1F",
@@ -125,12 +125,14 @@ def palette(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
         "muted": "#5B6675",
         "background": "#F2F4F7",
         "surface": "#FFFFFF",
-        **brand.colors,
+        **settings.brand.colors,
     }
-    return colours, {"body": "Helvetica, Arial, sans-serif", "heading": "Georgia, serif", **brand.fonts}
+    fonts = {"body": "Helvetica, Arial, sans-serif", "heading": "Georgia, serif", **settings.brand.fonts}
+    return colours, fonts
 
 
-def to_html(report: Report, settings: Settings) -> str:
+def page_context(report: Report, settings: Settings) -> dict[str, Any]:
+    """What the page's sections show of REPORT: the HTML report and the studio render the same."""
     brand = settings.brand
     colours, fonts = palette(settings)
     context: dict[str, Any] = {
@@ -223,4 +225,8 @@ def to_html(report: Report, settings: Settings) -> str:
             context["tables"].append(
                 {"title": "Change", "head": ["Metric", "Now", "Before", "z", ""], "rows": deltas}
             )
-    return _PAGE.render(**context)
+    return context
+
+
+def to_html(report: Report, settings: Settings) -> str:
+    return _ENV.get_template("report.html.j2").render(**page_context(report, settings))

@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.assembly.campaign import assemble, check_campaign
+from pipeline.assembly.campaign import Campaign, assemble, check_campaign
 from pipeline.assembly.personalize import preview_recipient
 from pipeline.audience.contacts import find_contact
 from pipeline.errors import ContactError, WorkspaceError
-from pipeline.message.compose import Composer
+from pipeline.message.compose import Composed, Composer
 from pipeline.storage.engines import opened, session
 from pipeline.types import Recipient
 from pipeline.workspace.folders import Workspace
+from pipeline.workspace.settings import Settings
 
 # Previews are never sent, so without COMMS_SECRET their links are signed with a throwaway key.
 PREVIEW_SECRET = "preview-only-never-sent-throwaway-key"
@@ -33,7 +34,7 @@ class PreviewResult:
     warnings: tuple[str, ...]
 
 
-def _shown_mailbox(name: str | None, address: str) -> str:
+def shown_mailbox(name: str | None, address: str) -> str:
     """Name <address> as a person reads it; formataddr would refuse a non-ASCII (SMTPUTF8) local part."""
     return f"{name} <{address}>" if name else address
 
@@ -47,20 +48,43 @@ def find_recipient(ws: Workspace, email: str) -> Recipient:
     return Recipient.of(contact)
 
 
-def preview_campaign(
-    ws: Workspace, name: str, out_dir: Path, *, contact_email: str | None = None
-) -> PreviewResult:
-    """Assemble NAME, render it for one recipient and write NAME.html/.txt/.eml into OUT_DIR."""
+@dataclass(frozen=True)
+class PreviewMessage:
+    campaign: Campaign
+    recipient: Recipient
+    composed: Composed
+
+
+def preview_settings(ws: Workspace) -> Settings:
+    """The workspace's settings, with a throwaway token key when COMMS_SECRET is not set."""
     settings = ws.settings
     if not settings.secrets:
         settings = settings.model_copy(update={"secrets": [PREVIEW_SECRET]})
+    return settings
+
+
+def preview_message(ws: Workspace, name: str, *, contact_email: str | None = None) -> PreviewMessage:
+    """NAME assembled and composed for the stored contact CONTACT_EMAIL, or the [preview] contact:
+    what `comms preview` writes and the studio shows."""
+    settings = preview_settings(ws)
     campaign = assemble(ws, name)
     check_campaign(ws, campaign)
     recipient = find_recipient(ws, contact_email) if contact_email else preview_recipient(settings)
     composer = Composer(
         settings, campaign.templates, campaign=campaign.name, department=campaign.department, tracked=False
     )
-    rendered, outgoing = composer.compose(recipient, delivery_id=None, contact_key=f"preview-{name}")
+    composed = composer.compose(recipient, delivery_id=None, contact_key=f"preview-{name}")
+    return PreviewMessage(campaign, recipient, composed)
+
+
+def preview_campaign(
+    ws: Workspace, name: str, out_dir: Path, *, contact_email: str | None = None
+) -> PreviewResult:
+    """Assemble NAME, render it for one recipient and write NAME.html/.txt/.eml into OUT_DIR."""
+    settings = ws.settings
+    message = preview_message(ws, name, contact_email=contact_email)
+    campaign, recipient = message.campaign, message.recipient
+    rendered, outgoing = message.composed
     to_name = recipient.display_name
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -75,8 +99,8 @@ def preview_campaign(
     return PreviewResult(
         campaign=name,
         subject=rendered.subject,
-        sender=_shown_mailbox(settings.sender.from_name, settings.sender.from_email),
-        recipient=_shown_mailbox(to_name, recipient.email),
+        sender=shown_mailbox(settings.sender.from_name, settings.sender.from_email),
+        recipient=shown_mailbox(to_name, recipient.email),
         html_path=html_path,
         text_path=text_path,
         eml_path=eml_path,

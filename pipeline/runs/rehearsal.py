@@ -21,7 +21,7 @@ from pipeline.audience.segments import (
 from pipeline.delivery.transports import transport_for
 from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
-from pipeline.runs.preview import PREVIEW_SECRET
+from pipeline.runs.preview import preview_settings
 from pipeline.runs.start import RunPlan, check_before_run, check_sender, plan_run, refuse_failing_checks
 from pipeline.storage.engines import opened, session
 from pipeline.storage.models import DeliveryStatus
@@ -63,9 +63,7 @@ def dry_run(
 ) -> DryRunReport:
     """Everything a run does except write it and transmit: the gates of check_before_run, then
     every message of the audience is rendered and built, failures are reported, nothing is recorded."""
-    settings = ws.settings
-    if not settings.secrets:
-        settings = settings.model_copy(update={"secrets": [PREVIEW_SECRET]})
+    settings = preview_settings(ws)
     plan = plan_run(ws, campaign, audience, again=again)
     check_sender(settings, ws)
     check_before_run(ws, plan, settings, allow_empty=allow_empty)

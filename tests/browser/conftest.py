@@ -10,14 +10,15 @@ offline and would show up as a broken page if pages.py ever pulled in an outside
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Request, Route, sync_playwright
 
 from tests.feedback.conftest import base_url, engine, settings, world
 
-__all__ = ["base_url", "browser", "engine", "page", "settings", "world"]
+__all__ = ["base_url", "browser", "engine", "page", "settings", "tab", "world"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -43,18 +44,31 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-@pytest.fixture
-def page(browser: Browser, base_url: str) -> Iterator[Page]:
-    """A new tab in a fresh context, allowed to load only from the server at BASE_URL."""
+@contextmanager
+def tab(
+    browser: Browser, base_url: str, *, refused: list[Request] | None = None, timeout_ms: int = 5_000
+) -> Iterator[Page]:
+    """A new tab in a fresh context, allowed to load only from the server at BASE_URL; every other
+    request is aborted (and kept in REFUSED when given)."""
     context = browser.new_context(viewport={"width": 1200, "height": 800})
-    context.set_default_timeout(5_000)
+    context.set_default_timeout(timeout_ms)
 
     def only_the_server(route: Route) -> None:
         if route.request.url.startswith(base_url + "/"):
             route.continue_()
         else:
+            if refused is not None:
+                refused.append(route.request)
             route.abort()
 
     context.route("**/*", only_the_server)
-    yield context.new_page()
-    context.close()
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser: Browser, base_url: str) -> Iterator[Page]:
+    with tab(browser, base_url) as opened:
+        yield opened

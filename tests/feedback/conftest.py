@@ -6,8 +6,6 @@ depend on the dispatcher; the run's HTML goes through pipeline.assembly.tracking
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,6 +37,7 @@ from pipeline.storage.models import (
 from pipeline.types import Recipient, Rendered
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings, load_settings
+from tests.support.uvicorn_thread import UvicornThread
 
 SECRET = "test-secret-key-for-tokens-32-bytes+"
 OLD_SECRET = "an-older-key-still-verifying-32-bytes+"
@@ -68,7 +67,7 @@ def engine(settings: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
-class ServerThread:
+class ServerThread(UvicornThread):
     """uvicorn serving the app on a free loopback port in a background thread, set up as `comms serve`."""
 
     def __init__(self, app: Any, settings: Settings) -> None:
@@ -76,22 +75,7 @@ class ServerThread:
         config = tracking_config(
             app, settings, host="127.0.0.1", port=0, log_level="warning", forwarded_allow_ips="127.0.0.1"
         )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(uvicorn.Server(config))
 
 
 @pytest.fixture
