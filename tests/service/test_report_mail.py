@@ -148,7 +148,7 @@ def test_a_daemon_killed_after_mailing_and_restarted_within_grace_does_not_mail_
     # Restarted within [daemon] grace_s (600 s) of the fire time: the job is scheduled again, fires,
     # and finds its fire claimed.
     again = spawn(root, "daemon")
-    again.wait_for(r"event=job.added job=ceo#report0 report=exec ")
+    again.wait_for(r"event=job.(?:added|kept) job=ceo#report0 report=exec ")
     again.wait_for(r"event=report.already_mailed schedule=ceo report=exec \S+ status=sent", timeout_s=180)
     assert again.terminate() == 0
 
@@ -189,3 +189,21 @@ def test_a_report_the_server_refuses_is_recorded_failed_and_not_sent_again(
     _fire(root, at)
     assert [r.getMessage() for r in caplog.records].count("report.already_mailed") == 1
     assert smtp.messages == [] and len(_mailings(engine)) == 1
+
+
+def test_a_report_that_cannot_be_built_is_recorded_failed_with_the_error(
+    any_ws: tuple[Path, Engine], smtp: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    root, engine = any_ws
+    at = local_time(-5)
+    _write_schedule(root, at)
+    (root / "templates/reports/exec.html").write_text("<html>\n<body>\n{% if report %}\n", encoding="utf-8")
+    caplog.set_level(logging.INFO, logger="comms.reports")
+
+    _fire(root, at)
+    [failed] = [r for r in caplog.records if r.getMessage() == "report.failed"]
+    assert failed.levelno == logging.ERROR
+    [(_, _, _, status, reason)] = _mailings(engine)
+    assert status == MailingStatus.failed
+    assert reason.startswith("templates/reports/exec.html:3: Unexpected end of template")
+    assert smtp.messages == []
