@@ -25,9 +25,8 @@ from pipeline.storage.outbox import aware
 from pipeline.timetable.scheduler import report_job_specs
 from pipeline.timetable.schedules import load_report_schedules, load_schedules
 from pipeline.workspace.folders import Workspace
-from tests.service.conftest import ZONE, Process, local_time, prepare
+from tests.service.conftest import ZONE, Process, local_time, serving
 from tests.support.smtp_server import SmtpServer
-from tests.support.workspace import SECRET
 
 SCHEDULE = """report = "exec"
 period = "previous-month"
@@ -65,9 +64,7 @@ def any_ws(
     workspace_dir: Path, database_url: str, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Path, Engine]]:
     """A workspace on SQLite or PostgreSQL (upgraded, seeded with last month) mailing to SMTP."""
-    monkeypatch.setenv("COMMS_SECRET", SECRET)
-    monkeypatch.delenv("COMMS_SMTP_URL", raising=False)
-    engine = prepare(workspace_dir, database_url, smtp)
+    engine = serving(workspace_dir, database_url, smtp, monkeypatch)
     _seed_last_month(engine)
     yield workspace_dir, engine
     engine.dispose()
