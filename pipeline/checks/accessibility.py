@@ -3,7 +3,10 @@
 Language and direction on ``<html>``, ``role="presentation"`` on layout tables, alt text on every
 image (empty only for decoration: a linked or large image needs words), one ``<h1>`` and no skipped
 heading level, link text that says where it goes, WCAG 2.2 contrast (1.4.3: 4.5:1, 3:1 for large
-text, 24 px or 18.66 px bold), a minimum font size, and a ``<title>``.
+text, 24 px or 18.66 px bold), a minimum font size, and a ``<title>``. A chart (an ``<svg>`` in a
+``<figure>``, as the exec report draws them) has a ``<title>``, a ``<desc>``, and its figures as
+a table on the page that the figure's ``aria-describedby`` names, so that the numbers reach a
+screen reader (and a reader who cannot tell the colours apart).
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ CONTRAST = Rule(
 )
 FONT_SIZE = Rule("accessibility.font-size", Severity.warning, "text smaller than [checks] min_font_px")
 TITLE = Rule("accessibility.title", Severity.error, "no <title>, or an empty one")
+CHART = Rule(
+    "accessibility.chart",
+    Severity.error,
+    "a chart (<svg> in a <figure>) without a <title>, a <desc>, or an aria-describedby naming its data table",
+)
 RULES = (
     LANG,
     DIR,
@@ -62,6 +70,7 @@ RULES = (
     CONTRAST,
     FONT_SIZE,
     TITLE,
+    CHART,
 )
 
 _ALT_LIMIT = 125
@@ -83,6 +92,7 @@ def check(subject: Readable) -> Iterator[Hit]:
     yield from _headings(subject, root)
     yield from _links(subject, root)
     yield from _contrast_and_size(subject, root)
+    yield from _charts(subject, root)
     title = root.find(".//title")
     if title is None or not (title.text or "").strip():
         yield Hit(
@@ -201,6 +211,46 @@ def _headings(subject: Readable, root: _Element) -> Iterator[Hit]:
                 subject.sources.find_text(text),
             )
         previous = level
+
+
+def _text(element: _Element | None) -> str:
+    return " ".join(element.text_content().split()) if element is not None else ""
+
+
+def _data_table(by_id: dict[str, _Element], ids: str) -> _Element | None:
+    """The table (or the row of one) among the elements IDS (an aria-describedby) name, if any."""
+    for name in ids.split():
+        element = by_id.get(name)
+        if element is not None and (
+            element.tag == "table" or any(a.tag == "table" for a in element.iterancestors())
+        ):
+            return element
+    return None
+
+
+def _charts(subject: Readable, root: _Element) -> Iterator[Hit]:
+    by_id = {element.get("id", ""): element for element in root.iter() if element.get("id")}
+    for figure in root.iter("figure"):
+        svg = next(figure.iter("svg"), None)
+        if svg is None or is_hidden(figure):
+            continue
+        title, desc = _text(svg.find("title")), _text(svg.find("desc"))
+        table = _data_table(by_id, figure.get("aria-describedby", ""))
+        parts = (
+            ("no <title>", bool(title)),
+            ("no <desc>", bool(desc)),
+            ("no aria-describedby naming the table of its data", table is not None),
+        )
+        lacks = [what for what, there in parts if not there]
+        if lacks:
+            name = repr(title) if title else f"#{svg.get('id') or figure.get('id') or '?'}"
+            yield Hit(
+                CHART,
+                f"chart {name}: {', '.join(lacks)}",
+                'give the <svg> a <title> and a <desc>, and the <figure> aria-describedby="ID" '
+                "of the table (or table row) that holds its figures",
+                subject.sources.find(title, "<figure", kinds=("layout", "partial", "copy")),
+            )
 
 
 def _links(subject: Readable, root: _Element) -> Iterator[Hit]:

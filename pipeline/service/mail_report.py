@@ -7,7 +7,11 @@ is not a campaign and has no delivery to count against. It goes through the work
 transport (SMTP, file, console) and is signed with [dkim] when that is set.
 
 The job function is `fire_report`, an importable function with plain arguments (APScheduler
-pickles its reference and its arguments into the job store).
+pickles its reference and its arguments into the job store). Each fire is mailed at most once:
+it is claimed in `report_mailing` (pipeline.storage.mailings) before the report is built, and
+the row keeps the outcome. A daemon killed between the claim and the server's answer leaves
+the row `sending`, and the report is not sent again: a report to the board twice is worse
+than one an operator re-sends after reading the log.
 """
 
 from __future__ import annotations
@@ -16,16 +20,21 @@ import asyncio
 import logging
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
+from typing import Any
+
+from sqlalchemy import Engine
 
 from pipeline.assembly.inline import inline_css
 from pipeline.delivery.transports import transport_for
 from pipeline.errors import CommsError
 from pipeline.logs import log_event
 from pipeline.message.dkim import Signer
-from pipeline.reports import ExecReport, exec_html, exec_pdf, exec_report, parse_period
+from pipeline.reports import ExecReport, Period, exec_html, exec_pdf, exec_report, parse_period
 from pipeline.reports.exec_render import kpi_lines
-from pipeline.storage.engines import connect
-from pipeline.storage.models import utcnow
+from pipeline.storage.engines import opened
+from pipeline.storage.mailings import claim_mailing, finish_mailing, mailing_status
+from pipeline.storage.models import MailingStatus, utcnow
+from pipeline.timetable.scheduler import due_occurrence
 from pipeline.types import Outgoing, SendResult
 from pipeline.workspace.folders import Workspace
 
@@ -76,33 +85,69 @@ async def _send(ws: Workspace, message: Outgoing) -> SendResult:
         return await transport.send(message)
 
 
-def mail_report(ws: Workspace, period: str, compare: str, to: list[str]) -> SendResult:
-    """Build the exec report for PERIOD (previous-month...) and send it to TO; what the server said."""
-    chosen = parse_period(period, utcnow())
-    engine = connect(ws.settings)
-    try:
-        report = exec_report(engine, ws, chosen, compare="yoy" if compare == "yoy" else "previous")
-    finally:
-        engine.dispose()
+def mail_report(ws: Workspace, engine: Engine, period: Period, compare: str, to: list[str]) -> SendResult:
+    """Build the exec report for PERIOD and send it to TO; what the server said."""
+    report = exec_report(engine, ws, period, compare="yoy" if compare == "yoy" else "previous")
     html = exec_html(report, ws)
     message = report_message(ws, report, html, exec_pdf(html), to)
     return asyncio.run(_send(ws, message))
 
 
-def fire_report(*, root: str, schedule: str, report: str, period: str, compare: str, to: list[str]) -> None:
-    """APScheduler's job for a report's schedule: build, mail, log what happened (never raises)."""
+def fire_report(
+    *,
+    root: str,
+    schedule: str,
+    report: str,
+    period: str,
+    compare: str,
+    to: list[str],
+    timezone: str,
+    at: str | None,
+    cron: str | None,
+    grace_s: float,
+) -> None:
+    """APScheduler's job for a report's schedule: claim this fire, build, mail, record and log
+    what happened (never raises for a report that could not go).
+
+    The fire is claimed in the database before anything is built: a fire already claimed (by
+    this daemon before a restart, or by another) is logged as `report.already_mailed` with
+    what became of it, and not sent again. The outcome goes into the claimed row and the log:
+    `report.sent`, or `report.not_sent` / `report.failed` with the server's reply or the error.
+    """
+    now = utcnow()
+    occurrence = due_occurrence(schedule, timezone=timezone, at=at, cron=cron, grace_s=grace_s, now=now)
+    if occurrence is None:
+        return
+    about: dict[str, Any] = {"schedule": schedule, "report": report, "occurrence": occurrence}
     try:
-        result = mail_report(Workspace.open(root), period, compare, to)
+        ws = Workspace.open(root)
+        chosen = parse_period(period, now)
+        with opened(ws.settings) as engine:
+            claimed = claim_mailing(
+                engine, schedule=schedule, occurrence=occurrence, report=report, period=chosen.label, now=now
+            )
+            if claimed is None:
+                status = mailing_status(engine, schedule, occurrence)
+                log_event(log, "report.already_mailed", **about, status=status)
+                return
+            try:
+                result = mail_report(ws, engine, chosen, compare, to)
+            except Exception as exc:
+                finish_mailing(engine, claimed, MailingStatus.failed, str(exc) or repr(exc), utcnow())
+                raise
+            sent = result.status == "sent"
+            reply = f"{result.code or ''} {result.reply}".strip()
+            outcome = MailingStatus.sent if sent else MailingStatus.failed
+            finish_mailing(engine, claimed, outcome, reply, utcnow())
     except CommsError as exc:
-        log_event(log, "report.failed", level=logging.ERROR, schedule=schedule, report=report, error=exc)
+        log_event(log, "report.failed", level=logging.ERROR, **about, error=exc)
         return
     log_event(
         log,
-        "report.sent" if result.status == "sent" else "report.not_sent",
-        level=logging.INFO if result.status == "sent" else logging.ERROR,
-        schedule=schedule,
-        report=report,
-        period=period,
+        "report.sent" if sent else "report.not_sent",
+        level=logging.INFO if sent else logging.ERROR,
+        **about,
+        period=chosen.label,
         to=",".join(to),
         code=result.code,
         reply=result.reply,

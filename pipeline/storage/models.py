@@ -296,3 +296,30 @@ class UnreadableMessage(SQLModel, table=True):
     size: int
     raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     created_at: datetime | None = _ts(nullable=False, index=True)
+
+
+class MailingStatus(enum.StrEnum):
+    sending = "sending"  # claimed: this fire's report is being built and sent (or the sender died)
+    sent = "sent"  # the server took it
+    failed = "failed"  # not sent; reason says why (the server's reply, or what stopped the build)
+
+
+class ReportMailing(SQLModel, table=True):
+    """One fire of a report's schedule: claimed before the report is sent, so it is mailed once.
+
+    (schedule, occurrence) is unique: a restart within the misfire grace, or a second daemon,
+    finds the fire claimed and sends nothing. A claim whose sender died stays `sending`.
+    """
+
+    __tablename__ = "report_mailing"
+    __table_args__ = (UniqueConstraint("schedule", "occurrence", name="uq_report_mailing_occurrence"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    schedule: str = Field(max_length=200)
+    occurrence: datetime | None = _ts(nullable=False)  # the fire time, UTC
+    report: str = Field(max_length=50)
+    period: str = Field(max_length=30)  # the period's label, as the subject gives it
+    status: str = Field(default=MailingStatus.sending, max_length=20)
+    reason: str = ""
+    claimed_at: datetime | None = _ts(nullable=False)
+    finished_at: datetime | None = _ts()

@@ -79,12 +79,9 @@ def fire(
     """
     zone = ZoneInfo(timezone)
     now = utcnow()
-    trigger = Trigger(at=datetime.fromisoformat(at) if at else None, cron=cron)
-    occurrence = latest_occurrence(trigger, zone, now, timedelta(seconds=grace_s) + _START_SLACK)
+    occurrence = due_occurrence(schedule, timezone=timezone, at=at, cron=cron, grace_s=grace_s, now=now)
     if occurrence is None:
-        log_event(log, "occurrence.unknown", level=logging.ERROR, schedule=schedule, trigger=str(trigger))
         return
-    occurrence = occurrence.astimezone(UTC)  # SQLite keeps no zone: every stored time is UTC
     ws = Workspace.open(root)
     meta = {"window": {"hours": window, "timezone": timezone}} if window else None
     closed = window is not None and not Window.parse(window).is_open(now, zone)
@@ -134,6 +131,24 @@ def fire(
     )
     for warning in run.meta.get("warnings", []):  # what preview and `comms send` show
         log_event(log, "run.warning", level=logging.WARNING, run=run.id, schedule=schedule, warning=warning)
+
+
+def due_occurrence(
+    schedule: str, *, timezone: str, at: str | None, cron: str | None, grace_s: float, now: datetime
+) -> datetime | None:
+    """The fire time (UTC) a job of SCHEDULE's trigger runs for at NOW; None, logged, if there is none.
+
+    A job is told only its trigger (APScheduler 3 does not pass the fire time), and only ever
+    runs within the misfire grace of that time, plus the executor's delay.
+    """
+    trigger = Trigger(at=datetime.fromisoformat(at) if at else None, cron=cron)
+    occurrence = latest_occurrence(
+        trigger, ZoneInfo(timezone), now, timedelta(seconds=grace_s) + _START_SLACK
+    )
+    if occurrence is None:
+        log_event(log, "occurrence.unknown", level=logging.ERROR, schedule=schedule, trigger=str(trigger))
+        return None
+    return occurrence.astimezone(UTC)  # SQLite keeps no zone: every stored time is UTC
 
 
 def record_unstarted(
@@ -211,8 +226,11 @@ def job_specs(ws: Workspace, schedule: Schedule, grace_s: float) -> list[JobSpec
     ]
 
 
-def report_job_specs(ws: Workspace, schedule: ReportSchedule) -> list[tuple[str, Trigger, dict[str, Any]]]:
-    """(job id, trigger, job arguments) per trigger of a report's schedule."""
+def report_job_specs(
+    ws: Workspace, schedule: ReportSchedule, grace_s: float
+) -> list[tuple[str, Trigger, dict[str, Any]]]:
+    """(job id, trigger, job arguments) per trigger of a report's schedule: with the trigger itself,
+    so the job can tell which fire it is for (due_occurrence), and claim it once."""
     return [
         (
             f"{schedule.name}#report{index}",
@@ -224,6 +242,10 @@ def report_job_specs(ws: Workspace, schedule: ReportSchedule) -> list[tuple[str,
                 "period": schedule.period,
                 "compare": schedule.compare,
                 "to": list(schedule.to),
+                "timezone": schedule.timezone.key,
+                "at": trigger.at.isoformat() if trigger.at else None,
+                "cron": trigger.cron,
+                "grace_s": grace_s,
             },
         )
         for index, trigger in enumerate(schedule.triggers)
@@ -283,7 +305,7 @@ class Timetable:
             job_id: (schedule, trigger, kwargs)
             for schedule in reports
             if schedule.enabled and self.report_job is not None
-            for job_id, trigger, kwargs in report_job_specs(self.ws, schedule)
+            for job_id, trigger, kwargs in report_job_specs(self.ws, schedule, self.grace_s)
         }
         existing = {job.id: job for job in self.scheduler.get_jobs()}
         for job_id in sorted(existing.keys() - wanted.keys() - report_jobs.keys()):
@@ -398,6 +420,7 @@ __all__ = [
     "WINDOW_CLOSED",
     "JobSpec",
     "Timetable",
+    "due_occurrence",
     "fire",
     "job_specs",
     "keep_windows",

@@ -6,9 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 from pathlib import Path
 
+import lxml.html
 import pytest
 from sqlalchemy import Engine
 
@@ -151,6 +153,52 @@ def test_notes_learnings_recommendations_and_goals_in_the_html(ws: Workspace, en
     sales = next(r for r in report.departments["sender"] if r.department == "sales")
     assert sales.status["human_click_rate"] == "missed"  # 20%, its interval up to 29%: short of 30%
     assert accessibility_findings(report, ws) == []
+
+
+# The numbers a chart's description reads out (15.7%, 140...), as its table may write them (9.1-16.2%).
+_FIGURE = re.compile(r"\d+(?:\.\d+)?")
+
+
+def test_every_chart_has_a_title_a_description_and_its_data_table(ws: Workspace, engine: Engine) -> None:
+    seed_two_quarters(engine)
+    report = exec_report(engine, ws, parse_period("2027-Q1", NOW))
+    page = lxml.html.document_fromstring(exec_html(report, ws))
+    charts = list(page.iter("svg"))
+    assert len(charts) == 7 + 2 + 2  # sparklines, department dot plots, curve and volume
+    for svg in charts:
+        [figure] = [a for a in svg.iterancestors() if a.tag == "figure"]
+        title, desc = svg.findtext("title", "").strip(), svg.findtext("desc", "").strip()
+        assert title and desc, svg.get("aria-labelledby")
+        # aria-describedby names the table, or the table's row, that holds the chart's figures.
+        [data] = [page.get_element_by_id(name) for name in figure.get("aria-describedby", "").split()]
+        chart_id = svg.find("title").get("id").removesuffix("-title")
+        assert (data.tag, data.get("id")) in (("table", f"{chart_id}-data"), ("tr", f"{chart_id}-data"))
+        table = data if data.tag == "table" else next(a for a in data.iterancestors() if a.tag == "table")
+        assert table.find(".//th") is not None, title
+        # Every figure the description reads out ("sales: 20.0% (12.1% to 29.9%)") is in that table.
+        figures = [n for item in desc.split("; ") for n in _FIGURE.findall(item.partition(": ")[2])]
+        assert figures, title
+        missing = [n for n in figures if n not in data.text_content()]
+        assert missing == [], f"{title}: {missing} not in its table"
+    dots = page.get_element_by_id("departments-sender-data")
+    assert dots.getparent().find(".//figure[@aria-describedby='departments-sender-data']") is not None
+    assert accessibility_findings(report, ws) == []
+
+
+def test_a_chart_whose_template_drops_its_data_table_is_a_finding(ws: Workspace, engine: Engine) -> None:
+    seed_two_quarters(engine)
+    report = exec_report(engine, ws, parse_period("2027-Q1", NOW))
+    template = ws.root / "templates/reports/exec.html"
+    source = template.read_text(encoding="utf-8")
+    dropped = '<figure class="dots" aria-describedby="{{ chart.id }}-data">'
+    assert dropped in source
+    template.write_text(source.replace(dropped, '<figure class="dots">'), encoding="utf-8")
+    findings = accessibility_findings(report, ws)
+    assert findings == [
+        f"accessibility.chart: chart 'Human click rate by {by} department, with 95% intervals': "
+        "no aria-describedby naming the table of its data"
+        for by in ("sender", "recipient")
+    ]
 
 
 def test_without_notes_or_a_log_the_page_says_where_to_write(ws: Workspace, engine: Engine) -> None:

@@ -121,12 +121,18 @@ def prepare(root: Path, database_url: str, smtp: SmtpServer, **dispatch: object)
     return make_engine(database_url)
 
 
-@pytest.fixture
-def sqlite_ws(workspace_dir: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def serving(
+    root: Path, database_url: str, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch, **dispatch: object
+) -> Engine:
+    """prepare(), with the environment a daemon of this test runs in: COMMS_SECRET, no COMMS_SMTP_URL."""
     monkeypatch.setenv("COMMS_SECRET", SECRET)
     monkeypatch.delenv("COMMS_SMTP_URL", raising=False)
-    engine = prepare(workspace_dir, f"sqlite:///{workspace_dir / 'comms.db'}", smtp)
-    engine.dispose()
+    return prepare(root, database_url, smtp, **dispatch)
+
+
+@pytest.fixture
+def sqlite_ws(workspace_dir: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    serving(workspace_dir, f"sqlite:///{workspace_dir / 'comms.db'}", smtp, monkeypatch).dispose()
     yield workspace_dir
 
 

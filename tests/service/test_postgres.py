@@ -17,23 +17,20 @@ from tests.service.conftest import (
     add_customers,
     deliveries_of,
     local_time,
-    prepare,
     runs_of,
+    serving,
     wait_until,
     write_schedule,
 )
 from tests.support.smtp_server import SmtpServer, message_ids_by_recipient
-from tests.support.workspace import SECRET
 
 
 @pytest.fixture
 def pg_ws(
     workspace_dir: Path, postgres_url: str, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Path, Engine]]:
-    monkeypatch.setenv("COMMS_SECRET", SECRET)
-    monkeypatch.delenv("COMMS_SMTP_URL", raising=False)
     # Short leases, so that a killed worker's deliveries come back within seconds.
-    engine = prepare(workspace_dir, postgres_url, smtp, lease_s=3, batch_size=100)
+    engine = serving(workspace_dir, postgres_url, smtp, monkeypatch, lease_s=3, batch_size=100)
     yield workspace_dir, engine
     engine.dispose()
 
