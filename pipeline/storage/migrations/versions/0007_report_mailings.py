@@ -1,6 +1,6 @@
 """Report mailings: each fire of a report's schedule, claimed before sending, with its outcome.
 
-Revision ID: 0007_i13_report_mailings
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-01
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_i13_report_mailings"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
