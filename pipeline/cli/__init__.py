@@ -6,7 +6,18 @@ import sys
 
 import typer
 
-from pipeline.cli import approvals, assemble, bench, check, contacts, daemon, dispatch, report, tracking
+from pipeline.cli import (
+    approvals,
+    assemble,
+    bench,
+    check,
+    contacts,
+    daemon,
+    dispatch,
+    experiments,
+    report,
+    tracking,
+)
 from pipeline.errors import CommsError, unwrap
 
 app = typer.Typer(
@@ -17,7 +28,7 @@ app = typer.Typer(
     # Plain help: Rich markup would eat square brackets, and help texts name [sections] of comms.toml.
     rich_markup_mode=None,
 )
-for module in (assemble, check, contacts, dispatch, report, tracking, daemon, approvals, bench):
+for module in (assemble, check, contacts, dispatch, experiments, report, tracking, daemon, approvals, bench):
     module.register(app)
 
 
