@@ -136,7 +136,7 @@ def load_test(copy: Copy) -> AbTest | None:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise _error(copy, "test", f"`test:` {where}: {first['msg']}") from None
+        raise _error(copy, "test", f"`test:` {where}: {first['msg'].removeprefix('Value error, ')}") from None
     return AbTest(tuple(names), test)
 
 

@@ -115,5 +115,3 @@ def lab(
         )
         yield Lab(workspace_dir, ws, engine, smtp, url)
     engine.dispose()
-
-

@@ -169,7 +169,14 @@ def test_a_manual_override_needs_a_reason_and_is_kept(lab: Lab) -> None:
     refused = comms("ab", "decide", str(run.id), "--winner", "question", cwd=lab.root)
     assert refused.returncode != 0 and "--reason" in refused.stderr
     decided = comms(
-        "ab", "decide", str(run.id), "--winner", "question", "--reason", "brand prefers it", "--no-send",
+        "ab",
+        "decide",
+        str(run.id),
+        "--winner",
+        "question",
+        "--reason",
+        "brand prefers it",
+        "--no-send",
         cwd=lab.root,
     )
 
