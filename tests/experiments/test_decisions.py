@@ -11,8 +11,8 @@ from sqlalchemy import select, update
 from pipeline.experiments.decision import decide_due
 from pipeline.runs.start import dispatch_run, start_run
 from pipeline.storage.engines import session
+from pipeline.storage.models import Delivery, DeliveryStatus, Event, Run, RunStatus, utcnow
 from pipeline.storage.outbox import aware
-from pipeline.storage.models import DeliveryStatus, Event, Run, RunStatus, utcnow
 from tests.experiments.conftest import (
     CAMPAIGN,
     OFFER_SUBJECT,
@@ -78,8 +78,6 @@ def test_arms_go_first_stratified_and_the_rest_waits_held(lab: Lab) -> None:
             assert (OFFER_SUBJECT if variant == "offer" else QUESTION_SUBJECT) in subject
     # Stratified: each department x domain cell is split between the arms within one person.
     with session(lab.engine) as db:
-        from pipeline.storage.models import Delivery
-
         rows = db.scalars(select(Delivery).where(Delivery.run_id == run.id)).all()
     cells: dict[tuple[str, str], list[int]] = {}
     for row in rows:
