@@ -329,7 +329,7 @@ def list_runs(
                 counts[DeliveryStatus.sent],
                 run.recipient_count,
                 counts[DeliveryStatus.failed],
-                counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending],
+                counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending] + counts[DeliveryStatus.held],
                 run.created_at,
             )
         )

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from pipeline.assembly.copy import load_copy
-from pipeline.assembly.variants import AbTest, load_test
+from pipeline.assembly.variants import MAX_APPLE_SHARE_FOR_OPENS, AbTest, load_test
 from pipeline.experiments.stats import CONFIDENCE, POWER, detectable_lift, sample_size
 from pipeline.reports import queries
 from pipeline.reports.glossary import BY_ID, derive, rates
@@ -50,6 +50,7 @@ class TestPlan:
     per_arm: float
     detectable: float | None  # the smallest lift PER_ARM detects (None: not even 100 points)
     learn_only_detectable: float | None  # ... with the whole audience in the arms
+    apple_share: float | None = None  # of openers in the campaign's earlier runs (for the open metric)
 
     @property
     def enough(self) -> bool:
@@ -65,6 +66,7 @@ def plan_test(conn: Connection, campaign: str, test: AbTest, audience: int) -> T
         rate, source = past[0], f"the campaign's earlier runs, {past[1]} delivered"
     else:
         rate, source = ASSUMED_BASELINE, "assumed: no earlier runs and no `baseline:` in the test"
+    apple = past_rate(conn, campaign, "apple_proxy_share") if stated.metric == "human_open_rate" else None
     arms = len(test.variants)
     in_test = audience if stated.learn_only else math.floor(audience * float(stated.share))
     return TestPlan(
@@ -78,6 +80,7 @@ def plan_test(conn: Connection, campaign: str, test: AbTest, audience: int) -> T
         per_arm=in_test / arms,
         detectable=detectable_lift(rate, in_test / arms),
         learn_only_detectable=detectable_lift(rate, audience / arms),
+        apple_share=apple[0] if apple else None,
     )
 
 
@@ -105,6 +108,11 @@ def describe(plan: TestPlan) -> list[str]:
         lines.append(
             f"test share {float(stated.share):.0%}: {plan.in_test:,} of {plan.audience:,} in the arms "
             f"({plan.per_arm:,.0f} per arm); the other {plan.audience - plan.in_test:,} wait for the winner"
+        )
+    if plan.apple_share is not None and plan.apple_share >= MAX_APPLE_SHARE_FOR_OPENS:
+        lines.append(
+            f"{plan.apple_share:.0%} of this campaign's openers were Apple proxies: human opens cannot "
+            "decide this test (the rule keeps the control); use metric: human_click_rate"
         )
     if not plan.enough and stated.learn_only:
         lines.append(

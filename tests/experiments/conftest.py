@@ -17,12 +17,16 @@ from sqlalchemy import Engine, select
 
 from pipeline.audience.importer import import_contacts
 from pipeline.feedback.server import create_app
-from pipeline.storage.engines import make_engine, session, upgrade
+from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery
 from pipeline.workspace.folders import Workspace
+from tests.delivery.conftest import engine, ws_root
 from tests.feedback.conftest import ServerThread
 from tests.support.smtp_server import SmtpServer
-from tests.support.workspace import SECRET, configure, open_ws, smtp_sections
+from tests.support.workspace import configure, open_ws, smtp_sections
+
+# The sample workspace on the test database, as tests/delivery has it.
+__all__ = ["engine", "lab", "ws_root"]
 
 CAMPAIGN = "tooling-offer"  # templates/copy/tooling-offer.md: variants `offer` (control) and `question`
 OFFER_SUBJECT = "Launch offer: 10% off KF-9 tooling until 30 April"
@@ -95,23 +99,16 @@ class Lab:
 
 
 @pytest.fixture
-def lab(
-    workspace_dir: Path, database_url: str, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Lab]:
-    monkeypatch.setenv("COMMS_SECRET", SECRET)
-    monkeypatch.delenv("COMMS_SMTP_URL", raising=False)
-    monkeypatch.delenv("COMMS_DATABASE_URL", raising=False)
-    configure(workspace_dir, {"database": f'url = "{database_url}"', **smtp_sections(smtp.port)})
-    upgrade(database_url)
-    small_test(workspace_dir)
-    engine = make_engine(database_url)
-    settings = open_ws(workspace_dir).settings
+def lab(ws_root: Path, engine: Engine, smtp: SmtpServer) -> Iterator[Lab]:
+    """The sample workspace (tests/delivery's ws_root) sending to SMTP, with a test made small."""
+    configure(ws_root, smtp_sections(smtp.port))
+    small_test(ws_root)
+    settings = open_ws(ws_root).settings
     with ServerThread(create_app(settings, engine), settings) as url:
-        configure(workspace_dir, {"tracking": f'base_url = "{url}"'})
-        ws = open_ws(workspace_dir)
+        configure(ws_root, {"tracking": f'base_url = "{url}"'})
+        ws = open_ws(ws_root)
         # The test's tracking server is plain http on loopback; a real one must be https (RFC 8058).
         ws.settings.checks.severity.update(
             {"deliverability.one-click": "warning", "deliverability.insecure-link": "warning"}
         )
-        yield Lab(workspace_dir, ws, engine, smtp, url)
-    engine.dispose()
+        yield Lab(ws_root, ws, engine, smtp, url)

@@ -9,27 +9,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from pipeline.storage.engines import make_engine, upgrade
 from pipeline.storage.models import utcnow
 from tests.experiments.conftest import CAMPAIGN, add_customers
 from tests.support.cli import assert_one_line_error, comms
-from tests.support.workspace import SECRET, configure
 
 COPY = Path("templates") / "copy" / f"{CAMPAIGN}.md"
 
 
 @pytest.fixture
-def root(workspace_dir: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("COMMS_SECRET", SECRET)
-    monkeypatch.delenv("COMMS_DATABASE_URL", raising=False)
-    configure(workspace_dir, {"database": f'url = "{database_url}"'})
-    upgrade(database_url)
-    return workspace_dir
-
-
-@pytest.fixture
-def engine(root: Path, database_url: str) -> Engine:
-    return make_engine(database_url)
+def root(ws_root: Path) -> Path:
+    return ws_root
 
 
 def test_dry_run_prints_the_sample_needed_and_offers_learn_only_to_a_small_audience(

@@ -7,10 +7,9 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, select
 
-from pipeline.storage.engines import make_engine, session, upgrade
+from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, DeliveryStatus, Run, RunStatus
 from tests.experiments.conftest import (
     CAMPAIGN,
@@ -35,17 +34,11 @@ def _env() -> dict[str, str]:
 
 
 def test_killed_in_the_test_phase_resumed_and_decided_keeps_variants_and_sends_nobody_twice(
-    workspace_dir: Path, database_url: str, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+    ws_root: Path, engine: Engine, smtp: SmtpServer
 ) -> None:
-    monkeypatch.delenv("COMMS_SMTP_URL", raising=False)
-    monkeypatch.delenv("COMMS_DATABASE_URL", raising=False)
-    configure(
-        workspace_dir,
-        {"database": f'url = "{database_url}"', **smtp_sections(smtp.port, connections=4, batch_size=20)},
-    )
-    upgrade(database_url)
+    workspace_dir = ws_root
+    configure(workspace_dir, smtp_sections(smtp.port, connections=4, batch_size=20))
     small_test(workspace_dir)
-    engine: Engine = make_engine(database_url)
     emails = add_customers(workspace_dir, engine, 160)
 
     smtp.hold_after = 30  # mid test phase, however fast or slow the machine is
@@ -95,4 +88,3 @@ def test_killed_in_the_test_phase_resumed_and_decided_keeps_variants_and_sends_n
         assert all(subjects[variant] in str(message["Subject"]) for message in got), email
     with session(engine) as db:
         assert db.get(Run, run.id).status == RunStatus.finished  # type: ignore[union-attr]
-    engine.dispose()
