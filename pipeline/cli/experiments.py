@@ -36,7 +36,7 @@ def decide(
     audience is released with the winner (or the control) and sent, and reports/ab-log.md gets a line.
 
     \b
-    Examples:
+    Example:
       comms ab decide 12
       comms ab decide 12 --winner question --reason "brand review prefers it; figures tied"
     """
