@@ -266,7 +266,7 @@ def _print_report(report: control.RunReport) -> None:
             highlight=False,
         )
     elif run.status != RunStatus.blocked and run.recipient_count:
-        console.print("sent without an approval ([approvals] required = false)")
+        console.print("sent without an approval ([approvals] required = false)", markup=False)
     counts = report.counts
     console.print(
         "  ".join(f"{status} {counts[status]}" for status in DeliveryStatus if counts[status])

@@ -185,14 +185,19 @@ def to_text(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+_LABELS = {metric.id: metric.label for metric in METRICS}
+
+
 def ab_lines(ab: dict[str, Any]) -> list[str]:
     """A run's A/B test (Run.meta["ab"] without its templates), as `comms report run` and
     `comms ab decide` print it: the test, then each arm's figures, the decision and the rule."""
     test = ab["test"]
+    guard = test["guardrails"]
+    metric = _LABELS[test["metric"]].lower()
     lines = [
-        f"A/B test: {' vs '.join(ab['variants'])} (control {ab['control']}), {test['metric']}, "
+        f"A/B test: {' vs '.join(ab['variants'])} (control {ab['control']}), {metric}, "
         f"smallest lift +{test['lift'] * 100:.1f} points, guardrails unsubscribe "
-        f"{test['guardrails']['unsubscribe_rate']:.2%}, complaint {test['guardrails']['complaint_rate']:.2%}"
+        f"{guard['unsubscribe_rate']:.2%}, complaint {guard['complaint_rate']:.2%}"
     ]
     decision = ab.get("decision")
     if decision is None:
