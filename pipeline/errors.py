@@ -17,6 +17,7 @@
     │   └── RunBlocked              a gate at run start refused it (recorded as a blocked run)
     ├── ApprovalError               an approval is refused (not an approver) or approvals.log is wrong
     ├── ReportError                 a report's period, run or campaign is wrong, or privacy forbids it
+    ├── ExperimentError             an A/B test cannot be decided (no test, decided already, no such arm)
     ├── CheckFailed                 a campaign has an error finding, so no run starts (names file, line)
     └── TransportError              a mail server (IMAP for bounces) could not be reached or refused
 
@@ -95,6 +96,10 @@ class ContactError(CommsError, ValueError):
 
 
 class ReportError(CommsError):
+    pass
+
+
+class ExperimentError(CommsError):
     pass
 
 

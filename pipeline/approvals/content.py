@@ -2,10 +2,11 @@
 and when.
 
 The parts are the assembled campaign (subject, HTML and text as recipient-scope templates, so the copy,
-layout, partials and brand all count), the definition of every audience it goes to (the copy's own and
-each schedule's), and every schedule that names it. Files are hashed as parsed, so a comment or a
-reflowed line does not void an approval, and a changed word, list, rule or time does. Front-matter
-fields the layout does not print (stage, owner, due) do not reach the HTML and so do not count either.
+layout, partials and brand all count; for an A/B test the control, each other variant and the test),
+the definition of every audience it goes to (the copy's own and each schedule's), and every schedule
+that names it. Files are hashed as parsed, so a comment or a reflowed line does not void an approval,
+and a changed word, list, rule or time does. Front-matter fields the layout does not print (stage,
+owner, due) do not reach the HTML and so do not count either.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from pipeline.assembly.campaign import Campaign, assemble
 from pipeline.assembly.copy import load_copy
+from pipeline.assembly.variants import load_test
 from pipeline.errors import AudienceError, ScheduleError
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.tomlfile import read_toml
@@ -56,9 +58,16 @@ def _toml(ws: Workspace, path: Path, error: type[AudienceError] | type[ScheduleE
 
 def campaign_content(ws: Workspace, name: str, assembled: Campaign | None = None) -> Content:
     """Hash NAME (ASSEMBLED already, or assembled now) with its audiences and schedules."""
-    campaign = assembled or assemble(ws, name)
     copy = load_copy(ws, name)
+    test = load_test(copy)
+    # An A/B test is approved whole: the control as `content`, every other variant and the test itself.
+    campaign = assembled or assemble(ws, name, test.control if test else None)
     parts = {"content": _digest([campaign.subject, campaign.html, campaign.text])}
+    for variant in test.variants[1:] if test else ():
+        other = assemble(ws, name, variant)
+        parts[f"variant:{variant}"] = _digest([other.subject, other.html, other.text])
+    if test:
+        parts["test"] = _digest(copy.fields.get("test") or {})
     sources = {str(copy.path): (ws.root / copy.path).read_text(encoding="utf-8")}
     layout = ws.layouts_dir / f"{campaign.layout}.mjml"
     for file in [layout, *sorted(p for p in ws.partials_dir.glob("*") if p.is_file())]:

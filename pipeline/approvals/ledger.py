@@ -26,7 +26,7 @@ from pipeline.storage.engines import opened
 from pipeline.storage.models import Approval, utcnow
 from pipeline.workspace.folders import Workspace
 
-_PARTS = {"content": "the copy, layout or brand"}
+_PARTS = {"content": "the copy, layout or brand", "test": "the A/B test"}
 
 
 def approve(

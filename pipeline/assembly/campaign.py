@@ -26,6 +26,7 @@ from pipeline.assembly.mjml import check_tags, compile_mjml, mjml_warnings, repa
 from pipeline.assembly.personalize import Personalizer, preview_recipient
 from pipeline.assembly.scope import Protector, SourceMap
 from pipeline.assembly.text import html_to_text
+from pipeline.assembly.variants import with_variant
 from pipeline.errors import LayoutError, TemplateError
 from pipeline.types import Links, Templates
 from pipeline.workspace.folders import Workspace
@@ -51,6 +52,7 @@ class Campaign:
     tracking: bool
     template_hash: str
     warnings: tuple[str, ...]
+    variant: str = ""  # the A/B variant this is ("" for a copy without variants)
     # Per part ("subject", "html", "text"): where its per-recipient constructs were written.
     origins: Mapping[str, SourceMap] = field(default_factory=dict, compare=False)
 
@@ -59,9 +61,12 @@ class Campaign:
         return Templates(self.subject, self.html, self.text)
 
 
-def assemble(ws: Workspace, name: str) -> Campaign:
-    """Assemble templates/copy/NAME.md with its layout; raises CopyError, LayoutError or TemplateError."""
+def assemble(ws: Workspace, name: str, variant: str | None = None) -> Campaign:
+    """Assemble templates/copy/NAME.md (as its A/B VARIANT, when given) with its layout; raises
+    CopyError, LayoutError or TemplateError."""
     copy = load_copy(ws, name)
+    if variant is not None:
+        copy = with_variant(copy, variant)
     protector = Protector()
     scope = CampaignScope(
         ws, protector, {"brand": ws.settings.brand.model_dump(), "campaign": _metadata(copy)}
@@ -110,6 +115,7 @@ def assemble(ws: Workspace, name: str) -> Campaign:
         tracking=copy.front.tracking,
         template_hash=digest,
         warnings=tuple(warnings),
+        variant=variant or "",
         origins=origins,
     )
 

@@ -15,8 +15,9 @@ tracked: its Jinja source is what is stored, and the click endpoint renders it f
 delivery's contact.
 
 Every tracked message also carries one hidden honeypot link, last in the run's link list (its index
-is ``Run.meta["honeypot"]``): zero-size, ``aria-hidden``, ``tabindex=-1`` and empty, so no person
-sees, tabs to or hears it, while link scanners that follow every href hit it. It carries the
+is ``Run.meta["honeypot"]``; an A/B variant's own links come after it, and it shares the honeypot):
+zero-size, ``aria-hidden``, ``tabindex=-1`` and empty, so no person sees, tabs to or hears it, while
+link scanners that follow every href hit it. It carries the
 ``data-comms-honeypot`` attribute so the checks' link rules and the link reports skip it; a click on
 it is a machine's (pipeline.feedback.events) and still redirects, to the brand's website.
 
@@ -121,11 +122,18 @@ def with_utm(url: str, utm: Mapping[str, str]) -> str:
 
 
 def rewrite_links(
-    source: str, *, utm: Mapping[str, str], track: bool, own_base_url: str, honeypot_url: str | None = None
+    source: str,
+    *,
+    utm: Mapping[str, str],
+    track: bool,
+    own_base_url: str,
+    honeypot_url: str | None = None,
+    after: TrackedHtml | None = None,
 ) -> TrackedHtml:
     """SOURCE (recipient-scope HTML) with UTM added and, when TRACK, links and the open pixel tracked
-    and, given HONEYPOT_URL, the hidden honeypot link leading there."""
-    links: list[str] = []
+    and, given HONEYPOT_URL, the hidden honeypot link leading there. AFTER (another A/B variant of the
+    same run) continues that variant's link list, so one run has one list, and shares its honeypot."""
+    links: list[str] = list(after.links) if after is not None else []
     own = own_base_url.rstrip("/") + "/"
 
     def one(match: re.Match[str]) -> str:
@@ -145,7 +153,10 @@ def rewrite_links(
         return TrackedHtml(rewritten, tuple(links))
     honeypot = None
     tail = PIXEL
-    if honeypot_url is not None:
+    if after is not None and after.honeypot is not None:
+        honeypot = after.honeypot
+        tail = _HONEYPOT.format(index=honeypot) + PIXEL
+    elif honeypot_url is not None:
         honeypot = len(links)
         links.append(honeypot_url)
         tail = _HONEYPOT.format(index=honeypot) + PIXEL
@@ -154,8 +165,11 @@ def rewrite_links(
     return TrackedHtml(f"{rewritten[:at]}{tail}{rewritten[at:]}", tuple(links), honeypot)
 
 
-def track_campaign(campaign: Campaign, settings: Settings) -> tuple[Campaign, TrackedHtml]:
-    """The campaign as a run freezes it (html rewritten) and its links (Run.meta["links"], "honeypot").
+def track_campaign(
+    campaign: Campaign, settings: Settings, after: TrackedHtml | None = None
+) -> tuple[Campaign, TrackedHtml]:
+    """The campaign as a run freezes it (html rewritten) and its links (Run.meta["links"], "honeypot");
+    AFTER is the run's previous A/B variant, whose link list this one's continues.
 
     The template hash stays the hash of the assembled sources: rewriting is a function of them and
     of the settings, and the hash is there to show which copy and layout a run sent.
@@ -170,6 +184,7 @@ def track_campaign(campaign: Campaign, settings: Settings) -> tuple[Campaign, Tr
         track=campaign.tracking,
         own_base_url=settings.tracking.base_url,
         honeypot_url=settings.brand.website or settings.tracking.base_url,
+        after=after,
     )
     return replace(campaign, html=tracked.html), tracked
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from pipeline.assembly.campaign import Campaign
-from pipeline.assembly.copy import Copy
+from pipeline.assembly.campaign import Campaign, assemble
+from pipeline.assembly.copy import Copy, load_copy
+from pipeline.assembly.variants import load_test
 from pipeline.checks import accessibility, brand, compatibility, content, deliverability, recipients
 from pipeline.checks.sources import Location
 from pipeline.checks.subject import Family, Rule, Severity, build_subject
@@ -95,9 +96,21 @@ def check(
     return Report(name, tuple(findings), time.perf_counter() - started)
 
 
+def check_variants(ws: Workspace, name: str) -> list[Report]:
+    """check() on campaign NAME, or on each of its A/B variants (each reported as NAME/VARIANT):
+    every message a run of it would send."""
+    test = load_test(load_copy(ws, name))
+    if test is None:
+        return [check(ws, name)]
+    return [
+        replace(check(ws, name, assemble(ws, name, variant)), campaign=f"{name}/{variant}")
+        for variant in test.variants
+    ]
+
+
 def check_all(ws: Workspace, names: Iterable[str] | None = None) -> Iterator[Report]:
     for name in names if names is not None else ws.campaign_names():
-        yield check(ws, name)
+        yield from check_variants(ws, name)
 
 
 def refuse_on_errors(report: Report) -> None:

@@ -15,6 +15,7 @@ from pipeline.cli import (
     daemon,
     demo,
     dispatch,
+    experiments,
     report,
     studio,
     tracking,
@@ -29,7 +30,20 @@ app = typer.Typer(
     # Plain help: Rich markup would eat square brackets, and help texts name [sections] of comms.toml.
     rich_markup_mode=None,
 )
-for module in (assemble, check, contacts, dispatch, report, tracking, daemon, approvals, bench, demo, studio):
+for module in (
+    assemble,
+    check,
+    contacts,
+    dispatch,
+    experiments,
+    report,
+    tracking,
+    daemon,
+    approvals,
+    bench,
+    demo,
+    studio,
+):
     module.register(app)
 
 

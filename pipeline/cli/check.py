@@ -36,7 +36,7 @@ def check_command(
     """
     from pipeline.checks.deliverability import spamassassin_available
     from pipeline.checks.formats import FORMATS, render
-    from pipeline.checks.runner import check
+    from pipeline.checks.runner import check_variants
 
     ws = open_workspace(workspace)
     if fmt not in FORMATS:
@@ -44,7 +44,7 @@ def check_command(
     if all_campaigns == bool(campaigns):
         raise RunError("name one or more campaigns, or give --all")
     names = ws.campaign_names() if all_campaigns else list(campaigns or [])
-    reports = [check(ws, name) for name in names]
+    reports = [report for name in names for report in check_variants(ws, name)]
     output = render(reports, fmt)
     if out is not None:
         out.write_text(output + "\n", encoding="utf-8")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -10,6 +10,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import WorkspaceOption, console, open_workspace
+
+if TYPE_CHECKING:
+    from pipeline.timetable.plan import Occurrence
+    from pipeline.workspace.folders import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -69,7 +73,8 @@ def plan_command(
     """
     from pipeline.timetable.plan import build_plan
 
-    plan = build_plan(open_workspace(workspace), days=days)
+    ws = open_workspace(workspace)
+    plan = build_plan(ws, days=days)
     console.print(f"plan for {plan.start:%Y-%m-%d %H:%M} UTC to {plan.end:%Y-%m-%d %H:%M} UTC")
     table = Table(box=box.SIMPLE_HEAD)
     headings = (
@@ -99,5 +104,25 @@ def plan_command(
         console.print(table)
     else:
         console.print("nothing scheduled")
+    _print_tests(ws, plan.occurrences)
     for warning in plan.warnings:
         console.print(f"[yellow]warning[/yellow]  {escape(warning)}")
+
+
+def _print_tests(ws: Workspace, occurrences: list[Occurrence]) -> None:
+    """Each planned campaign's A/B test against its audience's size today: the sample it needs."""
+    from pipeline.errors import CommsError
+    from pipeline.experiments.planning import plan_lines
+
+    seen: set[str] = set()
+    for item in occurrences:
+        if item.campaign in seen or item.recipients is None:
+            continue
+        seen.add(item.campaign)
+        try:
+            lines = plan_lines(ws, item.campaign, item.recipients)
+        except CommsError:  # the plan's own warnings already name a copy that does not load
+            continue
+        for number, line in enumerate(lines):
+            label = f"A/B test {item.campaign}:" if number == 0 else ""
+            console.print(f"{label} {line}" if label else f"  {line}", highlight=False, markup=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -78,7 +79,7 @@ def send(
             campaign,
             audience,
             started_by=f"cli:{getpass.getuser()}",
-            confirm=None if yes else _confirm,
+            confirm=None if yes else partial(_confirm, ws),
             again=again,
             allow_empty=allow_empty,
         )
@@ -93,7 +94,7 @@ def send(
                 else ""
             )
         )
-        _dispatch(ws, run)
+        dispatch_in_foreground(ws, run)
         _print_summary(start.send_summary(ws, run))
 
 
@@ -116,7 +117,7 @@ def _print_warnings(warnings: list[str] | tuple[str, ...]) -> None:
         console.print(f"[yellow]warning[/yellow]  {warning}", highlight=False)
 
 
-def _confirm(plan: start.RunPlan) -> None:
+def _confirm(ws: Workspace, plan: start.RunPlan) -> None:
     console.print(f"campaign   {plan.campaign.name} ({plan.campaign.department})")
     console.print(f"audience   {plan.audience.name}: {plan.recipients} recipients")
     if plan.already_received:
@@ -124,6 +125,8 @@ def _confirm(plan: start.RunPlan) -> None:
         console.print(f"           {plan.already_received} of them already received this campaign and {did}")
     console.print(f"transport  {plan.transport}")
     _print_warnings(plan.campaign.warnings)
+    if plan.test is not None:
+        _print_test(ws, plan)
     question = (
         "Send again to people who already received it?"
         if plan.again and plan.already_received
@@ -163,6 +166,7 @@ def _dry_run(ws: Workspace, campaign: str, audience: str | None, *, again: bool,
     console.print(f"transport  {plan.transport} (nothing sent: dry run)")
     console.print(f"rendered   {report.rendered} messages, {report.average_bytes // 1024} KB on average")
     _print_warnings(plan.campaign.warnings)
+    _print_test(ws, plan)
     if report.sample_to:
         console.print(f"\nsample to {report.sample_to}\nSubject: {report.sample_subject}\n")
         console.print(report.sample_text or "", markup=False, highlight=False)
@@ -173,6 +177,14 @@ def _dry_run(ws: Workspace, campaign: str, audience: str | None, *, again: bool,
         raise typer.Exit(1)
 
 
+def _print_test(ws: Workspace, plan: start.RunPlan) -> None:
+    """The A/B test's sample needed against this audience (and learn-only, when it is too small)."""
+    from pipeline.experiments.planning import plan_lines
+
+    for number, line in enumerate(plan_lines(ws, plan.campaign.name, plan.recipients)):
+        console.print(f"{'A/B test' if number == 0 else '':<10} {line}", highlight=False, markup=False)
+
+
 class _RateColumn(ProgressColumn):
     """Messages per second over the last few updates."""
 
@@ -180,7 +192,7 @@ class _RateColumn(ProgressColumn):
         return Text(f"{task.speed or 0:.0f}/s")
 
 
-def _dispatch(ws: Workspace, run: Run) -> None:
+def dispatch_in_foreground(ws: Workspace, run: Run) -> None:
     """Send RUN in the foreground with a progress bar, then show where it ended."""
     from pipeline.runs import start
 
@@ -229,6 +241,8 @@ def exit_code(report: control.RunReport) -> int:
     status = report.run.status
     if status == RunStatus.paused:
         return EXIT_PAUSED
+    if status == RunStatus.sending and report.waiting_for_decision:  # an A/B test's arms are out
+        return 0
     if status == RunStatus.finished and not report.counts[DeliveryStatus.failed]:
         return 0
     return EXIT_FAILURES
@@ -252,12 +266,19 @@ def _print_report(report: control.RunReport) -> None:
             highlight=False,
         )
     elif run.status != RunStatus.blocked and run.recipient_count:
-        console.print("sent without an approval ([approvals] required = false)")
+        console.print("sent without an approval ([approvals] required = false)", markup=False)
     counts = report.counts
     console.print(
         "  ".join(f"{status} {counts[status]}" for status in DeliveryStatus if counts[status])
         or "no deliveries"
     )
+    if report.waiting_for_decision:
+        decide_at = run.ab_decide_at
+        console.print(
+            f"A/B test: {counts[DeliveryStatus.held]} held until the decision"
+            + (f" at {_when(decide_at)} UTC (the daemon decides then)" if decide_at else "")
+            + f"; `comms ab decide {run.id}` decides now"
+        )
     if report.rate_per_s:
         eta = f", about {_duration(report.eta_s)} left" if report.eta_s else ""
         console.print(f"rate {report.rate_per_s:.1f} messages/s{eta}")
@@ -308,7 +329,7 @@ def list_runs(
                 counts[DeliveryStatus.sent],
                 run.recipient_count,
                 counts[DeliveryStatus.failed],
-                counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending],
+                counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending] + counts[DeliveryStatus.held],
                 run.created_at,
             )
         )
@@ -375,7 +396,7 @@ def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     from pipeline.runs import control
 
     ws = open_workspace(workspace)
-    _dispatch(ws, control.resume_run(ws, run_id))
+    dispatch_in_foreground(ws, control.resume_run(ws, run_id))
 
 
 @runs_app.command("cancel")
@@ -406,4 +427,4 @@ def retry(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     count = control.retry_run(ws, run_id)
     console.print(f"run {run_id}: {count} failed deliveries queued again")
     if count:
-        _dispatch(ws, control.show_run(ws, run_id).run)
+        dispatch_in_foreground(ws, control.show_run(ws, run_id).run)

@@ -199,7 +199,9 @@ class _RunContext:
     def __init__(self, settings: Settings, run: Run, signer: Signer | None) -> None:
         assert run.id is not None
         self.run_id = run.id
-        self.composer = run_composer(settings, run, signer)
+        # One composer per A/B variant the run sends ("" and the control share the run's templates).
+        variants = ["", *(run.meta.get("ab") or {}).get("variants", [])]
+        self.composers = {variant: run_composer(settings, run, signer, variant) for variant in variants}
         self.stopped = False  # paused or cancelled (by us or elsewhere): send nothing more
         self.pause_reason = ""  # why this worker paused it
         self.pause_written = False
@@ -359,7 +361,8 @@ class _Worker:
             log.info("run %s finished", run_id)
         if self.run_id is not None:
             status = (await self.db.call(outbox.run_statuses, [self.run_id])).get(self.run_id)
-            if status != RunStatus.sending:
+            # An A/B test's rest of the audience is held until the decision: this run is done for now.
+            if status != RunStatus.sending or await self.db.call(outbox.waits_for_decision, self.run_id):
                 self.run_over = True
                 return
         due = await self.db.call(outbox.next_due, self.run_id)
@@ -489,9 +492,16 @@ class _Worker:
             )
             return
         try:
-            outgoing = context.composer.compose(
-                item.recipient, delivery_id=item.delivery_id, contact_key=item.contact_id, to_email=item.email
-            ).outgoing
+            outgoing = (
+                context.composers[item.variant]
+                .compose(
+                    item.recipient,
+                    delivery_id=item.delivery_id,
+                    contact_key=item.contact_id,
+                    to_email=item.email,
+                )
+                .outgoing
+            )
         except Exception as exc:  # whatever one contact's data does to the template stays with them
             # A template meeting one contact's data (or a header that data would break) fails
             # that delivery only; `comms runs retry` sends it once the data is fixed.
@@ -587,12 +597,13 @@ def record_outcomes(conn: Connection, worker: str, outcomes: list[outbox.Outcome
             session.flush()
 
 
-def run_composer(settings: Settings, run: Run, signer: Signer | None = None) -> Composer:
-    """RUN's messages as they are sent: its frozen templates, its Message-ID salt, tracking on."""
+def run_composer(settings: Settings, run: Run, signer: Signer | None = None, variant: str = "") -> Composer:
+    """RUN's messages as they are sent: its (or its A/B VARIANT's) frozen templates, its Message-ID
+    salt, tracking on."""
     assert run.id is not None
     return Composer(
         settings,
-        run.templates,
+        run.variant_templates(variant),
         campaign=run.campaign,
         department=run.department,
         run_id=run.id,

@@ -136,12 +136,12 @@ class _TrackingServer:
                 return (), None
             return tuple(run.meta.get("links", ())), run.meta.get("honeypot")
 
-    def _composer(self, run_id: int) -> Composer | None:
+    def _composer(self, run_id: int, variant: str = "") -> Composer | None:
         with session(self.engine) as db:
             run = db.get(Run, run_id)
             if run is None:
                 return None
-            return run_composer(self.settings, run)
+            return run_composer(self.settings, run, variant=variant)
 
     # -- open and click ----------------------------------------------------------------------------
 
@@ -387,7 +387,7 @@ class _TrackingServer:
             delivery = db.get(Delivery, delivery_id)
             if delivery is None or (delivery.contact_id is None and not delivery.email):
                 return None  # erased: there is no one to render it for
-            composer = self.composer(delivery.run_id)
+            composer = self.composer(delivery.run_id, delivery.variant)  # the A/B variant it was sent
             if composer is None:
                 return None
             return composer.render(self._recipient(db, delivery), delivery_id).html

@@ -116,6 +116,35 @@ def _p_chart(report: CampaignReport, colours: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _ab_table(decision: dict[str, Any]) -> dict[str, Any]:
+    """A decided A/B test: each arm's figures under the decision and its reason (the rule is in text)."""
+    rows = [
+        [
+            arm["variant"],
+            str(arm["n"]),
+            f"{arm['rate']:.1%}",
+            f"{arm['p_best']:.3f}",
+            f"{arm['expected_loss']:.4f}",
+            f"{arm['unsubscribe_rate']:.2%}",
+            f"{arm['complaint_rate']:.2%}",
+        ]
+        for arm in decision["arms"]
+    ]
+    return {
+        "title": f"A/B test: {decision['winner']} ({decision['chosen_by']}): {decision['reason']}",
+        "head": [
+            "Variant",
+            "Delivered",
+            decision["metric_label"],
+            "P(best)",
+            "Expected loss",
+            "Unsubscribe rate",
+            "Complaint rate",
+        ],
+        "rows": rows,
+    }
+
+
 def palette(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
     """(colours, fonts) of every report page: [brand] over defaults that pass the contrast rules."""
     colours = {
@@ -166,6 +195,9 @@ def page_context(report: Report, settings: Settings) -> dict[str, Any]:
         context["tables"].append(
             {"title": "Reasons", "head": ["Kind", "Reason", "Messages"], "rows": reasons}
         )
+        decision = (report.ab or {}).get("decision")
+        if decision is not None:
+            context["tables"].insert(0, _ab_table(decision))
     elif isinstance(report, CampaignReport):
         context |= {
             "title": f"Campaign {report.name}",

@@ -134,6 +134,8 @@ def to_text(report: Report) -> str:
                 f"  {link.position:>2}. {link.url}{cta}: {link.clickers} clickers ({link.raw_clickers} raw), "
                 f"CTR {pct(link.ctr)}, share {pct(link.share)}"
             )
+        if report.ab is not None:
+            lines += ab_lines(report.ab)
         lines += ["departments", *_row_table(report.departments, "department")]
         lines.append("reasons")
         for kind, found in report.reasons.items():
@@ -181,6 +183,42 @@ def to_text(report: Report) -> str:
     lines.append("notes")
     lines += [f"  * {note}" for note in report.footnotes]
     return "\n".join(lines) + "\n"
+
+
+_LABELS = {metric.id: metric.label for metric in METRICS}
+
+
+def ab_lines(ab: dict[str, Any]) -> list[str]:
+    """A run's A/B test (Run.meta["ab"] without its templates), as `comms report run` and
+    `comms ab decide` print it: the test, then each arm's figures, the decision and the rule."""
+    test = ab["test"]
+    guard = test["guardrails"]
+    metric = _LABELS[test["metric"]].lower()
+    lines = [
+        f"A/B test: {' vs '.join(ab['variants'])} (control {ab['control']}), {metric}, "
+        f"smallest lift +{test['lift'] * 100:.1f} points, guardrails unsubscribe "
+        f"{guard['unsubscribe_rate']:.2%}, complaint {guard['complaint_rate']:.2%}"
+    ]
+    decision = ab.get("decision")
+    if decision is None:
+        when = ab.get("decide_at", "")[:16].replace("T", " ")
+        return [*lines, f"  not decided yet{f': the daemon decides at {when} UTC' if when else ''}"]
+    lines.append(
+        f"  decided {decision['decided_at'][:16].replace('T', ' ')} UTC ({decision['chosen_by']}): "
+        f"winner {decision['winner']}, {decision['released']} released to it: {decision['reason']}"
+    )
+    lines.append(
+        f"  minimum {decision['needed_per_arm']} per arm (baseline {decision['baseline']:.1%}, "
+        f"{decision['baseline_source']})"
+    )
+    for arm in decision["arms"]:
+        lines.append(
+            f"  {arm['variant']:<16} n={arm['n']:<6} {arm['rate']:7.1%}  P(best) {arm['p_best']:.3f}  "
+            f"expected loss {arm['expected_loss']:.4f}  unsubscribes {arm['unsubscribe_rate']:.1%}  "
+            f"complaints {arm['complaint_rate']:.1%}"
+        )
+    lines.append(f"  rule: {decision['rule']}")
+    return lines
 
 
 def _num(value: float | int | None) -> str:

@@ -100,6 +100,19 @@ class RunReport:
     reasons: dict[str, dict[str, int]]
     footnotes: list[str]
     recommendations: list[Recommendation]
+    # The run's A/B test as frozen at start (variants, control, test) and, once decided, its decision
+    # with the figures and the rule (pipeline.experiments.decision); None outside a test.
+    ab: dict[str, Any] | None = None
+
+
+def ab_view(run: Run) -> dict[str, Any] | None:
+    frozen = run.meta.get("ab")
+    if not frozen:
+        return None
+    shown = {key: value for key, value in frozen.items() if key != "templates"}  # no message sources
+    if run.ab_decide_at is not None:
+        shown["decide_at"] = queries._aware(run.ab_decide_at).isoformat()
+    return shown
 
 
 def _run(conn: Connection, run_id: int) -> Run:
@@ -179,6 +192,7 @@ def run_report(engine: Engine, settings: Settings, run_id: int) -> RunReport:
         reasons=reasons,
         footnotes=footnotes,
         recommendations=[],
+        ab=ab_view(run),
     )
     point = next((p for p in series if p.run_id == run_id), None)
     report.recommendations.extend(run_rules(report, settings.reports.rules, history, point, len(series)))

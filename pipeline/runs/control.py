@@ -64,6 +64,11 @@ class RunReport:
     def remaining(self) -> int:
         return self.counts[DeliveryStatus.queued] + self.counts[DeliveryStatus.sending]
 
+    @property
+    def waiting_for_decision(self) -> bool:
+        """An A/B test's arms are out and the rest of the audience is held for the decision."""
+        return bool(self.counts[DeliveryStatus.held]) and not self.remaining
+
 
 def list_runs(ws: Workspace, limit: int = 20) -> list[tuple[Run, dict[str, int]]]:
     """The latest runs, newest first, each with its deliveries counted by status."""

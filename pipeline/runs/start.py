@@ -24,7 +24,8 @@ from pipeline.approvals.ledger import verdict
 from pipeline.assembly.campaign import Campaign, assemble, check_campaign
 from pipeline.assembly.copy import load_copy
 from pipeline.assembly.personalize import preview_recipient
-from pipeline.assembly.tracking import cta_link, track_campaign
+from pipeline.assembly.tracking import TrackedHtml, cta_link, track_campaign
+from pipeline.assembly.variants import AbTest, load_test
 from pipeline.audience.segments import (
     Audience,
     Breakdown,
@@ -50,6 +51,7 @@ from pipeline.errors import (
 )
 from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
+from pipeline.runs.assignment import assign
 from pipeline.runs.control import RunReport, describe_transport, get_run, show_run
 from pipeline.storage import outbox
 from pipeline.storage.engines import opened, session
@@ -78,6 +80,13 @@ class RunPlan:
     transport: str
     already_received: int = 0  # contacts of the audience who got this campaign in an earlier run
     again: bool = False  # True: they are sent it again; False: they are left out
+    test: AbTest | None = None  # the copy's A/B test
+    variants: tuple[Campaign, ...] = ()  # with a test: every variant assembled, the control first
+
+    @property
+    def campaigns(self) -> tuple[Campaign, ...]:
+        """Every message the run would send: each variant's, or the one campaign's."""
+        return self.variants or (self.campaign,)
 
 
 def refuse_failing_checks(ws: Workspace, campaign: Campaign) -> None:
@@ -88,15 +97,20 @@ def refuse_failing_checks(ws: Workspace, campaign: Campaign) -> None:
 
 
 def plan_run(ws: Workspace, campaign: str, audience: str | None = None, *, again: bool = False) -> RunPlan:
-    """Assemble and check CAMPAIGN and count its audience (the copy's own unless AUDIENCE is given)."""
-    assembled = assemble(ws, campaign)
-    check_campaign(ws, assembled)
+    """Assemble and check CAMPAIGN (each A/B variant, when it has a test) and count its audience
+    (the copy's own unless AUDIENCE is given)."""
+    test = load_test(load_copy(ws, campaign))
+    variants = tuple(assemble(ws, campaign, name) for name in test.variants) if test else ()
+    assembled = variants[0] if variants else assemble(ws, campaign)
+    for each in variants or (assembled,):
+        check_campaign(ws, each)
     chosen = load_audience(ws, audience or assembled.audience)
     with opened(ws.settings) as engine, session(engine) as db:
         count = count_audience(db, chosen)
         already = outbox.count_already_received(db.connection(), audience_query(chosen), assembled.name)
     recipients = count if again else count - already
-    return RunPlan(assembled, chosen, recipients, describe_transport(ws.settings), already, again)
+    transport = describe_transport(ws.settings)
+    return RunPlan(assembled, chosen, recipients, transport, already, again, test, variants)
 
 
 class UnfinishedRunError(RunError):
@@ -155,7 +169,11 @@ def check_sender(settings: Settings, ws: Workspace) -> None:
 def check_variables(ws: Workspace, plan: RunPlan) -> None:
     """Refuse a run in which some recipients would get an empty value where the copy prints one."""
     with opened(ws.settings) as engine, session(engine) as db:
-        found = missing_variables(plan.campaign, stream_people(db, plan.audience))
+        found = [
+            missing
+            for campaign in plan.campaigns
+            for missing in missing_variables(campaign, stream_people(db, plan.audience))
+        ]
     if found:
         first = found[0]
         more = f" (and {len(found) - 1} more variables)" if len(found) > 1 else ""
@@ -194,6 +212,9 @@ def start_run(
     if confirm is not None:
         confirm(plan)
     tracked, tracked_html = track_campaign(plan.campaign, ws.settings)
+    ab: dict[str, Any] = {}
+    if plan.test is not None:
+        tracked_html, ab = _freeze_test(plan, tracked_html, ws.settings)
     now = utcnow()
     run = Run(
         campaign=tracked.name,
@@ -218,8 +239,10 @@ def start_run(
             "message_id_salt": secrets.token_hex(16),
             "warnings": list(tracked.warnings),
             "left_out": 0 if again else plan.already_received,
+            **({"ab": ab} if ab else {}),
         },
         created_at=now,
+        ab_decide_at=now + plan.test.test.decide_after if plan.test else None,
     )
     with opened(ws.settings) as engine:
         try:
@@ -229,6 +252,11 @@ def start_run(
                 if not again:  # leave out whoever got (or is queued for) this campaign already
                     frozen = frozen.where(~outbox.has_received(tracked.name))
                 count = outbox.snapshot_audience(conn, run_id, frozen, now)
+                if plan.test is not None:  # in the same transaction: no delivery is ever without its variant
+                    test = plan.test
+                    share = None if test.test.learn_only else float(test.test.share)
+                    assigned = assign(outbox.strata(conn, run_id), run_id, test.variants, share)
+                    outbox.assign_variants(conn, assigned)
                 outbox.set_recipient_count(conn, run_id, count)
                 status = RunStatus.sending if paused_reason is None else RunStatus.paused
                 reason = paused_reason or ""
@@ -238,6 +266,32 @@ def start_run(
                 raise
             raise OccurrenceTaken(f"schedule {schedule} already has a run for {occurrence}") from None
         return get_run(engine, run_id)
+
+
+def _freeze_test(
+    plan: RunPlan, control: TrackedHtml, settings: Settings
+) -> tuple[TrackedHtml, dict[str, Any]]:
+    """The run's A/B test as it is frozen in Run.meta["ab"]: the test as the copy states it, and each
+    variant's tracked templates (the control's are the run's own), their links continuing the
+    control's; returns the run's whole link list too."""
+    assert plan.test is not None
+    test = plan.test
+    templates: dict[str, list[str]] = {}
+    hashes = {test.control: plan.campaign.template_hash}
+    links = control
+    for variant in plan.variants[1:]:
+        tracked, links = track_campaign(variant, settings, after=links)
+        templates[variant.variant] = [tracked.subject, tracked.html, tracked.text]
+        hashes[variant.variant] = variant.template_hash
+    frozen = {
+        "variants": list(test.variants),
+        "control": test.control,
+        "test": test.test.model_dump(mode="json", exclude={"decide_after"})
+        | {"decide_after_s": test.test.decide_after.total_seconds()},
+        "template_hashes": hashes,
+        "templates": templates,
+    }
+    return links, frozen
 
 
 def gate_run_start(
@@ -255,7 +309,8 @@ def gate_run_start(
     fixes it. Other gates (checks, validation) belong here too, so no path to sending skips them.
     First the checks: an error finding raises CheckFailed (see refuse_failing_checks).
     """
-    refuse_failing_checks(ws, plan.campaign)
+    for campaign in plan.campaigns:
+        refuse_failing_checks(ws, campaign)
     if not ws.settings.approvals.required:
         return None
     with opened(ws.settings) as engine:

@@ -6,8 +6,9 @@ be shared. Another daemon on the same database waits as a standby and takes over
 when the leader's lock goes, which is when its process or its connection dies.
 
 The leader runs the timetable (pipeline.timetable.scheduler), [daemon] concurrency dispatch
-workers, the tracking server when [tracking] listen is set, and keeps scheduled runs
-inside their sending windows. `comms worker` runs dispatch workers only; on
+workers, the tracking server when [tracking] listen is set, keeps scheduled runs
+inside their sending windows, and decides A/B tests at their decision time (whose
+held rest its workers then send). `comms worker` runs dispatch workers only; on
 PostgreSQL any number of them share the outbox with the daemon.
 
 SIGTERM or SIGINT: fire nothing more, stop claiming, finish the messages in flight,
@@ -42,6 +43,7 @@ from starlette.types import ASGIApp
 from pipeline.delivery.engine import WorkerReport, run_worker, worker_name
 from pipeline.delivery.transports import transport_for
 from pipeline.errors import CommsError, DatabaseError, unwrap
+from pipeline.experiments.decision import decide_due
 from pipeline.feedback.server import create_app
 from pipeline.feedback.serving import tracking_config
 from pipeline.logs import log_event
@@ -333,7 +335,8 @@ class Daemon:
         return 1 if failures or self.leader_lost else 0
 
     async def _keep(self) -> None:
-        """Every few seconds: confirm the lock is still ours, and keep runs inside their windows."""
+        """Every few seconds: confirm the lock is still ours, keep runs inside their windows, and
+        decide the A/B tests whose decision time has come."""
         while not await _until(self.stop, _KEEP_EVERY_S):
             try:
                 leading = await asyncio.to_thread(self._still_leading)
@@ -351,6 +354,20 @@ class Daemon:
                 continue
             for run_id, status in moved:
                 log_event(log, "run.window", run=run_id, status=status)
+            try:
+                decided = await asyncio.to_thread(decide_due, self.ws, self.engine, utcnow())
+            except (SQLAlchemyError, CommsError) as exc:
+                log_event(log, "ab.decide_failed", level=logging.WARNING, error=exc)
+                continue
+            for decision in decided:
+                log_event(
+                    log,
+                    "ab.decided",
+                    run=decision["run_id"],
+                    winner=decision["winner"],
+                    released=decision["released"],
+                    reason=decision["reason"],
+                )
 
     def _still_leading(self) -> bool:
         """Whether the lock is (again) ours. A database blip ends the lock's session, and with it

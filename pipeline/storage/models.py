@@ -66,6 +66,9 @@ class DeliveryStatus(enum.StrEnum):
     failed = "failed"  # permanent refusal or gave up retrying
     skipped = "skipped"  # suppressed or capped at send time; skip_reason says why
     cancelled = "cancelled"  # the run was cancelled before it went
+    # An A/B test's rest of the audience, waiting for the decision: never claimed; the decision
+    # turns it into queued with the winning variant (pipeline.experiments.decision).
+    held = "held"
 
 
 class EventKind(enum.StrEnum):
@@ -211,6 +214,8 @@ class Run(SQLModel, table=True):
     status_reason: str = ""
     # The approval the run was started under (None: approvals off, or blocked).
     approval_id: int | None = Field(default=None, foreign_key="approval.id", ondelete="SET NULL")
+    # An A/B test's decision time (meta["ab"] holds the test); cleared once it is decided.
+    ab_decide_at: datetime | None = _ts(index=True)
     created_at: datetime | None = _ts(nullable=False)
     started_at: datetime | None = _ts(index=True)
     finished_at: datetime | None = _ts()
@@ -218,6 +223,12 @@ class Run(SQLModel, table=True):
     @property
     def templates(self) -> Templates:
         return Templates(self.subject_template, self.html_template, self.text_template)
+
+    def variant_templates(self, variant: str) -> Templates:
+        """What a delivery of VARIANT is rendered from: an A/B variant's frozen templates (meta["ab"]),
+        or the run's own (the control's) for "" and for the control."""
+        frozen = (self.meta.get("ab") or {}).get("templates", {}).get(variant)
+        return Templates(*frozen) if frozen else self.templates
 
 
 class Delivery(SQLModel, table=True):
@@ -255,6 +266,9 @@ class Delivery(SQLModel, table=True):
     timezone: str = Field(default="", max_length=64)
     # A seed (inbox-placement) address: sent to like anyone, left out of every rate.
     seed: bool = False
+    # The A/B variant this delivery is sent (frozen at snapshot; a held one gets the winner's at the
+    # decision); "" outside a test.
+    variant: str = Field(default="", max_length=100)
 
 
 class Event(SQLModel, table=True):

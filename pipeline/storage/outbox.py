@@ -55,7 +55,8 @@ S = _table(Suppression)
 
 # Runs whose deliveries may be claimed, and those whose leases are still worth watching.
 _ACTIVE = (RunStatus.sending, RunStatus.paused)
-_UNFINISHED = (DeliveryStatus.queued, DeliveryStatus.sending)
+# Held deliveries (an A/B test's rest of the audience) keep their run unfinished until the decision.
+_UNFINISHED = (DeliveryStatus.queued, DeliveryStatus.sending, DeliveryStatus.held)
 
 
 def aware(moment: datetime) -> datetime:
@@ -150,7 +151,7 @@ def snapshot_audience(conn: Connection, run_id: int, audience: Select[Any], now:
 
 
 # Deliveries that mean a contact has, or is about to have, a campaign's message.
-_RECEIVED = (DeliveryStatus.sent, DeliveryStatus.sending, DeliveryStatus.queued)
+_RECEIVED = (DeliveryStatus.sent, DeliveryStatus.sending, DeliveryStatus.queued, DeliveryStatus.held)
 
 
 def has_received(campaign: str) -> ColumnElement[bool]:
@@ -179,6 +180,90 @@ def unfinished_runs(conn: Connection, campaign: str, audience: str) -> list[Run]
     return [Run.model_validate(dict(row)) for row in rows.all()]
 
 
+# -- A/B tests -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stratum:
+    """What the A/B assignment reads of one snapshotted delivery."""
+
+    delivery_id: int
+    contact_id: int | None
+    department: str
+    domain: str
+    seed: bool
+
+
+def strata(conn: Connection, run_id: int) -> list[Stratum]:
+    statement = select(D.c.id, D.c.contact_id, D.c.department, D.c.domain, D.c.seed).where(
+        D.c.run_id == run_id
+    )
+    return [
+        Stratum(r.id, r.contact_id, r.department or "", r.domain or "", bool(r.seed))
+        for r in conn.execute(statement)
+    ]
+
+
+_ASSIGN = (
+    update(D)
+    .where(D.c.id == bindparam("b_id"))
+    .values(variant=bindparam("b_variant"), status=bindparam("b_status"))
+)
+
+
+def assign_variants(conn: Connection, assigned: Sequence[tuple[int, str, bool]]) -> None:
+    """Freeze (delivery id, variant, held) in the outbox: a held delivery waits for the decision."""
+    if assigned:
+        conn.execute(
+            _ASSIGN,
+            [
+                {
+                    "b_id": d,
+                    "b_variant": v,
+                    "b_status": DeliveryStatus.held if held else DeliveryStatus.queued,
+                }
+                for d, v, held in assigned
+            ],
+        )
+
+
+def release_held(conn: Connection, run_id: int, variant: str, now: datetime) -> int:
+    """The decision: RUN_ID's held deliveries become queued, due now, with VARIANT frozen on them."""
+    statement = (
+        update(D)
+        .where(D.c.run_id == run_id, D.c.status == DeliveryStatus.held)
+        .values(status=DeliveryStatus.queued, variant=variant, next_attempt_at=now, updated_at=now)
+    )
+    return int(conn.execute(statement).rowcount)
+
+
+def waits_for_decision(conn: Connection, run_id: int) -> bool:
+    """True when all RUN_ID has left is held deliveries: its test arms are done, the rest waits."""
+    statuses = set(
+        conn.execute(
+            select(D.c.status).where(D.c.run_id == run_id, D.c.status.in_(_UNFINISHED)).distinct()
+        ).scalars()
+    )
+    return statuses == {DeliveryStatus.held}
+
+
+def lock_run(conn: Connection, run_id: int) -> Run | None:
+    """RUN_ID, its row locked until the transaction ends (PostgreSQL), so two deciders take turns."""
+    row = conn.execute(select(R).where(R.c.id == run_id).with_for_update()).mappings().first()
+    return Run.model_validate(dict(row)) if row is not None else None
+
+
+def set_run_meta(conn: Connection, run_id: int, meta: dict[str, Any], **values: Any) -> None:
+    """Replace RUN_ID's meta (a JSON column is saved only when reassigned) and set other VALUES."""
+    conn.execute(update(R).where(R.c.id == run_id).values(meta=meta, **values))
+
+
+def tests_due(conn: Connection, now: datetime) -> list[int]:
+    """Runs whose A/B test reached its decision time and is not decided yet."""
+    statement = select(R.c.id).where(R.c.ab_decide_at.is_not(None), R.c.ab_decide_at <= now)
+    return list(conn.execute(statement.order_by(R.c.ab_decide_at)).scalars())
+
+
 # -- claiming --------------------------------------------------------------------------------------
 
 
@@ -196,6 +281,7 @@ class Claimed:
     email_hash: str | None
     suppressed: bool  # suppressed since the snapshot was taken
     capped: bool = False  # reached [dispatch] max_per_week: skipped, not sent
+    variant: str = ""  # the A/B variant it is rendered from ("" outside a test)
 
     @property
     def domain(self) -> str:
@@ -255,6 +341,7 @@ def claim_batch(
             D.c.attempts,
             D.c.first_attempt_at,
             D.c.contact_id,
+            D.c.variant,
             C.c.email_hash,
             C.c.first_name,
             C.c.last_name,
@@ -311,6 +398,7 @@ def _claimed(row: Any) -> Claimed:
         email_hash=row.email_hash,
         suppressed=bool(row.suppressed),
         capped=bool(row.capped),
+        variant=row.variant or "",
     )
 
 

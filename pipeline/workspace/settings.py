@@ -228,7 +228,14 @@ class Checks(_Section):
     spamassassin: bool = True
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|days?|h|hours?)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|days?|h|hours?|m|min|minutes?)\s*$")
+_UNITS = {"d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
+
+
+def parse_duration(value: str) -> timedelta | None:
+    """ "2 days", "36h", "90 min" as a timedelta; None when VALUE is not such a duration."""
+    found = _DURATION.match(value)
+    return float(found[1]) * _UNITS[found[2][0]] if found else None
 
 
 class Approvals(_Section):
@@ -244,11 +251,10 @@ class Approvals(_Section):
     def _duration(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
-        found = _DURATION.match(value)
-        if not found:
+        found = parse_duration(value)
+        if found is None:
             raise ValueError(f'lead_time must look like "2 days" or "36h", not {value!r}')
-        amount, unit = float(found[1]), found[2]
-        return timedelta(days=amount) if unit.startswith("d") else timedelta(hours=amount)
+        return found
 
     def may_approve(self, who: str) -> bool:
         return not self.approvers or who.strip().casefold() in {a.strip().casefold() for a in self.approvers}

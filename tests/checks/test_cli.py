@@ -19,6 +19,8 @@ def test_the_sample_workspace_has_no_errors(root: Path) -> None:
         "plant-safety-update",
         "q3-results",
         "spring-launch",
+        "tooling-offer/offer",  # an A/B test: every variant is checked
+        "tooling-offer/question",
     ]
     assert [f for r in reports for f in r["findings"] if f["severity"] == "error"] == []
     assert all(f["path"].startswith("templates/") and f["line"] for r in reports for f in r["findings"])
@@ -49,7 +51,14 @@ def test_an_error_exits_1_and_every_format_carries_it(root: Path) -> None:
     assert comms("check", "--all", "--format", "junit", "--out", str(out), cwd=root).returncode == 1
     suites = ElementTree.parse(out).getroot()
     failures = {s.get("name"): int(s.get("failures") or 0) for s in suites.iter("testsuite")}
-    assert failures == {"billing-portal": 0, "plant-safety-update": 0, "q3-results": 1, "spring-launch": 0}
+    assert failures == {
+        "billing-portal": 0,
+        "plant-safety-update": 0,
+        "q3-results": 1,
+        "spring-launch": 0,
+        "tooling-offer/offer": 0,
+        "tooling-offer/question": 0,
+    }
     [failure] = suites.iter("failure")
     assert failure.get("type") == "content.lorem-ipsum"
 

@@ -63,7 +63,7 @@ def test_the_plan_lists_each_occurrence_in_local_time_with_its_audience_size(pla
     assert plan.warnings == [
         "schedules/broken.toml: campaign no-such-copy does not assemble: templates/copy/no-such-copy.md: "
         "no campaign named 'no-such-copy' (campaigns: billing-portal, plant-safety-update, q3-results, "
-        "spring-launch)",
+        "spring-launch, tooling-offer)",
         "2027-03-01: spring-launch (customers-eu) and billing-portal (customers-billing) both reach 78 "
         "contacts that day",
     ]
