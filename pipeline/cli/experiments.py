@@ -43,8 +43,8 @@ def decide(
     from pipeline.cli.dispatch import dispatch_in_foreground
     from pipeline.experiments.decision import decide as decide_test
     from pipeline.experiments.learning import log_line
+    from pipeline.reports.ab import ab_view, shown_decision
     from pipeline.reports.render import ab_lines
-    from pipeline.reports.views import ab_view
     from pipeline.runs.control import show_run
     from pipeline.storage.engines import opened
     from pipeline.storage.models import RunStatus
@@ -55,8 +55,9 @@ def decide(
     with opened(ws.settings) as engine:
         decision = decide_test(ws, engine, run_id, winner=winner, reason=reason)
     run = show_run(ws, run_id).run
-    for line in ab_lines(ab_view(run) or {}):
+    for line in ab_lines(ab_view(run, ws.settings) or {}):
         console.print(line, highlight=False, markup=False)
-    console.print(f"logged in reports/ab-log.md: {log_line(decision)}", highlight=False, markup=False)
+    logged = log_line(shown_decision(decision, ws.settings))
+    console.print(f"logged in reports/ab-log.md: {logged}", highlight=False, markup=False)
     if send and decision["released"] and run.status == RunStatus.sending:
         dispatch_in_foreground(ws, run)

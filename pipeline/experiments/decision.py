@@ -31,7 +31,8 @@ from pipeline.experiments import learning
 from pipeline.experiments.planning import past_rate
 from pipeline.experiments.stats import posteriors, sample_size
 from pipeline.reports import queries
-from pipeline.reports.glossary import BY_ID, COUNTS, count_of, derive, rates
+from pipeline.reports.ab import shown_decision
+from pipeline.reports.glossary import BY_ID, COUNTS, Rate, count_of, derive, rates
 from pipeline.reports.queries import Scope
 from pipeline.storage import outbox
 from pipeline.storage.models import Run, RunStatus, utcnow
@@ -53,6 +54,8 @@ class Arm:
     n: int  # delivered
     k: int  # with the metric's event (human clickers, or human openers)
     rate: float
+    low: float  # the rate's 95% Wilson interval (the glossary's, as every report rate has)
+    high: float
     p_best: float
     expected_loss: float
     unsubscribe_rate: float
@@ -82,12 +85,15 @@ def arms(conn: Connection, run: Run, metric: str) -> list[Arm]:
     out = []
     for name, counted, posterior in zip(names, figures, found, strict=True):
         shown = rates(counted)
+        interval = shown[metric]
         out.append(
             Arm(
                 variant=name,
                 n=posterior.n,
                 k=posterior.k,
-                rate=_value(shown[metric]),
+                rate=_value(interval),
+                low=_value(interval, "low"),
+                high=_value(interval, "high"),
                 p_best=posterior.p_best,
                 expected_loss=posterior.expected_loss,
                 unsubscribe_rate=_value(shown["unsubscribe_rate"]),
@@ -98,8 +104,10 @@ def arms(conn: Connection, run: Run, metric: str) -> list[Arm]:
     return out
 
 
-def _value(rate: Any) -> float:
-    return float(rate.value) if rate is not None and rate.value is not None else 0.0
+def _value(rate: Rate | None, side: str = "value") -> float:
+    """RATE's value (or its low or high bound); 0 for an arm nobody was delivered to."""
+    found = getattr(rate, side) if rate is not None else None
+    return float(found) if found is not None else 0.0
 
 
 def baseline(conn: Connection, run: Run, test: Test, control: Arm) -> tuple[float, str]:
@@ -208,7 +216,7 @@ def decide(
             "released": released,
         }
         outbox.set_run_meta(conn, run_id, {**run.meta, "ab": {**ab, "decision": decision}}, ab_decide_at=None)
-    learning.append(ws, decision)
+    learning.append(ws, shown_decision(decision, ws.settings))
     log.info("run %s: A/B test decided: %s (%s)", run_id, chosen, why)
     return decision
 

@@ -19,9 +19,12 @@ _HEADER = (
 
 
 def log_line(decision: dict[str, Any]) -> str:
-    """DECISION (as stored with the run) as the log's one Markdown line."""
+    """DECISION (as reports.ab shows it: small arms suppressed in aggregate mode) as the log's one
+    Markdown line."""
     arms = "; ".join(
-        f"{arm['variant']}: n={arm['n']}, {arm['rate']:.1%}, P(best) {arm['p_best']:.3f}"
+        f"{arm['variant']}: suppressed (fewer than min_cell)"
+        if arm.get("suppressed")
+        else f"{arm['variant']}: n={arm['n']}, {arm['rate']:.1%}, P(best) {arm['p_best']:.3f}"
         for arm in decision["arms"]
     )
     variants = " vs ".join(f"`{arm['variant']}`" for arm in decision["arms"])

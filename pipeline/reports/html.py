@@ -11,6 +11,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from pipeline.reports.ab import arm_rate
 from pipeline.reports.glossary import METRICS
 from pipeline.reports.render import Report, pct, to_data
 from pipeline.reports.views import CampaignReport, PeriodReport, RunReport
@@ -116,13 +117,16 @@ def _p_chart(report: CampaignReport, colours: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _ab_table(decision: dict[str, Any]) -> dict[str, Any]:
-    """A decided A/B test: each arm's figures under the decision and its reason (the rule is in text)."""
+def ab_table(decision: dict[str, Any]) -> dict[str, Any]:
+    """A decided A/B test: each arm's figures under the decision and its reason (the rule is in text);
+    an arm suppressed in aggregate mode (reports.ab) shows as such."""
     rows = [
-        [
+        [arm["variant"], "suppressed (fewer than min_cell)", "", "", "", "", ""]
+        if arm.get("suppressed")
+        else [
             arm["variant"],
             str(arm["n"]),
-            f"{arm['rate']:.1%}",
+            pct(arm_rate(arm)),
             f"{arm['p_best']:.3f}",
             f"{arm['expected_loss']:.4f}",
             f"{arm['unsubscribe_rate']:.2%}",
@@ -135,7 +139,7 @@ def _ab_table(decision: dict[str, Any]) -> dict[str, Any]:
         "head": [
             "Variant",
             "Delivered",
-            decision["metric_label"],
+            f"{decision['metric_label']} (95% interval)",
             "P(best)",
             "Expected loss",
             "Unsubscribe rate",
@@ -197,7 +201,7 @@ def page_context(report: Report, settings: Settings) -> dict[str, Any]:
         )
         decision = (report.ab or {}).get("decision")
         if decision is not None:
-            context["tables"].insert(0, _ab_table(decision))
+            context["tables"].insert(0, ab_table(decision))
     elif isinstance(report, CampaignReport):
         context |= {
             "title": f"Campaign {report.name}",

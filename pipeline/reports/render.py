@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from pipeline.audience.exporter import writer
+from pipeline.reports.ab import arm_rate
 from pipeline.reports.glossary import METRICS, Rate
 from pipeline.reports.views import CampaignReport, Figures, PeriodReport, Row, RunReport
 
@@ -212,8 +213,11 @@ def ab_lines(ab: dict[str, Any]) -> list[str]:
         f"{decision['baseline_source']})"
     )
     for arm in decision["arms"]:
+        if arm.get("suppressed"):
+            lines.append(f"  {arm['variant']:<16} suppressed (fewer than [reports] min_cell recipients)")
+            continue
         lines.append(
-            f"  {arm['variant']:<16} n={arm['n']:<6} {arm['rate']:7.1%}  P(best) {arm['p_best']:.3f}  "
+            f"  {arm['variant']:<16} n={arm['n']:<6} {pct(arm_rate(arm)):<20}  P(best) {arm['p_best']:.3f}  "
             f"expected loss {arm['expected_loss']:.4f}  unsubscribes {arm['unsubscribe_rate']:.1%}  "
             f"complaints {arm['complaint_rate']:.1%}"
         )

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine
 
 from pipeline.errors import ReportError
 from pipeline.reports import queries
+from pipeline.reports.ab import ab_view
 from pipeline.reports.glossary import (
     CURVE_HOURS,
     METRICS,
@@ -101,18 +102,9 @@ class RunReport:
     footnotes: list[str]
     recommendations: list[Recommendation]
     # The run's A/B test as frozen at start (variants, control, test) and, once decided, its decision
-    # with the figures and the rule (pipeline.experiments.decision); None outside a test.
+    # with the figures and the rule (pipeline.experiments.decision), as reports.ab shows it (small
+    # arms suppressed in aggregate mode); None outside a test.
     ab: dict[str, Any] | None = None
-
-
-def ab_view(run: Run) -> dict[str, Any] | None:
-    frozen = run.meta.get("ab")
-    if not frozen:
-        return None
-    shown = {key: value for key, value in frozen.items() if key != "templates"}  # no message sources
-    if run.ab_decide_at is not None:
-        shown["decide_at"] = queries._aware(run.ab_decide_at).isoformat()
-    return shown
 
 
 def _run(conn: Connection, run_id: int) -> Run:
@@ -192,7 +184,7 @@ def run_report(engine: Engine, settings: Settings, run_id: int) -> RunReport:
         reasons=reasons,
         footnotes=footnotes,
         recommendations=[],
-        ab=ab_view(run),
+        ab=ab_view(run, settings),
     )
     point = next((p for p in series if p.run_id == run_id), None)
     report.recommendations.extend(run_rules(report, settings.reports.rules, history, point, len(series)))

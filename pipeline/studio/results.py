@@ -1,4 +1,4 @@
-"""The results pages: runs, a run's report, its click map and people, a campaign's series.
+"""The results pages: runs, a run's report, its click map and people, a campaign's series, A/B tests.
 
 Every figure comes from pipeline.reports (the same views and glossary as `comms report`), and the
 report sections are the HTML report's own (reports/sections.html.j2). A page is one entry in PAGES:
@@ -7,7 +7,7 @@ context; a new results page is one more function, one more template and one more
 
 Privacy follows [reports] mode: the people page (who received the run and what each did) exists in
 "individual" mode only (reports.people refuses otherwise), and breakdown cells below min_cell are
-suppressed in "aggregate" mode by the views themselves.
+suppressed in "aggregate" mode by the views themselves (an A/B arm too: reports.ab).
 """
 
 from __future__ import annotations
@@ -18,11 +18,15 @@ from typing import Any
 
 from pipeline.assembly.personalize import preview_recipient
 from pipeline.delivery.engine import run_composer
+from pipeline.errors import ReportError
 from pipeline.reports import campaign_report, people, run_report
-from pipeline.reports.html import page_context
+from pipeline.reports.ab import ab_tests, status_of
+from pipeline.reports.glossary import BY_ID
+from pipeline.reports.html import ab_table, page_context
 from pipeline.runs.control import get_run, list_runs
 from pipeline.runs.preview import preview_settings
 from pipeline.storage.engines import opened
+from pipeline.storage.models import utcnow
 from pipeline.studio.frames import click_map
 from pipeline.workspace.folders import Workspace
 
@@ -41,6 +45,7 @@ def run_page(ws: Workspace, params: Mapping[str, Any]) -> dict[str, Any]:
         "run_id": run_id,
         "series": report.campaign,
         "individual": ws.settings.reports.mode == "individual",
+        "ab": report.ab is not None,
     }
 
 
@@ -86,6 +91,32 @@ def series_page(ws: Workspace, params: Mapping[str, Any]) -> dict[str, Any]:
     return page_context(report, ws.settings) | {"name": name}
 
 
+def ab_tests_page(ws: Workspace, params: Mapping[str, Any]) -> dict[str, Any]:
+    with opened(ws.settings) as engine:
+        tests = ab_tests(engine, ws.settings, utcnow())
+    return {"title": "A/B tests", "tests": tests, "labels": {m: BY_ID[m].label for m in BY_ID}}
+
+
+def ab_test_page(ws: Workspace, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's test as `comms report run` shows it: the test, and once decided each arm's figures,
+    the decision, who or what chose it, and the rule (as decided and stored, never recomputed)."""
+    run_id = int(params["run_id"])
+    with opened(ws.settings) as engine:
+        report = run_report(engine, ws.settings, run_id)
+    if report.ab is None:
+        raise ReportError(f"run {run_id} ({report.campaign}) has no A/B test")
+    decision = report.ab.get("decision")
+    return {
+        "title": f"Run {run_id}: A/B test",
+        "campaign": report.campaign,
+        "ab": report.ab,
+        "metric": BY_ID[report.ab["test"]["metric"]].label,
+        "progress": status_of(report.ab, utcnow()),
+        "decision": decision,
+        "arms": ab_table(decision) if decision else None,
+    }
+
+
 @dataclass(frozen=True)
 class ResultPage:
     path: str  # a Starlette route path
@@ -99,4 +130,6 @@ PAGES: tuple[ResultPage, ...] = (
     ResultPage("/runs/{run_id:int}/click-map", "click_map.html.j2", click_map_page),
     ResultPage("/runs/{run_id:int}/people", "people.html.j2", people_page),
     ResultPage("/series/{name}", "series.html.j2", series_page),
+    ResultPage("/ab", "ab_tests.html.j2", ab_tests_page),
+    ResultPage("/runs/{run_id:int}/ab", "ab_test.html.j2", ab_test_page),
 )

@@ -17,8 +17,9 @@ from sqlalchemy import Engine, select
 
 from pipeline.audience.importer import import_contacts
 from pipeline.feedback.server import create_app
+from pipeline.runs.start import dispatch_run, start_run
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery
+from pipeline.storage.models import Delivery, Run, RunStatus
 from pipeline.workspace.folders import Workspace
 from tests.delivery.conftest import engine, ws_root
 from tests.feedback.conftest import ServerThread
@@ -34,6 +35,7 @@ QUESTION_SUBJECT = "is your tooling ready for the KF-9?"
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"}
 DEPARTMENTS = ("sales", "finance", "production")
 DOMAINS = ("example.com", "example.org", "example.net")
+PEOPLE = 160  # share 50%: 40 per arm, 80 held; the small test's minimum is 32 per arm
 
 
 def small_test(root: Path) -> None:
@@ -90,6 +92,27 @@ class Lab:
         assert first is not None, "the message has a tracked link"
         response = httpx.get(first[1], headers=BROWSER, follow_redirects=False)
         assert response.status_code == 302
+
+    def send_arms(self) -> Run:
+        """PEOPLE customers, the run started and its arms sent here; the rest stays held."""
+        add_customers(self.root, self.engine, PEOPLE)
+        run = start_run(self.ws, CAMPAIGN, started_by="test")
+        report = dispatch_run(self.ws, run.id)
+        assert report.run.status == RunStatus.sending and report.waiting_for_decision
+        return report.run
+
+    def arm_messages(self, run: Run, variant: str) -> list[EmailMessage]:
+        received = messages(self.smtp)
+        return [received[email][0] for email, (v, _) in variants(self.engine, run.id).items() if v == variant]
+
+    def engage(self, run: Run, clicks: dict[str, int], unsubscribes: dict[str, int] | None = None) -> None:
+        """So many people of each arm click (the first ones) and unsubscribe (the last ones)."""
+        for variant, count in clicks.items():
+            for message in self.arm_messages(run, variant)[:count]:
+                self.click(message)
+        for variant, count in (unsubscribes or {}).items():
+            for message in self.arm_messages(run, variant)[-count:]:
+                self.unsubscribe(message)
 
     def unsubscribe(self, message: EmailMessage) -> None:
         """What Gmail does on "Unsubscribe": the RFC 8058 one-click POST."""

@@ -9,45 +9,18 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from pipeline.experiments.decision import decide_due
-from pipeline.runs.start import dispatch_run, start_run
+from pipeline.runs.start import dispatch_run
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, DeliveryStatus, Event, Run, RunStatus, utcnow
 from pipeline.storage.outbox import aware
 from tests.experiments.conftest import (
-    CAMPAIGN,
     OFFER_SUBJECT,
     QUESTION_SUBJECT,
     Lab,
-    add_customers,
     messages,
     variants,
 )
 from tests.support.cli import comms
-
-PEOPLE = 160  # share 50%: 40 per arm, 80 held; the test's minimum is 32 per arm
-
-
-def _test_phase(lab: Lab) -> Run:
-    """Start the run and send its arms here; the rest stays held."""
-    add_customers(lab.root, lab.engine, PEOPLE)
-    run = start_run(lab.ws, CAMPAIGN, started_by="test")
-    report = dispatch_run(lab.ws, run.id)
-    assert report.run.status == RunStatus.sending and report.waiting_for_decision
-    return report.run
-
-
-def _arm_messages(lab: Lab, run: Run, variant: str) -> list:
-    received = messages(lab.smtp)
-    return [received[email][0] for email, (v, _) in variants(lab.engine, run.id).items() if v == variant]
-
-
-def _engage(lab: Lab, run: Run, clicks: dict[str, int], unsubscribes: dict[str, int] | None = None) -> None:
-    for variant, count in clicks.items():
-        for message in _arm_messages(lab, run, variant)[:count]:
-            lab.click(message)
-    for variant, count in (unsubscribes or {}).items():
-        for message in _arm_messages(lab, run, variant)[-count:]:
-            lab.unsubscribe(message)
 
 
 def _assert_each_once_with_their_variant(lab: Lab, run_id: int, rest_subject: str) -> dict:
@@ -64,7 +37,7 @@ def _assert_each_once_with_their_variant(lab: Lab, run_id: int, rest_subject: st
 
 
 def test_arms_go_first_stratified_and_the_rest_waits_held(lab: Lab) -> None:
-    run = _test_phase(lab)
+    run = lab.send_arms()
     frozen = variants(lab.engine, run.id)
     by_status: dict[str, int] = {}
     for variant, status in frozen.values():
@@ -88,8 +61,8 @@ def test_arms_go_first_stratified_and_the_rest_waits_held(lab: Lab) -> None:
 
 
 def test_a_clear_winner_is_sent_to_the_rest(lab: Lab) -> None:
-    run = _test_phase(lab)
-    _engage(lab, run, {"offer": 4, "question": 24})
+    run = lab.send_arms()
+    lab.engage(run, {"offer": 4, "question": 24})
     with session(lab.engine) as db:
         clicks = db.scalars(select(Event).where(Event.kind == "click")).all()
     assert len(clicks) == 28 and not any(e.machine for e in clicks)  # people, as the tracker sees them
@@ -129,8 +102,8 @@ def test_a_clear_winner_is_sent_to_the_rest(lab: Lab) -> None:
 
 
 def test_a_tie_sends_the_control_at_decision_time(lab: Lab) -> None:
-    run = _test_phase(lab)
-    _engage(lab, run, {"offer": 6, "question": 6})
+    run = lab.send_arms()
+    lab.engage(run, {"offer": 6, "question": 6})
 
     # What the daemon does every few seconds: nothing before the decision time (24h after the start) ...
     assert run.ab_decide_at is not None and aware(run.ab_decide_at) > utcnow() + timedelta(hours=23)
@@ -150,8 +123,8 @@ def test_a_tie_sends_the_control_at_decision_time(lab: Lab) -> None:
 
 
 def test_a_guardrail_breach_blocks_the_winner(lab: Lab) -> None:
-    run = _test_phase(lab)
-    _engage(lab, run, {"offer": 4, "question": 24}, unsubscribes={"question": 3})
+    run = lab.send_arms()
+    lab.engage(run, {"offer": 4, "question": 24}, unsubscribes={"question": 3})
 
     decided = comms("ab", "decide", str(run.id), cwd=lab.root)
 
@@ -163,7 +136,7 @@ def test_a_guardrail_breach_blocks_the_winner(lab: Lab) -> None:
 
 
 def test_a_manual_override_needs_a_reason_and_is_kept(lab: Lab) -> None:
-    run = _test_phase(lab)
+    run = lab.send_arms()
 
     refused = comms("ab", "decide", str(run.id), "--winner", "question", cwd=lab.root)
     assert refused.returncode != 0 and "--reason" in refused.stderr

@@ -12,10 +12,11 @@ from sqlalchemy import Engine
 
 from pipeline.studio.app import create_app
 from pipeline.studio.serving import StudioServer
+from tests.experiments.conftest import Lab
 from tests.feedback.conftest import SECRET, base_url, engine, settings, world
 from tests.support.uvicorn_thread import UvicornThread
 
-__all__ = ["base_url", "engine", "settings", "studio", "world"]
+__all__ = ["base_url", "engine", "lab_studio", "settings", "studio", "world"]
 
 
 def serve_studio(root: Path, *, token: str | None = None) -> UvicornThread:
@@ -30,4 +31,12 @@ def studio(
     monkeypatch.setenv("COMMS_DATABASE_URL", database_url)
     monkeypatch.setenv("COMMS_SECRET", SECRET)
     with serve_studio(workspace_dir) as url:
+        yield url
+
+
+@pytest.fixture
+def lab_studio(lab: Lab) -> Iterator[str]:
+    """The studio over the A/B lab's workspace (tests/experiments: its comms.toml names the database);
+    a test using it imports `lab` and its fixtures from tests.experiments.conftest."""
+    with serve_studio(lab.root) as url:
         yield url
