@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time
 
 from markupsafe import Markup
 
@@ -65,7 +65,7 @@ def period_notes(ws: Workspace, period: Period) -> Notes:
 
 
 def learnings(ws: Workspace, period: Period) -> list[Learning]:
-    """The A/B log's lines decided within PERIOD (by their date, UTC days), in file order."""
+    """The A/B log's lines decided within PERIOD (their UTC day overlapping it), in file order."""
     text = _read(ws, AB_LOG)
     if text is None:
         return []
@@ -78,7 +78,10 @@ def learnings(ws: Workspace, period: Period) -> list[Learning]:
             decided = date.fromisoformat(found[1])
         except ValueError:
             continue  # not a date: not a decision line
-        if period.start.date() <= decided < period.end.date():
+        # The line has a day, the period instants: the line counts where its UTC day overlaps the
+        # period. For a calendar period (midnight to midnight) that is start <= day < end; for
+        # last-30d, which ends now, it keeps today's decisions in.
+        if period.start.date() <= decided and datetime.combine(decided, time(), UTC) < period.end:
             rendered = str(render_markdown(found[2]))
             inline = _PARAGRAPH.match(rendered)
             out.append(Learning(decided, found[2], Markup(inline[1] if inline else rendered)))
