@@ -4,6 +4,7 @@
     queries.py   the aggregate SQL (SQLite and PostgreSQL)
     periods.py   2027-Q1, 2027-03, last-30d
     views.py     run / campaign / period (and departments) reports as plain data
+    ab.py        a run's A/B test and decision as shown (small arms suppressed), the list of tests
     rules.py     recommendations with evidence and thresholds
     render.py    text, JSON, CSV;  html.py  a self-contained page
     executive.py the exec report as data (KPIs, departments, campaigns, notes): exec_report()

@@ -21,6 +21,7 @@ from tests.experiments.conftest import (
     variants,
 )
 from tests.support.cli import comms
+from tests.support.workspace import configure
 
 
 def _assert_each_once_with_their_variant(lab: Lab, run_id: int, rest_subject: str) -> dict:
@@ -160,3 +161,22 @@ def test_a_manual_override_needs_a_reason_and_is_kept(lab: Lab) -> None:
     with session(lab.engine) as db:
         stored = db.get(Run, run.id)
     assert stored is not None and stored.meta["ab"]["decision"]["chosen_by"] == "manual"
+
+
+def test_aggregate_mode_suppresses_small_arms_in_comms_ab_decide_and_the_log(lab: Lab) -> None:
+    run = lab.send_arms()
+    lab.engage(run, {"offer": 4, "question": 24})
+    configure(lab.root, {"reports": 'mode = "aggregate"\nmin_cell = 41'})  # arms of 40
+
+    decided = comms("ab", "decide", str(run.id), "--no-send", cwd=lab.root)
+
+    assert decided.returncode == 0, decided.stderr
+    assert "(rule): winner question, 80 released" in decided.stdout
+    assert decided.stdout.count("suppressed (fewer than [reports] min_cell recipients)") == 2
+    assert "n=40" not in decided.stdout and "P(best) 0.000" not in decided.stdout
+    log = (lab.root / "reports" / "ab-log.md").read_text(encoding="utf-8")
+    assert "offer: suppressed (fewer than min_cell); question: suppressed (fewer than min_cell)" in log
+    assert "n=40" not in log
+    with session(lab.engine) as db:  # the run keeps the figures: only what is shown changes
+        stored = db.get(Run, run.id)
+    assert stored is not None and [arm["n"] for arm in stored.meta["ab"]["decision"]["arms"]] == [40, 40]
