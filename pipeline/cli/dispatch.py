@@ -10,7 +10,15 @@ import typer
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from pipeline.cli.common import Format, FormatOption, WorkspaceOption, console, open_workspace, print_rows
+from pipeline.cli.common import (
+    Format,
+    FormatOption,
+    ProcessesOption,
+    WorkspaceOption,
+    console,
+    open_workspace,
+    print_rows,
+)
 
 if TYPE_CHECKING:
     from pipeline.runs import control, start
@@ -54,6 +62,7 @@ def send(
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Create the run even when it has no recipients.")
     ] = False,
+    processes: ProcessesOption = None,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Send CAMPAIGN to its audience: freeze it, snapshot the audience, dispatch with a progress bar.
@@ -93,7 +102,7 @@ def send(
                 else ""
             )
         )
-        _dispatch(ws, run)
+        _dispatch(ws, run, processes)
         _print_summary(start.send_summary(ws, run))
 
 
@@ -180,8 +189,10 @@ class _RateColumn(ProgressColumn):
         return Text(f"{task.speed or 0:.0f}/s")
 
 
-def _dispatch(ws: Workspace, run: Run) -> None:
-    """Send RUN in the foreground with a progress bar, then show where it ended."""
+def _dispatch(ws: Workspace, run: Run, processes: int | None) -> None:
+    """Send RUN in the foreground with a progress bar (in PROCESSES processes, default one per
+    core), then show where it ended."""
+    from pipeline.delivery.processes import default_processes
     from pipeline.runs import start
 
     assert run.id is not None
@@ -209,7 +220,9 @@ def _dispatch(ws: Workspace, run: Run) -> None:
                 remaining=progress.remaining,
             )
 
-        report = start.dispatch_run(ws, run.id, on_progress=update)
+        report = start.dispatch_run(
+            ws, run.id, on_progress=update, processes=processes or default_processes()
+        )
     _print_report(report)
     code = exit_code(report)
     if code:
@@ -365,7 +378,7 @@ def pause(run_id: RunId, workspace: WorkspaceOption = None) -> None:
 
 
 @runs_app.command("resume")
-def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
+def resume(run_id: RunId, processes: ProcessesOption = None, workspace: WorkspaceOption = None) -> None:
     """Continue a paused (or interrupted) run here, with a progress bar.
 
     \b
@@ -375,7 +388,7 @@ def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     from pipeline.runs import control
 
     ws = open_workspace(workspace)
-    _dispatch(ws, control.resume_run(ws, run_id))
+    _dispatch(ws, control.resume_run(ws, run_id), processes)
 
 
 @runs_app.command("cancel")
@@ -393,7 +406,7 @@ def cancel(run_id: RunId, workspace: WorkspaceOption = None) -> None:
 
 
 @runs_app.command("retry")
-def retry(run_id: RunId, workspace: WorkspaceOption = None) -> None:
+def retry(run_id: RunId, processes: ProcessesOption = None, workspace: WorkspaceOption = None) -> None:
     """Queue again the failed deliveries that may succeed now, and send them here.
 
     \b
@@ -406,4 +419,4 @@ def retry(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     count = control.retry_run(ws, run_id)
     console.print(f"run {run_id}: {count} failed deliveries queued again")
     if count:
-        _dispatch(ws, control.show_run(ws, run_id).run)
+        _dispatch(ws, control.show_run(ws, run_id).run, processes)

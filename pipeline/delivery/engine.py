@@ -36,10 +36,10 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlmodel import Session
@@ -142,6 +142,21 @@ class Tally:
         counts = self.by_run.setdefault(outcome.run_id, {})
         counts[name] = counts.get(name, 0) + 1
 
+    @classmethod
+    def total(cls, tallies: Iterable[Tally]) -> Tally:
+        """What several workers recorded between them."""
+        summed = cls()
+        for tally in tallies:
+            summed.sent += tally.sent
+            summed.failed += tally.failed
+            summed.skipped += tally.skipped
+            summed.retried += tally.retried
+            for run_id, counts in tally.by_run.items():
+                into = summed.by_run.setdefault(run_id, {})
+                for name, count in counts.items():
+                    into[name] = into.get(name, 0) + count
+        return summed
+
 
 @dataclass(frozen=True)
 class WorkerReport:
@@ -151,7 +166,16 @@ class WorkerReport:
     paused: dict[int, str]  # runs this worker paused itself, and why
 
 
-class _Database:
+class Calls(Protocol):
+    """Where a worker's queries run: this process's database thread (Database), or the process that
+    owns a SQLite database for several sending processes (delivery.channel.RemoteDatabase)."""
+
+    async def call(self, query: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
+    def close(self) -> None: ...
+
+
+class Database:
     """The one thread that talks to the database; each call is one transaction, repeated while the
     database is out of reach (every query the worker makes is safe to repeat)."""
 
@@ -199,9 +223,7 @@ class _Recorder:
     """Writes outcomes in arrival order, each write carrying whatever gathered during the last
     and during a _GATHER_S wait of its own."""
 
-    def __init__(
-        self, db: _Database, worker: str, on_recorded: Callable[[list[outbox.Outcome]], None]
-    ) -> None:
+    def __init__(self, db: Calls, worker: str, on_recorded: Callable[[list[outbox.Outcome]], None]) -> None:
         self._db = db
         self._worker = worker
         self._on_recorded = on_recorded
@@ -243,7 +265,7 @@ class _Worker:
     def __init__(
         self,
         ws: Workspace,
-        engine: Engine,
+        db: Calls,
         transport: Transport,
         *,
         run_id: int | None,
@@ -259,7 +281,7 @@ class _Worker:
         self.on_progress = on_progress
         self.name = name
         self.idle_poll_s = idle_poll_s
-        self.db = _Database(engine, self.settings.database)
+        self.db = db
         self.signer = Signer.from_settings(self.settings, ws.root)
         self.queue: PacedQueue[outbox.Claimed] = PacedQueue(self.settings.rate)
         self.recorder = _Recorder(self.db, name, self._recorded)
@@ -591,7 +613,7 @@ def run_composer(settings: Settings, run: Run, signer: Signer | None = None) -> 
 
 async def run_worker(
     ws: Workspace,
-    engine: Engine,
+    engine: Engine | Calls,
     transport: Transport,
     *,
     run_id: int | None = None,
@@ -607,10 +629,12 @@ async def run_worker(
     empty claims: the loop of `comms worker` and the daemon. Either way, setting STOP
     stops claiming, finishes the messages in flight, gives back the rest and returns;
     the runs stay as they are (the caller decides whether a stop pauses them).
+    ENGINE is the database, or where its queries run (Calls) for a process that does not own it.
     """
+    db = Database(engine, ws.settings.database) if isinstance(engine, Engine) else engine
     state = _Worker(
         ws,
-        engine,
+        db,
         transport,
         run_id=run_id,
         stop=stop or asyncio.Event(),
@@ -621,4 +645,4 @@ async def run_worker(
     return await state.run()
 
 
-__all__ = ["Tally", "WorkerReport", "run_composer", "run_worker", "worker_name"]
+__all__ = ["Calls", "Database", "Tally", "WorkerReport", "run_composer", "run_worker", "worker_name"]
