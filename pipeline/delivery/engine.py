@@ -104,21 +104,39 @@ def worker_name() -> str:
     return f"{here}:{os.getpid()}:{random.getrandbits(32):08x}"
 
 
-def _is_dead_here(holder: str) -> bool:
-    """True when HOLDER was a worker process on this machine (boot and PID namespace) that no longer
-    exists; a holder that may be on another machine is never dead by this test (its lease runs out)."""
+def _local_pid(holder: str) -> int | None:
+    """HOLDER's pid when it was a worker process on this machine (boot and PID namespace), else None:
+    a holder that may be on another machine is never known dead or alive here (its lease tells)."""
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
     here = _here()
-    if here is None or host != here or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
+    if here is None or host != here or not pid_text.isdigit():
+        return None
+    return int(pid_text)
+
+
+def _exists(pid: int) -> bool:
     try:
-        os.kill(int(pid_text), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_dead_here(holder: str) -> bool:
+    """True when HOLDER was a worker process on this machine that no longer exists."""
+    pid = _local_pid(holder)
+    return pid is not None and pid != os.getpid() and not _exists(pid)
+
+
+def _is_alive_here(holder: str) -> bool:
+    """True when HOLDER is a worker process on this machine that still exists: its leases ran out
+    only because the database was out of reach, and it renews them (and records what it sent
+    meanwhile) as soon as it answers again, so they are not for another worker to take."""
+    pid = _local_pid(holder)
+    return pid is not None and (pid == os.getpid() or _exists(pid))
 
 
 @dataclass
@@ -422,12 +440,19 @@ class _Worker:
                         self.run_over = True
         now = utcnow()
         renew_started = time.monotonic()
-        await self.db.call(outbox.renew_leases, self.name, now, self.settings.dispatch.lease_s)
+        ours = await self.db.call(outbox.renew_leases, self.name, now, self.settings.dispatch.lease_s)
         self.leases_good_until = renew_started + self.settings.dispatch.lease_s
+        taken = self.queue.remove(lambda item: item.delivery_id not in ours)
+        if taken:  # their leases ran out while the database was out of reach; another worker has them
+            log.warning("dropped %s deliveries another worker requeued when their leases ran out", len(taken))
         if self.leases_lost:
             self.leases_lost = False
             log.warning("leases renewed: sending again")
-        released = await self.db.call(outbox.release_expired_leases, now)
+        expired = await self.db.call(outbox.expired_lease_holders, now)
+        alive = [holder for holder in expired if _is_alive_here(holder)]
+        released = 0
+        if len(alive) < len(expired):
+            released = await self.db.call(outbox.release_expired_leases, now, alive)
         if released:
             log.warning("requeued %s deliveries whose worker's lease ran out", released)
 

@@ -30,6 +30,7 @@ from tests.support.smtp_server import SmtpServer, message_ids_by_recipient
 from tests.support.workspace import SECRET, configure
 
 CONNECTIONS = 2
+PROCESSES = 2  # sending processes, one connection each
 LEASE_S = 3
 
 
@@ -73,7 +74,9 @@ def _each_once(engine: Engine, smtp: SmtpServer, emails: list[str]) -> None:
 def _stops_sending_while_silent(process: Process, proxy: DbProxy, smtp: SmtpServer) -> None:
     smtp.wait_for(10, timeout_s=60)
     proxy.silence()
-    process.wait_for(r"leases could not be renewed", timeout_s=60)
+    stopping = "leases could not be renewed"
+    # Each of the PROCESSES senders stops on its own leases.
+    wait_until(lambda: process.log.count(stopping) >= PROCESSES, 60, "every sender to stop")
     stopped_at = smtp.accepted
     time.sleep(LEASE_S)  # as long again as a lease: the queue held far more than that
     assert smtp.accepted <= stopped_at + CONNECTIONS  # only what was already in flight
@@ -92,11 +95,12 @@ def test_a_silent_database_stops_sending_on_lost_leases_and_they_recover_by_them
 ) -> None:
     engine = _through(workspace_dir, postgres_url, proxy, smtp, per_second=25)
     emails = add_customers(engine, workspace_dir, 150)
+    processes = f"--processes={PROCESSES}"
     if command == "send":
-        process = spawn(workspace_dir, "send", "spring-launch", "--yes")
+        process = spawn(workspace_dir, "send", "spring-launch", "--yes", processes)
     else:
         _start_run(workspace_dir, monkeypatch)
-        process = spawn(workspace_dir, "worker")
+        process = spawn(workspace_dir, "worker", processes)
 
     _stops_sending_while_silent(process, proxy, smtp)
     assert smtp.accepted < len(emails)
