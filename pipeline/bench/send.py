@@ -8,9 +8,9 @@ across fork and exec. Measured, for the same message bytes and the same number o
 
 - smtp-source (Postfix's C load generator) when installed: the physical limit of sink and wire;
 - aiosmtplib alone and comms' own SMTP client alone, sending pre-built message bytes;
-- comms send: a real run (outbox claim, personalise, MIME, send, record), without and with DKIM,
-  in one process and, with --processes N, in N sending processes (their CPU counted with the
-  parent's, each one's own peak sampled from /proc while it runs).
+- comms send: a real run (outbox claim, personalise, MIME, send, record), without DKIM and signed
+  with RSA-2048, Ed25519 and both, in one process and, with --processes N, in N sending processes
+  (their CPU counted with the parent's, each one's own peak sampled from /proc while it runs).
 
 Figures are not compared to targets here: this prints, a person judges (see MEASURED.md).
 """
@@ -180,13 +180,24 @@ def _client_alone(port: int, count: int, connections: int, data: bytes) -> Measu
     return asyncio.run(main()), 0.0, 0.0, ()
 
 
-def _comms_send(root: str, dkim: bool, processes: int) -> Measured:
+# [dkim] tables of the signing variants measured, by the name they are shown under.
+_DKIM = {
+    "": None,
+    ", DKIM RSA-2048": 'key_file = "dkim.pem"\nselector = "bench"',
+    ", DKIM Ed25519": 'ed25519_key_file = "dkim-ed25519.pem"\ned25519_selector = "bench-ed"',
+    ", DKIM RSA-2048 + Ed25519": 'key_file = "dkim.pem"\nselector = "bench"\n'
+    'ed25519_key_file = "dkim-ed25519.pem"\ned25519_selector = "bench-ed"',
+}
+
+
+def _comms_send(root: str, variant: str, processes: int) -> Measured:
     from pipeline.runs import start
     from pipeline.workspace.folders import Workspace
     from pipeline.workspace.tomlfile import replace_tables
 
-    dkim_table = 'selector = "bench"\ndomain = "kestrelforge.example"\nkey_file = "dkim.pem"'
-    replace_tables(Path(root) / "comms.toml", {"dkim": dkim_table if dkim else None})
+    keys = _DKIM[variant]
+    dkim_table = None if keys is None else f'domain = "kestrelforge.example"\n{keys}'
+    replace_tables(Path(root) / "comms.toml", {"dkim": dkim_table})
     ws = Workspace.open(root)
     started, cpu = time.perf_counter(), _cpu_s()
     run = start.start_run(ws, CAMPAIGN, "bench", started_by="bench", again=True)  # everyone again
@@ -255,7 +266,7 @@ def _smtp_source(port: int, count: int, connections: int, size: int) -> Figure |
 
 def _workspace(root: Path, port: int, connections: int, database: str | None, recipients: int) -> None:
     from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
     from pipeline.audience.importer import import_contacts
     from pipeline.storage.engines import make_engine, upgrade
@@ -275,11 +286,14 @@ def _workspace(root: Path, port: int, connections: int, database: str | None, re
             "approvals": "required = false",  # the gate is measured by its own tests, not here
         },
     )
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    (root / "dkim.pem").write_bytes(pem)
+    for name, key in [
+        ("dkim.pem", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        ("dkim-ed25519.pem", ed25519.Ed25519PrivateKey.generate()),
+    ]:
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        (root / name).write_bytes(pem)
     (root / "audiences" / "bench.toml").write_text(f'lists = ["{LIST}"]\n', encoding="utf-8")
     upgrade(url)
     path = root / "bench.csv"
@@ -356,10 +370,10 @@ def bench_send(
                     _in_child("aiosmtplib alone", _aiosmtplib_alone, port, recipients, connections, data),
                     _in_child("comms SMTP client alone", _client_alone, port, recipients, connections, data),
                     *(
-                        _in_child(name + variant, _comms_send, str(root), signed, count)
+                        _in_child(name + variant, _comms_send, str(root), variant, count)
                         for count, name in sends
-                        for signed, variant in [(False, ""), (True, ", DKIM RSA-2048")]
-                        if dkim or not signed
+                        for variant in _DKIM
+                        if dkim or not variant
                     ),
                 ]:
                     kept = best.get(figure.name) if figure is not None else None

@@ -24,7 +24,9 @@ def send(
     database: Annotated[
         str | None, typer.Option(help="URL of an empty database (default: a SQLite file).")
     ] = None,
-    dkim: Annotated[bool, typer.Option(help="Also measure comms send with RSA DKIM signing.")] = True,
+    dkim: Annotated[
+        bool, typer.Option(help="Also measure comms send signing with RSA, Ed25519 and both (DKIM).")
+    ] = True,
     repeat: Annotated[int, typer.Option(min=1, help="Rounds; each client's fastest is shown.")] = 1,
     processes: Annotated[
         int, typer.Option(min=1, help="Also measure comms send in this many sending processes.")
