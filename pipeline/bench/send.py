@@ -286,10 +286,11 @@ def _workspace(root: Path, port: int, connections: int, database: str | None, re
             "approvals": "required = false",  # the gate is measured by its own tests, not here
         },
     )
-    for name, key in [
+    keys: list[tuple[str, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey]] = [
         ("dkim.pem", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
         ("dkim-ed25519.pem", ed25519.Ed25519PrivateKey.generate()),
-    ]:
+    ]
+    for name, key in keys:
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )

@@ -400,14 +400,12 @@ async def _workers(ws: Workspace, count: int, processes: int) -> int:
         )
     try:
         async with _serving(servers):
-            if processes > 1:
-                results = await asyncio.gather(
-                    _senders(ws, engine, stop, metrics, count, processes), return_exceptions=True
-                )
-            else:
-                results = await asyncio.gather(
-                    *(_work(ws, engine, stop, metrics) for _ in range(count)), return_exceptions=True
-                )
+            work = (
+                [_senders(ws, engine, stop, metrics, count, processes)]
+                if processes > 1
+                else [_work(ws, engine, stop, metrics) for _ in range(count)]
+            )
+            results = await asyncio.gather(*work, return_exceptions=True)
     finally:
         remove()
         engine.dispose()
