@@ -49,6 +49,7 @@ from pipeline.delivery.pacing import PacedQueue
 from pipeline.delivery.transports.base import Transport
 from pipeline.delivery.verdicts import Action, judge
 from pipeline.errors import DatabaseError
+from pipeline.logs import log_event
 from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
 from pipeline.storage import outbox
@@ -657,6 +658,7 @@ async def run_worker(
     ENGINE is the database, or where its queries run (Calls) for a process that does not own it.
     """
     db = Database(engine, ws.settings.database) if isinstance(engine, Engine) else engine
+    name = worker or worker_name()
     state = _Worker(
         ws,
         db,
@@ -664,10 +666,14 @@ async def run_worker(
         run_id=run_id,
         stop=stop or asyncio.Event(),
         on_progress=on_progress,
-        name=worker or worker_name(),
+        name=name,
         idle_poll_s=idle_poll_s,
     )
-    return await state.run()
+    log_event(log, "worker.started", worker=name)
+    report = await state.run()
+    tally = report.tally
+    log_event(log, "worker.stopped", worker=name, sent=tally.sent, failed=tally.failed, skipped=tally.skipped)
+    return report
 
 
 __all__ = ["Calls", "Database", "Tally", "WorkerReport", "run_composer", "run_worker", "worker_name"]

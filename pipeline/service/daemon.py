@@ -40,7 +40,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp
 
-from pipeline.delivery.engine import WorkerReport, run_worker, worker_name
+from pipeline.delivery.engine import WorkerReport, run_worker
 from pipeline.delivery.processes import run_senders
 from pipeline.delivery.transports import transport_for
 from pipeline.errors import CommsError, DatabaseError, unwrap
@@ -200,14 +200,7 @@ async def _serving(servers: list[_HttpServer]) -> AsyncIterator[None]:
 async def _work(ws: Workspace, engine: Engine, stop: asyncio.Event, metrics: Metrics) -> WorkerReport:
     """One dispatch worker over every sending run, until STOP."""
     async with transport_for(ws.settings, ws.root) as transport:
-        name = worker_name()
-        log_event(log, "worker.started", worker=name)
-        report = await run_worker(
-            ws, engine, transport, stop=stop, on_progress=metrics.worker_progress(), worker=name
-        )
-    tally = report.tally
-    log_event(log, "worker.stopped", worker=name, sent=tally.sent, failed=tally.failed, skipped=tally.skipped)
-    return report
+        return await run_worker(ws, engine, transport, stop=stop, on_progress=metrics.worker_progress())
 
 
 def _why(failure: BaseException) -> str:
