@@ -92,7 +92,8 @@ def _cpu_s() -> float:
     return total
 
 
-def _children_of(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
+    """The processes PID started (and has not yet reaped), from /proc."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -117,7 +118,7 @@ class _ChildPeaks:
 
     def _sample(self) -> None:
         while not self._done.wait(self._every_s):
-            for pid in _children_of(os.getpid()):
+            for pid in child_pids(os.getpid()):
                 peak = _own_peak_mb(pid)
                 if peak is not None:
                     self.peaks[pid] = max(self.peaks.get(pid, 0.0), peak)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
+from pipeline.bench.send import child_pids
 from pipeline.runs import start
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, DeliveryStatus, Run, RunStatus
@@ -65,20 +66,6 @@ def _held(smtp: SmtpServer, engine: Engine, count: int) -> None:
     wait_until(lambda: _sent(engine) == count, 60, f"{count} deliveries recorded as sent")
 
 
-def _children(pid: int) -> list[int]:
-    """The processes PID started (its sending processes), from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue  # gone meanwhile
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -92,7 +79,7 @@ def _kill_mid_run(root: Path, smtp: SmtpServer, engine: Engine, after: int, proc
     behind, with no sending process of it still alive."""
     process = _start_sending(root, smtp, hold_after=after, processes=processes)
     _held(smtp, engine, after)
-    senders = _children(process.pid)
+    senders = child_pids(process.pid)
     assert len(senders) == (processes if processes > 1 else 0)
     process.kill()
     process.wait(timeout=30)
@@ -204,7 +191,7 @@ def test_a_killed_sending_process_is_replaced_and_everyone_gets_exactly_one_mess
     emails = add_contacts(300)
     process = _start_sending(ws_root, smtp, hold_after=60, processes=2)
     _held(smtp, engine, 60)
-    doomed, survivor = _children(process.pid)
+    doomed, survivor = child_pids(process.pid)
 
     os.kill(doomed, signal.SIGKILL)
     _wait_for_line(ws_root / "send.log", f"sending process {doomed} ended (signal 9)", process)
@@ -225,7 +212,7 @@ def test_comms_worker_in_two_processes_sends_every_run_once_and_stops_on_sigterm
     process = _start_sending(ws_root, smtp, hold_after=50, processes=2, command=("worker",))
     run = start.start_run(open_ws(ws_root), CAMPAIGN, started_by="test")
     _held(smtp, engine, 50)
-    assert len(_children(process.pid)) == 2
+    assert len(child_pids(process.pid)) == 2
     smtp.release()
     wait_until(lambda: _only_run(engine).status == RunStatus.finished, 120, f"run {run.id} to finish")
 
