@@ -104,7 +104,10 @@ class _Senders:
         self.ws = ws
         self.answers_queries = engine.dialect.name == "sqlite"  # SQLite: one writer, here
         self.db = Database(engine, ws.settings.database)
-        self.count = max(1, min(processes, ws.settings.transport.connections))
+        transport = ws.settings.transport
+        # The console's messages are one stream, each printed whole: one process prints them.
+        most = 1 if transport.kind == "console" else transport.connections
+        self.count = max(1, min(processes, most))
         self.workers = workers
         self.run_id = run_id
         self.stop = stop

@@ -95,22 +95,22 @@ async def _work(
 
 async def _serve(sock: socket.socket) -> int:
     channel = await Channel.over(sock)
-    setup: Setup = await channel.receive()
-    if setup.structured_logs:
-        configure_logging(level=setup.log_level)
-    else:
-        logging.getLogger().setLevel(setup.log_level)
-    ws = Workspace.with_settings(setup.root, setup.settings)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    names = [worker_name() for _ in range(setup.workers)]
-    await channel.send(("hello", names))
-    database = None if setup.owns_database else RemoteDatabase(channel)
 
     def progress(index: int) -> Callable[[Tally], None]:
         return lambda tally: channel.post(("tally", index, tally))
 
     try:
+        setup: Setup = await channel.receive()
+        if setup.structured_logs:
+            configure_logging(level=setup.log_level)
+        else:
+            logging.getLogger().setLevel(setup.log_level)
+        ws = Workspace.with_settings(setup.root, setup.settings)
+        names = [worker_name() for _ in range(setup.workers)]
+        await channel.send(("hello", names))
+        database = None if setup.owns_database else RemoteDatabase(channel)
         reports = await asyncio.gather(
             *(_work(ws, database, setup, name, stop, progress(i)) for i, name in enumerate(names))
         )
