@@ -51,7 +51,7 @@ def worker_command(
 
     \b
     Example:
-      comms worker --concurrency 4
+      comms worker --concurrency 4 --processes 2
     """
     from pipeline.delivery.processes import default_processes
     from pipeline.logs import configure_logging
