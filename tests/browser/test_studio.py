@@ -162,7 +162,7 @@ def test_a_runs_click_map_shows_each_links_share_of_human_clickers(
 
 
 def test_the_exec_report_shows_its_tiles_and_its_pdf_button_downloads_the_pdf(
-    studio_page: Page, studio: str, engine: Engine, refused: list[Request]
+    studio_page: Page, studio: str, engine: Engine, workspace_dir: Path, refused: list[Request]
 ) -> None:
     seed_two_quarters(engine)
     page = studio_page
@@ -179,6 +179,12 @@ def test_the_exec_report_shows_its_tiles_and_its_pdf_button_downloads_the_pdf(
     download = started.value
     assert download.suggested_filename == "exec-2027-Q1.pdf"
     assert Path(download.path()).read_bytes().startswith(b"%PDF-")
+
+    # The copywriter saves the period's notes: the open report shows them without a reload.
+    expect(page.locator("body")).to_have_attribute("data-live", "on")
+    notes = workspace_dir / "reports/notes/2027-Q1.md"
+    notes.write_text("## What we learned\n\nPlant managers click at **lunch**.\n", encoding="utf-8")
+    expect(report.locator("strong", has_text="lunch")).to_be_visible()
     assert refused == []
 
 
