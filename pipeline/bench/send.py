@@ -8,7 +8,9 @@ across fork and exec. Measured, for the same message bytes and the same number o
 
 - smtp-source (Postfix's C load generator) when installed: the physical limit of sink and wire;
 - aiosmtplib alone and comms' own SMTP client alone, sending pre-built message bytes;
-- comms send: a real run (outbox claim, personalise, MIME, send, record), without and with DKIM.
+- comms send: a real run (outbox claim, personalise, MIME, send, record), without DKIM and signed
+  with RSA-2048, Ed25519 and both, in one process and, with --processes N, in N sending processes
+  (their CPU counted with the parent's, each one's own peak sampled from /proc while it runs).
 
 Figures are not compared to targets here: this prints, a person judges (see MEASURED.md).
 """
@@ -24,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,8 +46,9 @@ class Figure:
     name: str
     messages: int
     elapsed_s: float
-    cpu_s: float  # the client process's own CPU, all threads
+    cpu_s: float  # the client process's own CPU, all threads, and its sending processes'
     peak_mb: float | None  # the client process's own peak RSS (VmHWM); None when not measurable
+    sender_peaks_mb: tuple[float, ...] = ()  # each sending process's own peak (comms send --processes)
 
     @property
     def rate(self) -> float:
@@ -80,8 +84,52 @@ def _own_peak_mb(pid: int | str = "self") -> float | None:
 
 
 def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """This process's CPU and its finished children's (the sending processes of comms send)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes PID started (and has not yet reaped), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+class _ChildPeaks:
+    """Each child process's own peak memory (VmHWM), sampled from /proc while it runs: VmHWM only
+    grows, so the last sample is its peak to within one sampling interval."""
+
+    def __init__(self, every_s: float = 0.05) -> None:
+        self.peaks: dict[int, float] = {}
+        self._every_s = every_s
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.wait(self._every_s):
+            for pid in child_pids(os.getpid()):
+                peak = _own_peak_mb(pid)
+                if peak is not None:
+                    self.peaks[pid] = max(self.peaks.get(pid, 0.0), peak)
+
+    def __enter__(self) -> _ChildPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def _shares(count: int, connections: int) -> list[range]:
@@ -92,7 +140,8 @@ def _shares(count: int, connections: int) -> list[range]:
 # -- the measurements, each run in a spawned child ---------------------------------------------------
 
 
-Measured = tuple[int, float, float]  # messages sent; wall and CPU seconds of set-up not to count
+# Messages sent; wall and CPU seconds of set-up not to count; the sending processes' own peaks.
+Measured = tuple[int, float, float, tuple[float, ...]]
 
 
 def _aiosmtplib_alone(port: int, count: int, connections: int, data: bytes) -> Measured:
@@ -109,7 +158,7 @@ def _aiosmtplib_alone(port: int, count: int, connections: int, data: bytes) -> M
         await asyncio.gather(*(one_connection(share) for share in _shares(count, connections)))
 
     asyncio.run(main())
-    return count, 0.0, 0.0
+    return count, 0.0, 0.0, ()
 
 
 def _client_alone(port: int, count: int, connections: int, data: bytes) -> Measured:
@@ -129,22 +178,34 @@ def _client_alone(port: int, count: int, connections: int, data: bytes) -> Measu
         async with transport:
             return sum(await asyncio.gather(*(one_connection(s) for s in _shares(count, connections))))
 
-    return asyncio.run(main()), 0.0, 0.0
+    return asyncio.run(main()), 0.0, 0.0, ()
 
 
-def _comms_send(root: str, dkim: bool) -> Measured:
+# [dkim] tables of the signing variants measured, by the name they are shown under.
+_DKIM = {
+    "": None,
+    ", DKIM RSA-2048": 'key_file = "dkim.pem"\nselector = "bench"',
+    ", DKIM Ed25519": 'ed25519_key_file = "dkim-ed25519.pem"\ned25519_selector = "bench-ed"',
+    ", DKIM RSA-2048 + Ed25519": 'key_file = "dkim.pem"\nselector = "bench"\n'
+    'ed25519_key_file = "dkim-ed25519.pem"\ned25519_selector = "bench-ed"',
+}
+
+
+def _comms_send(root: str, variant: str, processes: int) -> Measured:
     from pipeline.runs import start
     from pipeline.workspace.folders import Workspace
     from pipeline.workspace.tomlfile import replace_tables
 
-    dkim_table = 'selector = "bench"\ndomain = "kestrelforge.example"\nkey_file = "dkim.pem"'
-    replace_tables(Path(root) / "comms.toml", {"dkim": dkim_table if dkim else None})
+    keys = _DKIM[variant]
+    dkim_table = None if keys is None else f'domain = "kestrelforge.example"\n{keys}'
+    replace_tables(Path(root) / "comms.toml", {"dkim": dkim_table})
     ws = Workspace.open(root)
     started, cpu = time.perf_counter(), _cpu_s()
     run = start.start_run(ws, CAMPAIGN, "bench", started_by="bench", again=True)  # everyone again
     setup_s, setup_cpu_s = time.perf_counter() - started, _cpu_s() - cpu  # the snapshot is not sending
-    report = start.dispatch_run(ws, run.id or 0)
-    return report.counts["sent"], setup_s, setup_cpu_s
+    with _ChildPeaks() as children:
+        report = start.dispatch_run(ws, run.id or 0, processes=processes)
+    return report.counts["sent"], setup_s, setup_cpu_s, tuple(children.peaks.values())
 
 
 def _child(result_path: str) -> None:
@@ -153,9 +214,9 @@ def _child(result_path: str) -> None:
     is that client's own, not the CLI's."""
     measure, args = pickle.load(sys.stdin.buffer)
     cpu, start = _cpu_s(), time.perf_counter()
-    sent, setup_s, setup_cpu_s = measure(*args)
+    sent, setup_s, setup_cpu_s, sender_peaks = measure(*args)
     elapsed, cpu = time.perf_counter() - start - setup_s, _cpu_s() - cpu - setup_cpu_s
-    Path(result_path).write_bytes(pickle.dumps((sent, elapsed, cpu, _own_peak_mb())))
+    Path(result_path).write_bytes(pickle.dumps((sent, elapsed, cpu, _own_peak_mb(), sender_peaks)))
 
 
 def _in_child(name: str, measure: Callable[..., Measured], *args: Any) -> Figure:
@@ -170,8 +231,8 @@ def _in_child(name: str, measure: Callable[..., Measured], *args: Any) -> Figure
         if child.returncode != 0:
             last = (child.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
             raise BenchError(f"{name} failed: {last}")
-        sent, elapsed, cpu, peak = pickle.loads(result_path.read_bytes())
-    return Figure(name, sent, elapsed, cpu, peak)
+        sent, elapsed, cpu, peak, sender_peaks = pickle.loads(result_path.read_bytes())
+    return Figure(name, sent, elapsed, cpu, peak, sender_peaks)
 
 
 def _smtp_source(port: int, count: int, connections: int, size: int) -> Figure | None:
@@ -206,7 +267,7 @@ def _smtp_source(port: int, count: int, connections: int, size: int) -> Figure |
 
 def _workspace(root: Path, port: int, connections: int, database: str | None, recipients: int) -> None:
     from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
     from pipeline.audience.importer import import_contacts
     from pipeline.storage.engines import make_engine, upgrade
@@ -226,11 +287,15 @@ def _workspace(root: Path, port: int, connections: int, database: str | None, re
             "approvals": "required = false",  # the gate is measured by its own tests, not here
         },
     )
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    (root / "dkim.pem").write_bytes(pem)
+    keys: list[tuple[str, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey]] = [
+        ("dkim.pem", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        ("dkim-ed25519.pem", ed25519.Ed25519PrivateKey.generate()),
+    ]
+    for name, key in keys:
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        (root / name).write_bytes(pem)
     (root / "audiences" / "bench.toml").write_text(f'lists = ["{LIST}"]\n', encoding="utf-8")
     upgrade(url)
     path = root / "bench.csv"
@@ -282,10 +347,12 @@ def bench_send(
     database: str | None = None,
     dkim: bool = True,
     repeat: int = 1,
+    processes: int = 1,
 ) -> SendBench:
     """Set up a throw-away workspace with RECIPIENTS contacts and measure every client, REPEAT
     rounds one after the other, keeping each client's fastest (a shared machine is noisy).
-    DATABASE is the URL of an empty database (default: a SQLite file in the workspace)."""
+    DATABASE is the URL of an empty database (default: a SQLite file in the workspace). With
+    PROCESSES above 1, comms send is measured in that many sending processes too."""
     saved = {name: os.environ.pop(name, None) for name in ("COMMS_SMTP_URL", "COMMS_DATABASE_URL")}
     os.environ.setdefault("COMMS_SECRET", "bench-secret-of-at-least-thirty-two-bytes")
     sink, port = start_sink()
@@ -296,13 +363,20 @@ def bench_send(
             _workspace(root, port, connections, database, recipients)
             data = _sample_message(root)
             load_before = os.getloadavg()
+            sends = [(1, "comms send")]
+            if processes > 1:
+                sends.append((processes, f"comms send, {processes} processes"))
             for _ in range(repeat):
                 for figure in [
                     _smtp_source(port, recipients, connections, len(data)),
                     _in_child("aiosmtplib alone", _aiosmtplib_alone, port, recipients, connections, data),
                     _in_child("comms SMTP client alone", _client_alone, port, recipients, connections, data),
-                    _in_child("comms send", _comms_send, str(root), False),
-                    _in_child("comms send, DKIM RSA-2048", _comms_send, str(root), True) if dkim else None,
+                    *(
+                        _in_child(name + variant, _comms_send, str(root), variant, count)
+                        for count, name in sends
+                        for variant in _DKIM
+                        if dkim or not variant
+                    ),
                 ]:
                     kept = best.get(figure.name) if figure is not None else None
                     if figure is not None and (kept is None or figure.rate > kept.rate):

@@ -24,19 +24,24 @@ def send(
     database: Annotated[
         str | None, typer.Option(help="URL of an empty database (default: a SQLite file).")
     ] = None,
-    dkim: Annotated[bool, typer.Option(help="Also measure comms send with RSA DKIM signing.")] = True,
+    dkim: Annotated[
+        bool, typer.Option(help="Also measure comms send signing with RSA, Ed25519 and both (DKIM).")
+    ] = True,
     repeat: Annotated[int, typer.Option(min=1, help="Rounds; each client's fastest is shown.")] = 1,
+    processes: Annotated[
+        int, typer.Option(min=1, help="Also measure comms send in this many sending processes.")
+    ] = 1,
 ) -> None:
     """Messages per second, CPU per message and each process's own peak memory of comms send,
     its SMTP client, aiosmtplib and (when installed) Postfix's smtp-source, in one run into one sink.
 
     \b
     Example:
-      comms bench send --recipients 5000 --repeat 3
+      comms bench send --recipients 5000 --repeat 3 --processes 2
     """
     from pipeline.bench.send import bench_send
 
-    result = bench_send(recipients, connections, database, dkim, repeat)
+    result = bench_send(recipients, connections, database, dkim, repeat, processes)
     console.print(
         f"{result.recipients} recipients, {result.message_kb:.1f} KB messages, {result.connections}"
         f" connections, database {result.database}; load average"
@@ -44,11 +49,13 @@ def send(
         f" {' '.join(f'{x:.2f}' for x in result.load_after)} after"
     )
     table = Table(box=box.SIMPLE)
-    for column in ("client", "msgs/s", "CPU ms/msg", "msgs/CPU-s", "peak MB (own)"):
+    columns = ("client", "msgs/s", "CPU ms/msg", "msgs/CPU-s", "peak MB (own)", "senders' peak MB")
+    for column in columns:
         table.add_column(column, justify="left" if column == "client" else "right")
     for f in result.figures:
         peak = "?" if f.peak_mb is None else f"{f.peak_mb:.0f}"
-        table.add_row(f.name, f"{f.rate:.0f}", f"{f.cpu_ms:.2f}", f"{1000 / f.cpu_ms:.0f}", peak)
+        senders = " ".join(f"{mb:.0f}" for mb in f.sender_peaks_mb) or "-"
+        table.add_row(f.name, f"{f.rate:.0f}", f"{f.cpu_ms:.2f}", f"{1000 / f.cpu_ms:.0f}", peak, senders)
     console.print(table)
     comms, baseline = result.figure("comms send"), result.figure("aiosmtplib alone")
     limit = result.figure("smtp-source (Postfix)")
@@ -60,3 +67,8 @@ def send(
         )
     if comms and limit:
         console.print(f"comms send / smtp-source: {comms.rate / limit.rate:.0%} of the rate")
+    several = result.figure(f"comms send, {processes} processes")
+    if several and limit:
+        console.print(
+            f"comms send, {processes} processes / smtp-source: {several.rate / limit.rate:.0%} of the rate"
+        )

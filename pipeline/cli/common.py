@@ -49,6 +49,17 @@ class Format(enum.StrEnum):
     csv = "csv"
 
 
+ProcessesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--processes",
+        "-p",
+        min=1,
+        help="Sending processes (default: one per core); [transport] connections and [rate] are shared.",
+        show_default=False,
+    ),
+]
+
 FormatOption = Annotated[
     Format,
     typer.Option("--format", "-f", help="table for people; json or csv for scripts.", case_sensitive=False),

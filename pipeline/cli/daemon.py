@@ -9,7 +9,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import WorkspaceOption, console, open_workspace
+from pipeline.cli.common import ProcessesOption, WorkspaceOption, console, open_workspace
 
 if TYPE_CHECKING:
     from pipeline.timetable.plan import Occurrence
@@ -46,19 +46,24 @@ def worker_command(
         int | None,
         typer.Option("--concurrency", "-c", min=1, help="Workers here (default: [daemon] concurrency)."),
     ] = None,
+    processes: ProcessesOption = None,
 ) -> None:
     """Send the outbox of every sending run until SIGTERM; on PostgreSQL, run as many as you like.
 
+    Each worker's sending is spread over --processes processes (on SQLite this one is then the
+    database's only writer, for all of them).
+
     \b
     Example:
-      comms worker --concurrency 4
+      comms worker --concurrency 4 --processes 2
     """
+    from pipeline.delivery.processes import default_processes
     from pipeline.logs import configure_logging
     from pipeline.service.daemon import serve_worker
 
     ws = open_workspace(workspace)
     configure_logging()
-    raise typer.Exit(serve_worker(ws, concurrency))
+    raise typer.Exit(serve_worker(ws, concurrency, processes or default_processes()))
 
 
 def plan_command(

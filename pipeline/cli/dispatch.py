@@ -11,7 +11,15 @@ import typer
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from pipeline.cli.common import Format, FormatOption, WorkspaceOption, console, open_workspace, print_rows
+from pipeline.cli.common import (
+    Format,
+    FormatOption,
+    ProcessesOption,
+    WorkspaceOption,
+    console,
+    open_workspace,
+    print_rows,
+)
 
 if TYPE_CHECKING:
     from pipeline.runs import control, start
@@ -55,6 +63,7 @@ def send(
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Create the run even when it has no recipients.")
     ] = False,
+    processes: ProcessesOption = None,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Send CAMPAIGN to its audience: freeze it, snapshot the audience, dispatch with a progress bar.
@@ -94,7 +103,7 @@ def send(
                 else ""
             )
         )
-        dispatch_in_foreground(ws, run)
+        dispatch_in_foreground(ws, run, processes)
         _print_summary(start.send_summary(ws, run))
 
 
@@ -192,8 +201,10 @@ class _RateColumn(ProgressColumn):
         return Text(f"{task.speed or 0:.0f}/s")
 
 
-def dispatch_in_foreground(ws: Workspace, run: Run) -> None:
-    """Send RUN in the foreground with a progress bar, then show where it ended."""
+def dispatch_in_foreground(ws: Workspace, run: Run, processes: int | None = None) -> None:
+    """Send RUN in the foreground with a progress bar (in PROCESSES processes, default one per
+    core), then show where it ended."""
+    from pipeline.delivery.processes import default_processes
     from pipeline.runs import start
 
     assert run.id is not None
@@ -221,7 +232,9 @@ def dispatch_in_foreground(ws: Workspace, run: Run) -> None:
                 remaining=progress.remaining,
             )
 
-        report = start.dispatch_run(ws, run.id, on_progress=update)
+        report = start.dispatch_run(
+            ws, run.id, on_progress=update, processes=processes or default_processes()
+        )
     _print_report(report)
     code = exit_code(report)
     if code:
@@ -386,7 +399,7 @@ def pause(run_id: RunId, workspace: WorkspaceOption = None) -> None:
 
 
 @runs_app.command("resume")
-def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
+def resume(run_id: RunId, processes: ProcessesOption = None, workspace: WorkspaceOption = None) -> None:
     """Continue a paused (or interrupted) run here, with a progress bar.
 
     \b
@@ -396,7 +409,7 @@ def resume(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     from pipeline.runs import control
 
     ws = open_workspace(workspace)
-    dispatch_in_foreground(ws, control.resume_run(ws, run_id))
+    dispatch_in_foreground(ws, control.resume_run(ws, run_id), processes)
 
 
 @runs_app.command("cancel")
@@ -414,7 +427,7 @@ def cancel(run_id: RunId, workspace: WorkspaceOption = None) -> None:
 
 
 @runs_app.command("retry")
-def retry(run_id: RunId, workspace: WorkspaceOption = None) -> None:
+def retry(run_id: RunId, processes: ProcessesOption = None, workspace: WorkspaceOption = None) -> None:
     """Queue again the failed deliveries that may succeed now, and send them here.
 
     \b
@@ -427,4 +440,4 @@ def retry(run_id: RunId, workspace: WorkspaceOption = None) -> None:
     count = control.retry_run(ws, run_id)
     console.print(f"run {run_id}: {count} failed deliveries queued again")
     if count:
-        dispatch_in_foreground(ws, control.show_run(ws, run_id).run)
+        dispatch_in_foreground(ws, control.show_run(ws, run_id).run, processes)

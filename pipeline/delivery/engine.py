@@ -36,10 +36,10 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypedDict, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlmodel import Session
@@ -49,6 +49,7 @@ from pipeline.delivery.pacing import PacedQueue
 from pipeline.delivery.transports.base import Transport
 from pipeline.delivery.verdicts import Action, judge
 from pipeline.errors import DatabaseError
+from pipeline.logs import log_event
 from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
 from pipeline.storage import outbox
@@ -104,21 +105,39 @@ def worker_name() -> str:
     return f"{here}:{os.getpid()}:{random.getrandbits(32):08x}"
 
 
-def _is_dead_here(holder: str) -> bool:
-    """True when HOLDER was a worker process on this machine (boot and PID namespace) that no longer
-    exists; a holder that may be on another machine is never dead by this test (its lease runs out)."""
+def _local_pid(holder: str) -> int | None:
+    """HOLDER's pid when it was a worker process on this machine (boot and PID namespace), else None:
+    a holder that may be on another machine is never known dead or alive here (its lease tells)."""
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
     here = _here()
-    if here is None or host != here or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
+    if here is None or host != here or not pid_text.isdigit():
+        return None
+    return int(pid_text)
+
+
+def _exists(pid: int) -> bool:
     try:
-        os.kill(int(pid_text), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_dead_here(holder: str) -> bool:
+    """True when HOLDER was a worker process on this machine that no longer exists."""
+    pid = _local_pid(holder)
+    return pid is not None and pid != os.getpid() and not _exists(pid)
+
+
+def _is_alive_here(holder: str) -> bool:
+    """True when HOLDER is a worker process on this machine that still exists: its leases ran out
+    only because the database was out of reach, and it renews them (and records what it sent
+    meanwhile) as soon as it answers again, so they are not for another worker to take."""
+    pid = _local_pid(holder)
+    return pid is not None and (pid == os.getpid() or _exists(pid))
 
 
 def _of_run(run_id: int) -> Callable[[outbox.Claimed], bool]:
@@ -154,6 +173,21 @@ class Tally:
         counts = self.by_run.setdefault(outcome.run_id, {})
         counts[name] = counts.get(name, 0) + 1
 
+    @classmethod
+    def total(cls, tallies: Iterable[Tally]) -> Tally:
+        """What several workers recorded between them."""
+        summed = cls()
+        for tally in tallies:
+            summed.sent += tally.sent
+            summed.failed += tally.failed
+            summed.skipped += tally.skipped
+            summed.retried += tally.retried
+            for run_id, counts in tally.by_run.items():
+                into = summed.by_run.setdefault(run_id, {})
+                for name, count in counts.items():
+                    into[name] = into.get(name, 0) + count
+        return summed
+
 
 @dataclass(frozen=True)
 class WorkerReport:
@@ -163,7 +197,16 @@ class WorkerReport:
     paused: dict[int, str]  # runs this worker paused itself, and why
 
 
-class _Database:
+class Calls(Protocol):
+    """Where a worker's queries run: this process's database thread (Database), or the process that
+    owns a SQLite database for several sending processes (delivery.channel.RemoteDatabase)."""
+
+    async def call(self, query: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
+    def close(self) -> None: ...
+
+
+class Database:
     """The one thread that talks to the database; each call is one transaction, repeated while the
     database is out of reach (every query the worker makes is safe to repeat)."""
 
@@ -213,9 +256,7 @@ class _Recorder:
     """Writes outcomes in arrival order, each write carrying whatever gathered during the last
     and during a _GATHER_S wait of its own."""
 
-    def __init__(
-        self, db: _Database, worker: str, on_recorded: Callable[[list[outbox.Outcome]], None]
-    ) -> None:
+    def __init__(self, db: Calls, worker: str, on_recorded: Callable[[list[outbox.Outcome]], None]) -> None:
         self._db = db
         self._worker = worker
         self._on_recorded = on_recorded
@@ -257,7 +298,7 @@ class _Worker:
     def __init__(
         self,
         ws: Workspace,
-        engine: Engine,
+        db: Calls,
         transport: Transport,
         *,
         run_id: int | None,
@@ -273,7 +314,7 @@ class _Worker:
         self.on_progress = on_progress
         self.name = name
         self.idle_poll_s = idle_poll_s
-        self.db = _Database(engine, self.settings.database)
+        self.db = db
         self.signer = Signer.from_settings(self.settings, ws.root)
         self.queue: PacedQueue[outbox.Claimed] = PacedQueue(self.settings.rate)
         self.recorder = _Recorder(self.db, name, self._recorded)
@@ -415,12 +456,19 @@ class _Worker:
                         self.run_over = True
         now = utcnow()
         renew_started = time.monotonic()
-        await self.db.call(outbox.renew_leases, self.name, now, self.settings.dispatch.lease_s)
+        ours = await self.db.call(outbox.renew_leases, self.name, now, self.settings.dispatch.lease_s)
         self.leases_good_until = renew_started + self.settings.dispatch.lease_s
+        taken = self.queue.remove(lambda item: item.delivery_id not in ours)
+        if taken:  # their leases ran out while the database was out of reach; another worker has them
+            log.warning("dropped %s deliveries another worker requeued when their leases ran out", len(taken))
         if self.leases_lost:
             self.leases_lost = False
             log.warning("leases renewed: sending again")
-        released = await self.db.call(outbox.release_expired_leases, now)
+        expired = await self.db.call(outbox.expired_lease_holders, now)
+        alive = [holder for holder in expired if _is_alive_here(holder)]
+        released = 0
+        if len(alive) < len(expired):
+            released = await self.db.call(outbox.release_expired_leases, now, alive)
         if released:
             log.warning("requeued %s deliveries whose worker's lease ran out", released)
 
@@ -614,7 +662,7 @@ def run_composer(settings: Settings, run: Run, signer: Signer | None = None, var
 
 async def run_worker(
     ws: Workspace,
-    engine: Engine,
+    engine: Engine | Calls,
     transport: Transport,
     *,
     run_id: int | None = None,
@@ -630,18 +678,25 @@ async def run_worker(
     empty claims: the loop of `comms worker` and the daemon. Either way, setting STOP
     stops claiming, finishes the messages in flight, gives back the rest and returns;
     the runs stay as they are (the caller decides whether a stop pauses them).
+    ENGINE is the database, or where its queries run (Calls) for a process that does not own it.
     """
+    db = Database(engine, ws.settings.database) if isinstance(engine, Engine) else engine
+    name = worker or worker_name()
     state = _Worker(
         ws,
-        engine,
+        db,
         transport,
         run_id=run_id,
         stop=stop or asyncio.Event(),
         on_progress=on_progress,
-        name=worker or worker_name(),
+        name=name,
         idle_poll_s=idle_poll_s,
     )
-    return await state.run()
+    log_event(log, "worker.started", worker=name)
+    report = await state.run()
+    tally = report.tally
+    log_event(log, "worker.stopped", worker=name, sent=tally.sent, failed=tally.failed, skipped=tally.skipped)
+    return report
 
 
-__all__ = ["Tally", "WorkerReport", "run_composer", "run_worker", "worker_name"]
+__all__ = ["Calls", "Database", "Tally", "WorkerReport", "run_composer", "run_worker", "worker_name"]

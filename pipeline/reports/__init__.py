@@ -10,12 +10,13 @@
     executive.py the exec report as data (KPIs, departments, campaigns, notes): exec_report()
     goals.py     targets from reports/goals.toml;  notes.py  reports/notes/PERIOD.md and the A/B log
     charts.py    its SVG charts (matplotlib, imported only when drawing)
-    exec_render.py  its HTML (templates/reports/exec.html), PDF (WeasyPrint), CSV and JSON: write_exec()
+    exec_render.py  its HTML (templates/reports/exec.html), PDF (WeasyPrint), CSV and JSON:
+                    exec_files() (named, made on demand), write_exec()
 
 May import: runs and everything below it (reports sit above runs, below cli and service).
 """
 
-from pipeline.reports.exec_render import exec_html, exec_json, exec_pdf, exec_tables, write_exec
+from pipeline.reports.exec_render import exec_files, exec_html, exec_json, exec_pdf, exec_tables, write_exec
 from pipeline.reports.executive import ExecReport, exec_report
 from pipeline.reports.glossary import METRICS, Rate, rates, wilson
 from pipeline.reports.periods import Period, parse_period
@@ -38,6 +39,7 @@ __all__ = [
     "Rate",
     "RunReport",
     "campaign_report",
+    "exec_files",
     "exec_html",
     "exec_json",
     "exec_pdf",

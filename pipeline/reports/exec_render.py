@@ -9,9 +9,10 @@ pipeline.reports.charts; PDF: see exec_pdf).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -259,27 +260,37 @@ def exec_json(report: ExecReport) -> str:
     return json.dumps(to_data(report), indent=2, ensure_ascii=False, default=str) + "\n"
 
 
-def write_exec(report: ExecReport, ws: Workspace, out: Path, formats: Iterable[str] = FORMATS) -> list[Path]:
-    """Write the chosen FORMATS of REPORT into the folder OUT as exec-PERIOD.*; the paths written."""
+def exec_files(
+    report: ExecReport, ws: Workspace, formats: Iterable[str] = FORMATS
+) -> dict[str, Callable[[], bytes]]:
+    """The files of the chosen FORMATS by the names write_exec gives them (exec-PERIOD.html,
+    exec-PERIOD-kpis.csv...), in that order, each made only when called: the studio lists them
+    and serves one, write_exec writes them all. The HTML is rendered once for both HTML and PDF."""
     wanted = list(dict.fromkeys(formats))
     unknown = [f for f in wanted if f not in FORMATS]
     if unknown:
         raise ReportError(f"unknown format {unknown[0]!r}: use {', '.join(FORMATS)}")
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"exec-{report.period.label}"
-    written: list[Path] = []
-    html = exec_html(report, ws) if {"html", "pdf"} & set(wanted) else ""
+    html = functools.cache(lambda: exec_html(report, ws))
+    files: dict[str, Callable[[], bytes]] = {}
     for fmt in wanted:
         if fmt == "html":
-            written.append(_write(out / f"{stem}.html", html.encode()))
+            files[f"{stem}.html"] = lambda: html().encode()
         elif fmt == "pdf":
-            written.append(_write(out / f"{stem}.pdf", exec_pdf(html)))
+            files[f"{stem}.pdf"] = lambda: exec_pdf(html())
         elif fmt == "json":
-            written.append(_write(out / f"{stem}.json", exec_json(report).encode()))
+            files[f"{stem}.json"] = lambda: exec_json(report).encode()
         else:
             for name, text in exec_tables(report).items():
-                written.append(_write(out / f"{stem}-{name}.csv", text.encode()))
-    return written
+                files[f"{stem}-{name}.csv"] = functools.partial(text.encode)
+    return files
+
+
+def write_exec(report: ExecReport, ws: Workspace, out: Path, formats: Iterable[str] = FORMATS) -> list[Path]:
+    """Write the chosen FORMATS of REPORT into the folder OUT as exec-PERIOD.*; the paths written."""
+    files = exec_files(report, ws, formats)
+    out.mkdir(parents=True, exist_ok=True)
+    return [_write(out / name, make()) for name, make in files.items()]
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -287,4 +298,4 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-__all__ = ["FORMATS", "exec_html", "exec_json", "exec_pdf", "exec_tables", "write_exec"]
+__all__ = ["FORMATS", "exec_files", "exec_html", "exec_json", "exec_pdf", "exec_tables", "write_exec"]

@@ -5,7 +5,8 @@ Every figure comes from the period and run views (pipeline.reports.views) and so
 glossary: the exec report adds no formula of its own. A KPI is a glossary rate, or a count the
 period view already holds (engaged reach, messages per contact per week), or the number of runs
 that delivered anything. `exec_report()` builds it; pipeline.reports.exec_render writes HTML,
-PDF, CSV and JSON of it; the CLI and the daemon (and the studio) call those two.
+PDF, CSV and JSON of it; the CLI and the daemon (and the studio) call those two. `exec_periods()`
+lists the periods that have runs, for the studio's picker.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pipeline.reports import queries
 from pipeline.reports.glossary import BY_ID, METRICS, Rate, derive
 from pipeline.reports.goals import Goals, Status, load_goals, status
 from pipeline.reports.notes import Learning, Notes, learnings, period_notes
-from pipeline.reports.periods import Period, previous
+from pipeline.reports.periods import Period, month_of, previous, quarter_of
 from pipeline.reports.queries import Scope
 from pipeline.reports.rules import Recommendation
 from pipeline.reports.views import (
@@ -330,6 +331,26 @@ def trend_periods(period: Period) -> list[Period]:
     for _ in range(TREND_PERIODS - 1):
         out.append(previous(out[-1]))
     return out[::-1]
+
+
+@dataclass(frozen=True)
+class PeriodChoice:
+    """The periods an exec report can be asked for, as a picker offers them."""
+
+    quarters: list[Period]  # those in which a run started, newest first
+    months: list[Period]
+    default: Period  # the latest complete quarter with runs (else the latest; else the last complete)
+
+
+def exec_periods(engine: Engine, now: datetime) -> PeriodChoice:
+    """The quarters and months in which runs started, and the one a report opens on."""
+    with engine.connect() as conn:
+        starts = queries.run_starts(conn)
+    quarters = list({q.label: q for q in map(quarter_of, reversed(starts))}.values())
+    months = list({m.label: m for m in map(month_of, reversed(starts))}.values())
+    complete = [q for q in quarters if q.end <= now]
+    default = (complete or quarters or [previous(quarter_of(now))])[0]
+    return PeriodChoice(quarters, months, default)
 
 
 def exec_report(

@@ -49,13 +49,8 @@ def parse_period(text: str, now: datetime) -> Period:
         year = int(found[1])
         return Period(text, _month_start(year, 1), _month_start(year + 1, 1))
     if text in _RELATIVE:
-        current = now.astimezone(UTC)
-        this = {
-            "previous-month": f"{current.year}-{current.month:02d}",
-            "previous-quarter": f"{current.year}-Q{(current.month - 1) // 3 + 1}",
-            "previous-year": str(current.year),
-        }[text]
-        return previous(parse_period(this, now))
+        this = {"previous-month": month_of, "previous-quarter": quarter_of, "previous-year": year_of}[text]
+        return previous(this(now))
     if (found := _LAST.match(text)) and int(found[1]) > 0:
         end = now.astimezone(UTC)
         return Period(text, end - timedelta(days=int(found[1])), end)
@@ -95,3 +90,21 @@ def year_before(period: Period) -> Period:
         else f"{period.label} a year before"
     )
     return Period(label, start, end)
+
+
+def quarter_of(moment: datetime) -> Period:
+    """The calendar quarter (UTC) MOMENT falls in."""
+    at = moment.astimezone(UTC)
+    return parse_period(f"{at.year}-Q{(at.month - 1) // 3 + 1}", at)
+
+
+def month_of(moment: datetime) -> Period:
+    """The calendar month (UTC) MOMENT falls in."""
+    at = moment.astimezone(UTC)
+    return parse_period(f"{at.year}-{at.month:02d}", at)
+
+
+def year_of(moment: datetime) -> Period:
+    """The calendar year (UTC) MOMENT falls in."""
+    at = moment.astimezone(UTC)
+    return parse_period(str(at.year), at)

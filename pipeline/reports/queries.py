@@ -215,6 +215,12 @@ def runs_in(conn: Connection, scope: Scope) -> list[Run]:
     return [Run.model_validate(dict(row)) for row in rows]
 
 
+def run_starts(conn: Connection) -> list[datetime]:
+    """When the runs started (UTC), oldest first: the periods that have anything to report."""
+    found = conn.execute(select(R.c.started_at).where(R.c.started_at.is_not(None)).order_by(R.c.started_at))
+    return [_aware(moment) for (moment,) in found]
+
+
 def _delivered_in_run(run_id: int) -> ColumnElement[bool]:
     return and_(
         D.c.run_id == run_id, D.c.seed == false(), D.c.sent_at.is_not(None), D.c.status == DeliveryStatus.sent

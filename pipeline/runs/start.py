@@ -39,6 +39,7 @@ from pipeline.audience.segments import (
 from pipeline.checks import runner as checks
 from pipeline.checks.variables import missing_variables
 from pipeline.delivery.engine import Tally, run_worker
+from pipeline.delivery.processes import run_senders
 from pipeline.delivery.transports import transport_for
 from pipeline.errors import (
     AudienceError,
@@ -371,9 +372,14 @@ class RunProgress:
 
 
 def dispatch_run(
-    ws: Workspace, run_id: int, *, on_progress: Callable[[RunProgress], None] | None = None
+    ws: Workspace,
+    run_id: int,
+    *,
+    on_progress: Callable[[RunProgress], None] | None = None,
+    processes: int = 1,
 ) -> RunReport:
-    """Send RUN_ID from this process until it finishes, pauses or is cancelled.
+    """Send RUN_ID from this process (or from PROCESSES sending processes it starts) until it
+    finishes, pauses or is cancelled.
 
     SIGTERM or Ctrl-C (when called from the main thread) stops claiming, lets the
     messages in flight finish and pauses the run, to be resumed with resume_run.
@@ -403,7 +409,7 @@ def dispatch_run(
                 )
 
         try:
-            stopped = asyncio.run(_dispatch(ws, engine, run_id, progress))
+            stopped = asyncio.run(_dispatch(ws, engine, run_id, progress, processes))
         except BaseException as exc:
             # Whatever stopped this process's worker, the run is not left `sending` with nobody on it,
             # unless the database is what failed: then the run stays as it is (its leases expire) and
@@ -418,8 +424,11 @@ def dispatch_run(
     return show_run(ws, run_id)
 
 
-async def _dispatch(ws: Workspace, engine: Engine, run_id: int, progress: Callable[[Tally], None]) -> bool:
-    """Run one worker on RUN_ID; True if a signal stopped it before the run was done."""
+async def _dispatch(
+    ws: Workspace, engine: Engine, run_id: int, progress: Callable[[Tally], None], processes: int
+) -> bool:
+    """Run one worker on RUN_ID (in PROCESSES processes); True if a signal stopped it before the run
+    was done."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     handled = threading.current_thread() is threading.main_thread()
@@ -434,8 +443,15 @@ async def _dispatch(ws: Workspace, engine: Engine, run_id: int, progress: Callab
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal)
     try:
-        async with transport_for(ws.settings, ws.root) as transport:
-            report = await run_worker(ws, engine, transport, run_id=run_id, stop=stop, on_progress=progress)
+        if processes > 1:
+            report = await run_senders(
+                ws, engine, processes=processes, run_id=run_id, stop=stop, on_progress=progress
+            )
+        else:
+            async with transport_for(ws.settings, ws.root) as transport:
+                report = await run_worker(
+                    ws, engine, transport, run_id=run_id, stop=stop, on_progress=progress
+                )
     finally:
         if handled:
             for signum in (signal.SIGTERM, signal.SIGINT):

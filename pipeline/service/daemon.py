@@ -8,8 +8,9 @@ when the leader's lock goes, which is when its process or its connection dies.
 The leader runs the timetable (pipeline.timetable.scheduler), [daemon] concurrency dispatch
 workers, the tracking server when [tracking] listen is set, keeps scheduled runs
 inside their sending windows, and decides A/B tests at their decision time (whose
-held rest its workers then send). `comms worker` runs dispatch workers only; on
-PostgreSQL any number of them share the outbox with the daemon.
+held rest its workers then send). `comms worker` runs dispatch workers only, over
+`--processes` sending processes (pipeline.delivery.processes); on PostgreSQL any number of them
+share the outbox with the daemon.
 
 SIGTERM or SIGINT: fire nothing more, stop claiming, finish the messages in flight,
 give back the rest, exit 0. Runs stay `sending` with nothing leased, so other workers
@@ -40,7 +41,8 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp
 
-from pipeline.delivery.engine import WorkerReport, run_worker, worker_name
+from pipeline.delivery.engine import WorkerReport, run_worker
+from pipeline.delivery.processes import run_senders
 from pipeline.delivery.transports import transport_for
 from pipeline.errors import CommsError, DatabaseError, unwrap
 from pipeline.experiments.decision import decide_due
@@ -201,14 +203,7 @@ async def _serving(servers: list[_HttpServer]) -> AsyncIterator[None]:
 async def _work(ws: Workspace, engine: Engine, stop: asyncio.Event, metrics: Metrics) -> WorkerReport:
     """One dispatch worker over every sending run, until STOP."""
     async with transport_for(ws.settings, ws.root) as transport:
-        name = worker_name()
-        log_event(log, "worker.started", worker=name)
-        report = await run_worker(
-            ws, engine, transport, stop=stop, on_progress=metrics.worker_progress(), worker=name
-        )
-    tally = report.tally
-    log_event(log, "worker.stopped", worker=name, sent=tally.sent, failed=tally.failed, skipped=tally.skipped)
-    return report
+        return await run_worker(ws, engine, transport, stop=stop, on_progress=metrics.worker_progress())
 
 
 def _why(failure: BaseException) -> str:
@@ -391,7 +386,20 @@ async def _daemon(ws: Workspace) -> int:
         remove()
 
 
-async def _workers(ws: Workspace, count: int) -> int:
+async def _senders(
+    ws: Workspace, engine: Engine, stop: asyncio.Event, metrics: Metrics, count: int, processes: int
+) -> WorkerReport:
+    """COUNT dispatch workers spread over PROCESSES sending processes, until STOP."""
+    log_event(log, "workers.started", workers=count, processes=processes)
+    report = await run_senders(
+        ws, engine, processes=processes, workers=count, stop=stop, on_progress=metrics.worker_progress()
+    )
+    tally = report.tally
+    log_event(log, "workers.stopped", sent=tally.sent, failed=tally.failed, skipped=tally.skipped)
+    return report
+
+
+async def _workers(ws: Workspace, count: int, processes: int) -> int:
     engine = connect(ws.settings)
     metrics = Metrics(engine)
     stop = asyncio.Event()
@@ -403,9 +411,12 @@ async def _workers(ws: Workspace, count: int) -> int:
         )
     try:
         async with _serving(servers):
-            results = await asyncio.gather(
-                *(_work(ws, engine, stop, metrics) for _ in range(count)), return_exceptions=True
+            work = (
+                [_senders(ws, engine, stop, metrics, count, processes)]
+                if processes > 1
+                else [_work(ws, engine, stop, metrics) for _ in range(count)]
             )
+            results = await asyncio.gather(*work, return_exceptions=True)
     finally:
         remove()
         engine.dispose()
@@ -421,10 +432,11 @@ def serve_daemon(ws: Workspace) -> int:
     return asyncio.run(_daemon(ws))
 
 
-def serve_worker(ws: Workspace, count: int | None = None) -> int:
-    """Run `comms worker` (COUNT workers, default [daemon] concurrency) until SIGTERM; the exit code."""
+def serve_worker(ws: Workspace, count: int | None = None, processes: int = 1) -> int:
+    """Run `comms worker` (COUNT workers, default [daemon] concurrency, over PROCESSES sending
+    processes) until SIGTERM; the exit code."""
     ws.settings.secret  # noqa: B018
-    return asyncio.run(_workers(ws, count or ws.settings.daemon.concurrency))
+    return asyncio.run(_workers(ws, count or ws.settings.daemon.concurrency, processes))
 
 
 __all__ = ["AdvisoryLock", "Daemon", "FileLock", "LeaderLock", "leader_lock", "serve_daemon", "serve_worker"]

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Integer,
     Select,
     Table,
+    and_,
     bindparam,
     exists,
     func,
@@ -413,28 +414,44 @@ def release_claims(conn: Connection, worker: str, delivery_ids: Sequence[int]) -
     )
 
 
-def renew_leases(conn: Connection, worker: str, now: datetime, lease_s: float) -> int:
+def renew_leases(conn: Connection, worker: str, now: datetime, lease_s: float) -> set[int]:
     """Keep WORKER's claims its own while it is alive: a claim may wait in the pace queue for
-    longer than one lease, and an expired one would be claimed, and sent, a second time."""
+    longer than one lease, and an expired one would be claimed, and sent, a second time.
+    The deliveries still WORKER's: one missing was requeued by another worker when its lease
+    ran out (while this one could not reach the database), and is no longer WORKER's to send."""
     statement = (
         update(D)
         .where(D.c.leased_by == worker, D.c.status == DeliveryStatus.sending)
         .values(lease_until=now + timedelta(seconds=lease_s))
+        .returning(D.c.id)
     )
-    return int(conn.execute(statement).rowcount)
+    return set(conn.execute(statement).scalars())
 
 
-def release_expired_leases(conn: Connection, now: datetime) -> int:
-    """Requeue deliveries whose worker died (its lease ran out) so another claim resends them."""
+def _expired(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        D.c.run_id.in_(select(R.c.id).where(R.c.status.in_(_ACTIVE))),
+        D.c.status == DeliveryStatus.sending,
+        D.c.lease_until < now,
+    )
+
+
+def expired_lease_holders(conn: Connection, now: datetime) -> list[str]:
+    """The workers whose leases on deliveries of active runs have run out."""
+    statement = select(D.c.leased_by).where(_expired(now), D.c.leased_by.is_not(None)).distinct()
+    return list(conn.execute(statement).scalars())
+
+
+def release_expired_leases(conn: Connection, now: datetime, spare: Sequence[str] = ()) -> int:
+    """Requeue deliveries whose worker died (its lease ran out) so another claim resends them;
+    those of the workers SPARE (known to be alive) stay theirs."""
     statement = (
         update(D)
-        .where(
-            D.c.run_id.in_(select(R.c.id).where(R.c.status.in_(_ACTIVE))),
-            D.c.status == DeliveryStatus.sending,
-            D.c.lease_until < now,
-        )
+        .where(_expired(now))
         .values(status=DeliveryStatus.queued, lease_until=None, leased_by=None, next_attempt_at=now)
     )
+    if spare:
+        statement = statement.where(D.c.leased_by.not_in(spare))
     return int(conn.execute(statement).rowcount)
 
 

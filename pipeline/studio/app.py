@@ -1,5 +1,5 @@
 """The studio's routes: campaigns, one campaign for a contact, its source files, the test send, the
-results pages, and the event stream that keeps an open page current.
+results pages, the exec report's downloads, and the event stream that keeps an open page current.
 
 The workspace is opened afresh for every request, so an edit to comms.toml counts at once; a
 file that does not load shows as its one-line error where the page would be. Pages are Jinja
@@ -40,7 +40,7 @@ from pipeline.studio.access import Guard, from_own_page
 from pipeline.studio.campaigns import campaign_rows, campaign_view
 from pipeline.studio.frames import dark_mode, images_off
 from pipeline.studio.reload import Streams, is_source, watching
-from pipeline.studio.results import PAGES, ResultPage
+from pipeline.studio.results import PAGES, ResultPage, exec_file
 from pipeline.workspace.folders import Workspace
 
 log = logging.getLogger("comms.studio")
@@ -204,12 +204,24 @@ class Studio:
 
     def result(self, spec: ResultPage) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
-            params = dict(request.path_params)
+            route = dict(request.path_params)
+            params = dict(request.query_params) | route
             context = await self.build(lambda ws: spec.build(ws, params))
             status = 404 if context.get("missing") else 200
-            return self.page(spec.template, status, nav="runs", **(params | context))
+            return self.page(spec.template, status, nav=spec.nav, **(route | context))
 
         return endpoint
+
+    async def exec_download(self, request: Request) -> Response:
+        """One file of the exec report, made as `comms report exec` makes it, as a download."""
+        name = request.path_params["name"]
+        context = await self.build(lambda ws: {"file": exec_file(ws, request.query_params, name)})
+        if "file" not in context:  # its one-line error
+            status = 404 if context.get("missing") else 422
+            return self.page("error.html.j2", status, title=name, nav="exec", **context)
+        data, media_type = context["file"]
+        disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+        return Response(data, media_type=media_type, headers=HEADERS | disposition)
 
     # -- live reload -----------------------------------------------------------------------------
 
@@ -240,6 +252,7 @@ def create_app(root: Path, *, token: str | None = None) -> Starlette:
         Route("/source", studio.source, methods=["GET"]),
         Route("/events", studio.events, methods=["GET"]),
         *(Route(spec.path, studio.result(spec), methods=["GET"]) for spec in PAGES),
+        Route("/exec/{name}", studio.exec_download, methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(

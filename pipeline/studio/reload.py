@@ -1,10 +1,11 @@
 """Live reload: watchfiles tells the studio when a workspace file is saved, and every open page hears
 it over server-sent events (one ``change`` event naming the file) and renders itself again.
 
-Only what a campaign is made of counts: templates/ (copy, layouts, partials), audiences/,
-schedules/, departments/, brand/ and comms.toml; the file transport's outbox, the SQLite database
-and editors' swap files do not. watchfiles' default debounce (1.6 s) is cut to 100 ms so a page is
-current within a second of the save.
+Only what a page is made of counts: templates/ (copy, layouts, partials, the exec report's
+template), audiences/, schedules/, departments/, brand/, comms.toml, and the exec report's notes,
+A/B log and goals under reports/; the file transport's outbox, the reports `comms report` writes,
+the SQLite database and editors' swap files do not. watchfiles' default debounce (1.6 s) is cut
+to 100 ms so a page is current within a second of the save.
 
 uvicorn's graceful shutdown waits for every open response to finish, and an event stream never
 does by itself: Streams.close() ends them all, and serving.py calls it before uvicorn waits.
@@ -21,6 +22,8 @@ from pathlib import Path
 
 from watchfiles import Change, DefaultFilter, awatch
 
+from pipeline.reports.goals import GOALS_FILE
+from pipeline.reports.notes import AB_LOG, NOTES_DIR
 from pipeline.workspace.settings import SETTINGS_FILE
 
 log = logging.getLogger("comms.studio")
@@ -72,8 +75,12 @@ class Streams:
 
 
 def is_source(relative: Path) -> bool:
-    """Whether RELATIVE (to the workspace) is a file a campaign page is made from."""
-    return relative == Path(SETTINGS_FILE) or (len(relative.parts) > 1 and relative.parts[0] in WATCHED_DIRS)
+    """Whether RELATIVE (to the workspace) is a file a studio page is made from."""
+    return (
+        relative in (Path(SETTINGS_FILE), Path(GOALS_FILE), Path(AB_LOG))
+        or (relative.parent == Path(NOTES_DIR) and relative.suffix == ".md")
+        or (len(relative.parts) > 1 and relative.parts[0] in WATCHED_DIRS)
+    )
 
 
 class _Sources(DefaultFilter):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.errors import SettingsError
 from pipeline.workspace.tomlfile import read_toml, toml_line, validate
@@ -108,12 +108,26 @@ class Preview(_Section):
 
 
 class Dkim(_Section):
-    selector: str
     domain: str
-    key_file: str
-    # Optional second signature (RFC 8463).
+    # RSA (RFC 6376), which every receiver checks.
+    selector: str | None = None
+    key_file: str | None = None
+    # Ed25519 (RFC 8463): a second signature beside RSA, or the only one (no key_file) for
+    # receivers known to check it; about a tenth of RSA-2048's CPU.
     ed25519_selector: str | None = None
     ed25519_key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_key_at_least(self) -> Dkim:
+        for algorithm, selector, key in (
+            ("", self.selector, self.key_file),
+            ("ed25519_", self.ed25519_selector, self.ed25519_key_file),
+        ):
+            if bool(selector) != bool(key):
+                raise ValueError(f"{algorithm}selector and {algorithm}key_file go together")
+        if not self.key_file and not self.ed25519_key_file:
+            raise ValueError("needs key_file (RSA), ed25519_key_file, or both")
+        return self
 
 
 class Rate(_Section):

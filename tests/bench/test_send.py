@@ -9,9 +9,13 @@ from pipeline.bench.send import bench_send
 
 
 def test_every_client_sends_every_message_and_reports_its_own_peak() -> None:
-    result = bench_send(recipients=40, connections=2, dkim=True)
+    result = bench_send(recipients=40, connections=2, dkim=True, processes=2)
     names = [figure.name for figure in result.figures]
-    expected = ["aiosmtplib alone", "comms SMTP client alone", "comms send", "comms send, DKIM RSA-2048"]
+    signed = [", DKIM RSA-2048", ", DKIM Ed25519", ", DKIM RSA-2048 + Ed25519"]
+    expected = ["aiosmtplib alone", "comms SMTP client alone"]
+    expected += [
+        send + variant for send in ("comms send", "comms send, 2 processes") for variant in ["", *signed]
+    ]
     if shutil.which("smtp-source"):
         expected.insert(0, "smtp-source (Postfix)")
     assert names == expected
@@ -21,3 +25,6 @@ def test_every_client_sends_every_message_and_reports_its_own_peak() -> None:
     bare = result.figure("aiosmtplib alone")
     full = result.figure("comms send")
     assert bare is not None and full is not None and bare.peak_mb < full.peak_mb  # type: ignore[operator]
+    several = result.figure("comms send, 2 processes")
+    assert several is not None and len(several.sender_peaks_mb) == 2  # each sender's own
+    assert all(peak > 0 for peak in several.sender_peaks_mb)

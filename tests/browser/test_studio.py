@@ -1,6 +1,6 @@
 """The studio in headless Chromium: pick a campaign, render it for a contact, watch it follow the
-copy file as it is saved, follow a check finding to its line, read a run's click map; all of it
-with every request outside the studio refused."""
+copy file as it is saved, follow a check finding to its line, read a run's click map, open the exec
+report and download its PDF; all of it with every request outside the studio refused."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ from sqlalchemy import Engine
 from pipeline.workspace.settings import Settings
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, tab
 from tests.feedback.conftest import World
-from tests.reports.conftest import build_run
+from tests.reports.conftest import build_run, seed_two_quarters
 from tests.studio.conftest import studio
 
 __all__ = ["studio"]
 
 # Live reload is watched for, never slept for: a loaded machine may take seconds to re-render.
 SLOW_MS = 30_000
+PDF_MS = 120_000  # a report's queries and a WeasyPrint render, on a loaded machine
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
 
@@ -158,6 +159,33 @@ def test_a_runs_click_map_shows_each_links_share_of_human_clickers(
     expect(email.locator("a[data-comms-honeypot]")).to_have_count(0)
     expect(email.locator("a", has_text="B")).to_have_attribute("href", "#")
     expect(email.locator("img")).to_have_count(0)  # the open pixel is gone: looking records nothing
+
+
+def test_the_exec_report_shows_its_tiles_and_its_pdf_button_downloads_the_pdf(
+    studio_page: Page, studio: str, engine: Engine, workspace_dir: Path, refused: list[Request]
+) -> None:
+    seed_two_quarters(engine)
+    page = studio_page
+    page.goto(studio + "/")
+    page.get_by_role("navigation", name="Studio").get_by_role("link", name="Exec report").click()
+    page.get_by_label("Period").select_option("2027-Q1")  # a choice applies itself
+    expect(page).to_have_url(re.compile(r"/exec\?period=2027-Q1&compare=previous$"))
+    report = page.frame_locator("#exec-report")
+    expect(report.locator(".tile")).to_have_count(7)
+    expect(report.locator("#kpi-human_click_rate")).to_contain_text("15.7%")
+    expect(report.locator("#kpi-human_click_rate")).to_contain_text("vs 2026-Q4")
+    with page.expect_download(timeout=PDF_MS) as started:
+        page.get_by_role("link", name="PDF", exact=True).click()
+    download = started.value
+    assert download.suggested_filename == "exec-2027-Q1.pdf"
+    assert Path(download.path()).read_bytes().startswith(b"%PDF-")
+
+    # The copywriter saves the period's notes: the open report shows them without a reload.
+    expect(page.locator("body")).to_have_attribute("data-live", "on")
+    notes = workspace_dir / "reports/notes/2027-Q1.md"
+    notes.write_text("## What we learned\n\nPlant managers click at **lunch**.\n", encoding="utf-8")
+    expect(report.locator("strong", has_text="lunch")).to_be_visible()
+    assert refused == []
 
 
 def test_a_script_in_the_email_does_not_run(studio_page: Page, studio: str, workspace_dir: Path) -> None:

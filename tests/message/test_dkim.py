@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from pipeline.errors import SettingsError
 from pipeline.message.dkim import Signer, _relaxed_body
 from pipeline.message.mime import MessageBuilder
 from pipeline.types import Outgoing
-from pipeline.workspace.settings import Dkim, Settings
+from pipeline.workspace.settings import Dkim, Settings, load_settings
+from tests.support.workspace import configure
 
 from .conftest import DOMAIN
 
@@ -148,3 +150,48 @@ def test_bad_key_files_name_the_setting(
     settings.dkim.key_file = "ed.pem"
     with pytest.raises(SettingsError, match=r"dkim\.key_file: not an RSA key"):
         Signer.from_settings(settings, workspace_dir)
+
+
+def test_ed25519_alone_signs_once_and_verifies_with_dkimpy(
+    settings: Settings,
+    workspace_dir: Path,
+    ed_key: ed25519.Ed25519PrivateKey,
+    build: Callable[..., Outgoing],
+    dns: Dns,
+) -> None:
+    _write_pem(workspace_dir / "ed.pem", ed_key)
+    settings.dkim = Dkim(domain=DOMAIN, ed25519_selector="ed", ed25519_key_file="ed.pem")
+    builder = MessageBuilder(
+        settings, campaign="c", department="d", run_id=1, signer=Signer.from_settings(settings, workspace_dir)
+    )
+    data = build(builder).data
+    assert data.count(b"DKIM-Signature:") == 1
+    assert tags(data, 0)[b"a"] == b"ed25519-sha256"
+    assert tags(data, 0)[b"s"] == b"ed"
+    assert dkim.verify(data, dnsfunc=dns)
+
+
+@pytest.mark.parametrize(
+    ("table", "error"),
+    [
+        ('domain = "x.example"', "needs key_file (RSA), ed25519_key_file, or both"),
+        (
+            'domain = "x.example"\ned25519_key_file = "ed.pem"',
+            "ed25519_selector and ed25519_key_file go together",
+        ),
+        ('domain = "x.example"\nselector = "mail"', "selector and key_file go together"),
+    ],
+)
+def test_a_dkim_table_without_a_whole_key_is_refused_in_one_line(
+    workspace_dir: Path, table: str, error: str
+) -> None:
+    configure(workspace_dir, {"dkim": table})
+    with pytest.raises(
+        SettingsError, match=re.escape(f"comms.toml:{_dkim_line(workspace_dir)}: dkim: {error}")
+    ):
+        load_settings(workspace_dir, {"COMMS_SECRET": "x" * 32})
+
+
+def _dkim_line(root: Path) -> int:
+    lines = (root / "comms.toml").read_text(encoding="utf-8").splitlines()
+    return lines.index("[dkim]") + 1

@@ -106,3 +106,14 @@ def test_two_proportion_z_and_periods() -> None:
     assert parse_period("last-30d", now).start == now - timedelta(days=30)
     with pytest.raises(ReportError, match="2027-Q5"):
         parse_period("2027-Q5", now)
+    # The relative names are the last complete calendar period; January's goes back a year.
+    assert [
+        parse_period(name, now).label for name in ("previous-month", "previous-quarter", "previous-year")
+    ] == [
+        "2027-04",
+        "2027-Q1",
+        "2026",
+    ]
+    january = datetime(2027, 1, 3, tzinfo=UTC)
+    assert parse_period("previous-month", january).label == "2026-12"
+    assert parse_period("previous-quarter", january).label == "2026-Q4"

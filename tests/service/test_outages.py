@@ -30,6 +30,7 @@ from tests.support.smtp_server import SmtpServer, message_ids_by_recipient
 from tests.support.workspace import SECRET, configure
 
 CONNECTIONS = 2
+PROCESSES = 2  # sending processes, one connection each
 LEASE_S = 3
 
 
@@ -57,15 +58,16 @@ def _through(
 
 
 def _sending(
-    command: str, root: Path, spawn: Callable[..., Process], monkeypatch: pytest.MonkeyPatch
+    command: str, root: Path, spawn: Callable[..., Process], monkeypatch: pytest.MonkeyPatch, *options: str
 ) -> Process:
-    """`comms send`; a run started and `comms worker` to send it; or the daemon with a schedule due now."""
+    """`comms send`; a run started and `comms worker` to send it; or the daemon with a schedule due now.
+    OPTIONS go to send and worker."""
     if command == "send":
-        return spawn(root, "send", "spring-launch", "--yes")
+        return spawn(root, "send", "spring-launch", "--yes", *options)
     if command == "worker":
         monkeypatch.setenv("COMMS_SECRET", SECRET)
         start.start_run(Workspace.open(root), "spring-launch", started_by="test")
-        return spawn(root, "worker")
+        return spawn(root, "worker", *options)
     write_schedule(root, "launch", f'at = "{local_time(-5)}"')
     return spawn(root, "daemon")
 
@@ -90,7 +92,9 @@ def _each_once(engine: Engine, smtp: SmtpServer, emails: list[str]) -> None:
 def _stops_sending_while_silent(process: Process, proxy: DbProxy, smtp: SmtpServer) -> None:
     smtp.wait_for(10, timeout_s=60)
     proxy.silence()
-    process.wait_for(r"leases could not be renewed", timeout_s=60)
+    stopping = "leases could not be renewed"
+    # Each of the PROCESSES senders stops on its own leases.
+    wait_until(lambda: process.log.count(stopping) >= PROCESSES, 60, "every sender to stop")
     stopped_at = smtp.accepted
     time.sleep(LEASE_S)  # as long again as a lease: the queue held far more than that
     assert smtp.accepted <= stopped_at + CONNECTIONS  # only what was already in flight
@@ -109,7 +113,7 @@ def test_a_silent_database_stops_sending_on_lost_leases_and_they_recover_by_them
 ) -> None:
     engine = _through(workspace_dir, postgres_url, proxy, smtp, per_second=25)
     emails = add_customers(engine, workspace_dir, 150)
-    process = _sending(command, workspace_dir, spawn, monkeypatch)
+    process = _sending(command, workspace_dir, spawn, monkeypatch, f"--processes={PROCESSES}")
 
     _stops_sending_while_silent(process, proxy, smtp)
     assert smtp.accepted < len(emails)

@@ -67,7 +67,8 @@ def test_a_worker_killed_mid_run_loses_none_of_its_claimed_deliveries(
     emails = add_customers(engine, root, 600)
     smtp.hold_after = 100  # both workers stand still mid-run, holding claims, until the kill
     run = start.start_run(Workspace.open(root), "spring-launch", started_by="test")
-    doomed, survivor = spawn(root, "worker"), spawn(root, "worker")
+    # One process each, holding its claims itself (several: tests/delivery/test_crash.py).
+    doomed, survivor = spawn(root, "worker", "--processes=1"), spawn(root, "worker", "--processes=1")
 
     smtp.wait_for(100, timeout_s=60)
     doomed.kill()

@@ -119,9 +119,12 @@ def test_saving_a_source_file_sends_a_change_event_and_other_files_do_not(
         "templates/partials/footer.mjml",
         "audiences/customers.toml",
         "comms.toml",
+        "reports/notes/2027-Q1.md",  # the exec report's notes and goals
+        "reports/goals.toml",
     ]
     for source in sources:
         (workspace_dir / "outbox" / "x.eml").write_text("not a source", encoding="utf-8")  # no event
+        (workspace_dir / "reports" / "exec-2027-Q1.json").write_text("{}", encoding="utf-8")  # no event
         (workspace_dir / "comms.db-journal").write_text("not a source", encoding="utf-8")  # no event
         path = workspace_dir / source
         path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")

@@ -1,5 +1,5 @@
 // The studio's one script (no build step): live reload over server-sent events, the contact search,
-// and checkboxes that apply themselves. Pages work without it, only less live.
+// and checkboxes and choices that apply themselves. Pages work without it, only less live.
 "use strict";
 (function () {
   let latest = 0;
@@ -61,8 +61,8 @@
   }
 
   function autoApply() {
-    document.querySelectorAll("form.auto input[type=checkbox]").forEach((box) => {
-      box.addEventListener("change", () => box.form.submit());
+    document.querySelectorAll("form.auto input[type=checkbox], form.auto select").forEach((input) => {
+      input.addEventListener("change", () => input.form.submit());
     });
   }
 
