@@ -397,6 +397,9 @@ class _Worker:
     async def _idle(self) -> None:
         """Nothing to claim and nothing in hand: finish drained runs, then wait for the next due retry."""
         await self.recorder.flush()
+        # Again here, not only at the start: the sending processes of a `comms send` killed just before
+        # this one started die with it a moment later, still holding leases nobody else will renew.
+        await self._release_dead_workers()
         finished = await self.db.call(outbox.finish_drained_runs, utcnow(), self.run_id)
         for run_id in finished:
             log.info("run %s finished", run_id)
