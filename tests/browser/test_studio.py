@@ -168,6 +168,7 @@ def test_the_exec_report_shows_its_tiles_and_its_pdf_button_downloads_the_pdf(
     page = studio_page
     page.goto(studio + "/")
     page.get_by_role("navigation", name="Studio").get_by_role("link", name="Exec report").click()
+    expect(page.locator("body")).to_have_attribute("data-live", "on")  # the page's script is running
     page.get_by_label("Period").select_option("2027-Q1")  # a choice applies itself
     expect(page).to_have_url(re.compile(r"/exec\?period=2027-Q1&compare=previous$"))
     report = page.frame_locator("#exec-report")

@@ -60,9 +60,11 @@
     });
   }
 
+  // Listened for on the document, not on each input: a live re-render replaces <main> and its inputs.
   function autoApply() {
-    document.querySelectorAll("form.auto input[type=checkbox], form.auto select").forEach((input) => {
-      input.addEventListener("change", () => input.form.submit());
+    document.addEventListener("change", (event) => {
+      const input = event.target;
+      if (input.matches("form.auto input[type=checkbox], form.auto select")) input.form.submit();
     });
   }
 
