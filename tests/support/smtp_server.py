@@ -114,8 +114,15 @@ class _Handler:
             await asyncio.Event().wait()
         if fate == "defer":
             return "451 4.3.0 try again later"
+        held = False
         while owner.hold_after is not None and owner.accepted >= owner.hold_after:
+            held = True
             await asyncio.sleep(0.01)
+        if held:
+            # A few more turns of the loop first: a client killed while held has its end of file
+            # waiting to be read, and reading it cancels this reply (a message whose sender is gone
+            # is never accepted, whichever of the release and the close the loop saw first).
+            await asyncio.sleep(0.05)
         with owner._lock:
             owner._in_data += 1
             owner.peak_in_data = max(owner.peak_in_data, owner._in_data)
