@@ -5,11 +5,9 @@ goes to the given addresses only, "[TEST]" in the subject, untracked and never a
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
 from pipeline.assembly.campaign import assemble, check_campaign
 from pipeline.assembly.personalize import preview_recipient
@@ -24,16 +22,8 @@ from pipeline.message.dkim import Signer
 from pipeline.runs.preview import preview_settings
 from pipeline.runs.start import RunPlan, check_before_run, check_sender, plan_run, refuse_failing_checks
 from pipeline.storage.engines import opened, session
-from pipeline.storage.models import DeliveryStatus
 from pipeline.types import Outgoing, Recipient, SendResult
 from pipeline.workspace.folders import Workspace
-
-_DONE = (DeliveryStatus.sent, DeliveryStatus.failed, DeliveryStatus.skipped, DeliveryStatus.cancelled)
-_RATE_WINDOW = timedelta(seconds=60)
-
-
-log = logging.getLogger("comms.runs")
-
 
 # -- rehearsals ------------------------------------------------------------------------------------
 

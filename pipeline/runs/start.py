@@ -14,7 +14,7 @@ import signal
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -60,10 +60,6 @@ from pipeline.storage.models import Approval, DeliveryStatus, Run, RunStatus, ut
 from pipeline.types import Templates
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
-
-_DONE = (DeliveryStatus.sent, DeliveryStatus.failed, DeliveryStatus.skipped, DeliveryStatus.cancelled)
-_RATE_WINDOW = timedelta(seconds=60)
-
 
 log = logging.getLogger("comms.runs")
 
