@@ -78,6 +78,18 @@ def share(settings: Settings, index: int, count: int) -> Settings:
     )
 
 
+def _signal(process: asyncio.subprocess.Process, signum: int) -> None:
+    """Send SIGNUM to PROCESS unless asyncio has seen it end.
+
+    Not Process.send_signal: Popen polls first, and a poll can reap a sender that has just ended
+    before asyncio's child watcher does; the watcher then reports exit code 255 and prints
+    "Unknown child process" into the user's terminal. Until the watcher reaps it the pid stays a
+    zombie, so it cannot have passed to another process.
+    """
+    if process.returncode is None:
+        os.kill(process.pid, signum)
+
+
 @dataclass
 class _Sender:
     process: asyncio.subprocess.Process
@@ -123,9 +135,8 @@ class _Senders:
         finally:
             passer.cancel()
             for sender in self.senders:
-                if sender.process.returncode is None:
-                    sender.process.kill()
-                    await sender.process.wait()
+                _signal(sender.process, signal.SIGKILL)
+                await sender.process.wait()
             self.db.close()
         failures = [s.failure for s in self.senders if s.failure is not None]
         if failures:
@@ -144,8 +155,7 @@ class _Senders:
     async def _pass_on_stop(self) -> None:
         await self.stop.wait()
         for sender in self.senders:
-            if sender.process.returncode is None:
-                sender.process.send_signal(signal.SIGTERM)
+            _signal(sender.process, signal.SIGTERM)
 
     async def _slot(self, index: int) -> None:
         """Keep sender INDEX going until its work is done, replacing it if it is killed."""
@@ -206,7 +216,7 @@ class _Senders:
         with contextlib.suppress(ConnectionError):  # it died at once: its exit says so
             await channel.send(setup)
         if self.stop.is_set():
-            process.send_signal(signal.SIGTERM)
+            _signal(process, signal.SIGTERM)
         return sender
 
     async def _serve(self, sender: _Sender) -> None:
