@@ -55,7 +55,10 @@ ProcessesOption = Annotated[
         "--processes",
         "-p",
         min=1,
-        help="Sending processes (default: one per core); [transport] connections and [rate] are shared.",
+        help=(
+            "Sending processes (default: one per core, at most one per 2,000 deliveries);"
+            " [transport] connections and [rate] are shared."
+        ),
         show_default=False,
     ),
 ]

@@ -203,7 +203,7 @@ class _RateColumn(ProgressColumn):
 
 def dispatch_in_foreground(ws: Workspace, run: Run, processes: int | None = None) -> None:
     """Send RUN in the foreground with a progress bar (in PROCESSES processes, default one per
-    core), then show where it ended."""
+    core for a run large enough to use them), then show where it ended."""
     from pipeline.delivery.processes import default_processes
     from pipeline.runs import start
 
@@ -233,7 +233,7 @@ def dispatch_in_foreground(ws: Workspace, run: Run, processes: int | None = None
             )
 
         report = start.dispatch_run(
-            ws, run.id, on_progress=update, processes=processes or default_processes()
+            ws, run.id, on_progress=update, processes=processes or default_processes(run.recipient_count)
         )
     _print_report(report)
     code = exit_code(report)

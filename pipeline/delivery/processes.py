@@ -54,9 +54,19 @@ _REPLACEMENTS = 8
 _QUERY_MODULES = frozenset({outbox.__name__, dispatch.__name__})
 
 
-def default_processes() -> int:
-    """One sending process per core this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+# A sending process takes about a second to start (it imports the library and connects), in
+# which one already running sends a thousand messages or more: below this many deliveries a
+# process each would only slow a run down.
+DELIVERIES_PER_PROCESS = 2_000
+
+
+def default_processes(deliveries: int | None = None) -> int:
+    """One sending process per core this process may run on, but no more than DELIVERIES (when
+    known, as for one run) keep busy."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if deliveries is None:
+        return cores
+    return max(1, min(cores, -(-deliveries // DELIVERIES_PER_PROCESS)))
 
 
 def share(settings: Settings, index: int, count: int) -> Settings:

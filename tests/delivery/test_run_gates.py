@@ -7,9 +7,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, select
 
 from pipeline.audience.importer import import_contacts
+from pipeline.delivery.processes import default_processes
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, Run, RunStatus
 from tests.support.cli import assert_one_line_error, comms
@@ -173,16 +175,24 @@ def test_exit_code_2_when_the_run_paused_itself(ws_root: Path, engine: Engine, a
         assert db.exec(select(Delivery).where(Delivery.status == "queued")).first() is not None
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
 def test_a_worker_that_cannot_start_leaves_the_run_paused_not_sending(
-    ws_root: Path, engine: Engine, add_contacts
+    ws_root: Path, engine: Engine, add_contacts, processes: str
 ) -> None:
     add_contacts(3)
     (ws_root / "blocked").write_text("a file where the outbox folder should be")
     configure(ws_root, {"transport": 'kind = "file"\npath = "blocked"'})
 
-    result = comms("send", CAMPAIGN, "--yes", cwd=ws_root)
+    result = comms("send", CAMPAIGN, "--yes", f"--processes={processes}", cwd=ws_root)
 
     assert_one_line_error(result, "blocked")
     [run] = _runs(engine)
     assert run.status == RunStatus.paused  # `comms runs resume` picks it up once the folder is fixed
     assert run.status_reason.startswith("stopped by an error:")
+
+
+def test_a_small_run_sends_from_one_process_and_a_large_one_from_every_core(monkeypatch) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+
+    assert [default_processes(n) for n in (1, 180, 2_000, 2_001, 5_000, 1_000_000)] == [1, 1, 1, 2, 3, 4]
+    assert default_processes() == 4  # a worker, which serves whatever runs come
