@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from pipeline.storage.engines import make_engine, session, upgrade
+from pipeline.storage.engines import make_engine, session
 from pipeline.storage.models import Contact, MailingList, Subscription, SubscriptionStatus
 from pipeline.workspace.folders import Workspace
+from tests.conftest import upgraded
 
 SETTINGS = """\
 [sender]
@@ -33,7 +34,7 @@ logo_url = "https://sender.example/logo.png"
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """An engine on a database upgraded to the current schema."""
-    upgrade(database_url)
+    upgraded(database_url)
     engine = make_engine(database_url)
     yield engine
     engine.dispose()

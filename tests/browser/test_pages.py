@@ -14,7 +14,10 @@ from pipeline.message.urls import recipient_links
 from pipeline.storage.engines import session
 from pipeline.storage.models import Event, MailingList, Subscription, Suppression
 from pipeline.workspace.settings import Settings
+from tests.conftest import sqlite_only
 from tests.feedback.conftest import World
+
+pytestmark = sqlite_only  # see tests/conftest.py
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 WCAG_AA_TEXT = 4.5

@@ -15,9 +15,12 @@ from sqlalchemy import Engine
 
 from pipeline.workspace.settings import Settings
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, tab
+from tests.conftest import sqlite_only
 from tests.feedback.conftest import World
 from tests.reports.conftest import build_run, seed_two_quarters
 from tests.studio.conftest import studio
+
+pytestmark = sqlite_only  # see tests/conftest.py
 
 __all__ = ["studio"]
 

@@ -11,9 +11,12 @@ from playwright.sync_api import Browser, Request, expect
 
 from tests.browser.conftest import tab
 from tests.browser.test_studio import SLOW_MS
+from tests.conftest import sqlite_only
 from tests.experiments.conftest import Lab, engine, lab, ws_root
 from tests.studio.conftest import lab_studio
 from tests.support.cli import comms
+
+pytestmark = sqlite_only  # see tests/conftest.py
 
 __all__ = ["engine", "lab", "lab_studio", "ws_root"]
 

@@ -12,9 +12,10 @@ from sqlalchemy import Engine
 from pipeline.audience.importer import import_contacts
 from pipeline.runs import start
 from pipeline.runs.control import RunReport
-from pipeline.storage.engines import make_engine, upgrade
+from pipeline.storage.engines import make_engine
 from pipeline.storage.models import Run
 from pipeline.workspace.folders import Workspace
+from tests.conftest import upgraded
 from tests.support.workspace import CAMPAIGN, SECRET, configure, open_ws
 
 
@@ -24,7 +25,7 @@ def ws_root(workspace_dir: Path, database_url: str, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("COMMS_SECRET", SECRET)
     monkeypatch.delenv("COMMS_SMTP_URL", raising=False)
     configure(workspace_dir, {"database": f'url = "{database_url}"'})
-    upgrade(database_url)
+    upgraded(database_url)
     return workspace_dir
 
 

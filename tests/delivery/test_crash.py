@@ -19,13 +19,14 @@ from pipeline.runs import start
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, DeliveryStatus, Run, RunStatus
 from tests.service.conftest import wait_until
-from tests.support.cli import COMMS
+from tests.support.cli import comms_bytes
 from tests.support.smtp_server import SmtpServer, message_ids_by_recipient
 from tests.support.workspace import CAMPAIGN, SECRET, configure, open_ws, smtp_sections
+from tests.support.zygote import Forked, zygote
 
 
-def _comms(root: Path, *args: str) -> list[str]:
-    return [*COMMS, *args, "--workspace", str(root)]
+def _args(root: Path, *args: str) -> list[str]:
+    return [*args, "--workspace", str(root)]
 
 
 def _env() -> dict[str, str]:
@@ -34,21 +35,21 @@ def _env() -> dict[str, str]:
 
 def _start_sending(
     root: Path, smtp: SmtpServer, hold_after: int, processes: int = 1, command: tuple[str, ...] = ()
-) -> subprocess.Popen[bytes]:
+) -> Forked:
     """`comms send` (or COMMAND) in a process, with the server holding its replies after HOLD_AFTER
     messages, so the process is mid-run when the test acts however fast or slow the machine is."""
     smtp.hold_after = hold_after
     configure(root, smtp_sections(smtp.port, connections=4, batch_size=40))
     with (root / "send.log").open("wb") as log:
-        return subprocess.Popen(
-            _comms(root, *(command or ("send", CAMPAIGN, "--yes")), f"--processes={processes}"),
+        return zygote().start(
+            _args(root, *(command or ("send", CAMPAIGN, "--yes")), f"--processes={processes}"),
             env=_env(),
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
 
 
-def _wait_for_line(path: Path, text: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+def _wait_for_line(path: Path, text: str, process: Forked, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while text not in path.read_text(encoding="utf-8", errors="replace"):
         assert process.poll() is None and time.monotonic() < deadline, path.read_text(encoding="utf-8")
@@ -113,11 +114,8 @@ def test_killed_mid_run_then_resumed_sends_everyone_once(
         leased = db.exec(select(Delivery).where(Delivery.status == DeliveryStatus.sending)).scalars().all()
     assert leased  # claimed by the dead process under a lease that has not run out
 
-    resumed = subprocess.run(
-        _comms(ws_root, "runs", "resume", str(interrupted.id), f"--processes={processes}"),
-        env=_env(),
-        capture_output=True,
-        timeout=120,
+    resumed = comms_bytes(
+        "runs", "resume", str(interrupted.id), f"--processes={processes}", cwd=ws_root, env=_env()
     )
 
     assert resumed.returncode == 0, resumed.stderr.decode()
@@ -149,9 +147,7 @@ def test_sigterm_finishes_in_flight_pauses_the_run_and_exits_cleanly(
     sent_before = len(smtp.messages)
     assert sent_before < 300
 
-    resumed = subprocess.run(
-        _comms(ws_root, "runs", "resume", str(run.id)), env=_env(), capture_output=True, timeout=120
-    )
+    resumed = comms_bytes("runs", "resume", str(run.id), cwd=ws_root, env=_env())
 
     assert resumed.returncode == 0, resumed.stderr.decode()
     received = message_ids_by_recipient(smtp)
@@ -165,19 +161,17 @@ def test_a_second_send_after_a_kill_refuses_and_names_the_run_to_resume(
     emails = add_contacts(200)
     interrupted = _kill_mid_run(ws_root, smtp, engine, after=40)
 
-    second = subprocess.run(_comms(ws_root, "send", CAMPAIGN, "--yes"), env=_env(), capture_output=True)
+    second = comms_bytes("send", CAMPAIGN, "--yes", cwd=ws_root, env=_env())
 
     assert second.returncode == 1
     error = second.stderr.decode()
     assert f"already has run {interrupted.id} to customers" in error
     assert f"comms runs resume {interrupted.id}" in error
     assert _only_run(engine).id == interrupted.id  # no second run beside it
-    resumed = subprocess.run(
-        _comms(ws_root, "runs", "resume", str(interrupted.id)), env=_env(), capture_output=True, timeout=120
-    )
+    resumed = comms_bytes("runs", "resume", str(interrupted.id), cwd=ws_root, env=_env())
     assert resumed.returncode == 0, resumed.stderr.decode()
     after = len(smtp.messages)
-    third = subprocess.run(_comms(ws_root, "send", CAMPAIGN, "--yes"), env=_env(), capture_output=True)
+    third = comms_bytes("send", CAMPAIGN, "--yes", cwd=ws_root, env=_env())
     assert third.returncode == 1 and b"all 200 already received it" in third.stderr
     assert len(smtp.messages) == after
     received = message_ids_by_recipient(smtp)

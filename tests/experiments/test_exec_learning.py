@@ -14,8 +14,11 @@ import pytest
 
 from pipeline.storage.engines import session
 from pipeline.storage.models import Run
+from tests.conftest import sqlite_only
 from tests.experiments.conftest import Lab
 from tests.support.cli import comms
+
+pytestmark = sqlite_only  # see tests/conftest.py
 
 LOG = "reports/ab-log.md"
 

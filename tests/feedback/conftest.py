@@ -23,7 +23,7 @@ from pipeline.feedback.server import create_app
 from pipeline.feedback.serving import tracking_config
 from pipeline.message.headers import message_id
 from pipeline.message.urls import recipient_links, recipient_tracking
-from pipeline.storage.engines import make_engine, session, upgrade
+from pipeline.storage.engines import make_engine, session
 from pipeline.storage.models import (
     Contact,
     Delivery,
@@ -37,6 +37,7 @@ from pipeline.storage.models import (
 from pipeline.types import Recipient, Rendered
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings, load_settings
+from tests.conftest import upgraded
 from tests.support.uvicorn_thread import UvicornThread
 
 SECRET = "test-secret-key-for-tokens-32-bytes+"
@@ -61,7 +62,7 @@ def settings(workspace_dir: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[Engine]:
-    upgrade(settings.database.url)
+    upgraded(settings.database.url)
     engine = make_engine(settings.database.url)
     yield engine
     engine.dispose()

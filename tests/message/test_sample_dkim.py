@@ -16,8 +16,11 @@ from pipeline.audience.importer import import_contacts
 from pipeline.runs import start
 from pipeline.storage.engines import make_engine, upgrade
 from pipeline.workspace.folders import Workspace
+from tests.conftest import sqlite_only
 from tests.message.conftest import DOMAIN
 from tests.support.workspace import SECRET, configure
+
+pytestmark = sqlite_only  # see tests/conftest.py
 
 
 @pytest.fixture

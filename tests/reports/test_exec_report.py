@@ -20,6 +20,7 @@ from pipeline.reports.exec_render import accessibility_findings, exec_html, exec
 from pipeline.reports.glossary import two_proportion_z
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
+from tests.conftest import sqlite_only
 from tests.reports.conftest import NOW, seed_two_quarters
 from tests.support.cli import comms
 
@@ -159,6 +160,7 @@ def test_notes_learnings_recommendations_and_goals_in_the_html(ws: Workspace, en
 _FIGURE = re.compile(r"\d+(?:\.\d+)?")
 
 
+@sqlite_only
 def test_every_chart_has_a_title_a_description_and_its_data_table(ws: Workspace, engine: Engine) -> None:
     seed_two_quarters(engine)
     report = exec_report(engine, ws, parse_period("2027-Q1", NOW))
@@ -185,6 +187,7 @@ def test_every_chart_has_a_title_a_description_and_its_data_table(ws: Workspace,
     assert accessibility_findings(report, ws) == []
 
 
+@sqlite_only
 def test_a_chart_whose_template_drops_its_data_table_is_a_finding(ws: Workspace, engine: Engine) -> None:
     seed_two_quarters(engine)
     report = exec_report(engine, ws, parse_period("2027-Q1", NOW))
@@ -201,6 +204,7 @@ def test_a_chart_whose_template_drops_its_data_table_is_a_finding(ws: Workspace,
     ]
 
 
+@sqlite_only
 def test_without_notes_or_a_log_the_page_says_where_to_write(ws: Workspace, engine: Engine) -> None:
     seed_two_quarters(engine)
     (ws.root / "reports/notes/2027-Q1.md").unlink()  # the sample's
@@ -209,6 +213,7 @@ def test_without_notes_or_a_log_the_page_says_where_to_write(ws: Workspace, engi
     assert 'id="learnings"' not in html
 
 
+@sqlite_only
 def test_a_bad_goals_file_is_one_line_naming_file_and_line(ws: Workspace, engine: Engine) -> None:
     write(
         ws, "reports/goals.toml", "[overall]\nhuman_click_rate = { min = 0.1 }\nopen_rate = { min = 0.2 }\n"
@@ -220,6 +225,7 @@ def test_a_bad_goals_file_is_one_line_naming_file_and_line(ws: Workspace, engine
         exec_report(engine, ws, parse_period("2027-Q1", NOW))
 
 
+@sqlite_only
 def test_the_pdf_has_a_page_per_section_and_the_kpi_labels(
     ws: Workspace, engine: Engine, tmp_path: Path
 ) -> None:
@@ -304,6 +310,7 @@ def test_at_risk_is_short_of_the_target_but_within_reach() -> None:
     assert status(None, 0.5) == "no target" and status(Target(min=0.1), None) == "no data"
 
 
+@sqlite_only
 def test_the_workspace_template_is_sandboxed_and_its_errors_name_the_line(
     ws: Workspace, engine: Engine
 ) -> None:

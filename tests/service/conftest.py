@@ -18,11 +18,12 @@ import pytest
 from sqlalchemy import Engine, select
 
 from pipeline.audience.importer import import_contacts
-from pipeline.storage.engines import make_engine, session, upgrade
+from pipeline.storage.engines import make_engine, session
 from pipeline.storage.models import Delivery, Run
-from tests.support.cli import COMMS
+from tests.conftest import upgraded
 from tests.support.smtp_server import SmtpServer
 from tests.support.workspace import SECRET, configure, smtp_sections
+from tests.support.zygote import zygote
 
 ZONE = "Europe/Warsaw"
 
@@ -60,8 +61,8 @@ class Process:
     def __init__(self, root: Path, *args: str, label: str) -> None:
         self.log_path = root / f"{label}.log"
         with self.log_path.open("wb") as log:
-            self.popen = subprocess.Popen(
-                [*COMMS, *args, "--workspace", str(root)],
+            self.popen = zygote().start(
+                [*args, "--workspace", str(root)],
                 env=os.environ | {"COMMS_SECRET": SECRET},
                 stdout=subprocess.DEVNULL,
                 stderr=log,
@@ -117,7 +118,7 @@ def prepare(root: Path, database_url: str, smtp: SmtpServer, **dispatch: object)
     sections["database"] = f'url = "{database_url}"'
     sections["daemon"] = "grace_s = 600\nstandby_poll_s = 1"
     configure(root, sections)
-    upgrade(database_url)
+    upgraded(database_url)
     return make_engine(database_url)
 
 

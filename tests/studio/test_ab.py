@@ -14,9 +14,12 @@ from sqlalchemy import update
 
 from pipeline.experiments.decision import RULE
 from pipeline.storage.models import Run, utcnow
+from tests.conftest import sqlite_only
 from tests.experiments.conftest import Lab, engine, lab, ws_root
 from tests.support.cli import comms
 from tests.support.workspace import configure
+
+pytestmark = sqlite_only  # see tests/conftest.py
 
 __all__ = ["engine", "lab", "ws_root"]
 

@@ -17,9 +17,12 @@ from sqlalchemy import Engine
 
 from pipeline.demo.history import Outcome, add_contacts, insert_run
 from pipeline.storage.models import utcnow
+from tests.conftest import sqlite_only
 from tests.reports.conftest import seed_two_quarters
 from tests.support.cli import comms
 from tests.support.workspace import configure
+
+pytestmark = sqlite_only  # see tests/conftest.py
 
 # A report is many queries and the PDF a WeasyPrint render: generous on a loaded machine.
 SLOW_S = 300

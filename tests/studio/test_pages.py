@@ -14,9 +14,12 @@ import pytest
 from sqlalchemy import Engine
 
 from pipeline.workspace.settings import Settings
+from tests.conftest import sqlite_only
 from tests.feedback.conftest import World
 from tests.reports.conftest import build_run
 from tests.support.workspace import configure
+
+pytestmark = sqlite_only  # see tests/conftest.py
 
 CAMPAIGN = "spring-launch"
 

@@ -1,4 +1,4 @@
-"""Running `comms` as a person does: a real subprocess, its exit code, stdout and stderr."""
+"""Running `comms` as a person does: a process of its own, its exit code, stdout and stderr."""
 
 from __future__ import annotations
 
@@ -7,26 +7,31 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.zygote import text, zygote
+
 # The command as a person runs it, from whichever tree PYTHONPATH (or the install) provides.
 COMMS = [sys.executable, "-c", "from pipeline.cli import main; main()"]
 
 
 def comms(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None
+    *args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """`comms ARGS` in CWD; INPUT is what the person types on standard input."""
-    return subprocess.run(
-        [*COMMS, *args], cwd=cwd, env=_env(env), input=input, capture_output=True, text=True, timeout=120
+    typed = None if input is None else input.encode()
+    result = comms_bytes(*args, cwd=cwd, env=env, input=typed, timeout=timeout)
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, text(result.stdout), text(result.stderr)
     )
 
 
 def comms_bytes(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, input: bytes | None = None
+    *args: str, cwd: Path, env: dict[str, str] | None = None, input: bytes | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[bytes]:
-    """comms() for a program's bytes: a message an MTA pipes in, a message written out."""
-    return subprocess.run(
-        [*COMMS, *args], cwd=cwd, env=_env(env), input=input, capture_output=True, timeout=120
-    )
+    """comms() for a program's bytes: a message an MTA pipes in, a message written out.
+
+    The process is forked from a zygote that has the library imported (tests/support/zygote.py)."""
+    code, out, err = zygote().run(list(args), cwd, _env(env), input, timeout)
+    return subprocess.CompletedProcess([*COMMS, *args], code, out, err)
 
 
 def _env(extra: dict[str, str] | None) -> dict[str, str]:
