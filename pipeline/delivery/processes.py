@@ -94,10 +94,12 @@ def _signal(process: asyncio.subprocess.Process, signum: int) -> None:
     Not Process.send_signal: Popen polls first, and a poll can reap a sender that has just ended
     before asyncio's child watcher does; the watcher then reports exit code 255 and prints
     "Unknown child process" into the user's terminal. Until the watcher reaps it the pid stays a
-    zombie, so it cannot have passed to another process.
+    zombie, so it cannot have passed to another process; once reaped, before asyncio has been told,
+    it is gone.
     """
     if process.returncode is None:
-        os.kill(process.pid, signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signum)
 
 
 @dataclass

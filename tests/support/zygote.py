@@ -24,6 +24,7 @@ import locale
 import os
 import pkgutil
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -68,9 +69,7 @@ class Zygote:
         assert self.process.stdin is not None
         self.process.stdin.close()
         self.process.wait(timeout=30)
-        for leftover in (self.path, self.folder):
-            if os.path.exists(leftover):
-                (os.unlink if leftover == self.path else os.rmdir)(leftover)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def start(
         self,
@@ -244,9 +243,9 @@ def _import_all(package: types.ModuleType) -> None:
             _import_all(module)
 
 
-def _serve(path: str) -> dict[str, Any]:
-    """Fork a `comms` for each request on PATH; returns only in a forked `comms` process, with
-    its request (the zygote itself exits when its standard input closes)."""
+def _serve(path: str) -> None:
+    """Fork a `comms` for each request on PATH; returns only in a forked `comms` process, set up
+    as its request asks (the zygote itself exits when its standard input closes)."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(path)
     listener.listen(64)
@@ -265,7 +264,8 @@ def _serve(path: str) -> dict[str, Any]:
             pid = os.fork()
             if pid == 0:
                 conn.close()
-                return _become(json.loads(request), fds)
+                _become(json.loads(request), fds)
+                return
             for fd in fds:
                 os.close(fd)
             conn.send(str(pid).encode())
@@ -277,7 +277,7 @@ def _serve(path: str) -> dict[str, Any]:
             os.close(fd)
 
 
-def _become(request: dict[str, Any], fds: list[int]) -> dict[str, Any]:
+def _become(request: dict[str, Any], fds: list[int]) -> None:
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
@@ -286,7 +286,6 @@ def _become(request: dict[str, Any], fds: list[int]) -> dict[str, Any]:
     os.environ.update(request["env"])
     sys.argv = ["-c", *request["args"]]
     sys.path[0] = ""  # as `python -c` has it
-    return request
 
 
 def _comms() -> NoReturn:
