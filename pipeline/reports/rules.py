@@ -50,6 +50,25 @@ def _share(k: int, n: int) -> float:
     return k / n if n else 0.0
 
 
+def _share_rule(
+    rule: str,
+    part: int,
+    whole: int,
+    of: str,
+    rules: ReportRules,
+    limit: float,
+    what: str,
+    action: str,
+    severity: str = "warning",
+) -> Recommendation:
+    """RULE fires when PART is more than LIMIT of WHOLE (counted in OF), judged from min_clickers up."""
+    threshold = f"> {_pct(limit)} of {of}"
+    if whole < rules.min_clickers:
+        return _insufficient(rule, f"{whole} {of}", threshold)
+    share = _share(part, whole)
+    return _judge(rule, share > limit, f"{what} {_pct(share)}", threshold, action, severity)
+
+
 def run_rules(
     report: RunReport,
     rules: ReportRules,
@@ -122,36 +141,31 @@ def run_rules(
             )
         )
 
-    threshold = f"> {_pct(rules.machine_click_share)} of clicking messages"
-    if c["raw_clickers"] < rules.min_clickers:
-        out.append(_insufficient("machine-clicks", f"{c['raw_clickers']} clicking messages", threshold))
-    else:
-        share = _share(c["raw_clickers"] - c["clickers"], c["raw_clickers"])
-        out.append(
-            _judge(
-                "machine-clicks",
-                share > rules.machine_click_share,
-                f"machine-click share {_pct(share)}",
-                threshold,
-                "ask the recipients' IT to allow-list the tracking domain in their link scanner",
-            )
+    out.append(
+        _share_rule(
+            "machine-clicks",
+            c["raw_clickers"] - c["clickers"],
+            c["raw_clickers"],
+            "clicking messages",
+            rules,
+            rules.machine_click_share,
+            "machine-click share",
+            "ask the recipients' IT to allow-list the tracking domain in their link scanner",
         )
-
-    threshold = f"> {_pct(rules.apple_proxy_share)} of openers"
-    if c["pixel_openers"] < rules.min_clickers:
-        out.append(_insufficient("apple-proxy", f"{c['pixel_openers']} openers", threshold))
-    else:
-        share = _share(c["apple_proxy_openers"], c["pixel_openers"])
-        out.append(
-            _judge(
-                "apple-proxy",
-                share > rules.apple_proxy_share,
-                f"Apple-proxy share of openers {_pct(share)}",
-                threshold,
-                "judge this audience by clicks, not opens: most of its opens are Apple's proxy",
-                "info",
-            )
+    )
+    out.append(
+        _share_rule(
+            "apple-proxy",
+            c["apple_proxy_openers"],
+            c["pixel_openers"],
+            "openers",
+            rules,
+            rules.apple_proxy_share,
+            "Apple-proxy share of openers",
+            "judge this audience by clicks, not opens: most of its opens are Apple's proxy",
+            "info",
         )
+    )
 
     threshold = "human click rate below the p-chart's lower limit"
     if point is None or series_length < rules.pchart_min_runs or point.lower is None:
