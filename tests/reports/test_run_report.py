@@ -191,6 +191,22 @@ def test_every_figure_of_a_run_report_follows_its_formula(
     assert report.first_click_median_s is not None and 7000 < report.first_click_median_s < 7400
     assert any("1 seed deliveries" in note for note in report.footnotes)
     assert {rec.rule: rec.status for rec in report.recommendations}["bounce-rate"] == "insufficient"
+    shares = {rec.rule: (rec.status, rec.evidence, rec.threshold) for rec in report.recommendations}
+    assert shares["machine-clicks"] == (
+        "insufficient",
+        "too little data: 7 clicking messages",
+        "> 20.0% of clicking messages",
+    )
+    assert shares["apple-proxy"] == ("insufficient", "too little data: 5 openers", "> 40.0% of openers")
+    settings.reports.rules.min_clickers = 5  # enough to judge 3 machine clicks of 7, 2 Apple opens of 5
+    judged = {rec.rule: rec for rec in run_report(engine, settings, run_id).recommendations}
+    assert (judged["machine-clicks"].status, judged["machine-clicks"].evidence) == (
+        "fired",
+        "machine-click share 42.9%",
+    )
+    assert judged["machine-clicks"].action.startswith("ask the recipients' IT")
+    apple = judged["apple-proxy"]  # 40.0% is not above the 40% line
+    assert (apple.status, apple.evidence, apple.action) == ("ok", "Apple-proxy share of openers 40.0%", "")
 
     # Every format carries the same numbers.
     data = json.loads(to_json(report))
