@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 
 from pipeline.storage.engines import upgrade
 from pipeline.workspace.init import init_workspace
@@ -101,37 +101,36 @@ def upgraded(url: str) -> None:
             atexit.register(shutil.rmtree, template.parent, ignore_errors=True)
         shutil.copyfile(_templates[backend], target.database)
         return
-    server = make_url(os.environ["COMMS_TEST_DATABASE_URL"])
+    server = os.environ["COMMS_TEST_DATABASE_URL"]
+    if backend not in _templates:
+        name = f"comms_test_schema_{uuid.uuid4().hex[:12]}"
+        _administer(server, f'CREATE DATABASE "{name}"')
+        atexit.register(_administer, server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        upgrade(target.set(database=name).render_as_string(hide_password=False))
+        _templates[backend] = name
+    _administer(
+        server,
+        f'DROP DATABASE "{target.database}" WITH (FORCE)',
+        f'CREATE DATABASE "{target.database}" TEMPLATE "{_templates[backend]}"',
+    )
+
+
+def _administer(server: str, *statements: str) -> None:
+    """STATEMENTS, in order, on SERVER outside any transaction (where CREATE and DROP DATABASE run)."""
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            if backend not in _templates:
-                name = f"comms_test_schema_{uuid.uuid4().hex[:12]}"
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-                upgrade(target.set(database=name).render_as_string(hide_password=False))
-                _templates[backend] = name
-                atexit.register(_drop, server, name)
-            conn.execute(text(f'DROP DATABASE "{target.database}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{target.database}" TEMPLATE "{_templates[backend]}"'))
+            for statement in statements:
+                conn.execute(text(statement))
     finally:
         admin.dispose()
-
-
-def _drop(server: URL, name: str) -> None:
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def fresh_postgres_database(server: str) -> Iterator[str]:
     """A new, empty database on SERVER for the caller's lifetime (tests and benchmarks)."""
     name = f"comms_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    _administer(server, f'CREATE DATABASE "{name}"')
     try:
         yield make_url(server).set(database=name).render_as_string(hide_password=False)
     finally:
-        admin.dispose()
-        _drop(make_url(server), name)
+        _administer(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -55,15 +55,16 @@ def _share_rule(
     part: int,
     whole: int,
     of: str,
-    rules: ReportRules,
+    min_whole: int,
     limit: float,
     what: str,
     action: str,
     severity: str = "warning",
 ) -> Recommendation:
-    """RULE fires when PART is more than LIMIT of WHOLE (counted in OF), judged from min_clickers up."""
+    """RULE fires when PART is more than LIMIT of WHOLE (counted in OF), judged once WHOLE reaches
+    MIN_WHOLE: below it a share swings too far from one recipient to the next."""
     threshold = f"> {_pct(limit)} of {of}"
-    if whole < rules.min_clickers:
+    if whole < min_whole:
         return _insufficient(rule, f"{whole} {of}", threshold)
     share = _share(part, whole)
     return _judge(rule, share > limit, f"{what} {_pct(share)}", threshold, action, severity)
@@ -147,7 +148,7 @@ def run_rules(
             c["raw_clickers"] - c["clickers"],
             c["raw_clickers"],
             "clicking messages",
-            rules,
+            rules.min_clickers,
             rules.machine_click_share,
             "machine-click share",
             "ask the recipients' IT to allow-list the tracking domain in their link scanner",
@@ -159,7 +160,7 @@ def run_rules(
             c["apple_proxy_openers"],
             c["pixel_openers"],
             "openers",
-            rules,
+            rules.min_clickers,
             rules.apple_proxy_share,
             "Apple-proxy share of openers",
             "judge this audience by clicks, not opens: most of its opens are Apple's proxy",
