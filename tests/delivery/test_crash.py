@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,18 +18,10 @@ from pipeline.runs import start
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, DeliveryStatus, Run, RunStatus
 from tests.service.conftest import wait_until
-from tests.support.cli import comms_bytes
+from tests.support.cli import comms_bytes, start_comms
 from tests.support.smtp_server import SmtpServer, message_ids_by_recipient
-from tests.support.workspace import CAMPAIGN, SECRET, configure, open_ws, smtp_sections
-from tests.support.zygote import Forked, zygote
-
-
-def _args(root: Path, *args: str) -> list[str]:
-    return [*args, "--workspace", str(root)]
-
-
-def _env() -> dict[str, str]:
-    return os.environ | {"COMMS_SECRET": SECRET}
+from tests.support.workspace import CAMPAIGN, configure, open_ws, smtp_sections
+from tests.support.zygote import Forked
 
 
 def _start_sending(
@@ -41,11 +32,8 @@ def _start_sending(
     smtp.hold_after = hold_after
     configure(root, smtp_sections(smtp.port, connections=4, batch_size=40))
     with (root / "send.log").open("wb") as log:
-        return zygote().start(
-            _args(root, *(command or ("send", CAMPAIGN, "--yes")), f"--processes={processes}"),
-            env=_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=log,
+        return start_comms(
+            *(command or ("send", CAMPAIGN, "--yes")), f"--processes={processes}", cwd=root, stderr=log
         )
 
 
@@ -114,9 +102,7 @@ def test_killed_mid_run_then_resumed_sends_everyone_once(
         leased = db.exec(select(Delivery).where(Delivery.status == DeliveryStatus.sending)).scalars().all()
     assert leased  # claimed by the dead process under a lease that has not run out
 
-    resumed = comms_bytes(
-        "runs", "resume", str(interrupted.id), f"--processes={processes}", cwd=ws_root, env=_env()
-    )
+    resumed = comms_bytes("runs", "resume", str(interrupted.id), f"--processes={processes}", cwd=ws_root)
 
     assert resumed.returncode == 0, resumed.stderr.decode()
     # What was in flight at the kill never got its reply: those connections died with the process.
@@ -147,7 +133,7 @@ def test_sigterm_finishes_in_flight_pauses_the_run_and_exits_cleanly(
     sent_before = len(smtp.messages)
     assert sent_before < 300
 
-    resumed = comms_bytes("runs", "resume", str(run.id), cwd=ws_root, env=_env())
+    resumed = comms_bytes("runs", "resume", str(run.id), cwd=ws_root)
 
     assert resumed.returncode == 0, resumed.stderr.decode()
     received = message_ids_by_recipient(smtp)
@@ -161,17 +147,17 @@ def test_a_second_send_after_a_kill_refuses_and_names_the_run_to_resume(
     emails = add_contacts(200)
     interrupted = _kill_mid_run(ws_root, smtp, engine, after=40)
 
-    second = comms_bytes("send", CAMPAIGN, "--yes", cwd=ws_root, env=_env())
+    second = comms_bytes("send", CAMPAIGN, "--yes", cwd=ws_root)
 
     assert second.returncode == 1
     error = second.stderr.decode()
     assert f"already has run {interrupted.id} to customers" in error
     assert f"comms runs resume {interrupted.id}" in error
     assert _only_run(engine).id == interrupted.id  # no second run beside it
-    resumed = comms_bytes("runs", "resume", str(interrupted.id), cwd=ws_root, env=_env())
+    resumed = comms_bytes("runs", "resume", str(interrupted.id), cwd=ws_root)
     assert resumed.returncode == 0, resumed.stderr.decode()
     after = len(smtp.messages)
-    third = comms_bytes("send", CAMPAIGN, "--yes", cwd=ws_root, env=_env())
+    third = comms_bytes("send", CAMPAIGN, "--yes", cwd=ws_root)
     assert third.returncode == 1 and b"all 200 already received it" in third.stderr
     assert len(smtp.messages) == after
     received = message_ids_by_recipient(smtp)

@@ -3,8 +3,6 @@ keeps the variant frozen for them, and nobody gets two different messages."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 from sqlalchemy import Engine, select
@@ -20,18 +18,11 @@ from tests.experiments.conftest import (
     small_test,
     variants,
 )
-from tests.support.cli import comms_bytes
+from tests.support.cli import comms_bytes, start_comms
 from tests.support.smtp_server import SmtpServer, message_ids_by_recipient
 from tests.support.workspace import SECRET, configure, smtp_sections
-from tests.support.zygote import zygote
 
-
-def _args(root: Path, *args: str) -> list[str]:
-    return [*args, "--workspace", str(root)]
-
-
-def _env() -> dict[str, str]:
-    return os.environ | {"COMMS_SECRET": SECRET}
+ENV = {"COMMS_SECRET": SECRET}
 
 
 def test_killed_in_the_test_phase_resumed_and_decided_keeps_variants_and_sends_nobody_twice(
@@ -43,12 +34,7 @@ def test_killed_in_the_test_phase_resumed_and_decided_keeps_variants_and_sends_n
     emails = add_customers(workspace_dir, engine, 160)
 
     smtp.hold_after = 30  # mid test phase, however fast or slow the machine is
-    process = zygote().start(
-        _args(workspace_dir, "send", CAMPAIGN, "--yes"),
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_comms("send", CAMPAIGN, "--yes", cwd=workspace_dir, env=ENV)
     smtp.wait_for(30, timeout_s=120)
     process.kill()
     process.wait(timeout=30)
@@ -60,7 +46,7 @@ def test_killed_in_the_test_phase_resumed_and_decided_keeps_variants_and_sends_n
     before = {email: variant for email, (variant, _) in variants(engine, run.id).items()}
     assert sum(1 for v in before.values() if v) == 80 and sum(1 for v in before.values() if not v) == 80
 
-    resumed = comms_bytes("runs", "resume", str(run.id), cwd=workspace_dir, env=_env(), timeout=300)
+    resumed = comms_bytes("runs", "resume", str(run.id), cwd=workspace_dir, env=ENV, timeout=300)
 
     assert resumed.returncode == 0, resumed.stderr.decode()
     assert b"80 held until the decision" in resumed.stdout
@@ -69,7 +55,7 @@ def test_killed_in_the_test_phase_resumed_and_decided_keeps_variants_and_sends_n
     arms = {email for email, variant in before.items() if variant}
     assert set(messages(smtp)) == arms  # only the arms so far
 
-    decided = comms_bytes("ab", "decide", str(run.id), cwd=workspace_dir, env=_env(), timeout=300)
+    decided = comms_bytes("ab", "decide", str(run.id), cwd=workspace_dir, env=ENV, timeout=300)
 
     assert decided.returncode == 0, decided.stderr.decode()
     received = message_ids_by_recipient(smtp)

@@ -4,10 +4,8 @@ test, and `comms daemon` / `comms worker` run as real processes whose key=value 
 from __future__ import annotations
 
 import csv
-import os
 import re
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -21,9 +19,9 @@ from pipeline.audience.importer import import_contacts
 from pipeline.storage.engines import make_engine, session
 from pipeline.storage.models import Delivery, Run
 from tests.conftest import upgraded
+from tests.support.cli import start_comms
 from tests.support.smtp_server import SmtpServer
 from tests.support.workspace import SECRET, configure, smtp_sections
-from tests.support.zygote import zygote
 
 ZONE = "Europe/Warsaw"
 
@@ -61,12 +59,7 @@ class Process:
     def __init__(self, root: Path, *args: str, label: str) -> None:
         self.log_path = root / f"{label}.log"
         with self.log_path.open("wb") as log:
-            self.popen = zygote().start(
-                [*args, "--workspace", str(root)],
-                env=os.environ | {"COMMS_SECRET": SECRET},
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
+            self.popen = start_comms(*args, cwd=root, env={"COMMS_SECRET": SECRET}, stderr=log)
 
     @property
     def log(self) -> str:

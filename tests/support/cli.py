@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.zygote import text, zygote
+from tests.support.zygote import Forked, Stream, text, zygote
 
 # The command as a person runs it, from whichever tree PYTHONPATH (or the install) provides.
 COMMS = [sys.executable, "-c", "from pipeline.cli import main; main()"]
@@ -32,6 +32,18 @@ def comms_bytes(
     The process is forked from a zygote that has the library imported (tests/support/zygote.py)."""
     code, out, err = zygote().run(list(args), cwd, _env(env), input, timeout)
     return subprocess.CompletedProcess([*COMMS, *args], code, out, err)
+
+
+def start_comms(
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    stdout: Stream = subprocess.DEVNULL,
+    stderr: Stream = subprocess.DEVNULL,
+) -> Forked:
+    """`comms ARGS` in CWD, in the environment comms() gives it, left running for the test to wait
+    on, signal or kill; STDOUT and STDERR a file or descriptor (by default /dev/null)."""
+    return zygote().start(list(args), _env(env), cwd=cwd, stdout=stdout, stderr=stderr)
 
 
 def _env(extra: dict[str, str] | None) -> dict[str, str]:

@@ -7,7 +7,8 @@ main()" ARGS` starts one: its own working directory, environment, argv, standard
 code and traceback, and the interpreter's normal shutdown. Imported before the fork are the
 library and its third-party packages only; `pipeline.cli`, whose consoles read COLUMNS and ask
 whether they write to a terminal as they are imported, is imported afresh in each call. Tests
-that signal, kill or pipe a `comms` start it as a real subprocess of their own.
+that read a running `comms` through a pipe (the studio's first line, a pipe into another program,
+the tracking server's outage test) start a real interpreter instead.
 
 The parts: the zygote (`python zygote.py SOCKET`) forks a waiter for each request; the waiter
 forks the `comms` process, tells the caller its pid, waits for it and reports its exit code. The
