@@ -33,7 +33,7 @@ _WHERE = {
     "exec_report": "pipeline.reports.executive",
     "import_contacts": "pipeline.audience.importer",
     "init_workspace": "pipeline.workspace.init",
-    "list_runs": "pipeline.runs.control",
+    "list_runs": "pipeline.storage.listing",
     "load_audience": "pipeline.audience.segments",
     "pause_run": "pipeline.runs.control",
     "preview_campaign": "pipeline.runs.preview",

@@ -62,10 +62,16 @@ def _one_line(exc: BaseException) -> str | None:
     return None
 
 
+# SQLAlchemy's errors, and the drivers' own (pipeline.storage.listing reads through them).
+_DATABASE_ERRORS = (("sqlalchemy.exc", "SQLAlchemyError"), ("sqlite3", "Error"), ("psycopg", "Error"))
+
+
 def _is_database_error(exc: BaseException) -> bool:
-    """SQLAlchemy's errors, without importing SQLAlchemy for commands that never load it."""
-    loaded = sys.modules.get("sqlalchemy.exc")
-    return loaded is not None and isinstance(exc, loaded.SQLAlchemyError)
+    """A database's error, without importing a database library for commands that never load it."""
+    return any(
+        (loaded := sys.modules.get(module)) is not None and isinstance(exc, getattr(loaded, name))
+        for module, name in _DATABASE_ERRORS
+    )
 
 
 def main() -> None:

@@ -249,7 +249,7 @@ EXIT_FAILURES = 3
 def exit_code(report: control.RunReport) -> int:
     """0: finished, every delivery sent or skipped by rule; 2: paused; 3: finished with failures,
     cancelled or failed."""
-    from pipeline.storage.models import DeliveryStatus, RunStatus
+    from pipeline.storage.statuses import DeliveryStatus, RunStatus
 
     status = report.run.status
     if status == RunStatus.paused:
@@ -262,7 +262,7 @@ def exit_code(report: control.RunReport) -> int:
 
 
 def _print_report(report: control.RunReport) -> None:
-    from pipeline.storage.models import DeliveryStatus, RunStatus
+    from pipeline.storage.statuses import DeliveryStatus, RunStatus
 
     run = report.run
     reason = f" ({run.status_reason})" if run.status_reason else ""
@@ -328,24 +328,23 @@ def list_runs(
     Example:
       comms runs list --format json | python -m json.tool
     """
-    from pipeline.runs import control
-    from pipeline.storage.models import DeliveryStatus
+    from pipeline.storage import listing
+    from pipeline.storage.statuses import DeliveryStatus
 
-    rows = []
-    for run, counts in control.list_runs(open_workspace(workspace), limit):
-        rows.append(
-            (
-                run.id,
-                run.campaign,
-                run.audience,
-                run.status,
-                counts[DeliveryStatus.sent],
-                run.recipient_count,
-                counts[DeliveryStatus.failed],
-                counts[DeliveryStatus.queued] + counts[DeliveryStatus.sending] + counts[DeliveryStatus.held],
-                run.created_at,
-            )
+    rows = [
+        (
+            run.id,
+            run.campaign,
+            run.audience,
+            run.status,
+            run.counts[DeliveryStatus.sent],
+            run.recipient_count,
+            run.counts[DeliveryStatus.failed],
+            run.left,
+            run.created_at,
         )
+        for run in listing.list_runs(open_workspace(workspace), limit)
+    ]
     headings = ["run", "campaign", "audience", "status", "sent", "recipients", "failed", "left", "created"]
     print_rows(headings, rows, output, right=("run", "sent", "recipients", "failed", "left"))
 

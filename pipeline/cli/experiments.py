@@ -47,7 +47,7 @@ def decide(
     from pipeline.reports.render import ab_lines
     from pipeline.runs.control import show_run
     from pipeline.storage.engines import opened
-    from pipeline.storage.models import RunStatus
+    from pipeline.storage.statuses import RunStatus
 
     if winner is not None and not (reason or "").strip():
         raise typer.BadParameter("a manual decision needs --reason", param_hint="--reason")

@@ -54,7 +54,8 @@ from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
 from pipeline.storage import outbox
 from pipeline.storage.engines import ride_out
-from pipeline.storage.models import DeliveryStatus, Run, RunStatus, utcnow
+from pipeline.storage.models import Run, utcnow
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from pipeline.types import SendResult, SuppressionReason
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Database as DatabaseSettings

@@ -19,7 +19,8 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select
 from pipeline.errors import CommsError
 from pipeline.reports.executive import DEMO
 from pipeline.reports.periods import Period, previous
-from pipeline.storage.models import Contact, Delivery, DeliveryStatus, Event, EventKind, Run, RunStatus
+from pipeline.storage.models import Contact, Delivery, Event, EventKind, Run
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 
 # The tables themselves: Core statements over them type-check (SQLModel's columns read as values).
 C = Contact.__table__  # type: ignore[attr-defined]

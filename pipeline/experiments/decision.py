@@ -35,7 +35,8 @@ from pipeline.reports.ab import shown_decision
 from pipeline.reports.glossary import BY_ID, COUNTS, Rate, count_of, derive, rates
 from pipeline.reports.queries import Scope
 from pipeline.storage import outbox
-from pipeline.storage.models import Run, RunStatus, utcnow
+from pipeline.storage.models import Run, utcnow
+from pipeline.storage.statuses import RunStatus
 from pipeline.workspace.folders import Workspace
 
 log = logging.getLogger("comms.experiments")

@@ -58,7 +58,8 @@ from pipeline.feedback.events import has_event, record_event
 from pipeline.feedback.preferences import delivery_address, unsubscribe
 from pipeline.message.tokens import read_token
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, DeliveryStatus, Event, EventKind, UnreadableMessage, utcnow
+from pipeline.storage.models import Delivery, Event, EventKind, UnreadableMessage, utcnow
+from pipeline.storage.statuses import DeliveryStatus
 from pipeline.types import SuppressionReason
 from pipeline.workspace.settings import Settings, shown_url
 

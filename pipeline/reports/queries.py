@@ -28,7 +28,8 @@ from sqlalchemy import (
     select,
 )
 
-from pipeline.storage.models import Delivery, DeliveryStatus, Event, EventKind, Run
+from pipeline.storage.models import Delivery, Event, EventKind, Run
+from pipeline.storage.statuses import DeliveryStatus
 
 D = Delivery.__table__  # type: ignore[attr-defined]
 E = Event.__table__  # type: ignore[attr-defined]

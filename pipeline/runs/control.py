@@ -17,7 +17,8 @@ from pipeline.delivery.verdicts import is_retryable
 from pipeline.errors import RunError
 from pipeline.storage import approvals, outbox
 from pipeline.storage.engines import opened
-from pipeline.storage.models import Approval, DeliveryStatus, Run, RunStatus, utcnow
+from pipeline.storage.models import Approval, Run, utcnow
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
 
@@ -70,20 +71,14 @@ class RunReport:
         return bool(self.counts[DeliveryStatus.held]) and not self.remaining
 
 
-def list_runs(ws: Workspace, limit: int = 20) -> list[tuple[Run, dict[str, int]]]:
-    """The latest runs, newest first, each with its deliveries counted by status."""
-    with opened(ws.settings) as engine, engine.connect() as conn:
-        return [(run, outbox.run_counts(conn, run.id or 0)) for run in outbox.list_runs(conn, limit)]
-
-
 def show_run(ws: Workspace, run_id: int | None = None, *, errors: int = 5) -> RunReport:
     """RUN_ID's report; without one, the latest run's (what an operator wants after `comms send`)."""
     with opened(ws.settings) as engine, engine.connect() as conn:
         if run_id is None:
-            latest = outbox.list_runs(conn, 1)
-            if not latest:
+            latest = outbox.latest_run(conn)
+            if latest is None:
                 raise RunError("no runs yet: start one with `comms send CAMPAIGN`")
-            run_id = latest[0].id or 0
+            run_id = latest.id or 0
         run = outbox.get_run(conn, run_id)
         if run is None:
             raise RunError(f"no run {run_id}")

@@ -56,7 +56,8 @@ from pipeline.runs.assignment import assign
 from pipeline.runs.control import RunReport, describe_transport, get_run, show_run
 from pipeline.storage import outbox
 from pipeline.storage.engines import opened, session
-from pipeline.storage.models import Approval, DeliveryStatus, Run, RunStatus, utcnow
+from pipeline.storage.models import Approval, Run, utcnow
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from pipeline.types import Templates
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings

@@ -1,10 +1,10 @@
 """Engines, sessions and the schema version: how comms talks to SQLite and PostgreSQL.
 
-Every command except `comms db upgrade` goes through `connect`, which refuses a
-database whose schema is behind the code, so nothing ever writes into tables
-that are missing a column it expects. That check reads `alembic_version` and compares it with
-HEAD_REVISION; Alembic itself (11 MB and a sixth of `comms runs list` start-up) is loaded
-only to migrate, or to say what an unexpected revision is.
+Every command except `comms db upgrade` goes through `connect` (or drivers.direct, which
+checks the same), which refuses a database whose schema is behind the code, so nothing ever
+writes into tables that are missing a column it expects. That check reads `alembic_version` and
+compares it with drivers.HEAD_REVISION; Alembic itself (11 MB and a sixth of a command's
+start-up) is loaded only to migrate, or to say what an unexpected revision is.
 
 A database that stops answering must not hang a worker: PostgreSQL connections carry a
 connect timeout, server-side statement and idle-in-transaction timeouts and TCP keepalives,
@@ -30,6 +30,15 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from pipeline.errors import DatabaseError, SchemaOutdated
+from pipeline.storage.drivers import (
+    HEAD_REVISION,
+    VERSION_TABLE,
+    first_line,
+    postgres_arguments,
+    sqlite_pragmas,
+    unreachable,
+    with_driver,
+)
 from pipeline.workspace.settings import Database, Settings
 
 if TYPE_CHECKING:
@@ -38,61 +47,24 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-# The newest revision in migrations/versions: the schema this code needs. A new migration moves it
-# (tests/audience/test_migrations.py holds it equal to Alembic's head).
-HEAD_REVISION = "0008"
-# Where Alembic records a database's revision (its default; env.py keeps it).
-_VERSION_TABLE = "alembic_version"
 
 log = logging.getLogger("comms.database")
 
 T = TypeVar("T")
 
-# Keepalive probes after [database] keepalive_idle_s: this far apart, this many unanswered = dead.
-_KEEPALIVE_INTERVAL_S = 10
-_KEEPALIVE_COUNT = 3
 # ride_out's waits between attempts: doubling from the first to the last.
 _RETRY_FIRST_S = 0.1
 _RETRY_MAX_S = 5.0
 
 
-def _with_driver(url: str) -> str:
-    """PostgreSQL URLs without a driver get psycopg 3 (SQLAlchemy's default would be psycopg2)."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url.removeprefix(prefix)
-    return url
-
-
 def _sqlite_pragmas(busy_timeout_s: float) -> Callable[[Any, Any], None]:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # WAL lets the tracking server read while a worker writes; NORMAL sync is safe in WAL mode
-        # (a power cut may lose the last commits, never corrupt the file) and several times faster.
         cursor = dbapi_connection.cursor()
-        for pragma in (
-            "journal_mode=WAL",
-            "synchronous=NORMAL",
-            "foreign_keys=ON",
-            f"busy_timeout={int(busy_timeout_s * 1000)}",
-        ):
+        for pragma in sqlite_pragmas(busy_timeout_s):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     return on_connect
-
-
-def _postgres_arguments(limits: Database) -> dict[str, Any]:
-    """libpq connection parameters: every wait on the server has an end."""
-    statement_ms = int(limits.statement_timeout_s * 1000)
-    idle_ms = int(limits.idle_in_transaction_timeout_s * 1000)
-    return {
-        "connect_timeout": max(1, round(limits.connect_timeout_s)),
-        "options": f"-c statement_timeout={statement_ms} -c idle_in_transaction_session_timeout={idle_ms}",
-        "keepalives": 1,
-        "keepalives_idle": limits.keepalive_idle_s,
-        "keepalives_interval": _KEEPALIVE_INTERVAL_S,
-        "keepalives_count": _KEEPALIVE_COUNT,
-    }
 
 
 class _Watchdog:
@@ -173,9 +145,9 @@ def make_engine(url: str, limits: Database | None = None) -> Engine:
     """An engine for URL: SQLite in WAL mode with foreign keys enforced, PostgreSQL through psycopg 3
     with the timeouts of LIMITS ([database] settings; their defaults when None)."""
     limits = limits or Database()
-    url = _with_driver(url)
+    url = with_driver(url)
     if url.startswith("postgresql"):
-        engine = create_engine(url, connect_args=_postgres_arguments(limits))
+        engine = create_engine(url, connect_args=postgres_arguments(limits))
         _watch_statements(engine, limits.statement_timeout_s + limits.connect_timeout_s)
         return engine
     engine = create_engine(url)
@@ -201,7 +173,7 @@ def is_outage(exc: BaseException) -> bool:
 
 def reason(exc: DBAPIError) -> str:
     """The driver's first line (refused, closed, timed out), without the SQL that follows."""
-    return (str(exc.orig) if exc.orig else str(exc)).strip().partition("\n")[0] or type(exc).__name__
+    return first_line(exc.orig or exc)
 
 
 def ride_out(engine: Engine, limits: Database, attempt: Callable[[], T]) -> T:
@@ -267,15 +239,11 @@ class SchemaStatus:
         return self.current == self.head
 
 
-def _unreachable(engine: Engine, exc: OperationalError) -> DatabaseError:
-    return DatabaseError(f"cannot use the database {display_url(engine)}: {reason(exc)}")
-
-
 def _current_revision(connection: Connection) -> str | None:
     """The revision Alembic recorded in the database; None before the first upgrade."""
-    if not inspect(connection).has_table(_VERSION_TABLE):
+    if not inspect(connection).has_table(VERSION_TABLE):
         return None
-    revision = connection.execute(text(f"SELECT version_num FROM {_VERSION_TABLE}")).scalar()
+    revision = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
     return str(revision) if revision is not None else None
 
 
@@ -284,7 +252,7 @@ def schema_status(engine: Engine) -> SchemaStatus:
         with engine.connect() as connection:
             current = _current_revision(connection)
     except OperationalError as exc:
-        raise _unreachable(engine, exc) from None
+        raise unreachable(display_url(engine), exc.orig or exc) from None
     return SchemaStatus(current=current, head=HEAD_REVISION)
 
 
@@ -377,7 +345,6 @@ __all__ = [
     "SchemaStatus",
     "analyze",
     "connect",
-    "HEAD_REVISION",
     "display_url",
     "is_outage",
     "make_engine",

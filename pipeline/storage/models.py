@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from pipeline.types import Templates
 
 
@@ -46,29 +47,6 @@ def _contact_email_hash(context: Any) -> str:
 class SubscriptionStatus(enum.StrEnum):
     subscribed = "subscribed"
     unsubscribed = "unsubscribed"
-
-
-class RunStatus(enum.StrEnum):
-    planned = "planned"
-    sending = "sending"
-    paused = "paused"
-    finished = "finished"
-    cancelled = "cancelled"
-    failed = "failed"
-    missed = "missed"
-    blocked = "blocked"  # a gate at run start refused it (no valid approval...): nothing was queued
-
-
-class DeliveryStatus(enum.StrEnum):
-    queued = "queued"  # waiting to be claimed (also: waiting for its retry time)
-    sending = "sending"  # claimed by a worker under a lease
-    sent = "sent"  # 250 from the server
-    failed = "failed"  # permanent refusal or gave up retrying
-    skipped = "skipped"  # suppressed or capped at send time; skip_reason says why
-    cancelled = "cancelled"  # the run was cancelled before it went
-    # An A/B test's rest of the audience, waiting for the decision: never claimed; the decision
-    # turns it into queued with the winning variant (pipeline.experiments.decision).
-    held = "held"
 
 
 class EventKind(enum.StrEnum):

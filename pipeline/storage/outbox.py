@@ -37,11 +37,10 @@ from sqlalchemy import (
 from pipeline.storage.models import (
     Contact,
     Delivery,
-    DeliveryStatus,
     Run,
-    RunStatus,
     Suppression,
 )
+from pipeline.storage.statuses import UNFINISHED, DeliveryStatus, RunStatus
 from pipeline.types import Recipient
 
 
@@ -56,8 +55,6 @@ S = _table(Suppression)
 
 # Runs whose deliveries may be claimed, and those whose leases are still worth watching.
 _ACTIVE = (RunStatus.sending, RunStatus.paused)
-# Held deliveries (an A/B test's rest of the audience) keep their run unfinished until the decision.
-_UNFINISHED = (DeliveryStatus.queued, DeliveryStatus.sending, DeliveryStatus.held)
 
 
 def aware(moment: datetime) -> datetime:
@@ -79,9 +76,9 @@ def get_run(conn: Connection, run_id: int) -> Run | None:
     return Run.model_validate(dict(row)) if row is not None else None
 
 
-def list_runs(conn: Connection, limit: int) -> list[Run]:
-    rows = conn.execute(select(R).order_by(R.c.id.desc()).limit(limit)).mappings()
-    return [Run.model_validate(dict(row)) for row in rows]
+def latest_run(conn: Connection) -> Run | None:
+    row = conn.execute(select(R).order_by(R.c.id.desc()).limit(1)).mappings().first()
+    return Run.model_validate(dict(row)) if row is not None else None
 
 
 def run_statuses(conn: Connection, run_ids: Iterable[int]) -> dict[int, str]:
@@ -110,7 +107,7 @@ def set_run_status(
 
 def finish_drained_runs(conn: Connection, now: datetime, run_id: int | None = None) -> list[int]:
     """Mark finished every sending run (or just RUN_ID) with nothing left queued or in flight."""
-    left = exists().where(D.c.run_id == R.c.id, D.c.status.in_(_UNFINISHED))
+    left = exists().where(D.c.run_id == R.c.id, D.c.status.in_(UNFINISHED))
     statement = update(R).where(R.c.status == RunStatus.sending, ~left)
     if run_id is not None:
         statement = statement.where(R.c.id == run_id)
@@ -242,7 +239,7 @@ def waits_for_decision(conn: Connection, run_id: int) -> bool:
     """True when all RUN_ID has left is held deliveries: its test arms are done, the rest waits."""
     statuses = set(
         conn.execute(
-            select(D.c.status).where(D.c.run_id == run_id, D.c.status.in_(_UNFINISHED)).distinct()
+            select(D.c.status).where(D.c.run_id == run_id, D.c.status.in_(UNFINISHED)).distinct()
         ).scalars()
     )
     return statuses == {DeliveryStatus.held}
@@ -638,7 +635,7 @@ def cancel_deliveries(conn: Connection, run_id: int, now: datetime) -> int:
     """Everything not yet sent is cancelled; a message in flight that is then taken still counts as sent."""
     statement = (
         update(D)
-        .where(D.c.run_id == run_id, D.c.status.in_(_UNFINISHED))
+        .where(D.c.run_id == run_id, D.c.status.in_(UNFINISHED))
         .values(status=DeliveryStatus.cancelled, updated_at=now, **_CLEAR_LEASE)
     )
     return int(conn.execute(statement).rowcount)
@@ -783,7 +780,7 @@ def outbox_depth(conn: Connection) -> dict[str, int]:
     """Deliveries of sending and paused runs still to go: queued (retries included) and in flight."""
     statement = (
         select(D.c.status, func.count())
-        .where(D.c.run_id.in_(select(R.c.id).where(R.c.status.in_(_ACTIVE))), D.c.status.in_(_UNFINISHED))
+        .where(D.c.run_id.in_(select(R.c.id).where(R.c.status.in_(_ACTIVE))), D.c.status.in_(UNFINISHED))
         .group_by(D.c.status)
     )
     return {status: count for status, count in conn.execute(statement)}

@@ -41,9 +41,10 @@ from pipeline.reports.ab import ab_tests, status_of
 from pipeline.reports.executive import Compare, ExecReport, exec_periods
 from pipeline.reports.glossary import BY_ID
 from pipeline.reports.html import ab_table, page_context
-from pipeline.runs.control import get_run, list_runs
+from pipeline.runs.control import get_run
 from pipeline.runs.preview import preview_settings
 from pipeline.storage.engines import opened
+from pipeline.storage.listing import list_runs
 from pipeline.storage.models import utcnow
 from pipeline.studio.frames import click_map
 from pipeline.workspace.folders import Workspace

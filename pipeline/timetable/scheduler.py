@@ -35,7 +35,8 @@ from pipeline.logs import log_event
 from pipeline.runs.start import OccurrenceTaken, start_run
 from pipeline.storage import outbox
 from pipeline.storage.engines import connect
-from pipeline.storage.models import Run, RunStatus, utcnow
+from pipeline.storage.models import Run, utcnow
+from pipeline.storage.statuses import RunStatus
 from pipeline.timetable.schedules import (
     ReportSchedule,
     Schedule,

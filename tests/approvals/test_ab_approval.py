@@ -12,7 +12,7 @@ from pipeline.approvals.ledger import approve
 from pipeline.audience.importer import import_contacts
 from pipeline.errors import RunBlocked
 from pipeline.runs import start
-from pipeline.storage.models import RunStatus
+from pipeline.storage.statuses import RunStatus
 from pipeline.workspace.folders import Workspace
 from tests.approvals.conftest import LEAD
 

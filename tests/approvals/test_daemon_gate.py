@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeline.approvals.ledger import approve
 from pipeline.storage.engines import make_engine
-from pipeline.storage.models import RunStatus
+from pipeline.storage.statuses import RunStatus
 from pipeline.workspace.folders import Workspace
 from tests.approvals.conftest import APPROVALS, LEAD
 from tests.service.conftest import (  # noqa: F401  (fixtures)

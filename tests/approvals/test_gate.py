@@ -14,7 +14,8 @@ from sqlmodel import Session
 from pipeline.approvals.ledger import approve
 from pipeline.errors import ApprovalError, RunBlocked
 from pipeline.runs import control, start
-from pipeline.storage.models import Approval, Run, RunStatus
+from pipeline.storage.models import Approval, Run
+from pipeline.storage.statuses import RunStatus
 from pipeline.workspace.folders import Workspace
 from tests.approvals.conftest import LEAD
 from tests.support.cli import comms

@@ -16,7 +16,8 @@ from sqlalchemy import Engine, func, select
 from pipeline.bench.send import child_pids
 from pipeline.runs import start
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, DeliveryStatus, Run, RunStatus
+from pipeline.storage.models import Delivery, Run
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from tests.service.conftest import wait_until
 from tests.support.cli import comms_bytes, start_comms
 from tests.support.smtp_server import SmtpServer, message_ids_by_recipient

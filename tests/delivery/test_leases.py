@@ -16,7 +16,8 @@ from pipeline.delivery import engine as dispatch
 from pipeline.runs import start
 from pipeline.storage import outbox
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, DeliveryStatus, RunStatus, utcnow
+from pipeline.storage.models import Delivery, utcnow
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from tests.delivery.conftest import send_campaign
 from tests.support.workspace import CAMPAIGN, configure, open_ws, smtp_sections
 

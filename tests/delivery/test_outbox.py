@@ -17,7 +17,8 @@ from pipeline.delivery.transports import SmtpTransport
 from pipeline.runs import control, start
 from pipeline.storage import outbox
 from pipeline.storage.engines import make_engine, session
-from pipeline.storage.models import Delivery, DeliveryStatus, utcnow
+from pipeline.storage.models import Delivery, utcnow
+from pipeline.storage.statuses import DeliveryStatus
 from tests.support.workspace import CAMPAIGN, configure, open_ws, smtp_sections
 
 

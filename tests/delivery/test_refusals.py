@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from pipeline.storage.engines import session
-from pipeline.storage.models import DeliveryStatus, RunStatus, Suppression
+from pipeline.storage.models import Suppression
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from tests.delivery.conftest import send_campaign
 from tests.support.smtp_server import SmtpServer
 from tests.support.workspace import smtp_sections

@@ -13,7 +13,8 @@ from sqlalchemy import Engine, select
 from pipeline.audience.importer import import_contacts
 from pipeline.delivery.processes import default_processes
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, Run, RunStatus
+from pipeline.storage.models import Delivery, Run
+from pipeline.storage.statuses import RunStatus
 from tests.support.cli import assert_one_line_error, comms
 from tests.support.smtp_server import SmtpServer
 from tests.support.workspace import CAMPAIGN, configure, smtp_sections

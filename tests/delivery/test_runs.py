@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import email
+import json
 import re
+import subprocess
+import sys
 from email import policy
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from pipeline.errors import RunError
 from pipeline.runs import control, rehearsal, start
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, DeliveryStatus, Run, RunStatus
+from pipeline.storage.models import Delivery, Run
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from tests.support.cli import comms
 from tests.support.workspace import CAMPAIGN, configure, open_ws, smtp_sections
 
@@ -78,6 +82,39 @@ def test_run_control_refuses_what_does_not_make_sense(ws_root: Path, engine: Eng
         control.pause_run(ws, run.id)
     with pytest.raises(RunError, match="no run 99"):
         control.show_run(ws, 99)
+
+
+def test_runs_list_counts_every_status_and_starts_without_sqlalchemy(
+    ws_root: Path, engine: Engine, add_contacts
+) -> None:
+    add_contacts(6)
+    first = start.start_run(open_ws(ws_root), CAMPAIGN, started_by="test")
+    with engine.begin() as conn:
+        ids = conn.execute(select(Delivery.id).where(Delivery.run_id == first.id).order_by(Delivery.id))
+        sent, failed, *_ = ids.scalars()
+        conn.execute(update(Delivery).where(Delivery.id == sent).values(status=DeliveryStatus.sent))
+        conn.execute(update(Delivery).where(Delivery.id == failed).values(status=DeliveryStatus.failed))
+    control.cancel_run(open_ws(ws_root), first.id or 0)  # the 4 queued become cancelled
+    second = start.start_run(open_ws(ws_root), CAMPAIGN, started_by="test", again=True)
+
+    # A fresh interpreter (not the tests' zygote, which has the library loaded), as a person starts it.
+    code = (
+        "import atexit, sys; atexit.register(lambda: print(*sorted({m.split('.')[0] for m in sys.modules}),"
+        " file=sys.stderr)); from pipeline.cli import main; main()"
+    )
+    listed = subprocess.run(
+        [sys.executable, "-c", code, "runs", "list", "--format", "json", "-w", str(ws_root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    rows = [
+        (r["run"], r["status"], r["sent"], r["recipients"], r["failed"], r["left"])
+        for r in json.loads(listed.stdout)
+    ]
+    assert rows == [(second.id, "sending", 0, 6, 0, 6), (first.id, "cancelled", 1, 6, 1, 0)]
+    assert {"sqlalchemy", "sqlmodel", "alembic"} & set(listed.stderr.split()) == set()
 
 
 def test_comms_send_through_the_file_transport_then_runs_show(

@@ -11,7 +11,8 @@ from sqlalchemy import Engine, select
 from pipeline.audience.contacts import suppress
 from pipeline.runs import control, start
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, DeliveryStatus, RunStatus, Suppression
+from pipeline.storage.models import Delivery, Suppression
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from pipeline.types import SuppressionReason
 from tests.delivery.conftest import send_campaign
 from tests.support.smtp_server import SmtpServer

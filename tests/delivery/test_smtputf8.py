@@ -11,7 +11,8 @@ from sqlalchemy import Engine, select
 
 from pipeline.audience.importer import import_contacts
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, DeliveryStatus, RunStatus, Suppression
+from pipeline.storage.models import Delivery, Suppression
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from tests.delivery.conftest import send_campaign
 from tests.support.smtp_server import SmtpServer
 from tests.support.workspace import smtp_sections

@@ -6,7 +6,8 @@ from sqlalchemy import Engine
 
 from pipeline.storage import outbox
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, DeliveryStatus, Run, RunStatus
+from pipeline.storage.models import Delivery, Run
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 
 
 def test_reply_classes_are_the_hundreds_of_the_code(engine: Engine) -> None:

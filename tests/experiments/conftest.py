@@ -19,7 +19,8 @@ from pipeline.audience.importer import import_contacts
 from pipeline.feedback.server import create_app
 from pipeline.runs.start import dispatch_run, start_run
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, Run, RunStatus
+from pipeline.storage.models import Delivery, Run
+from pipeline.storage.statuses import RunStatus
 from pipeline.workspace.folders import Workspace
 from tests.delivery.conftest import engine, ws_root
 from tests.feedback.conftest import ServerThread

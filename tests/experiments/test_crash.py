@@ -8,7 +8,8 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, DeliveryStatus, Run, RunStatus
+from pipeline.storage.models import Delivery, Run
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from tests.experiments.conftest import (
     CAMPAIGN,
     OFFER_SUBJECT,

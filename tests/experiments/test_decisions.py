@@ -11,8 +11,9 @@ from sqlalchemy import select, update
 from pipeline.experiments.decision import decide_due
 from pipeline.runs.start import dispatch_run
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, DeliveryStatus, Event, Run, RunStatus, utcnow
+from pipeline.storage.models import Delivery, Event, Run, utcnow
 from pipeline.storage.outbox import aware
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from tests.experiments.conftest import (
     OFFER_SUBJECT,
     QUESTION_SUBJECT,

@@ -27,13 +27,12 @@ from pipeline.storage.engines import make_engine, session
 from pipeline.storage.models import (
     Contact,
     Delivery,
-    DeliveryStatus,
     MailingList,
     Run,
-    RunStatus,
     Subscription,
     utcnow,
 )
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from pipeline.types import Recipient, Rendered
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings, load_settings

@@ -23,13 +23,12 @@ from pipeline.storage.engines import session
 from pipeline.storage.models import (
     Contact,
     Delivery,
-    DeliveryStatus,
     MailingList,
     Run,
-    RunStatus,
     Subscription,
     utcnow,
 )
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from pipeline.types import Recipient
 from tests.feedback.conftest import base_url, engine, settings
 

@@ -13,7 +13,8 @@ from pipeline.reports import run_report, wilson
 from pipeline.reports.html import to_html
 from pipeline.reports.render import to_csv, to_json, to_text
 from pipeline.storage.engines import session
-from pipeline.storage.models import Delivery, DeliveryStatus, Event
+from pipeline.storage.models import Delivery, Event
+from pipeline.storage.statuses import DeliveryStatus
 from pipeline.workspace.settings import Settings
 from tests.feedback.reports import arf, dsn
 from tests.reports.conftest import build_run

@@ -9,7 +9,8 @@ from pathlib import Path
 from sqlalchemy import update
 
 from pipeline.storage.engines import make_engine
-from pipeline.storage.models import DeliveryStatus, Run, RunStatus, utcnow
+from pipeline.storage.models import Run, utcnow
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from pipeline.workspace.folders import Workspace
 from tests.experiments.conftest import CAMPAIGN, OFFER_SUBJECT, add_customers, messages, small_test
 from tests.service.conftest import Process, deliveries_of, local_time, runs_of, wait_until, write_schedule

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from pipeline.storage.engines import make_engine
-from pipeline.storage.models import DeliveryStatus, RunStatus
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from pipeline.workspace.folders import Workspace
 from tests.service.conftest import (
     ZONE,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.storage.engines import make_engine
-from pipeline.storage.models import RunStatus
+from pipeline.storage.statuses import RunStatus
 from pipeline.workspace.folders import Workspace
 from tests.service.conftest import Process, add_customers, local_time, runs_of, write_schedule
 from tests.support.smtp_server import SmtpServer

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from pipeline.runs import start
-from pipeline.storage.models import DeliveryStatus, RunStatus
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from pipeline.workspace.folders import Workspace
 from tests.service.conftest import (
     Process,

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from pipeline.runs import control, start
 from pipeline.service.metrics import Metrics, database_problems
 from pipeline.storage.engines import make_engine
-from pipeline.storage.models import DeliveryStatus, RunStatus
+from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from pipeline.timetable.scheduler import WINDOW_CLOSED, keep_windows
 from pipeline.workspace.folders import Workspace
 from tests.service.conftest import Process, add_customers, deliveries_of, prepare, write_schedule
