@@ -47,6 +47,7 @@ class Links:
     preferences_url: str
     view_online_url: str
     confirm_url: str = ""  # a sign-up's confirmation link (templates/copy/_confirm.md)
+    unsubscribe_token: str = ""  # the one in unsubscribe_url, which the mailto: unsubscribe carries too
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class Rendered:
     subject: str
     html: str
     text: str
+    # The HTML as its template rendered it, piece by piece (message.mime encodes the template's
+    # own pieces once a run); empty when it came some other way.
+    html_parts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

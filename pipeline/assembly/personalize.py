@@ -76,11 +76,13 @@ class Personalizer:
             "confirm_url": links.confirm_url,
             "tracking": tracking,
         }
+        html = tuple(self._html.generate(context))
         return Rendered(
             subject=self._subject.render(context),
-            html=self._html.render(context),
+            html="".join(html),
             # A false {% if %} leaves its blank lines behind; a reader sees one paragraph break.
             text=_BLANK_RUN.sub("\n\n", self._text.render(context)),
+            html_parts=html,
         )
 
     def locate(self, part: str, line: int | None, message: str = "") -> tuple[Path | None, int | None]:

@@ -57,6 +57,10 @@ def send(
         senders = " ".join(f"{mb:.0f}" for mb in f.sender_peaks_mb) or "-"
         table.add_row(f.name, f"{f.rate:.0f}", f"{f.cpu_ms:.2f}", f"{1000 / f.cpu_ms:.0f}", peak, senders)
     console.print(table)
+    startups = ", ".join(f"{f.name} {f.startup_cpu_s:.2f}" for f in result.figures if f.startup_cpu_s)
+    console.print(
+        f"start-up, paid once and not counted above (imports; comms: the run's start), s of CPU: {startups}"
+    )
     comms, baseline = result.figure("comms send"), result.figure("aiosmtplib alone")
     limit = result.figure("smtp-source (Postfix)")
     if comms and baseline:

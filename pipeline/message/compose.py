@@ -6,7 +6,6 @@ preview can never differ from the real send: the same links, the same tracking, 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import NamedTuple
 
 from pipeline.assembly.personalize import Personalizer
@@ -72,7 +71,7 @@ class Composer:
         """CONTACT_KEY names the contact in the Message-ID, so a resend carries the same one.
         CONFIRM_URL is a sign-up's confirmation link, for templates/copy/_confirm.md."""
         token_id = delivery_id or 0
-        links = replace(recipient_links(self._settings, token_id), confirm_url=confirm_url)
+        links = recipient_links(self._settings, token_id, confirm_url)
         tracking = recipient_tracking(self._settings, token_id) if self._tracked else None
         rendered = self._personalizer.render(recipient, links, tracking)
         outgoing = self._builder.build(

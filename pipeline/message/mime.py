@@ -18,6 +18,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -32,36 +33,117 @@ _KNOWN_QP_LINES = 4096  # a few hundred messages' worth of per-recipient lines
 _QP_LINE = 76  # RFC 2045 6.7 (5): encoded lines at most 76 characters, the soft break's "=" included
 
 
-def _quoted_printable(text: str, known: dict[str, bytes]) -> bytes:
-    """QP with CRLF line ends; '=' is always escaped, so the '=_' boundary can never occur.
+class _QuotedPrintable:
+    """QP with CRLF line ends, for one run's bodies; '=' is always escaped, so the '=_' boundary
+    can never occur.
 
     Each line is encoded on its own (a hard line break resets QP's column, so this gives what
     encoding the whole text gives, except that whitespace ending a line at column 73 or later
     goes after a soft break, where b2a_qp over the whole text can make that line 77 characters
-    long, one more than RFC 2045 allows) and looked up in KNOWN first: most lines of a run's
-    HTML are the same for every recipient, and b2a_qp over all ~20 KB of it cost a fifth of the
-    sending loop's time. QP rather than base64, which is faster to encode in one piece: base64
-    makes the part a third bigger, hides markup that is plain ASCII from a reader of the source,
-    and spam filters score a base64 text part that did not need it. KNOWN is emptied when full,
-    as the lines that carry a recipient's name or tokens would otherwise pile up in it.
+    long, one more than RFC 2045 allows). Most of a run's HTML is the same for every recipient:
+    b2a_qp over all ~20 KB of it was a fifth of the sending loop, and splitting it into lines to
+    look each one up still a tenth. So the HTML comes as the template rendered it, piece by piece
+    (Rendered.html_parts): a piece of the template's own text is one str object, the same for
+    every recipient, whose inner lines are encoded once, by identity; only the lines a value
+    lands on (a name, a tracked link) are encoded per message, and those that come out the same
+    each time (a language code) are looked up by content. QP rather than base64, which is faster
+    to encode in one piece: base64 makes the part a third bigger, hides markup that is plain
+    ASCII from a reader of the source, and spam filters score a base64 text part that did not
+    need it. Both caches are emptied when full, as lines carrying a recipient's tokens would
+    otherwise pile up.
 
     No encoded line starts with a dot (see _without_leading_dots), so the message needs no SMTP
     dot-stuffing: the bytes go on the wire as built, and nothing scans them for it again.
     """
-    if len(known) > _KNOWN_QP_LINES:
-        known.clear()
-    if "\r" in text:  # rare, and replace() costs ~20 us on a 20 KB non-ASCII text even when idle
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    encoded = []
-    for line in text.split("\n"):
-        quoted = known.get(line)
+
+    def __init__(self) -> None:
+        self._lines: dict[str, bytes] = {}
+        # id(piece) -> (piece, its first line's start, its inner lines encoded or None, its last line's end)
+        self._pieces: dict[int, tuple[str, str, bytes | None, str]] = {}
+
+    def encode(self, text: str) -> bytes:
+        return self.encode_parts((text,), template=False)
+
+    def encode_parts(self, parts: Sequence[str], *, template: bool = True) -> bytes:
+        """PARTS as a template rendered them (TEMPLATE: its own text pieces are plain str, every
+        value it put in is markupsafe.Markup, as autoescaping makes them) or any strings."""
+        if len(self._lines) > _KNOWN_QP_LINES:
+            self._lines.clear()
+        if len(self._pieces) > _KNOWN_QP_LINES:
+            self._pieces.clear()
+        encoded: list[bytes] = []
+        line: list[str] = []  # the pieces of the line not yet ended
+        for part in parts:
+            if "\r" in part:  # rare: one pass over the whole text, line ends made LF first
+                whole = "".join(parts).replace("\r\n", "\n").replace("\r", "\n")
+                return self.encode_parts((whole,), template=False)
+            if "\n" not in part:
+                line.append(part)
+                continue
+            if template and type(part) is str:
+                known = self._pieces.get(id(part))
+                if known is None or known[0] is not part:
+                    known = self._pieces[id(part)] = self._piece(part)
+                _, first, inner, last = known
+                line.append(first)
+                encoded.append(self._line("".join(line)))
+                if inner is not None:
+                    encoded.append(inner)
+                line = [last]
+                continue
+            first, *inside, last = part.split("\n")
+            line.append(first)
+            encoded.append(self._line("".join(line)))
+            encoded.extend(self._line(each) for each in inside)
+            line = [last]
+        encoded.append(self._line("".join(line)))
+        return b"\r\n".join(encoded)
+
+    def _piece(self, piece: str) -> tuple[str, str, bytes | None, str]:
+        first, _, rest = piece.partition("\n")
+        inner, between, last = rest.rpartition("\n")
+        lines = b"\r\n".join(self._line(each, keep=False) for each in inner.split("\n")) if between else None
+        return piece, first, lines, last
+
+    def _line(self, line: str, keep: bool = True) -> bytes:
+        quoted = self._lines.get(line)
         if quoted is None:
-            quoted = binascii.b2a_qp(line.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
-            if quoted.startswith(b".") or b"\n." in quoted:
-                quoted = _without_leading_dots(quoted)
-            known[line] = quoted
-        encoded.append(quoted)
-    return b"\r\n".join(encoded)
+            quoted = _qp_line(line)
+            if keep:
+                self._lines[line] = quoted
+        return quoted
+
+
+def _qp_line(line: str) -> bytes:
+    """One line's QP (no line end). Printable ASCII with no space at the end needs only its '='
+    escaped and soft breaks put in, a quarter of what binascii.b2a_qp takes over it."""
+    if line.isascii() and line.isprintable() and not line.endswith(" "):
+        quoted = line.replace("=", "=3D").encode("ascii")
+        if len(quoted) >= _QP_LINE:
+            quoted = _soft_breaks(quoted)
+    else:
+        quoted = binascii.b2a_qp(line.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    if quoted.startswith(b".") or b"\n." in quoted:
+        quoted = _without_leading_dots(quoted)
+    return quoted
+
+
+def _soft_breaks(quoted: bytes) -> bytes:
+    """QUOTED cut into lines of at most 76 characters, each but the last ending in a soft break
+    ("="), never inside an =XX; where binascii.b2a_qp would cut (which lets only a last plain
+    character reach column 76, never an =XX)."""
+    lines = []
+    start, end = 0, len(quoted)
+    while end - start > _QP_LINE or (end - start == _QP_LINE and quoted[end - 3] == 0x3D):
+        cut = start + _QP_LINE - 1
+        if quoted[cut - 1] == 0x3D:  # "=" just before the cut: the escape moves to the next line
+            cut -= 1
+        elif quoted[cut - 2] == 0x3D:
+            cut -= 2
+        lines.append(quoted[start:cut])
+        start = cut
+    lines.append(quoted[start:])
+    return b"=\r\n".join(lines)
 
 
 def _without_leading_dots(quoted: bytes) -> bytes:
@@ -147,7 +229,7 @@ class MessageBuilder:
         self._end = f"\r\n--{self._boundary}--\r\n".encode("ascii")
         self._date_second = -1
         self._date = ""
-        self._qp_lines: dict[str, bytes] = {}  # see _quoted_printable
+        self._qp = _QuotedPrintable()
 
     def build(
         self,
@@ -169,7 +251,7 @@ class MessageBuilder:
         unsubscribe = f"<{check('unsubscribe URL', links.unsubscribe_url)}>,"
         local, at, domain = self._mailto_address
         if delivery_id is not None:
-            local += f"+{make_token(self._settings.secret, 'u', delivery_id)}"
+            local += f"+{links.unsubscribe_token}"
         mailto = f"mailto:{local}{at}{domain}"
         head = "".join(
             [
@@ -185,14 +267,16 @@ class MessageBuilder:
                 fold_header("List-Unsubscribe", [unsubscribe, f"<{mailto}>"]),
             ]
         )
+        parts = rendered.html_parts
+        html = self._qp.encode_parts(parts) if parts else self._qp.encode(rendered.html)
         data = b"".join(
             [
                 head.encode("utf-8"),
                 self._trailer,
                 self._plain_head,
-                _quoted_printable(rendered.text, self._qp_lines),
+                self._qp.encode(rendered.text),
                 self._html_head,
-                _quoted_printable(rendered.html, self._qp_lines),
+                html,
                 self._end,
             ]
         )

@@ -7,15 +7,19 @@ from pipeline.types import Links
 from pipeline.workspace.settings import Settings
 
 
-def recipient_links(settings: Settings, delivery_id: int) -> Links:
+def recipient_links(settings: Settings, delivery_id: int, confirm_url: str = "") -> Links:
     """Links under [tracking] base_url, each with its own signed token, so the tracking server
-    needs no lookup table and a URL never reveals the address it was sent to."""
+    needs no lookup table and a URL never reveals the address it was sent to. CONFIRM_URL is a
+    sign-up's confirmation link, passed through."""
     base = settings.tracking.base_url.rstrip("/")
     secret = settings.secret
+    unsubscribe = make_token(secret, "u", delivery_id)
     return Links(
-        unsubscribe_url=f"{base}/u/{make_token(secret, 'u', delivery_id)}",
+        unsubscribe_url=f"{base}/u/{unsubscribe}",
         preferences_url=f"{base}/p/{make_token(secret, 'p', delivery_id)}",
         view_online_url=f"{base}/v/{make_token(secret, 'v', delivery_id)}",
+        confirm_url=confirm_url,
+        unsubscribe_token=unsubscribe,
     )
 
 
