@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.support.cli import in_fresh_interpreter
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
 
@@ -119,26 +119,15 @@ def test_the_command_line_loads_no_heavy_library_until_a_command_needs_it() -> N
         "watchfiles",
         "playwright",
     }
-    code = "import sys, pipeline.cli; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
-    loaded = set(
-        subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        ).stdout.split()
-    )
+    _, loaded = in_fresh_interpreter("import pipeline.cli")
     assert loaded & heavy == set()
 
 
 def test_the_studio_starts_without_the_report_drawing_libraries() -> None:
     # matplotlib and WeasyPrint are imported when the exec page draws its charts or a PDF is
     # downloaded, not when `comms studio` starts (it imports what it serves with, and no more).
-    code = (
-        "import sys, pathlib; from pipeline.studio.app import create_app; "
-        "from pipeline.studio.serving import StudioServer; create_app(pathlib.Path('.')); "
-        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
-    )
-    loaded = set(
-        subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        ).stdout.split()
+    _, loaded = in_fresh_interpreter(
+        "import pathlib; from pipeline.studio.app import create_app; "
+        "from pipeline.studio.serving import StudioServer; create_app(pathlib.Path('.'))"
     )
     assert "starlette" in loaded and loaded & {"matplotlib", "weasyprint"} == set()

@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 # The newest revision in migrations/versions: the schema this code needs. A new migration moves it
 # (tests/audience/test_migrations.py holds it equal to Alembic's head).
 HEAD_REVISION = "0008"
-# Where Alembic records a database's revision (its default; env.py keeps it).
+# Where Alembic records a database's revision (its default; env.py keeps it), and how it is read.
 VERSION_TABLE = "alembic_version"
+REVISION_QUERY = f"SELECT version_num FROM {VERSION_TABLE}"
 
 # Keepalive probes after [database] keepalive_idle_s: this far apart, this many unanswered = dead.
 _KEEPALIVE_INTERVAL_S = 10
@@ -137,7 +138,7 @@ def _at_head(
         raise unreachable(shown_url(url), exc) from None
     try:
         with closing(connection.cursor()) as cursor:
-            cursor.execute(f"SELECT version_num FROM {VERSION_TABLE}")
+            cursor.execute(REVISION_QUERY)
             revisions = [row[0] for row in cursor.fetchall()]
     except errors as exc:
         connection.close()

@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from pipeline.errors import DatabaseError, SchemaOutdated
 from pipeline.storage.drivers import (
     HEAD_REVISION,
+    REVISION_QUERY,
     VERSION_TABLE,
     first_line,
     postgres_arguments,
@@ -39,7 +40,7 @@ from pipeline.storage.drivers import (
     unreachable,
     with_driver,
 )
-from pipeline.workspace.settings import Database, Settings
+from pipeline.workspace.settings import Database, Settings, shown_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -211,8 +212,9 @@ def ride_out(engine: Engine, limits: Database, attempt: Callable[[], T]) -> T:
 
 
 def display_url(engine: Engine) -> str:
-    """The engine's URL with any password masked, for messages."""
-    return engine.url.render_as_string(hide_password=True)
+    """The engine's URL with any password masked, for messages: as settings.shown_url masks it,
+    so that drivers.direct words a database it cannot reach the same way."""
+    return shown_url(engine.url.render_as_string(hide_password=False))
 
 
 def _alembic_config() -> Config:
@@ -243,7 +245,7 @@ def _current_revision(connection: Connection) -> str | None:
     """The revision Alembic recorded in the database; None before the first upgrade."""
     if not inspect(connection).has_table(VERSION_TABLE):
         return None
-    revision = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+    revision = connection.execute(text(REVISION_QUERY)).scalar()
     return str(revision) if revision is not None else None
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pipeline.storage.drivers import direct
-from pipeline.storage.statuses import UNFINISHED, DeliveryStatus
+from pipeline.storage.statuses import UNFINISHED, no_deliveries
 
 if TYPE_CHECKING:
     from pipeline.workspace.folders import Workspace
@@ -48,8 +48,7 @@ def list_runs(ws: Workspace, limit: int = 20) -> list[RunLine]:
     with _reading(ws.settings) as connection, closing(connection.cursor()) as cursor:
         cursor.execute(f"SELECT {', '.join(_COLUMNS)} FROM run ORDER BY id DESC LIMIT {int(limit)}")
         runs = [dict(zip(_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
-        zero = {str(status): 0 for status in DeliveryStatus}
-        counts: dict[int, dict[str, int]] = {run["id"]: dict(zero) for run in runs}
+        counts = {run["id"]: no_deliveries() for run in runs}
         if runs:
             cursor.execute(
                 "SELECT run_id, status, COUNT(*) FROM delivery"

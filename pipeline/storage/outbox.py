@@ -40,7 +40,7 @@ from pipeline.storage.models import (
     Run,
     Suppression,
 )
-from pipeline.storage.statuses import UNFINISHED, DeliveryStatus, RunStatus
+from pipeline.storage.statuses import UNFINISHED, DeliveryStatus, RunStatus, no_deliveries
 from pipeline.types import Recipient
 
 
@@ -665,7 +665,7 @@ def requeue(conn: Connection, delivery_ids: Sequence[int], now: datetime) -> Non
 
 def run_counts(conn: Connection, run_id: int) -> dict[str, int]:
     """Deliveries by status; every status present, zero where there are none."""
-    counts = {str(status): 0 for status in DeliveryStatus}
+    counts = no_deliveries()
     statement = select(D.c.status, func.count()).where(D.c.run_id == run_id).group_by(D.c.status)
     counts.update({status: count for status, count in conn.execute(statement)})
     return counts

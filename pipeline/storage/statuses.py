@@ -32,6 +32,11 @@ class DeliveryStatus(enum.StrEnum):
     held = "held"
 
 
+def no_deliveries() -> dict[str, int]:
+    """Deliveries by status before any are counted: every status present, at zero."""
+    return {str(status): 0 for status in DeliveryStatus}
+
+
 # Deliveries still to go. Held ones (an A/B test's rest of the audience) keep their run unfinished
 # until the decision.
 UNFINISHED = (DeliveryStatus.queued, DeliveryStatus.sending, DeliveryStatus.held)

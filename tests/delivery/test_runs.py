@@ -5,8 +5,6 @@ from __future__ import annotations
 import email
 import json
 import re
-import subprocess
-import sys
 from email import policy
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from pipeline.runs import control, rehearsal, start
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, Run
 from pipeline.storage.statuses import DeliveryStatus, RunStatus
-from tests.support.cli import comms
+from tests.support.cli import comms, in_fresh_interpreter
 from tests.support.workspace import CAMPAIGN, configure, open_ws, smtp_sections
 
 
@@ -97,24 +95,15 @@ def test_runs_list_counts_every_status_and_starts_without_sqlalchemy(
     control.cancel_run(open_ws(ws_root), first.id or 0)  # the 4 queued become cancelled
     second = start.start_run(open_ws(ws_root), CAMPAIGN, started_by="test", again=True)
 
-    # A fresh interpreter (not the tests' zygote, which has the library loaded), as a person starts it.
-    code = (
-        "import atexit, sys; atexit.register(lambda: print(*sorted({m.split('.')[0] for m in sys.modules}),"
-        " file=sys.stderr)); from pipeline.cli import main; main()"
+    listed, loaded = in_fresh_interpreter(
+        "from pipeline.cli import main; main()", "runs", "list", "--format", "json", "-w", str(ws_root)
     )
-    listed = subprocess.run(
-        [sys.executable, "-c", code, "runs", "list", "--format", "json", "-w", str(ws_root)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert listed.returncode == 0, listed.stderr
     rows = [
         (r["run"], r["status"], r["sent"], r["recipients"], r["failed"], r["left"])
         for r in json.loads(listed.stdout)
     ]
     assert rows == [(second.id, "sending", 0, 6, 0, 6), (first.id, "cancelled", 1, 6, 1, 0)]
-    assert {"sqlalchemy", "sqlmodel", "alembic"} & set(listed.stderr.split()) == set()
+    assert {"sqlalchemy", "sqlmodel", "alembic"} & loaded == set()
 
 
 def test_comms_send_through_the_file_transport_then_runs_show(

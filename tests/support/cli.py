@@ -59,3 +59,20 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
     assert len(lines) == 1, result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+# Printed last, at exit, so that it comes even after a command's sys.exit.
+_REPORT_PACKAGES = (
+    "import atexit, sys; atexit.register(lambda: print("
+    "'\\n' + ' '.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)); "
+)
+
+
+def in_fresh_interpreter(code: str, *argv: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """CODE (with ARGV) in a new interpreter, as a person starts one, not in the zygote, which has
+    the library loaded: what it printed, and the top-level packages it had loaded by its exit."""
+    result = subprocess.run(
+        [sys.executable, "-c", _REPORT_PACKAGES + code, *argv], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result, set(result.stderr.splitlines()[-1].split())
