@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import re
 from pathlib import Path
@@ -210,6 +211,32 @@ def test_progress_reaches_the_file_size(engine: Engine, tmp_path: Path):
     size = path.stat().st_size
     assert seen[-1] == (size, size)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_an_import_leaves_the_garbage_collector_as_it_found_it_even_when_it_fails(
+    engine: Engine, tmp_path: Path
+):
+    """The import collects its oldest generation less often while it runs (a process-wide
+    setting): whatever happens, the program that called it gets its own thresholds back."""
+    good = tmp_path / "good.csv"
+    good.write_text("email\n" + "".join(f"u{i}@example.com\n" for i in range(250)))
+    broken = tmp_path / "broken.csv"  # valid rows, then a byte that is not UTF-8 in a later batch
+    rows = b"".join(b"v%d@example.com\n" % i for i in range(20_000))
+    broken.write_bytes(b"email\n" + rows + b"\xff@x.com\n")
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+    try:
+        gc.set_threshold(500, 7, 3)
+        import_contacts(engine, good, batch_size=100, progress=lambda *_: seen.append(gc.get_threshold()))
+        assert gc.get_threshold() == (500, 7, 3)
+        with pytest.raises(ContactError, match="not UTF-8"):
+            import_contacts(engine, broken, batch_size=100)
+        assert gc.get_threshold() == (500, 7, 3)
+    finally:
+        gc.set_threshold(*before)
+    assert (500, 7, 30) in seen  # while it ran
+    with session(engine) as current:
+        assert len(current.scalars(select(Contact)).all()) >= 250  # the good file landed
 
 
 def test_export_is_formula_safe_and_round_trips(engine: Engine, tricky: Path, tmp_path: Path):
