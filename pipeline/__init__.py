@@ -26,7 +26,7 @@ _WHERE = {
     "check_campaign": "pipeline.assembly.campaign",
     "connect": "pipeline.storage.engines",
     "count_audience": "pipeline.audience.segments",
-    "dispatch_run": "pipeline.runs.start",
+    "dispatch_run": "pipeline.runs.dispatch",
     "dry_run": "pipeline.runs.rehearsal",
     "exec_html": "pipeline.reports.exec_render",
     "exec_pdf": "pipeline.reports.exec_render",

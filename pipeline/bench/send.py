@@ -208,7 +208,7 @@ _DKIM = {
 
 def _comms_send(root: str, variant: str, processes: int) -> Measured:
     entered = time.perf_counter(), _cpu_s()
-    from pipeline.runs import start
+    from pipeline.runs import dispatch, start
     from pipeline.workspace.folders import Workspace
     from pipeline.workspace.tomlfile import replace_tables
 
@@ -219,10 +219,10 @@ def _comms_send(root: str, variant: str, processes: int) -> Measured:
     run = start.start_run(ws, CAMPAIGN, "bench", started_by="bench", again=True)  # everyone again
     startup = _since(*entered)
     if processes == 1:
-        report = start.dispatch_run(ws, run.id or 0, processes=1)
+        report = dispatch.dispatch_run(ws, run.id or 0, processes=1)
         return report.counts["sent"], *startup, ()
     with _ChildPeaks() as children:
-        report = start.dispatch_run(ws, run.id or 0, processes=processes)
+        report = dispatch.dispatch_run(ws, run.id or 0, processes=processes)
     return report.counts["sent"], *startup, tuple(children.peaks.values())
 
 

@@ -205,7 +205,7 @@ def dispatch_in_foreground(ws: Workspace, run: Run, processes: int | None = None
     """Send RUN in the foreground with a progress bar (in PROCESSES processes, default one per
     core for a run large enough to use them), then show where it ended."""
     from pipeline.delivery.processes import default_processes
-    from pipeline.runs import start
+    from pipeline.runs import dispatch
 
     assert run.id is not None
     bar = Progress(
@@ -221,7 +221,7 @@ def dispatch_in_foreground(ws: Workspace, run: Run, processes: int | None = None
     with bar:
         task = bar.add_task("send", total=run.recipient_count, run=run.id, sent=0, failed=0, remaining="?")
 
-        def update(progress: start.RunProgress) -> None:
+        def update(progress: dispatch.RunProgress) -> None:
             done = progress.total - progress.remaining
             bar.update(
                 task,
@@ -232,7 +232,7 @@ def dispatch_in_foreground(ws: Workspace, run: Run, processes: int | None = None
                 remaining=progress.remaining,
             )
 
-        report = start.dispatch_run(
+        report = dispatch.dispatch_run(
             ws, run.id, on_progress=update, processes=processes or default_processes(run.recipient_count)
         )
     _print_report(report)

@@ -1,24 +1,22 @@
-"""Starting a run: plan, gates (checks, approvals, settings, audience, variables), freeze, snapshot, dispatch.
+"""Starting a run: plan, gates (checks, approvals, settings, audience, variables), freeze, snapshot.
 
 A run freezes its campaign (the recipient-scope templates, their hash, the tracked link list) and its
 audience (one delivery row per recipient) when it starts, so a run resumed days later sends what was
-approved, to whom it was approved for. The CLI (`comms send`) and the daemon only call this.
+approved, to whom it was approved for. The CLI (`comms send`) and the daemon only call this;
+pipeline.runs.dispatch sends the run.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-import signal
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from pipeline.approvals.ledger import verdict
 from pipeline.assembly.campaign import Campaign, assemble, check_campaign
@@ -38,13 +36,10 @@ from pipeline.audience.segments import (
 )
 from pipeline.checks import runner as checks
 from pipeline.checks.variables import missing_variables
-from pipeline.delivery.engine import Tally, run_worker
-from pipeline.delivery.processes import run_senders
 from pipeline.delivery.transports import transport_for
 from pipeline.errors import (
     AudienceError,
     CommsError,
-    DatabaseError,
     RunBlocked,
     RunError,
     SettingsError,
@@ -53,11 +48,11 @@ from pipeline.errors import (
 from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
 from pipeline.runs.assignment import assign
-from pipeline.runs.control import RunReport, describe_transport, get_run, show_run
+from pipeline.runs.control import describe_transport, get_run
 from pipeline.storage import outbox
 from pipeline.storage.engines import opened, session
 from pipeline.storage.models import Approval, Run, utcnow
-from pipeline.storage.statuses import DeliveryStatus, RunStatus
+from pipeline.storage.statuses import RunStatus
 from pipeline.types import Templates
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
@@ -351,109 +346,6 @@ def _record_blocked(
         if schedule is None:
             raise
         # this occurrence is already recorded (blocked before, or run): once is enough
-
-
-# -- dispatching -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunProgress:
-    """A run's position while this process sends it (what the progress bar shows)."""
-
-    total: int
-    sent: int
-    failed: int
-    skipped: int
-    retrying: int  # deliveries waiting for a retry
-    remaining: int
-
-
-def dispatch_run(
-    ws: Workspace,
-    run_id: int,
-    *,
-    on_progress: Callable[[RunProgress], None] | None = None,
-    processes: int = 1,
-) -> RunReport:
-    """Send RUN_ID from this process (or from PROCESSES sending processes it starts) until it
-    finishes, pauses or is cancelled.
-
-    SIGTERM or Ctrl-C (when called from the main thread) stops claiming, lets the
-    messages in flight finish and pauses the run, to be resumed with resume_run.
-    """
-    with opened(ws.settings) as engine:
-        run = get_run(engine, run_id)
-        if run.status != RunStatus.sending:
-            raise RunError(f"run {run_id} is {run.status}, not sending: resume it first")
-        with engine.connect() as conn:
-            before = outbox.run_counts(conn, run_id)
-
-        def progress(tally: Tally) -> None:
-            if on_progress is None:
-                return
-            done = tally.by_run.get(run_id, {})
-            sent = before[DeliveryStatus.sent] + done.get("sent", 0)
-            failed = before[DeliveryStatus.failed] + done.get("failed", 0)
-            skipped = before[DeliveryStatus.skipped] + done.get("skipped", 0)
-            total = sum(before.values())
-            finished = sent + failed + skipped + before[DeliveryStatus.cancelled]
-            on_progress(RunProgress(total, sent, failed, skipped, done.get("retried", 0), total - finished))
-
-        def pause(reason: str) -> None:
-            with engine.begin() as conn:
-                outbox.set_run_status(
-                    conn, run_id, RunStatus.paused, when=[RunStatus.sending], now=utcnow(), reason=reason
-                )
-
-        try:
-            stopped = asyncio.run(_dispatch(ws, engine, run_id, progress, processes))
-        except BaseException as exc:
-            # Whatever stopped this process's worker, the run is not left `sending` with nobody on it,
-            # unless the database is what failed: then the run stays as it is (its leases expire) and
-            # the person is told about the database, not about the pause that could not be written.
-            try:
-                pause(f"stopped by an error: {exc}"[:1000])
-            except (SQLAlchemyError, DatabaseError):
-                log.warning("run %s: could not pause it after %s", run_id, exc)
-            raise
-        if stopped:
-            pause("stopped by a signal; resume to continue")
-    return show_run(ws, run_id)
-
-
-async def _dispatch(
-    ws: Workspace, engine: Engine, run_id: int, progress: Callable[[Tally], None], processes: int
-) -> bool:
-    """Run one worker on RUN_ID (in PROCESSES processes); True if a signal stopped it before the run
-    was done."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    handled = threading.current_thread() is threading.main_thread()
-    if handled:
-
-        def on_signal() -> None:
-            log.warning("run %s: stopping on a signal, finishing the messages in flight", run_id)
-            stop.set()
-            # A second Ctrl-C interrupts at once instead of waiting for the messages in flight.
-            loop.remove_signal_handler(signal.SIGINT)
-
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, on_signal)
-    try:
-        if processes > 1:
-            report = await run_senders(
-                ws, engine, processes=processes, run_id=run_id, stop=stop, on_progress=progress
-            )
-        else:
-            async with transport_for(ws.settings, ws.root) as transport:
-                report = await run_worker(
-                    ws, engine, transport, run_id=run_id, stop=stop, on_progress=progress
-                )
-    finally:
-        if handled:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
-    return report.stopped
 
 
 # -- after a send --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from pipeline.approvals.ledger import approve
 from pipeline.errors import ApprovalError, RunBlocked
-from pipeline.runs import control, start
+from pipeline.runs import control, dispatch, start
 from pipeline.storage.models import Approval, Run
 from pipeline.storage.statuses import RunStatus
 from pipeline.workspace.folders import Workspace
@@ -31,7 +31,7 @@ def _runs(engine: Engine) -> list[Run]:
 def _send(root: Path) -> control.RunReport:
     ws = Workspace.open(root)
     run = start.start_run(ws, CAMPAIGN, started_by="test")
-    return start.dispatch_run(ws, run.id or 0)
+    return dispatch.dispatch_run(ws, run.id or 0)
 
 
 def test_an_unapproved_campaign_is_refused_and_recorded_as_blocked(

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from pipeline.audience.importer import import_contacts
-from pipeline.runs import start
+from pipeline.runs import dispatch, start
 from pipeline.runs.control import RunReport
 from pipeline.storage.engines import make_engine
 from pipeline.storage.models import Run
@@ -60,4 +60,4 @@ def send_campaign(root: Path, sections: dict) -> tuple[Workspace, Run, RunReport
     configure(root, sections)
     ws = open_ws(root)
     run = start.start_run(ws, CAMPAIGN, started_by="test")
-    return ws, run, start.dispatch_run(ws, run.id)
+    return ws, run, dispatch.dispatch_run(ws, run.id)

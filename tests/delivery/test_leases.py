@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select
 
 from pipeline.delivery import engine as dispatch
 from pipeline.runs import start
+from pipeline.runs.dispatch import dispatch_run
 from pipeline.storage import outbox
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, utcnow
@@ -70,7 +71,7 @@ def test_a_live_lease_of_another_machine_with_the_same_hostname_is_never_taken(
     abandoned = _lease_one(engine, run.id, dead_here, 300)
 
     with caplog.at_level(logging.WARNING, logger="comms.dispatch"):
-        report = start.dispatch_run(ws, run.id)
+        report = dispatch_run(ws, run.id)
 
     assert report.run.status == RunStatus.finished
     assert f"requeued 1 deliveries left in flight by {dead_here}" in caplog.text

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 
 from pipeline.errors import RunError
-from pipeline.runs import control, rehearsal, start
+from pipeline.runs import control, dispatch, rehearsal, start
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, Run
 from pipeline.storage.statuses import DeliveryStatus, RunStatus
@@ -73,9 +73,9 @@ def test_run_control_refuses_what_does_not_make_sense(ws_root: Path, engine: Eng
 
     assert control.pause_run(ws, run.id).status == RunStatus.paused
     with pytest.raises(RunError, match="resume it first"):
-        start.dispatch_run(ws, run.id)
+        dispatch.dispatch_run(ws, run.id)
     assert control.resume_run(ws, run.id).status == RunStatus.sending
-    assert start.dispatch_run(ws, run.id).run.status == RunStatus.finished
+    assert dispatch.dispatch_run(ws, run.id).run.status == RunStatus.finished
     with pytest.raises(RunError, match="cannot be made paused"):
         control.pause_run(ws, run.id)
     with pytest.raises(RunError, match="no run 99"):
@@ -104,6 +104,26 @@ def test_runs_list_counts_every_status_and_starts_without_sqlalchemy(
     ]
     assert rows == [(second.id, "sending", 0, 6, 0, 6), (first.id, "cancelled", 1, 6, 1, 0)]
     assert {"sqlalchemy", "sqlmodel", "alembic"} & loaded == set()
+
+
+def test_a_resumed_run_is_sent_by_a_process_that_never_loads_assembly_or_the_checks(
+    ws_root: Path, engine: Engine, add_contacts
+) -> None:
+    """A process that only sends holds none of what starting a run needs (premailer, lxml and the
+    rest are a third of its memory): every message still goes out, each as the run froze it."""
+    emails = add_contacts(6)
+    run = start.start_run(open_ws(ws_root), CAMPAIGN, started_by="test", paused_reason="held for the test")
+
+    resumed, loaded = in_fresh_interpreter(
+        "from pipeline.cli import main; main()", "runs", "resume", str(run.id), "-w", str(ws_root)
+    )
+
+    assert "finished" in resumed.stdout
+    sent = [path.read_text() for path in (ws_root / "outbox").glob("*.eml")]
+    assert sorted(next(e for e in emails if f"<{e}>" in message) for message in sent) == sorted(emails)
+    assert all("List-Unsubscribe-Post: List-Unsubscribe=One-Click" in message for message in sent)
+    starting = {"premailer", "lxml", "cssutils", "mjml", "coloraide", "markdown_it", "requests"}
+    assert loaded & starting == set()
 
 
 def test_comms_send_through_the_file_transport_then_runs_show(

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from pipeline.audience.contacts import suppress
-from pipeline.runs import control, start
+from pipeline.runs import control, dispatch, start
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, Suppression
 from pipeline.storage.statuses import DeliveryStatus, RunStatus
@@ -104,7 +104,7 @@ def test_server_down_at_the_start_pauses_the_run_which_resumes_and_completes(
 
     smtp.start()
     control.resume_run(ws, run.id)
-    report = start.dispatch_run(ws, run.id)
+    report = dispatch.dispatch_run(ws, run.id)
 
     assert report.run.status == RunStatus.finished
     assert _received(smtp) == Counter({email: 1 for email in emails})
@@ -128,7 +128,7 @@ def test_policy_refusals_never_suppress_pause_the_run_and_can_be_retried(
 
     smtp.refuse = {}
     assert control.retry_run(ws, run.id) == 3
-    report = start.dispatch_run(ws, run.id)
+    report = dispatch.dispatch_run(ws, run.id)
 
     assert report.run.status == RunStatus.finished
     assert _received(smtp) == Counter({email: 1 for email in emails})
@@ -145,7 +145,7 @@ def test_a_suppression_recorded_while_sending_is_honoured(
     ws = open_ws(ws_root)
     run = start.start_run(ws, CAMPAIGN, started_by="test")
 
-    sender = threading.Thread(target=start.dispatch_run, args=(ws, run.id))
+    sender = threading.Thread(target=dispatch.dispatch_run, args=(ws, run.id))
     sender.start()
     smtp.wait_for(3)
     with session(engine) as db:

@@ -17,7 +17,8 @@ from sqlalchemy import Engine, select
 
 from pipeline.audience.importer import import_contacts
 from pipeline.feedback.server import create_app
-from pipeline.runs.start import dispatch_run, start_run
+from pipeline.runs.dispatch import dispatch_run
+from pipeline.runs.start import start_run
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, Run
 from pipeline.storage.statuses import RunStatus

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from pipeline.experiments.decision import decide_due
-from pipeline.runs.start import dispatch_run
+from pipeline.runs.dispatch import dispatch_run
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, Event, Run, utcnow
 from pipeline.storage.outbox import aware

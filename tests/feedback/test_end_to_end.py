@@ -15,7 +15,8 @@ from sqlalchemy import Engine, select
 
 from pipeline.audience.importer import import_contacts
 from pipeline.feedback.server import create_app
-from pipeline.runs.start import dispatch_run, start_run
+from pipeline.runs.dispatch import dispatch_run
+from pipeline.runs.start import start_run
 from pipeline.storage.engines import make_engine, session, upgrade
 from pipeline.storage.models import Event
 from pipeline.workspace.folders import Workspace

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import Engine, select, update
 
-from pipeline.runs import start
+from pipeline.runs import dispatch, start
 from pipeline.storage.engines import session
 from pipeline.storage.models import Contact, Signup, Subscription, utcnow
 from pipeline.workspace.folders import Workspace
@@ -60,7 +60,7 @@ def campaign_recipients(workspace_dir: Path, settings: Settings) -> list[str]:
     )
     run = start.start_run(ws, "spring-launch", "news", started_by="test")
     assert run.id is not None
-    start.dispatch_run(ws, run.id)
+    dispatch.dispatch_run(ws, run.id)
     return sorted(
         m["To"].addresses[0].addr_spec for m in mails(workspace_dir) if "confirm" not in m["Subject"].lower()
     )

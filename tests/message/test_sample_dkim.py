@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pipeline.audience.importer import import_contacts
-from pipeline.runs import start
+from pipeline.runs import dispatch, start
 from pipeline.storage.engines import make_engine, upgrade
 from pipeline.workspace.folders import Workspace
 from tests.conftest import sqlite_only
@@ -57,7 +57,7 @@ def test_every_sample_campaign_verifies_after_reserialisation(
     for name in ws.campaign_names():
         before = set(outbox.glob("*.eml")) if outbox.exists() else set()
         run = start.start_run(ws, name, started_by="test")
-        report = start.dispatch_run(ws, run.id)
+        report = dispatch.dispatch_run(ws, run.id)
         files = sorted(set(outbox.glob("*.eml")) - before)
         # An A/B test's arms go out first (both variants); the rest is held for the decision.
         assert report.counts["sent"] == len(files) == run.recipient_count - report.counts["held"] > 0, name

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from pipeline.runs import control, start
+from pipeline.runs import control, dispatch, start
 from pipeline.service.metrics import Metrics, database_problems
 from pipeline.storage.engines import make_engine
 from pipeline.storage.statuses import DeliveryStatus, RunStatus
@@ -71,10 +71,10 @@ def test_a_contact_at_max_per_week_is_skipped_and_the_delivery_says_why(
     configure(workspace_dir, {"dispatch": "max_per_week = 1\nbatch_size = 50"})
     ws = Workspace.open(workspace_dir)
     first = start.start_run(ws, "spring-launch", started_by="test")
-    start.dispatch_run(ws, first.id)
+    dispatch.dispatch_run(ws, first.id)
     second = start.start_run(ws, "billing-portal", "customers", started_by="test")
 
-    report = start.dispatch_run(ws, second.id)
+    report = dispatch.dispatch_run(ws, second.id)
 
     assert report.counts[DeliveryStatus.skipped] == 5 and smtp.accepted == 5
     skipped = [d for d in deliveries_of(ws_engine) if d.run_id == second.id]
