@@ -27,6 +27,7 @@ Every error renders as one line: ``path:line: message`` where a location is know
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class CommsError(Exception):
@@ -38,6 +39,11 @@ class CommsError(Exception):
         self.path = Path(path) if path is not None else None
         self.line = line
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt without __init__, whatever arguments a subclass's takes, so that the error
+        # crosses to another process whole (pipeline.runs.apart, the sending processes).
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
     def __str__(self) -> str:
         if self.path is None:
             return self.message
@@ -45,6 +51,13 @@ class CommsError(Exception):
         if self.line is not None:
             where += f":{self.line}"
         return f"{where}: {self.message}"
+
+
+def _rebuilt(cls: type[CommsError], args: tuple[Any, ...], state: dict[str, Any]) -> CommsError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class WorkspaceError(CommsError):

@@ -22,7 +22,7 @@ from pipeline.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from pipeline.runs import control, start
+    from pipeline.runs import control, dispatch, start
     from pipeline.storage.models import Run
     from pipeline.workspace.folders import Workspace
 
@@ -75,7 +75,7 @@ def send(
     Example:
       comms send spring-launch --dry-run
     """
-    from pipeline.runs import start
+    from pipeline.runs import apart, control, dispatch
 
     ws = open_workspace(workspace)
     if to:
@@ -83,15 +83,10 @@ def send(
     elif dry_run:
         _dry_run(ws, campaign, audience, again=again, allow_empty=allow_empty)
     else:
-        run = start.start_run(
-            ws,
-            campaign,
-            audience,
-            started_by=f"cli:{getpass.getuser()}",
-            confirm=None if yes else partial(_confirm, ws),
-            again=again,
-            allow_empty=allow_empty,
-        )
+        # Started in a process of its own, confirmation and all: this one then sends holding none
+        # of what starting needs (pipeline.runs.apart).
+        started = partial(_start, ws, campaign, audience, yes=yes, again=again, allow_empty=allow_empty)
+        run = control.show_run(ws, apart.in_child(started)).run
         if yes:  # the confirmation showed them already
             _print_warnings(run.meta.get("warnings", []))
         left_out = run.meta.get("left_out", 0)
@@ -104,10 +99,29 @@ def send(
             )
         )
         dispatch_in_foreground(ws, run, processes)
-        _print_summary(start.send_summary(ws, run))
+        _print_summary(dispatch.send_summary(ws, run))
 
 
-def _print_summary(summary: start.SendSummary) -> None:
+def _start(
+    ws: Workspace, campaign: str, audience: str | None, *, yes: bool, again: bool, allow_empty: bool
+) -> int:
+    """Start the run, asking first unless YES; its id."""
+    from pipeline.runs import start
+
+    run = start.start_run(
+        ws,
+        campaign,
+        audience,
+        started_by=f"cli:{getpass.getuser()}",
+        confirm=None if yes else partial(_confirm, ws),
+        again=again,
+        allow_empty=allow_empty,
+    )
+    assert run.id is not None
+    return run.id
+
+
+def _print_summary(summary: dispatch.SendSummary) -> None:
     """Said once, at the very end: where the messages are, and why not everyone on the lists got one."""
     console.print(f"messages went to {summary.destination}", highlight=False)
     counts = summary.breakdown

@@ -1,9 +1,11 @@
-"""Sending a started run: from this process, or from the sending processes it starts.
+"""Sending a started run (from this process, or from the sending processes it starts), and what is
+said after it.
 
-Apart from pipeline.runs.start on purpose: a process that only sends a run (`comms runs resume`,
-with --processes N the parent of the senders) never imports assembly, the checks, premailer or
-lxml, which are a quarter of its memory (tests/delivery/test_runs.py holds to it). The worker
-and the daemon still load them: they start runs, or render the mailed report.
+Apart from pipeline.runs.start on purpose: a process that only sends a run (`comms send`, which
+starts it in a child process of its own, pipeline.runs.apart; `comms runs resume`; with
+--processes N the parent of the senders) never imports assembly, the checks, premailer or lxml,
+which are a quarter of its memory (tests/delivery/test_runs.py holds to it). The worker and the
+daemon still load them: they start runs, or render the mailed report.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from pipeline.audience.segments import Breakdown, audience_breakdown, load_audience
 from pipeline.delivery.engine import Tally, run_worker
 from pipeline.delivery.processes import run_senders
 from pipeline.delivery.transports import transport_for
 from pipeline.errors import DatabaseError, RunError
-from pipeline.runs.control import RunReport, get_run, show_run
+from pipeline.runs.control import RunReport, describe_transport, get_run, show_run
 from pipeline.storage import outbox
-from pipeline.storage.engines import opened
-from pipeline.storage.models import utcnow
+from pipeline.storage.engines import opened, session
+from pipeline.storage.models import Run, utcnow
 from pipeline.storage.statuses import DeliveryStatus, RunStatus
 from pipeline.workspace.folders import Workspace
 
@@ -130,3 +133,34 @@ async def _dispatch(
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
     return report.stopped
+
+
+# -- after a send --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    """Where a run's messages went and why fewer went than the lists hold."""
+
+    destination: str
+    breakdown: Breakdown
+    skipped: dict[str, int]  # at send time, by reason
+
+
+def destination(ws: Workspace) -> str:
+    """Where sent messages are now: the outbox folder, the SMTP server, or standard output."""
+    config = ws.settings.transport
+    if config.kind == "file":
+        return f".eml files in {ws.root / config.path}"
+    if config.kind == "smtp":
+        return f"the SMTP server {describe_transport(ws.settings).removeprefix('smtp ')}"
+    return "standard output (console transport)"
+
+
+def send_summary(ws: Workspace, run: Run) -> SendSummary:
+    with opened(ws.settings) as engine:
+        with session(engine) as db:
+            breakdown = audience_breakdown(db, load_audience(ws, run.audience))
+        with engine.connect() as conn:
+            skipped = outbox.skip_reasons(conn, run.id or 0)
+    return SendSummary(destination(ws), breakdown, skipped)

@@ -26,8 +26,6 @@ from pipeline.assembly.tracking import TrackedHtml, cta_link, track_campaign
 from pipeline.assembly.variants import AbTest, load_test
 from pipeline.audience.segments import (
     Audience,
-    Breakdown,
-    audience_breakdown,
     audience_query,
     count_audience,
     load_audience,
@@ -346,34 +344,3 @@ def _record_blocked(
         if schedule is None:
             raise
         # this occurrence is already recorded (blocked before, or run): once is enough
-
-
-# -- after a send --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SendSummary:
-    """Where a run's messages went and why fewer went than the lists hold."""
-
-    destination: str
-    breakdown: Breakdown
-    skipped: dict[str, int]  # at send time, by reason
-
-
-def destination(ws: Workspace) -> str:
-    """Where sent messages are now: the outbox folder, the SMTP server, or standard output."""
-    config = ws.settings.transport
-    if config.kind == "file":
-        return f".eml files in {ws.root / config.path}"
-    if config.kind == "smtp":
-        return f"the SMTP server {describe_transport(ws.settings).removeprefix('smtp ')}"
-    return "standard output (console transport)"
-
-
-def send_summary(ws: Workspace, run: Run) -> SendSummary:
-    with opened(ws.settings) as engine:
-        with session(engine) as db:
-            breakdown = audience_breakdown(db, load_audience(ws, run.audience))
-        with engine.connect() as conn:
-            skipped = outbox.skip_reasons(conn, run.id or 0)
-    return SendSummary(destination(ws), breakdown, skipped)
