@@ -16,13 +16,16 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from typing import TYPE_CHECKING
 
 from pipeline.errors import SettingsError
 from pipeline.message.headers import fold_header
 from pipeline.workspace.settings import Settings
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+# cryptography (6 MB) is imported where a key is loaded or used: a run without DKIM never loads it.
 
 # Each present header is signed, and listed twice: the second entry matches no field, which locks
 # the header against a copy being added in transit (RFC 6376 8.15). dkimpy's default set omits the
@@ -88,6 +91,9 @@ class _Key:
     private: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
     def sign(self, signed: bytes) -> bytes:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
         if isinstance(self.private, rsa.RSAPrivateKey):
             return self.private.sign(signed, padding.PKCS1v15(), hashes.SHA256())
         # RFC 8463: Ed25519 signs the SHA-256 of the canonicalised data, not the data itself.
@@ -122,6 +128,8 @@ class Signer:
         config = settings.dkim
         if config is None:
             return None
+        from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
         key: rsa.RSAPrivateKey | None = None
         if config.key_file:
             loaded_rsa = _load_key(root / config.key_file, "dkim.key_file")
@@ -166,6 +174,9 @@ class Signer:
 
 def _load_key(path: Path, field: str) -> object:
     """A PEM private key, or the base64 raw 32-byte Ed25519 key that dkimpy's dknewkey writes."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     try:
         raw = path.read_bytes()
     except OSError as exc:

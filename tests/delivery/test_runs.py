@@ -131,6 +131,7 @@ def test_comms_send_sends_from_a_process_that_never_loads_what_starting_needs(
     assert "run 1: 6 recipients queued" in sent.stdout and "finished" in sent.stdout
     assert _sent_to(ws_root, emails) == sorted(emails)
     assert loaded & STARTING == set()
+    assert "cryptography" not in loaded  # the sample signs no DKIM: no key is loaded, nor OpenSSL's 6 MB
 
 
 def test_a_resumed_run_is_sent_by_a_process_that_never_loads_assembly_or_the_checks(
