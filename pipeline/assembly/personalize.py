@@ -67,7 +67,7 @@ class Personalizer:
         self._text = self._compile(plain, templates.text, "text")
 
     def render(self, recipient: Recipient, links: Links, tracking: object | None = None) -> Rendered:
-        """TRACKING is the delivery's assembly.tracking.RecipientTracking when the run tracks clicks/opens."""
+        """TRACKING is the delivery's message.urls.RecipientTracking when the run tracks clicks/opens."""
         context = {
             "contact": Namespace.shallow("contact", self._contact_values(recipient)),
             "unsubscribe_url": links.unsubscribe_url,

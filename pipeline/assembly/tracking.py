@@ -1,7 +1,7 @@
 """Click and open tracking put into a campaign's HTML once per run (per-recipient URLs: message/urls.py).
 
 At run start every tracked ``<a href>`` of the campaign's final recipient-scope HTML becomes
-``{{ tracking.click(N) }}`` and an open pixel ``{{ tracking.open_url }}`` goes before ``</body>``;
+``{{ tracking[N] }}`` and an open pixel ``{{ tracking.open_url }}`` goes before ``</body>``;
 the original hrefs are kept, in order, as the run's link list (``Run.meta["links"]``), which is the
 only place the click endpoint ever takes a redirect target from. Per recipient the only extra work
 is one short HMAC per link the message shows (``message.urls.RecipientTracking`` mints them on demand).
@@ -62,7 +62,7 @@ PIXEL = (
 
 HONEYPOT_ATTRIBUTE = "data-comms-honeypot"
 _HONEYPOT = (
-    '<a href="{{{{ tracking.click({index}) }}}}" ' + HONEYPOT_ATTRIBUTE + ' aria-hidden="true" tabindex="-1" '
+    '<a href="{{{{ tracking[{index}] }}}}" ' + HONEYPOT_ATTRIBUTE + ' aria-hidden="true" tabindex="-1" '
     'style="display:block;width:0;height:0;max-height:0;overflow:hidden;font-size:0;line-height:0;'
     'mso-hide:all"></a>'
 )
@@ -146,7 +146,7 @@ def rewrite_links(
         if not track:
             return f"{prefix}{quote_char}{_outside_jinja(url, html.escape)}{quote_char}"
         links.append(url)
-        return f"{prefix}{quote_char}{{{{ tracking.click({len(links) - 1}) }}}}{quote_char}"
+        return f"{prefix}{quote_char}{{{{ tracking[{len(links) - 1}] }}}}{quote_char}"
 
     rewritten = _HREF.sub(one, source)
     if not track:

@@ -44,7 +44,7 @@ LINKS = [
     "https://kestrelforge.example/kf9",
 ]
 _HTML = (
-    '<html><body><a href="{{ tracking.click_url(0) }}">Kestrel Forge</a>'
+    '<html><body><a href="{{ tracking[0] }}">Kestrel Forge</a>'
     '<img src="{{ tracking.open_url }}"></body></html>'
 )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import re
 from collections.abc import Sequence
@@ -23,7 +24,10 @@ _ALPHABET = re.compile(r"[A-Za-z0-9_-]{22,64}")
 _URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64.urlsafe_b64encode's own table, without its call layers
 _SMALL_VARINTS = [bytes((value,)) for value in range(0x80)]
 _KEYED_LIMIT = 64  # (key, purpose) pairs: a handful of keys in rotation times six purposes
-_keyed: dict[tuple[bytes, str], hmac.HMAC] = {}
+_BLOCK = 64  # SHA-256's block size, RFC 2104's B
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))  # translate tables: key XOR ipad, key XOR opad
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
+_keyed: dict[tuple[bytes, str], tuple[hashlib._Hash, hashlib._Hash]] = {}
 
 
 def _varint(value: int) -> bytes:
@@ -52,17 +56,27 @@ def _read_varint(data: bytes, start: int) -> tuple[int, int] | None:
     return None
 
 
+def _keyed_hashes(secret: bytes, purpose: str) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """HMAC's inner hash with the key and the purpose absorbed, and its outer hash with the key (RFC 2104)."""
+    key = (hashlib.sha256(secret).digest() if len(secret) > _BLOCK else secret).ljust(_BLOCK, b"\0")
+    inner = hashlib.sha256(key.translate(_INNER_PAD))
+    inner.update(purpose.encode())
+    return inner, hashlib.sha256(key.translate(_OUTER_PAD))
+
+
 def _mac(secret: bytes, purpose: str, body: bytes) -> bytes:
-    """HMAC-SHA256(secret, purpose + body), cut. A copy of an HMAC that has already absorbed the
-    key and the purpose skips keying (~0.4 of 1.25 us), and a message carries ten tokens."""
+    """HMAC-SHA256(secret, purpose + body), cut. RFC 2104 over copies of two hashes that have
+    already absorbed the key (and the purpose): a message carries a dozen tokens, and hmac.HMAC's
+    own copy() and digest() are Python layers that double the cost of each (3.7 against 7.3 us)."""
     keyed = _keyed.get((secret, purpose))
     if keyed is None:
         if len(_keyed) >= _KEYED_LIMIT:
             _keyed.clear()
-        keyed = _keyed[secret, purpose] = hmac.new(secret, purpose.encode(), "sha256")
-    mac = keyed.copy()
-    mac.update(body)
-    return mac.digest()[:MAC_BYTES]
+        keyed = _keyed[secret, purpose] = _keyed_hashes(secret, purpose)
+    inner, outer = keyed[0].copy(), keyed[1].copy()
+    inner.update(body)
+    outer.update(inner.digest())
+    return outer.digest()[:MAC_BYTES]
 
 
 def make_token(secret: bytes, purpose: str, delivery_id: int, link: int | None = None) -> str:

@@ -36,8 +36,12 @@ class RecipientTracking:
         self._secret = secret
         self._delivery_id = delivery_id
 
-    def click(self, index: int) -> str:
+    def __getitem__(self, index: int) -> str:
+        """Link INDEX's click URL, as ``{{ tracking[INDEX] }}``: the sandbox lets a subscript through
+        as it is, where an attribute and a call each go through its checks, half of a link's cost."""
         return f"{self._base}/c/{make_token(self._secret, 'c', self._delivery_id, index)}"
+
+    click = __getitem__  # ``{{ tracking.click(INDEX) }}``: what runs frozen before the subscript still hold
 
     @property
     def open_url(self) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
 from pipeline.assembly.campaign import Campaign
 from pipeline.assembly.personalize import Personalizer
 from pipeline.assembly.tracking import rewrite_links, track_campaign, with_utm
+from pipeline.message.tokens import read_token
 from pipeline.message.urls import RecipientTracking
 from pipeline.types import Links, Recipient, Templates
 from pipeline.workspace.settings import load_settings
@@ -33,9 +35,9 @@ def test_tracked_links_are_the_literal_http_ones_recorded_in_order() -> None:
         "http://shop.example/b",
         'https://shop.example/c?n={{ contact.first_name | default("you") }}',
     )
-    assert '<a href="{{ tracking.click(0) }}">A</a>' in tracked.html
-    assert "<a class=\"btn\" href='{{ tracking.click(1) }}'>B</a>" in tracked.html
-    assert '<a href="{{ tracking.click(2) }}">C</a>' in tracked.html
+    assert '<a href="{{ tracking[0] }}">A</a>' in tracked.html
+    assert "<a class=\"btn\" href='{{ tracking[1] }}'>B</a>" in tracked.html
+    assert '<a href="{{ tracking[2] }}">C</a>' in tracked.html
     for untouched in (
         'href="https://{{ contact.attributes.site }}/x"',
         'href="{{ unsubscribe_url }}"',
@@ -56,9 +58,28 @@ def test_rendered_message_points_every_tracked_link_at_the_click_endpoint() -> N
         .render(Recipient(email="a@example.com"), LINKS, tracking)
         .html
     )
-    assert f'href="{tracking.click(0)}"' in html and f'href="{tracking.click(2)}"' in html
+    clicks = re.findall(r"""href=["']https://t\.example/c/([^"']+)["']""", html)
+    # Each tracked link in order, its delivery and index signed into its token.
+    assert [read_token([b"key"], "c", token) for token in clicks] == [(42, 0), (42, 1), (42, 2)]
     assert f'<img src="{tracking.open_url}"' in html
-    assert tracking.click(0) != tracking.click(1)  # the link index is signed into each token
+
+
+def test_a_run_frozen_with_the_older_call_form_sends_the_same_click_urls() -> None:
+    """Runs frozen before tracked links became subscripts hold ``{{ tracking.click(N) }}``; a paused
+    one resumed after an upgrade sends what it would have sent before."""
+    tracked = rewrite_links(SOURCE, utm={}, track=True, own_base_url=BASE)
+    older = re.sub(r"\{\{ tracking\[(\d+)\] \}\}", r"{{ tracking.click(\1) }}", tracked.html)
+    assert older.count("tracking.click(") == 3
+
+    def rendered(html: str) -> str:
+        recipient = Recipient(email="a@example.com")
+        return (
+            Personalizer(Templates("s", html, "t"))
+            .render(recipient, LINKS, RecipientTracking(BASE, b"k", 7))
+            .html
+        )
+
+    assert rendered(older) == rendered(tracked.html)
 
 
 def test_utm_parameters_are_added_unless_the_link_has_them() -> None:
@@ -104,6 +125,6 @@ def test_track_campaign_fills_campaign_names_into_utm_values(workspace_dir: Path
     website = settings.brand.website
     assert tracked.links == ("https://x.example/?utm_medium=email&utm_campaign=spring-launch-sales", website)
     assert tracked.honeypot == 1
-    assert "{{ tracking.click(0) }}" in frozen.html and frozen.template_hash == campaign.template_hash
+    assert "{{ tracking[0] }}" in frozen.html and frozen.template_hash == campaign.template_hash
     untracked, none = track_campaign(replace(campaign, tracking=False), settings)
     assert none.links == () and none.honeypot is None and "tracking" not in untracked.html

@@ -12,12 +12,15 @@ from sqlalchemy import Engine, func, select
 
 from pipeline.audience.contacts import is_suppressed, normalize_email
 from pipeline.audience.segments import audience_query, load_audience
+from pipeline.demo.history import seed_history
 from pipeline.feedback.events import judge_click
 from pipeline.feedback.server import PIXEL_GIF
-from pipeline.message.tokens import make_token
+from pipeline.message.tokens import make_token, read_token
 from pipeline.message.urls import recipient_links, recipient_tracking
+from pipeline.reports import parse_period
 from pipeline.storage.engines import session
-from pipeline.storage.models import Event, Subscription, Suppression
+from pipeline.storage.models import Delivery, Event, Subscription, Suppression
+from pipeline.storage.statuses import DeliveryStatus
 from pipeline.workspace.folders import Workspace
 from tests.feedback.conftest import OLD_SECRET, World
 
@@ -294,6 +297,21 @@ def test_view_online_shows_that_recipients_own_message_escaped(world: World, bas
     assert "Hi &lt;b&gt;Ada&lt;/b&gt;, from Forge &amp; Sons" in page.text
     assert "<b>Ada</b>" not in page.text
     assert page.text == sent.rendered.html
+
+
+def test_view_online_renders_a_demo_delivery_with_its_signed_click_link(
+    world: World, base_url: str, engine: Engine
+) -> None:
+    """Demo runs (comms demo seed-history) hold a frozen template of their own; a demo recipient's
+    view-online page renders it, with a click link signed for that delivery."""
+    seed_history(engine, parse_period("2027-Q1", datetime.now(UTC)), periods=1, customers=2, staff=2)
+    with session(engine) as db:
+        delivery_id = db.scalars(select(Delivery.id).where(Delivery.status == DeliveryStatus.sent)).first()
+    assert delivery_id is not None
+    page = httpx.get(recipient_links(world.settings, delivery_id).view_online_url)
+    assert page.status_code == 200
+    [token] = re.findall(rf'<a href="{re.escape(base_url)}/c/([^"]+)">Kestrel Forge</a>', page.text)
+    assert read_token(world.settings.verifying_keys, "c", token) == (delivery_id, 0)
 
 
 def test_preferences_leave_one_list_then_everything(world: World, base_url: str, engine: Engine) -> None:

@@ -208,6 +208,9 @@ class SmtpTransport(Transport):
         wait_s = self._reconnect_at - loop.time()
         if wait_s > 0:
             await asyncio.sleep(wait_s)
+        if self._tls_context is None and self._security != "none":
+            # Once a transport: loading the system's CA bundle takes tens of milliseconds.
+            self._tls_context = ssl.create_default_context()
         try:
             connection = await SmtpConnection.open(
                 self.host,
