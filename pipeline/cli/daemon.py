@@ -59,7 +59,7 @@ def worker_command(
     """
     from pipeline.delivery.processes import default_processes
     from pipeline.logs import configure_logging
-    from pipeline.service.daemon import serve_worker
+    from pipeline.service.worker import serve_worker
 
     ws = open_workspace(workspace)
     configure_logging()

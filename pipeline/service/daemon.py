@@ -1,4 +1,4 @@
-"""The long-running processes: `comms daemon` (the timetable, its workers and servers) and `comms worker`.
+"""`comms daemon`: the timetable, its workers and its servers, in one long-running process.
 
 One daemon leads: it holds a lock (a PostgreSQL advisory lock, or a file lock next to
 a SQLite database) for as long as it lives, because APScheduler 3's job store cannot
@@ -8,9 +8,8 @@ when the leader's lock goes, which is when its process or its connection dies.
 The leader runs the timetable (pipeline.timetable.scheduler), [daemon] concurrency dispatch
 workers, the tracking server when [tracking] listen is set, keeps scheduled runs
 inside their sending windows, and decides A/B tests at their decision time (whose
-held rest its workers then send). `comms worker` runs dispatch workers only, over
-`--processes` sending processes (pipeline.delivery.processes); on PostgreSQL any number of them
-share the outbox with the daemon.
+held rest its workers then send). `comms worker` (pipeline.service.worker) runs dispatch
+workers only.
 
 SIGTERM or SIGINT: fire nothing more, stop claiming, finish the messages in flight,
 give back the rest, exit 0. Runs stay `sending` with nothing leased, so other workers
@@ -31,26 +30,21 @@ import fcntl
 import hashlib
 import logging
 import os
-import signal
-from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-import uvicorn
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.types import ASGIApp
 
-from pipeline.delivery.engine import WorkerReport, run_worker
-from pipeline.delivery.processes import run_senders
-from pipeline.delivery.transports import transport_for
-from pipeline.errors import CommsError, DatabaseError, unwrap
+from pipeline.errors import CommsError, DatabaseError
 from pipeline.experiments.decision import decide_due
 from pipeline.feedback.server import create_app
 from pipeline.feedback.serving import tracking_config
 from pipeline.logs import log_event
+from pipeline.service.http import HttpServer, http_server, listen_address, serving
 from pipeline.service.mail_report import fire_report
 from pipeline.service.metrics import Metrics, database_problems
+from pipeline.service.worker import log_failures, stop_on_signals, work
 from pipeline.storage.engines import connect, display_url, ride_out
 from pipeline.storage.models import utcnow
 from pipeline.timetable.scheduler import Timetable, keep_windows
@@ -154,84 +148,19 @@ def leader_lock(engine: Engine) -> LeaderLock:
     return FileLock(Path(f"{database}.daemon-lock"))
 
 
-# -- HTTP servers inside the process -----------------------------------------------------------------
+# -- the tracking server -----------------------------------------------------------------------------
 
 
-class _HttpServer(uvicorn.Server):
-    """uvicorn without its signal handlers: SIGTERM belongs to the daemon, which stops it in order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _listen_address(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise CommsError(f"listen address must be host:port, not {listen!r}")
-    return host, int(port)
-
-
-def _http_server(app: ASGIApp, listen: str) -> _HttpServer:
-    host, port = _listen_address(listen)
-    return _HttpServer(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
-
-
-def _tracking_server(ws: Workspace, engine: Engine) -> _HttpServer:
+def _tracking_server(ws: Workspace, engine: Engine) -> HttpServer:
     settings = ws.settings
-    host, port = _listen_address(settings.tracking.listen or "")
+    host, port = listen_address(settings.tracking.listen or "")
     app = create_app(settings, engine, workspace=ws)
-    return _HttpServer(
+    return HttpServer(
         tracking_config(app, settings, host=host, port=port, log_level="warning", access_log=False)
     )
 
 
-@contextlib.asynccontextmanager
-async def _serving(servers: list[_HttpServer]) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(server.serve()) for server in servers]
-    try:
-        yield
-    finally:
-        for server in servers:
-            server.should_exit = True
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-# -- the processes ---------------------------------------------------------------------------------
-
-
-async def _work(ws: Workspace, engine: Engine, stop: asyncio.Event, metrics: Metrics) -> WorkerReport:
-    """One dispatch worker over every sending run, until STOP."""
-    async with transport_for(ws.settings, ws.root) as transport:
-        return await run_worker(ws, engine, transport, stop=stop, on_progress=metrics.worker_progress())
-
-
-def _why(failure: BaseException) -> str:
-    """One line for the log: a comms error's own message (a database gone for good), else the repr."""
-    failure = unwrap(failure)
-    return str(failure) if isinstance(failure, CommsError) else repr(failure)
-
-
-def _signals(stop: asyncio.Event, on_hangup: Callable[[], None] | None = None) -> Callable[[], None]:
-    """Install the handlers; returns the function that removes them."""
-    loop = asyncio.get_running_loop()
-
-    def on_stop(signum: signal.Signals) -> None:
-        log_event(log, "signal", name=signum.name)
-        stop.set()
-
-    handled = [signal.SIGTERM, signal.SIGINT]
-    for signum in handled:
-        loop.add_signal_handler(signum, on_stop, signum)
-    if on_hangup is not None:
-        loop.add_signal_handler(signal.SIGHUP, on_hangup)
-        handled.append(signal.SIGHUP)
-
-    def remove() -> None:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
-
-    return remove
+# -- the daemon ------------------------------------------------------------------------------------
 
 
 async def _until(stop: asyncio.Event, seconds: float) -> bool:
@@ -276,10 +205,10 @@ class Daemon:
     async def run(self) -> int:
         servers = []
         if self.settings.metrics_listen:
-            servers.append(_http_server(self.metrics.app(self.problems), self.settings.metrics_listen))
+            servers.append(http_server(self.metrics.app(self.problems), self.settings.metrics_listen))
         log_event(log, "daemon.started", pid=os.getpid(), database=display_url(self.engine))
         try:
-            async with _serving(servers):
+            async with serving(servers):
                 if not await self._become_leader():
                     return 0
                 try:
@@ -309,9 +238,9 @@ class Daemon:
         if self.ws.settings.tracking.listen:
             servers.append(_tracking_server(self.ws, self.engine))
         worker_stop = asyncio.Event()
-        async with _serving(servers):
+        async with serving(servers):
             workers = [
-                asyncio.create_task(_work(self.ws, self.engine, worker_stop, self.metrics))
+                asyncio.create_task(work(self.ws, self.engine, worker_stop, self.metrics))
                 for _ in range(self.settings.concurrency)
             ]
             keeper = asyncio.create_task(self._keep())
@@ -324,10 +253,7 @@ class Daemon:
             keeper.cancel()
             stopped.cancel()
             await asyncio.gather(keeper, stopped, return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        for failure in failures:
-            log_event(log, "worker.crashed", level=logging.ERROR, error=_why(failure))
-        return 1 if failures or self.leader_lost else 0
+        return 1 if log_failures(results) or self.leader_lost else 0
 
     async def _keep(self) -> None:
         """Every few seconds: confirm the lock is still ours, keep runs inside their windows, and
@@ -379,51 +305,11 @@ class Daemon:
 
 async def _daemon(ws: Workspace) -> int:
     daemon = Daemon(ws)
-    remove = _signals(daemon.stop, daemon.reload)
+    remove = stop_on_signals(daemon.stop, daemon.reload)
     try:
         return await daemon.run()
     finally:
         remove()
-
-
-async def _senders(
-    ws: Workspace, engine: Engine, stop: asyncio.Event, metrics: Metrics, count: int, processes: int
-) -> WorkerReport:
-    """COUNT dispatch workers spread over PROCESSES sending processes, until STOP."""
-    log_event(log, "workers.started", workers=count, processes=processes)
-    report = await run_senders(
-        ws, engine, processes=processes, workers=count, stop=stop, on_progress=metrics.worker_progress()
-    )
-    tally = report.tally
-    log_event(log, "workers.stopped", sent=tally.sent, failed=tally.failed, skipped=tally.skipped)
-    return report
-
-
-async def _workers(ws: Workspace, count: int, processes: int) -> int:
-    engine = connect(ws.settings)
-    metrics = Metrics(engine)
-    stop = asyncio.Event()
-    remove = _signals(stop)
-    servers = []
-    if ws.settings.daemon.metrics_listen:
-        servers.append(
-            _http_server(metrics.app(lambda: database_problems(engine)), ws.settings.daemon.metrics_listen)
-        )
-    try:
-        async with _serving(servers):
-            work = (
-                [_senders(ws, engine, stop, metrics, count, processes)]
-                if processes > 1
-                else [_work(ws, engine, stop, metrics) for _ in range(count)]
-            )
-            results = await asyncio.gather(*work, return_exceptions=True)
-    finally:
-        remove()
-        engine.dispose()
-    failures = [r for r in results if isinstance(r, BaseException)]
-    for failure in failures:
-        log_event(log, "worker.crashed", level=logging.ERROR, error=_why(failure))
-    return 1 if failures else 0
 
 
 def serve_daemon(ws: Workspace) -> int:
@@ -432,11 +318,4 @@ def serve_daemon(ws: Workspace) -> int:
     return asyncio.run(_daemon(ws))
 
 
-def serve_worker(ws: Workspace, count: int | None = None, processes: int = 1) -> int:
-    """Run `comms worker` (COUNT workers, default [daemon] concurrency, over PROCESSES sending
-    processes) until SIGTERM; the exit code."""
-    ws.settings.secret  # noqa: B018
-    return asyncio.run(_workers(ws, count or ws.settings.daemon.concurrency, processes))
-
-
-__all__ = ["AdvisoryLock", "Daemon", "FileLock", "LeaderLock", "leader_lock", "serve_daemon", "serve_worker"]
+__all__ = ["AdvisoryLock", "Daemon", "FileLock", "LeaderLock", "leader_lock", "serve_daemon"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import json
 import re
+import signal
 from email import policy
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from pipeline.runs import control, dispatch, rehearsal, start
 from pipeline.storage.engines import session
 from pipeline.storage.models import Delivery, Run
 from pipeline.storage.statuses import DeliveryStatus, RunStatus
-from tests.support.cli import comms, in_fresh_interpreter
+from tests.service.conftest import wait_until
+from tests.support.cli import comms, fresh_interpreter, in_fresh_interpreter, loaded_packages
 from tests.support.workspace import CAMPAIGN, configure, open_ws, smtp_sections
 
 
@@ -147,6 +149,32 @@ def test_a_resumed_run_is_sent_by_a_process_that_never_loads_assembly_or_the_che
     assert "finished" in resumed.stdout
     assert _sent_to(ws_root, emails) == sorted(emails)
     assert loaded & STARTING == set()
+
+
+def _status(engine: Engine, run_id: int | None) -> str:
+    with engine.connect() as conn:
+        return conn.execute(select(Run.status).where(Run.id == run_id)).scalar_one()
+
+
+def test_comms_worker_sends_from_a_process_that_never_loads_the_daemon_or_assembly(
+    ws_root: Path, engine: Engine, add_contacts
+) -> None:
+    """`comms worker` only sends: a run someone started goes out from a worker that has loaded
+    neither assembly and the checks, nor the timetable, the tracking server or A/B statistics."""
+    emails = add_contacts(6)
+    run = start.start_run(open_ws(ws_root), CAMPAIGN, started_by="test")
+
+    worker = fresh_interpreter("from pipeline.cli import main; main()", "worker", "-w", str(ws_root))
+    try:
+        wait_until(lambda: _status(engine, run.id) == RunStatus.finished, 60, f"run {run.id} to finish")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=60)
+
+    assert worker.returncode == 0, stderr
+    assert _sent_to(ws_root, emails) == sorted(emails)
+    daemon_only = {"apscheduler", "uvicorn", "numpy", "scipy", "matplotlib", "weasyprint"}
+    assert loaded_packages(stderr) & (STARTING | daemon_only) == set()
 
 
 def test_comms_send_through_the_file_transport_then_runs_show(

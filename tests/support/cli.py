@@ -68,11 +68,28 @@ _REPORT_PACKAGES = (
 )
 
 
-def in_fresh_interpreter(code: str, *argv: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    """CODE (with ARGV) in a new interpreter, as a person starts one, not in the zygote, which has
-    the library loaded: what it printed, and the top-level packages it had loaded by its exit."""
-    result = subprocess.run(
-        [sys.executable, "-c", _REPORT_PACKAGES + code, *argv], capture_output=True, text=True, timeout=120
+def _reporting(code: str, argv: tuple[str, ...]) -> list[str]:
+    return [sys.executable, "-c", _REPORT_PACKAGES + code, *argv]
+
+
+def fresh_interpreter(code: str, *argv: str) -> subprocess.Popen[str]:
+    """CODE (with ARGV) started in a new interpreter, as a person starts one, not in the zygote,
+    which has the library loaded; its standard error ends with the top-level packages it had
+    loaded by its exit (loaded_packages)."""
+    return subprocess.Popen(
+        _reporting(code, argv),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+
+
+def loaded_packages(stderr: str) -> set[str]:
+    return set(stderr.splitlines()[-1].split())
+
+
+def in_fresh_interpreter(code: str, *argv: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """CODE (with ARGV) run to its end in a new interpreter: what it printed, and the packages it loaded."""
+    result = subprocess.run(_reporting(code, argv), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    return result, set(result.stderr.splitlines()[-1].split())
+    return result, loaded_packages(result.stderr)
