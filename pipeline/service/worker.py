@@ -88,7 +88,7 @@ async def _metrics_served(ws: Workspace, engine: Engine, metrics: Metrics) -> As
     if not listen:
         yield
         return
-    from pipeline.service.http import http_server, serving
+    from pipeline.service.http import http_server, serving  # uvicorn, for this worker only
 
     async with serving([http_server(metrics.app(lambda: database_problems(engine)), listen)]):
         yield
