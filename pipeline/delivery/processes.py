@@ -180,12 +180,16 @@ class _Senders:
             if sender.failure is None:
                 released = await self.db.call(outbox.release_leases_of, sender.names, utcnow())
                 how = f"signal {-code}" if code < 0 else f"exit code {code}"
-                log.warning(
-                    "sending process %s ended (%s): requeued %s deliveries it had in flight",
-                    sender.process.pid,
-                    how,
-                    released,
-                )
+                # Our own stop reaching a sender still starting (before its handler is in place)
+                # ends it by the signal with nothing in flight: that is no news.
+                ours = self.stop.is_set() and code == -signal.SIGTERM and not released
+                if not ours:
+                    log.warning(
+                        "sending process %s ended (%s): requeued %s deliveries it had in flight",
+                        sender.process.pid,
+                        how,
+                        released,
+                    )
                 if not self.stop.is_set() and self.replacements > 0:
                     self.replacements -= 1
                     continue

@@ -118,11 +118,13 @@ class _Handler:
         while owner.hold_after is not None and owner.accepted >= owner.hold_after:
             held = True
             await asyncio.sleep(0.01)
-        if held:
-            # A few more turns of the loop first: a client killed while held has its end of file
-            # waiting to be read, and reading it cancels this reply (a message whose sender is gone
-            # is never accepted, whichever of the release and the close the loop saw first).
-            await asyncio.sleep(0.05)
+        if held and _peer_gone(server):
+            # A client killed while held has its end of file in the socket, whether or not this
+            # loop has read it yet: a message whose sender is gone is never accepted (a busy
+            # machine can take longer than any wait to let the loop see the close).
+            assert server.transport is not None
+            server.transport.abort()
+            await asyncio.Event().wait()  # connection_lost() cancels this coroutine
         with owner._lock:
             owner._in_data += 1
             owner.peak_in_data = max(owner.peak_in_data, owner._in_data)
@@ -134,6 +136,20 @@ class _Handler:
                 owner._in_data -= 1
         owner._accept(Received(envelope.mail_from, tuple(envelope.rcpt_tos), data))
         return "250 2.0.0 OK queued"
+
+
+def _peer_gone(server: SMTP) -> bool:
+    """Whether the client has closed or reset its end: a peek at the socket itself, not at what
+    the event loop has noticed so far."""
+    assert server.transport is not None
+    sock = server.transport.get_extra_info("socket")
+    with socket.fromfd(sock.fileno(), sock.family, sock.type) as peek:
+        try:
+            return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
 
 
 class _Smtp(SMTP):
