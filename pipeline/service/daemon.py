@@ -305,7 +305,7 @@ class Daemon:
 
 async def _daemon(ws: Workspace) -> int:
     daemon = Daemon(ws)
-    remove = stop_on_signals(daemon.stop, daemon.reload)
+    remove = stop_on_signals(daemon.stop, log, daemon.reload)
     try:
         return await daemon.run()
     finally:

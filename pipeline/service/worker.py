@@ -47,12 +47,15 @@ def log_failures(results: Sequence[object]) -> bool:
     return bool(failures)
 
 
-def stop_on_signals(stop: asyncio.Event, on_hangup: Callable[[], None] | None = None) -> Callable[[], None]:
-    """SIGTERM and SIGINT set STOP, SIGHUP calls ON_HANGUP; returns the function that removes the handlers."""
+def stop_on_signals(
+    stop: asyncio.Event, logger: logging.Logger, on_hangup: Callable[[], None] | None = None
+) -> Callable[[], None]:
+    """SIGTERM and SIGINT set STOP (logged to LOGGER, the process's own), SIGHUP calls ON_HANGUP;
+    returns the function that removes the handlers."""
     loop = asyncio.get_running_loop()
 
     def on_stop(signum: signal.Signals) -> None:
-        log_event(log, "signal", name=signum.name)
+        log_event(logger, "signal", name=signum.name)
         stop.set()
 
     handled = [signal.SIGTERM, signal.SIGINT]
@@ -98,7 +101,7 @@ async def _workers(ws: Workspace, count: int, processes: int) -> int:
     engine = connect(ws.settings)
     metrics = Metrics(engine)
     stop = asyncio.Event()
-    remove = stop_on_signals(stop)
+    remove = stop_on_signals(stop, log)
     try:
         async with _metrics_served(ws, engine, metrics):
             sending = (

@@ -108,10 +108,7 @@ class _Handler:
         data = envelope.original_content or b""
         fate = owner._fate(data)
         if fate == "drop":
-            assert server.transport is not None
-            server.transport.abort()
-            # connection_lost() cancels this coroutine; no reply ever goes out.
-            await asyncio.Event().wait()
+            await _hang_up(server)
         if fate == "defer":
             return "451 4.3.0 try again later"
         held = False
@@ -122,9 +119,7 @@ class _Handler:
             # A client killed while held has its end of file in the socket, whether or not this
             # loop has read it yet: a message whose sender is gone is never accepted (a busy
             # machine can take longer than any wait to let the loop see the close).
-            assert server.transport is not None
-            server.transport.abort()
-            await asyncio.Event().wait()  # connection_lost() cancels this coroutine
+            await _hang_up(server)
         with owner._lock:
             owner._in_data += 1
             owner.peak_in_data = max(owner.peak_in_data, owner._in_data)
@@ -136,6 +131,13 @@ class _Handler:
                 owner._in_data -= 1
         owner._accept(Received(envelope.mail_from, tuple(envelope.rcpt_tos), data))
         return "250 2.0.0 OK queued"
+
+
+async def _hang_up(server: SMTP) -> None:
+    """Drop the connection without a reply; connection_lost() then cancels the waiting coroutine."""
+    assert server.transport is not None
+    server.transport.abort()
+    await asyncio.Event().wait()
 
 
 def _peer_gone(server: SMTP) -> bool:
