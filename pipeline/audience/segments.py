@@ -486,9 +486,11 @@ def stream_audience(session: Session, audience: Audience, *, batch: int = 2000) 
     yield from result.scalars()
 
 
-def stream_people(session: Session, audience: Audience, *, batch: int = 2000) -> Iterator[Row[Any]]:
+def stream_people(session: Session, audience: Audience, *, batch: int = 500) -> Iterator[Row[Any]]:
     """The audience's contacts as plain rows of their personal fields (email, names, locale,
-    timezone, attributes): several times faster than stream_audience where no model is needed."""
+    timezone, attributes): several times faster than stream_audience where no model is needed.
+    Fetched 500 at a time: each row is rendered (checks.variables), which costs far more than a
+    fetch, and 2,000 held 3.5 MB more of the peak of the process that starts a run."""
     check_audience(session, audience)
     columns = [getattr(Contact, name) for name in ("id", *TEXT_FIELDS, "attributes")]
     query = audience_query(audience).with_only_columns(*columns)

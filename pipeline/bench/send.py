@@ -10,7 +10,8 @@ across fork and exec. Measured, for the same message bytes and the same number o
 - aiosmtplib alone and comms' own SMTP client alone, sending pre-built message bytes;
 - comms send: a real run (outbox claim, personalise, MIME, send, record), without DKIM and signed
   with RSA-2048, Ed25519 and both, in one process and, with --processes N, in N sending processes
-  (their CPU counted with the parent's, each one's own peak sampled from /proc while it runs).
+  (their CPU counted with the parent's, each one's own peak sampled from /proc while it runs);
+  the process that starts the run (runs.apart: assembly, checks, snapshot) reports its own peak.
 
 What a client pays once, whatever the audience (its imports; for comms send also opening the
 workspace and starting the run: freeze, snapshot) is its start-up, shown apart and not counted in
@@ -58,6 +59,7 @@ class Figure:
     peak_mb: float | None  # the client process's own peak RSS (VmHWM); None when not measurable
     sender_peaks_mb: tuple[float, ...] = ()  # each sending process's own peak (comms send --processes)
     startup_cpu_s: float = 0.0  # paid once before the first message, not in cpu_s (module docstring)
+    starter_peak_mb: float | None = None  # comms send: the own peak of the process that started the run
 
     @property
     def rate(self) -> float:
@@ -149,8 +151,9 @@ def _shares(count: int, connections: int) -> list[range]:
 # -- the measurements, each run in a spawned child ---------------------------------------------------
 
 
-# Messages sent; wall and CPU seconds of start-up not to count; the sending processes' own peaks.
-Measured = tuple[int, float, float, tuple[float, ...]]
+# Messages sent; wall and CPU seconds of start-up not to count; the sending processes' own peaks;
+# the own peak of the process that started the run (comms send; None for the bare clients).
+Measured = tuple[int, float, float, tuple[float, ...], float | None]
 
 
 def _since(wall_s: float, cpu_s: float) -> tuple[float, float]:
@@ -175,7 +178,7 @@ def _aiosmtplib_alone(port: int, count: int, connections: int, data: bytes) -> M
         await asyncio.gather(*(one_connection(share) for share in _shares(count, connections)))
 
     asyncio.run(main())
-    return count, *startup, ()
+    return count, *startup, (), None
 
 
 def _client_alone(port: int, count: int, connections: int, data: bytes) -> Measured:
@@ -197,7 +200,7 @@ def _client_alone(port: int, count: int, connections: int, data: bytes) -> Measu
         async with transport:
             return sum(await asyncio.gather(*(one_connection(s) for s in _shares(count, connections))))
 
-    return asyncio.run(main()), *startup, ()
+    return asyncio.run(main()), *startup, (), None
 
 
 # [dkim] tables of the signing variants measured, by the name they are shown under.
@@ -221,21 +224,22 @@ def _comms_send(root: str, variant: str, processes: int) -> Measured:
     dkim_table = None if keys is None else f'domain = "kestrelforge.example"\n{keys}'
     replace_tables(Path(root) / "comms.toml", {"dkim": dkim_table})
     ws = Workspace.open(root)
-    run_id = apart.in_child(functools.partial(_start_run, ws))
+    run_id, starter_peak = apart.in_child(functools.partial(_start_run, ws))
     startup = _since(*entered)  # the child's CPU with it: _cpu_s counts the children waited for
     if processes == 1:
         report = dispatch.dispatch_run(ws, run_id, processes=1)
-        return report.counts["sent"], *startup, ()
+        return report.counts["sent"], *startup, (), starter_peak
     with _ChildPeaks() as children:
         report = dispatch.dispatch_run(ws, run_id, processes=processes)
-    return report.counts["sent"], *startup, tuple(children.peaks.values())
+    return report.counts["sent"], *startup, tuple(children.peaks.values()), starter_peak
 
 
-def _start_run(ws: Workspace) -> int:
+def _start_run(ws: Workspace) -> tuple[int, float | None]:
+    """In the child that starts the run: the run's id and that child's own peak, read as it ends."""
     from pipeline.runs import start
 
     run = start.start_run(ws, CAMPAIGN, "bench", started_by="bench", again=True)  # everyone again
-    return run.id or 0
+    return run.id or 0, _own_peak_mb()
 
 
 def _child(result_path: str) -> None:
@@ -244,9 +248,17 @@ def _child(result_path: str) -> None:
     is that client's own, not the CLI's."""
     measure, args = pickle.load(sys.stdin.buffer)
     entered = time.perf_counter(), _cpu_s()
-    sent, startup_s, startup_cpu_s, sender_peaks = measure(*args)
+    sent, startup_s, startup_cpu_s, sender_peaks, starter_peak = measure(*args)
     elapsed, cpu = _since(*entered)
-    result = (sent, elapsed - startup_s, cpu - startup_cpu_s, _own_peak_mb(), sender_peaks, startup_cpu_s)
+    result = (
+        sent,
+        elapsed - startup_s,
+        cpu - startup_cpu_s,
+        _own_peak_mb(),
+        sender_peaks,
+        startup_cpu_s,
+        starter_peak,
+    )
     Path(result_path).write_bytes(pickle.dumps(result))
 
 
@@ -262,8 +274,10 @@ def _in_child(name: str, measure: Callable[..., Measured], *args: Any) -> Figure
         if child.returncode != 0:
             last = (child.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
             raise BenchError(f"{name} failed: {last}")
-        sent, elapsed, cpu, peak, sender_peaks, startup_cpu_s = pickle.loads(result_path.read_bytes())
-    return Figure(name, sent, elapsed, cpu, peak, sender_peaks, startup_cpu_s)
+        sent, elapsed, cpu, peak, sender_peaks, startup_cpu_s, starter = pickle.loads(
+            result_path.read_bytes()
+        )
+    return Figure(name, sent, elapsed, cpu, peak, sender_peaks, startup_cpu_s, starter)
 
 
 def _smtp_source(port: int, count: int, connections: int, size: int) -> Figure | None:

@@ -32,8 +32,9 @@ def send(
         int, typer.Option(min=1, help="Also measure comms send in this many sending processes.")
     ] = 1,
 ) -> None:
-    """Messages per second, CPU per message and each process's own peak memory of comms send,
-    its SMTP client, aiosmtplib and (when installed) Postfix's smtp-source, in one run into one sink.
+    """Messages per second, CPU per message and each process's own peak memory of comms send
+    (its sending processes and the one that starts the run included), its SMTP client, aiosmtplib
+    and (when installed) Postfix's smtp-source, in one run into one sink.
 
     \b
     Example:
@@ -49,13 +50,23 @@ def send(
         f" {' '.join(f'{x:.2f}' for x in result.load_after)} after"
     )
     table = Table(box=box.SIMPLE)
-    columns = ("client", "msgs/s", "CPU ms/msg", "msgs/CPU-s", "peak MB (own)", "senders' peak MB")
+    columns = (
+        "client",
+        "msgs/s",
+        "CPU ms/msg",
+        "msgs/CPU-s",
+        "peak MB (own)",
+        "senders' peak MB",
+        "start's peak MB",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column == "client" else "right")
     for f in result.figures:
         peak = "?" if f.peak_mb is None else f"{f.peak_mb:.0f}"
         senders = " ".join(f"{mb:.0f}" for mb in f.sender_peaks_mb) or "-"
-        table.add_row(f.name, f"{f.rate:.0f}", f"{f.cpu_ms:.2f}", f"{1000 / f.cpu_ms:.0f}", peak, senders)
+        starter = "-" if f.starter_peak_mb is None else f"{f.starter_peak_mb:.0f}"
+        row = (f"{f.rate:.0f}", f"{f.cpu_ms:.2f}", f"{1000 / f.cpu_ms:.0f}", peak, senders, starter)
+        table.add_row(f.name, *row)
     console.print(table)
     startups = ", ".join(f"{f.name} {f.startup_cpu_s:.2f}" for f in result.figures if f.startup_cpu_s)
     console.print(
