@@ -66,7 +66,11 @@ from pipeline.storage.models import (
     utcnow,
 )
 
-BATCH_SIZE = 2000
+# Rows a transaction: each commit writes every index page the batch touched (the email hashes land
+# all over their index), so fewer, larger batches write less. 10,000 against 2,000, 200,000 rows:
+# 13-24% more rows per CPU-second on SQLite, 7-9% on PostgreSQL, for ~35 MB more at the peak.
+BATCH_SIZE = 10_000
+_BULK_CACHE_KIB = 16_384  # see _bulk_cache
 REJECTS_SUFFIX = ".rejects.csv"
 _CONTACTS = Contact.__table__  # type: ignore[attr-defined]
 # Field -> longest value its column takes: checked here because PostgreSQL enforces it and SQLite does not.
@@ -690,9 +694,26 @@ class _Writer:
 
 def _flush(engine: Engine, batch: _Batch, rows: list[_Row], path: Path) -> None:
     try:
-        with engine.begin() as connection:
+        with engine.begin() as connection, _bulk_cache(connection):
             batch.write(connection, rows)
     except IntegrityError:
         raise ContactError(
             "another process changed the same contacts during the import: run it again", path=path
         ) from None
+
+
+@contextmanager
+def _bulk_cache(connection: Connection) -> Iterator[None]:
+    """On SQLite, a page cache of _BULK_CACHE_KIB while a batch is written, then the connection's
+    own again (storage.drivers keeps it small, so that long-lived processes stay small). A batch
+    dirties index pages all over the file, which a small cache spills and reads back: at 1,000,000
+    rows, 13,100 rows per CPU-second against 11,757."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    before = connection.exec_driver_sql("PRAGMA cache_size").scalar_one()
+    connection.exec_driver_sql(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA cache_size={before}")

@@ -239,6 +239,33 @@ def test_an_import_leaves_the_garbage_collector_as_it_found_it_even_when_it_fail
         assert len(current.scalars(select(Contact)).all()) >= 250  # the good file landed
 
 
+def test_an_import_leaves_every_sqlite_connection_with_its_small_page_cache_even_when_it_fails(
+    engine: Engine, tmp_path: Path
+):
+    """Batches are written with a 16 MB page cache; a long-lived process (the studio, the daemon)
+    that imports must not keep it in its pooled connections afterwards."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite setting")
+    good = tmp_path / "good.csv"
+    good.write_text("email\n" + "".join(f"u{i}@example.com\n" for i in range(250)))
+    broken = tmp_path / "broken.csv"  # valid rows, then a byte that is not UTF-8 in a later batch
+    broken.write_bytes(
+        b"email\n" + b"".join(b"v%d@example.com\n" % i for i in range(20_000)) + b"\xff@x.com\n"
+    )
+    import_contacts(engine, good, batch_size=100)
+    with pytest.raises(ContactError, match="not UTF-8"):
+        import_contacts(engine, broken, batch_size=100)
+
+    held = [engine.connect() for _ in range(max(engine.pool.checkedin(), 1))]  # type: ignore[attr-defined]
+    try:
+        assert {c.exec_driver_sql("PRAGMA cache_size").scalar_one() for c in held} == {-512}
+    finally:
+        for connection in held:
+            connection.close()
+    with session(engine) as current:
+        assert len(current.scalars(select(Contact)).all()) > 250  # the broken file's first batches landed
+
+
 def test_export_is_formula_safe_and_round_trips(engine: Engine, tricky: Path, tmp_path: Path):
     import_contacts(engine, tricky)
     with session(engine) as current:
