@@ -15,6 +15,7 @@ from pipeline.audience.contacts import erase, suppress
 from pipeline.audience.exporter import export_contacts
 from pipeline.audience.importer import import_contacts
 from pipeline.errors import ContactError
+from pipeline.storage.drivers import SQLITE_CACHE_KIB
 from pipeline.storage.engines import make_engine, session, upgrade
 from pipeline.storage.models import Contact, MailingList, Subscription, SubscriptionStatus
 from pipeline.types import SuppressionReason
@@ -258,7 +259,8 @@ def test_an_import_leaves_every_sqlite_connection_with_its_small_page_cache_even
 
     held = [engine.connect() for _ in range(max(engine.pool.checkedin(), 1))]  # type: ignore[attr-defined]
     try:
-        assert {c.exec_driver_sql("PRAGMA cache_size").scalar_one() for c in held} == {-512}
+        sizes = {c.exec_driver_sql("PRAGMA cache_size").scalar_one() for c in held}
+        assert sizes == {-SQLITE_CACHE_KIB}
     finally:
         for connection in held:
             connection.close()
