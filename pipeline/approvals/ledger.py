@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from pipeline.approvals.content import Content, campaign_content
-from pipeline.assembly.campaign import Campaign, check_campaign
+from pipeline.assembly.campaign import check_campaign
 from pipeline.errors import ApprovalError
 from pipeline.storage import approvals as store
 from pipeline.storage.engines import opened
@@ -75,12 +75,12 @@ def verdict(
     campaign: str,
     audience: str | None = None,
     *,
-    assembled: Campaign | None = None,
+    content: Content | None = None,
 ) -> ApprovalState:
-    """The valid approval of CAMPAIGN's current content (ASSEMBLED, when the caller has it) for AUDIENCE
-    (when given), or the reason there is none; approvals.log lines not yet in the database are taken in
-    first."""
-    content = campaign_content(ws, campaign, assembled)
+    """The valid approval of CAMPAIGN's current CONTENT (hashed now, unless the caller has it) for
+    AUDIENCE (when given), or the reason there is none; approvals.log lines not yet in the database
+    are taken in first."""
+    content = content or campaign_content(ws, campaign)
     take_in_log(ws, conn)
     rules = ws.settings.approvals
     history = [a for a in store.approvals_of(conn, campaign) if rules.may_approve(a.approver)]

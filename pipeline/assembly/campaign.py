@@ -5,7 +5,9 @@
                                                                              │
                        per-recipient Jinja put back ◄────────────────────────┘  -> Campaign
 
-This runs once per run; recipients only ever meet the compiled Campaign (see personalize.py).
+This runs once per run; recipients only ever meet the compiled Campaign (see personalize.py). The
+libraries that compile (premailer, lxml, mjml: 25 MB) are imported by assemble() alone: the process
+that sends a run imports this module for Campaign and check_campaign and never assembles.
 """
 
 from __future__ import annotations
@@ -20,12 +22,9 @@ from jinja2 import UndefinedError
 from markupsafe import Markup
 
 from pipeline.assembly.copy import Copy, load_copy, render_markdown
-from pipeline.assembly.inline import inline_css
 from pipeline.assembly.layout import CampaignScope
-from pipeline.assembly.mjml import check_tags, compile_mjml, mjml_warnings, repair_output
 from pipeline.assembly.personalize import Personalizer, preview_recipient
 from pipeline.assembly.scope import Protector, SourceMap
-from pipeline.assembly.text import html_to_text
 from pipeline.assembly.variants import with_variant
 from pipeline.errors import LayoutError, TemplateError
 from pipeline.types import Links, Templates
@@ -64,6 +63,10 @@ class Campaign:
 def assemble(ws: Workspace, name: str, variant: str | None = None) -> Campaign:
     """Assemble templates/copy/NAME.md (as its A/B VARIANT, when given) with its layout; raises
     CopyError, LayoutError or TemplateError."""
+    from pipeline.assembly.inline import inline_css  # see the module's docstring
+    from pipeline.assembly.mjml import check_tags, compile_mjml, mjml_warnings, repair_output
+    from pipeline.assembly.text import html_to_text
+
     copy = load_copy(ws, name)
     if variant is not None:
         copy = with_variant(copy, variant)

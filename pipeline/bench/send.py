@@ -11,7 +11,8 @@ across fork and exec. Measured, for the same message bytes and the same number o
 - comms send: a real run (outbox claim, personalise, MIME, send, record), without DKIM and signed
   with RSA-2048, Ed25519 and both, in one process and, with --processes N, in N sending processes
   (their CPU counted with the parent's, each one's own peak sampled from /proc while it runs);
-  the process that starts the run (runs.apart: assembly, checks, snapshot) reports its own peak.
+  the process that prepares the run's content (runs.apart, runs.prepare: assembly, checks) reports
+  its own peak; the run is started from it (audience, snapshot) in the sending process, as there.
 
 What a client pays once, whatever the audience (its imports; for comms send also opening the
 workspace and starting the run: freeze, snapshot) is its start-up, shown apart and not counted in
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import functools
 import os
 import pickle
 import resource
@@ -43,7 +43,7 @@ from pipeline.bench.sink import HOST, start_sink
 from pipeline.errors import BenchError
 
 if TYPE_CHECKING:
-    from pipeline.workspace.folders import Workspace
+    from pipeline.runs.prepare import Prepared
 
 CAMPAIGN = "billing-portal"  # the sample copy whose message is closest to 25 KB
 LIST = "customers-billing-bench"
@@ -59,7 +59,7 @@ class Figure:
     peak_mb: float | None  # the client process's own peak RSS (VmHWM); None when not measurable
     sender_peaks_mb: tuple[float, ...] = ()  # each sending process's own peak (comms send --processes)
     startup_cpu_s: float = 0.0  # paid once before the first message, not in cpu_s (module docstring)
-    starter_peak_mb: float | None = None  # comms send: the own peak of the process that started the run
+    starter_peak_mb: float | None = None  # comms send: the own peak of the process that prepared the run
 
     @property
     def rate(self) -> float:
@@ -84,7 +84,8 @@ class SendBench:
         return next((f for f in self.figures if f.name == name), None)
 
 
-def _own_peak_mb(pid: int | str = "self") -> float | None:
+def own_peak_mb(pid: int | str = "self") -> float | None:
+    """PID's own peak resident memory (VmHWM): its address space's, so not carried across exec."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -130,7 +131,7 @@ class _ChildPeaks:
     def _sample(self) -> None:
         while not self._done.wait(self._every_s):
             for pid in child_pids(os.getpid()):
-                peak = _own_peak_mb(pid)
+                peak = own_peak_mb(pid)
                 if peak is not None:
                     self.peaks[pid] = max(self.peaks.get(pid, 0.0), peak)
 
@@ -214,9 +215,10 @@ _DKIM = {
 
 
 def _comms_send(root: str, variant: str, processes: int) -> Measured:
-    """As `comms send` does it: the run started in a child process (runs.apart), sent from here."""
+    """As `comms send` does it: the run's content prepared in a process of its own (runs.apart), the
+    run started and sent from here."""
     entered = time.perf_counter(), _cpu_s()
-    from pipeline.runs import apart, dispatch
+    from pipeline.runs import apart, dispatch, start
     from pipeline.workspace.folders import Workspace
     from pipeline.workspace.tomlfile import replace_tables
 
@@ -224,7 +226,8 @@ def _comms_send(root: str, variant: str, processes: int) -> Measured:
     dkim_table = None if keys is None else f'domain = "kestrelforge.example"\n{keys}'
     replace_tables(Path(root) / "comms.toml", {"dkim": dkim_table})
     ws = Workspace.open(root)
-    run_id, starter_peak = apart.in_child(functools.partial(_start_run, ws))
+    prepared, starter_peak = apart.in_fresh_process("pipeline.bench.send:_prepare", root)
+    run_id = start.start_run(ws, prepared, "bench", started_by="bench", again=True).id or 0  # everyone again
     startup = _since(*entered)  # the child's CPU with it: _cpu_s counts the children waited for
     if processes == 1:
         report = dispatch.dispatch_run(ws, run_id, processes=1)
@@ -234,12 +237,11 @@ def _comms_send(root: str, variant: str, processes: int) -> Measured:
     return report.counts["sent"], *startup, tuple(children.peaks.values()), starter_peak
 
 
-def _start_run(ws: Workspace) -> tuple[int, float | None]:
-    """In the child that starts the run: the run's id and that child's own peak, read as it ends."""
-    from pipeline.runs import start
+def _prepare(root: str) -> tuple[Prepared, float | None]:
+    """In the process that prepares the run: its content and that process's own peak, read as it ends."""
+    from pipeline.runs.prepare import prepare_at
 
-    run = start.start_run(ws, CAMPAIGN, "bench", started_by="bench", again=True)  # everyone again
-    return run.id or 0, _own_peak_mb()
+    return prepare_at(Path(root), CAMPAIGN), own_peak_mb()
 
 
 def _child(result_path: str) -> None:
@@ -254,7 +256,7 @@ def _child(result_path: str) -> None:
         sent,
         elapsed - startup_s,
         cpu - startup_cpu_s,
-        _own_peak_mb(),
+        own_peak_mb(),
         sender_peaks,
         startup_cpu_s,
         starter_peak,
@@ -297,7 +299,7 @@ def _smtp_source(port: int, count: int, connections: int, size: int) -> Figure |
         pid, status, usage = os.wait4(child.pid, os.WNOHANG)
         if pid:
             break
-        sampled = _own_peak_mb(child.pid)
+        sampled = own_peak_mb(child.pid)
         peak = max(peak or 0.0, sampled or 0.0) or None
         time.sleep(0.005)
     elapsed = time.perf_counter() - start

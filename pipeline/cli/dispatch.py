@@ -22,7 +22,7 @@ from pipeline.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from pipeline.runs import control, dispatch, start
+    from pipeline.runs import control, dispatch, prepare, start
     from pipeline.storage.models import Run
     from pipeline.workspace.folders import Workspace
 
@@ -83,10 +83,11 @@ def send(
     elif dry_run:
         _dry_run(ws, campaign, audience, again=again, allow_empty=allow_empty)
     else:
-        # Started in a process of its own, confirmation and all: this one then sends holding none
-        # of what starting needs (pipeline.runs.apart).
-        started = partial(_start, ws, campaign, audience, yes=yes, again=again, allow_empty=allow_empty)
-        run = control.show_run(ws, apart.in_child(started)).run
+        # The content prepared in a process of its own: this one then starts and sends the run
+        # holding none of assembly's libraries (pipeline.runs.prepare).
+        prepared = apart.in_fresh_process("pipeline.runs.prepare:prepare_at", ws.root, campaign)
+        started = _start(ws, prepared, audience, yes=yes, again=again, allow_empty=allow_empty)
+        run = control.show_run(ws, started).run
         if yes:  # the confirmation showed them already
             _print_warnings(run.meta.get("warnings", []))
         left_out = run.meta.get("left_out", 0)
@@ -103,7 +104,13 @@ def send(
 
 
 def _start(
-    ws: Workspace, campaign: str, audience: str | None, *, yes: bool, again: bool, allow_empty: bool
+    ws: Workspace,
+    campaign: prepare.Prepared,
+    audience: str | None,
+    *,
+    yes: bool,
+    again: bool,
+    allow_empty: bool,
 ) -> int:
     """Start the run, asking first unless YES; its id."""
     from pipeline.runs import start

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from pipeline.assembly.campaign import assemble, check_campaign
 from pipeline.assembly.personalize import preview_recipient
-from pipeline.assembly.tracking import track_campaign
 from pipeline.audience.contacts import find_contact
 from pipeline.audience.segments import (
     stream_audience,
@@ -19,8 +18,9 @@ from pipeline.audience.segments import (
 from pipeline.delivery.transports import transport_for
 from pipeline.message.compose import Composer
 from pipeline.message.dkim import Signer
+from pipeline.runs.prepare import check_sender, prepare_run, refuse_failing_checks
 from pipeline.runs.preview import preview_settings
-from pipeline.runs.start import RunPlan, check_before_run, check_sender, plan_run, refuse_failing_checks
+from pipeline.runs.start import RunPlan, check_before_run, plan_run
 from pipeline.storage.engines import opened, session
 from pipeline.types import Outgoing, Recipient, SendResult
 from pipeline.workspace.folders import Workspace
@@ -51,14 +51,14 @@ def dry_run(
     again: bool = False,
     allow_empty: bool = False,
 ) -> DryRunReport:
-    """Everything a run does except write it and transmit: the gates of check_before_run, then
-    every message of the audience is rendered and built, failures are reported, nothing is recorded."""
+    """Everything a run does except write it and transmit: the content's gates and the run's
+    (check_before_run), then every message of the audience is rendered and built, failures are
+    reported, nothing is recorded."""
     settings = preview_settings(ws)
-    plan = plan_run(ws, campaign, audience, again=again)
-    check_sender(settings, ws)
+    prepared = prepare_run(ws, campaign, settings)
+    plan = plan_run(ws, prepared, audience, again=again)
     check_before_run(ws, plan, settings, allow_empty=allow_empty)
-    refuse_failing_checks(ws, plan.campaign)
-    tracked, _ = track_campaign(plan.campaign, settings)
+    tracked = prepared.tracked
     composer = Composer(settings, tracked.templates, campaign=tracked.name, department=tracked.department)
     rendered = failed = total_bytes = 0
     failures: list[tuple[str, str]] = []

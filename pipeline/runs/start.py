@@ -1,9 +1,11 @@
-"""Starting a run: plan, gates (checks, approvals, settings, audience, variables), freeze, snapshot.
+"""Starting a run, second half: the audience, the approval and the other gates, freeze, snapshot.
 
 A run freezes its campaign (the recipient-scope templates, their hash, the tracked link list) and its
 audience (one delivery row per recipient) when it starts, so a run resumed days later sends what was
-approved, to whom it was approved for. The CLI (`comms send`) and the daemon only call this;
-pipeline.runs.dispatch sends the run.
+approved, to whom it was approved for. pipeline.runs.prepare makes the campaign's half (Prepared)
+without the database, and this module takes it from there: the process that sends can start its
+run itself, holding none of assembly's libraries. The CLI (`comms send`) and the daemon only call
+this; pipeline.runs.dispatch sends the run.
 """
 
 from __future__ import annotations
@@ -18,12 +20,10 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from pipeline.approvals.content import Content
 from pipeline.approvals.ledger import verdict
-from pipeline.assembly.campaign import Campaign, assemble, check_campaign
-from pipeline.assembly.copy import load_copy
-from pipeline.assembly.personalize import preview_recipient
-from pipeline.assembly.tracking import TrackedHtml, cta_link, track_campaign
-from pipeline.assembly.variants import AbTest, load_test
+from pipeline.assembly.campaign import Campaign
+from pipeline.assembly.variants import AbTest
 from pipeline.audience.segments import (
     Audience,
     audience_query,
@@ -32,26 +32,20 @@ from pipeline.audience.segments import (
     snapshot_query,
     stream_people,
 )
-from pipeline.checks import runner as checks
 from pipeline.checks.variables import missing_variables
-from pipeline.delivery.transports import transport_for
 from pipeline.errors import (
     AudienceError,
-    CommsError,
     RunBlocked,
     RunError,
-    SettingsError,
     TemplateError,
 )
-from pipeline.message.compose import Composer
-from pipeline.message.dkim import Signer
 from pipeline.runs.assignment import assign
 from pipeline.runs.control import describe_transport, get_run
+from pipeline.runs.prepare import Prepared, prepare_run
 from pipeline.storage import outbox
 from pipeline.storage.engines import opened, session
 from pipeline.storage.models import Approval, Run, utcnow
 from pipeline.storage.statuses import RunStatus
-from pipeline.types import Templates
 from pipeline.workspace.folders import Workspace
 from pipeline.workspace.settings import Settings
 
@@ -80,28 +74,18 @@ class RunPlan:
         return self.variants or (self.campaign,)
 
 
-def refuse_failing_checks(ws: Workspace, campaign: Campaign) -> None:
-    """`comms check`'s rules on the message as it would go out: an error finding that the copy
-    does not waive raises CheckFailed with its file and line, and nothing is written or sent."""
-    # The run's own audience is checked by check_variables (it may not be the copy's).
-    checks.refuse_on_errors(checks.check(ws, campaign.name, campaign, scan_audience=False))
-
-
-def plan_run(ws: Workspace, campaign: str, audience: str | None = None, *, again: bool = False) -> RunPlan:
-    """Assemble and check CAMPAIGN (each A/B variant, when it has a test) and count its audience
-    (the copy's own unless AUDIENCE is given)."""
-    test = load_test(load_copy(ws, campaign))
-    variants = tuple(assemble(ws, campaign, name) for name in test.variants) if test else ()
-    assembled = variants[0] if variants else assemble(ws, campaign)
-    for each in variants or (assembled,):
-        check_campaign(ws, each)
+def plan_run(
+    ws: Workspace, prepared: Prepared, audience: str | None = None, *, again: bool = False
+) -> RunPlan:
+    """The PREPARED campaign to its audience (the copy's own unless AUDIENCE is given), counted."""
+    assembled = prepared.campaign
     chosen = load_audience(ws, audience or assembled.audience)
     with opened(ws.settings) as engine, session(engine) as db:
         count = count_audience(db, chosen)
         already = outbox.count_already_received(db.connection(), audience_query(chosen), assembled.name)
     recipients = count if again else count - already
     transport = describe_transport(ws.settings)
-    return RunPlan(assembled, chosen, recipients, transport, already, again, test, variants)
+    return RunPlan(assembled, chosen, recipients, transport, already, again, prepared.test, prepared.variants)
 
 
 class UnfinishedRunError(RunError):
@@ -115,10 +99,10 @@ class OccurrenceTaken(RunError):
 def check_before_run(ws: Workspace, plan: RunPlan, settings: Settings, *, allow_empty: bool = False) -> None:
     """The gates a run must pass before it is created, so a run that cannot go well is never made.
 
-    Each raises a one-line CommsError. Gates of other kinds (content checks, approvals) go
-    beside these, in the same place: start_run and dry_run call this before anything is written.
-    SETTINGS are the workspace's (a dry run's carry a preview secret when COMMS_SECRET is unset);
-    the callers check them (check_sender) first of all, before the content checks build a message.
+    Each raises a one-line CommsError. Gates of other kinds (approvals) go beside these, in the same
+    place: start_run and dry_run call this before anything is written, after the content's gates
+    (pipeline.runs.prepare). SETTINGS are the workspace's (a dry run's carry a preview secret when
+    COMMS_SECRET is unset).
     """
     with opened(ws.settings) as engine, engine.connect() as conn:
         unfinished = outbox.unfinished_runs(conn, plan.campaign.name, plan.audience.name)
@@ -139,24 +123,6 @@ def check_before_run(ws: Workspace, plan: RunPlan, settings: Settings, *, allow_
     check_variables(ws, plan)
 
 
-def check_sender(settings: Settings, ws: Workspace) -> None:
-    """Build one message for the [preview] contact as a run would, and the transport (not opened),
-    so a bad [sender] address, DKIM key or [transport] URL is refused now, naming comms.toml,
-    rather than leaving a run that can only pause."""
-    transport_for(settings, ws.root)
-    try:
-        signer = Signer.from_settings(settings, ws.root)
-        templates = Templates("check", "<p>check</p>", "check")
-        composer = Composer(
-            settings, templates, campaign="check", department="check", signer=signer, tracked=False
-        )
-        composer.compose(preview_recipient(settings), delivery_id=None, contact_key="check")
-    except SettingsError:
-        raise
-    except CommsError as exc:
-        raise SettingsError(exc.message, path=ws.relative(ws.root / "comms.toml")) from None
-
-
 def check_variables(ws: Workspace, plan: RunPlan) -> None:
     """Refuse a run in which some recipients would get an empty value where the copy prints one."""
     with opened(ws.settings) as engine, session(engine) as db:
@@ -173,7 +139,7 @@ def check_variables(ws: Workspace, plan: RunPlan) -> None:
 
 def start_run(
     ws: Workspace,
-    campaign: str,
+    campaign: str | Prepared,
     audience: str | None = None,
     *,
     started_by: str,
@@ -187,6 +153,7 @@ def start_run(
 ) -> Run:
     """Freeze CAMPAIGN and snapshot its audience into a new run that is ready to send (status sending).
 
+    CAMPAIGN is a name, prepared here, or what pipeline.runs.prepare made of it elsewhere.
     CONFIRM sees the plan before anything is written and aborts by raising. A run for
     a (SCHEDULE, OCCURRENCE) that already has one is refused with OccurrenceTaken, so a
     scheduled occurrence runs once however often it is triggered. META is kept with
@@ -195,17 +162,15 @@ def start_run(
     got this campaign in an earlier run are left out, unless AGAIN; check_before_run
     refuses an empty run unless ALLOW_EMPTY. The campaign's warnings are kept in meta.
     """
-    ws.settings.secret  # noqa: B018 -- refuse now rather than after the snapshot: links need COMMS_SECRET
-    plan = plan_run(ws, campaign, audience, again=again)
-    check_sender(ws.settings, ws)
-    approval = gate_run_start(ws, plan, started_by=started_by, schedule=schedule, occurrence=occurrence)
+    prepared = prepare_run(ws, campaign) if isinstance(campaign, str) else campaign
+    plan = plan_run(ws, prepared, audience, again=again)
+    approval = gate_run_start(
+        ws, plan, prepared.content, started_by=started_by, schedule=schedule, occurrence=occurrence
+    )
     check_before_run(ws, plan, ws.settings, allow_empty=allow_empty)
     if confirm is not None:
         confirm(plan)
-    tracked, tracked_html = track_campaign(plan.campaign, ws.settings)
-    ab: dict[str, Any] = {}
-    if plan.test is not None:
-        tracked_html, ab = _freeze_test(plan, tracked_html, ws.settings)
+    tracked, tracked_html = prepared.tracked, prepared.tracked_html
     now = utcnow()
     run = Run(
         campaign=tracked.name,
@@ -224,13 +189,13 @@ def start_run(
             "links": list(tracked_html.links),
             "honeypot": tracked_html.honeypot,
             "tracking": tracked.tracking,
-            "cta_link": cta_link(load_copy(ws, campaign).fields.get("cta_url"), tracked_html.links),
+            "cta_link": prepared.cta_link,
             "layout": tracked.layout,
             "transport": plan.transport,
             "message_id_salt": secrets.token_hex(16),
             "warnings": list(tracked.warnings),
             "left_out": 0 if again else plan.already_received,
-            **({"ab": ab} if ab else {}),
+            **({"ab": prepared.ab} if prepared.ab else {}),
         },
         created_at=now,
         ab_decide_at=now + plan.test.test.decide_after if plan.test else None,
@@ -259,54 +224,26 @@ def start_run(
         return get_run(engine, run_id)
 
 
-def _freeze_test(
-    plan: RunPlan, control: TrackedHtml, settings: Settings
-) -> tuple[TrackedHtml, dict[str, Any]]:
-    """The run's A/B test as it is frozen in Run.meta["ab"]: the test as the copy states it, and each
-    variant's tracked templates (the control's are the run's own), their links continuing the
-    control's; returns the run's whole link list too."""
-    assert plan.test is not None
-    test = plan.test
-    templates: dict[str, list[str]] = {}
-    hashes = {test.control: plan.campaign.template_hash}
-    links = control
-    for variant in plan.variants[1:]:
-        tracked, links = track_campaign(variant, settings, after=links)
-        templates[variant.variant] = [tracked.subject, tracked.html, tracked.text]
-        hashes[variant.variant] = variant.template_hash
-    frozen = {
-        "variants": list(test.variants),
-        "control": test.control,
-        "test": test.test.model_dump(mode="json", exclude={"decide_after"})
-        | {"decide_after_s": test.test.decide_after.total_seconds()},
-        "template_hashes": hashes,
-        "templates": templates,
-    }
-    return links, frozen
-
-
 def gate_run_start(
     ws: Workspace,
     plan: RunPlan,
+    content: Content | None,
     *,
     started_by: str,
     schedule: str | None = None,
     occurrence: datetime | None = None,
 ) -> Approval | None:
-    """The gates every run passes before anything is queued; returns the approval it goes under.
+    """The approval a run goes under, of CONTENT (runs.prepare's hash of it), before anything is queued.
 
     Refused (no valid approval of exactly this content, when `[approvals] required`): the run is
     recorded as blocked with the reason, and RunBlocked says it in one line with the command that
-    fixes it. Other gates (checks, validation) belong here too, so no path to sending skips them.
-    First the checks: an error finding raises CheckFailed (see refuse_failing_checks).
+    fixes it. The content's own gates (checks, rendering, the sender) came before, in runs.prepare.
     """
-    for campaign in plan.campaigns:
-        refuse_failing_checks(ws, campaign)
     if not ws.settings.approvals.required:
         return None
     with opened(ws.settings) as engine:
         with engine.begin() as conn:
-            found = verdict(ws, conn, plan.campaign.name, plan.audience.name, assembled=plan.campaign)
+            found = verdict(ws, conn, plan.campaign.name, plan.audience.name, content=content)
         if found.approval is not None:
             return found.approval
         _record_blocked(engine, plan, found.reason, started_by, schedule, occurrence, found.content.hash)

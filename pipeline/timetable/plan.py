@@ -19,6 +19,7 @@ from itertools import combinations
 from sqlalchemy import Engine
 from sqlmodel import Session, col
 
+from pipeline.approvals.content import campaign_content
 from pipeline.approvals.ledger import verdict
 from pipeline.assembly.campaign import assemble, check_campaign
 from pipeline.assembly.copy import load_copy
@@ -84,8 +85,9 @@ class _Planner:
                 front = load_copy(self.ws, name).front
                 approved = None
                 if self.ws.settings.approvals.required:
+                    content = campaign_content(self.ws, name, assembled)
                     with self.engine.begin() as conn:
-                        approved = verdict(self.ws, conn, name, assembled=assembled).approval is not None
+                        approved = verdict(self.ws, conn, name, content=content).approval is not None
                 self.campaigns[name] = _Campaign(
                     assembled.department, assembled.audience, front.stage, front.owner, front.due, approved
                 )
