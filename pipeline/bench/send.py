@@ -11,8 +11,8 @@ across fork and exec. Measured, for the same message bytes and the same number o
 - comms send: a real run (outbox claim, personalise, MIME, send, record), without DKIM and signed
   with RSA-2048, Ed25519 and both, in one process and, with --processes N, in N sending processes
   (their CPU counted with the parent's, each one's own peak sampled from /proc while it runs);
-  the process that prepares the run's content (runs.apart, runs.prepare: assembly, checks) reports
-  its own peak; the run is started from it (audience, snapshot) in the sending process, as there.
+  the processes that start the run (runs.apart: runs.prepare's assembly and checks, then
+  runs.start's audience and snapshot) report their own peaks.
 
 What a client pays once, whatever the audience (its imports; for comms send also opening the
 workspace and starting the run: freeze, snapshot) is its start-up, shown apart and not counted in
@@ -26,11 +26,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import os
-import pickle
 import resource
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -59,7 +57,7 @@ class Figure:
     peak_mb: float | None  # the client process's own peak RSS (VmHWM); None when not measurable
     sender_peaks_mb: tuple[float, ...] = ()  # each sending process's own peak (comms send --processes)
     startup_cpu_s: float = 0.0  # paid once before the first message, not in cpu_s (module docstring)
-    starter_peak_mb: float | None = None  # comms send: the own peak of the process that prepared the run
+    starter_peaks_mb: tuple[float, ...] = ()  # comms send: the own peaks of the run's start (content, run)
 
     @property
     def rate(self) -> float:
@@ -154,7 +152,7 @@ def _shares(count: int, connections: int) -> list[range]:
 
 # Messages sent; wall and CPU seconds of start-up not to count; the sending processes' own peaks;
 # the own peak of the process that started the run (comms send; None for the bare clients).
-Measured = tuple[int, float, float, tuple[float, ...], float | None]
+Measured = tuple[int, float, float, tuple[float, ...], tuple[float, ...]]
 
 
 def _since(wall_s: float, cpu_s: float) -> tuple[float, float]:
@@ -179,7 +177,7 @@ def _aiosmtplib_alone(port: int, count: int, connections: int, data: bytes) -> M
         await asyncio.gather(*(one_connection(share) for share in _shares(count, connections)))
 
     asyncio.run(main())
-    return count, *startup, (), None
+    return count, *startup, (), ()
 
 
 def _client_alone(port: int, count: int, connections: int, data: bytes) -> Measured:
@@ -201,7 +199,7 @@ def _client_alone(port: int, count: int, connections: int, data: bytes) -> Measu
         async with transport:
             return sum(await asyncio.gather(*(one_connection(s) for s in _shares(count, connections))))
 
-    return asyncio.run(main()), *startup, (), None
+    return asyncio.run(main()), *startup, (), ()
 
 
 # [dkim] tables of the signing variants measured, by the name they are shown under.
@@ -215,10 +213,10 @@ _DKIM = {
 
 
 def _comms_send(root: str, variant: str, processes: int) -> Measured:
-    """As `comms send` does it: the run's content prepared in a process of its own (runs.apart), the
-    run started and sent from here."""
+    """As `comms send` does it: the run started in a process of its own, which has its content
+    prepared in another (runs.apart), and sent from here."""
     entered = time.perf_counter(), _cpu_s()
-    from pipeline.runs import apart, dispatch, start
+    from pipeline.runs import apart, dispatch
     from pipeline.workspace.folders import Workspace
     from pipeline.workspace.tomlfile import replace_tables
 
@@ -226,15 +224,27 @@ def _comms_send(root: str, variant: str, processes: int) -> Measured:
     dkim_table = None if keys is None else f'domain = "kestrelforge.example"\n{keys}'
     replace_tables(Path(root) / "comms.toml", {"dkim": dkim_table})
     ws = Workspace.open(root)
-    prepared, starter_peak = apart.in_fresh_process("pipeline.bench.send:_prepare", root)
-    run_id = start.start_run(ws, prepared, "bench", started_by="bench", again=True).id or 0  # everyone again
-    startup = _since(*entered)  # the child's CPU with it: _cpu_s counts the children waited for
+    run_id, starter_peaks = apart.in_fresh_process("pipeline.bench.send:_start_run", root)
+    startup = _since(*entered)  # the children's CPU with it: _cpu_s counts the children waited for
     if processes == 1:
         report = dispatch.dispatch_run(ws, run_id, processes=1)
-        return report.counts["sent"], *startup, (), starter_peak
+        return report.counts["sent"], *startup, (), starter_peaks
     with _ChildPeaks() as children:
         report = dispatch.dispatch_run(ws, run_id, processes=processes)
-    return report.counts["sent"], *startup, tuple(children.peaks.values()), starter_peak
+    return report.counts["sent"], *startup, tuple(children.peaks.values()), starter_peaks
+
+
+def _start_run(root: str) -> tuple[int, tuple[float, ...]]:
+    """In the process that starts the run: the run's id, and the own peaks of the process that
+    prepared its content and of this one, each read as it ends."""
+    from pipeline.runs import apart, start
+    from pipeline.workspace.folders import Workspace
+
+    prepared, prepare_peak = apart.in_fresh_process("pipeline.bench.send:_prepare", root)
+    run = start.start_run(
+        Workspace.open(root), prepared, "bench", started_by="bench", again=True
+    )  # everyone again
+    return run.id or 0, tuple(peak for peak in (prepare_peak, own_peak_mb()) if peak is not None)
 
 
 def _prepare(root: str) -> tuple[Prepared, float | None]:
@@ -244,42 +254,32 @@ def _prepare(root: str) -> tuple[Prepared, float | None]:
     return prepare_at(Path(root), CAMPAIGN), own_peak_mb()
 
 
-def _child(result_path: str) -> None:
-    """A measurement in a fresh interpreter (`python -m pipeline.bench.send PATH`, the measure
-    and its arguments pickled on stdin): it imports only what that measure needs, so its peak
-    is that client's own, not the CLI's."""
-    measure, args = pickle.load(sys.stdin.buffer)
+def _measured(name: str, measure: Callable[..., Measured], *args: Any) -> Figure:
+    """In a fresh interpreter (runs.apart), MEASURE(*ARGS) as figure NAME: the process imports only
+    what that measure needs, so its peak is that client's own, not the CLI's."""
     entered = time.perf_counter(), _cpu_s()
-    sent, startup_s, startup_cpu_s, sender_peaks, starter_peak = measure(*args)
+    sent, startup_s, startup_cpu_s, sender_peaks, starter_peaks = measure(*args)
     elapsed, cpu = _since(*entered)
-    result = (
+    return Figure(
+        name,
         sent,
         elapsed - startup_s,
         cpu - startup_cpu_s,
         own_peak_mb(),
         sender_peaks,
         startup_cpu_s,
-        starter_peak,
+        starter_peaks,
     )
-    Path(result_path).write_bytes(pickle.dumps(result))
 
 
 def _in_child(name: str, measure: Callable[..., Measured], *args: Any) -> Figure:
-    with tempfile.TemporaryDirectory() as tmp:
-        result_path = Path(tmp) / "result.pickle"
-        child = subprocess.run(
-            [sys.executable, "-m", "pipeline.bench.send", str(result_path)],
-            input=pickle.dumps((measure, args)),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        if child.returncode != 0:
-            last = (child.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
-            raise BenchError(f"{name} failed: {last}")
-        sent, elapsed, cpu, peak, sender_peaks, startup_cpu_s, starter = pickle.loads(
-            result_path.read_bytes()
-        )
-    return Figure(name, sent, elapsed, cpu, peak, sender_peaks, startup_cpu_s, starter)
+    from pipeline.runs import apart
+
+    try:
+        figure: Figure = apart.in_fresh_process("pipeline.bench.send:_measured", name, measure, *args)
+    except Exception as exc:
+        raise BenchError(f"{name} failed: {exc}") from None
+    return figure
 
 
 def _smtp_source(port: int, count: int, connections: int, size: int) -> Figure | None:
@@ -438,7 +438,3 @@ def bench_send(
     figures = list(best.values())
     kb = len(data) / 1024
     return SendBench(recipients, connections, kb, database or "SQLite", load_before, load_after, figures)
-
-
-if __name__ == "__main__":
-    _child(sys.argv[1])

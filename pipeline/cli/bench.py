@@ -57,14 +57,14 @@ def send(
         "msgs/CPU-s",
         "peak MB (own)",
         "senders' peak MB",
-        "start's peak MB",
+        "start's peaks MB",
     )
     for column in columns:
         table.add_column(column, justify="left" if column == "client" else "right")
     for f in result.figures:
         peak = "?" if f.peak_mb is None else f"{f.peak_mb:.0f}"
         senders = " ".join(f"{mb:.0f}" for mb in f.sender_peaks_mb) or "-"
-        starter = "-" if f.starter_peak_mb is None else f"{f.starter_peak_mb:.0f}"
+        starter = " ".join(f"{mb:.0f}" for mb in f.starter_peaks_mb) or "-"
         row = (f"{f.rate:.0f}", f"{f.cpu_ms:.2f}", f"{1000 / f.cpu_ms:.0f}", peak, senders, starter)
         table.add_row(f.name, *row)
     console.print(table)

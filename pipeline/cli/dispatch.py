@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 from datetime import datetime
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -22,7 +23,7 @@ from pipeline.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from pipeline.runs import control, dispatch, prepare, start
+    from pipeline.runs import control, dispatch, start
     from pipeline.storage.models import Run
     from pipeline.workspace.folders import Workspace
 
@@ -83,10 +84,17 @@ def send(
     elif dry_run:
         _dry_run(ws, campaign, audience, again=again, allow_empty=allow_empty)
     else:
-        # The content prepared in a process of its own: this one then starts and sends the run
-        # holding none of assembly's libraries (pipeline.runs.prepare).
-        prepared = apart.in_fresh_process("pipeline.runs.prepare:prepare_at", ws.root, campaign)
-        started = _start(ws, prepared, audience, yes=yes, again=again, allow_empty=allow_empty)
+        # Started in a process of its own, confirmation and all, its content prepared in another:
+        # this one then sends, holding none of what starting needs (pipeline.runs.apart).
+        started = apart.in_fresh_process(
+            "pipeline.cli.dispatch:start_apart",
+            ws.root,
+            campaign,
+            audience,
+            yes=yes,
+            again=again,
+            allow_empty=allow_empty,
+        )
         run = control.show_run(ws, started).run
         if yes:  # the confirmation showed them already
             _print_warnings(run.meta.get("warnings", []))
@@ -103,21 +111,19 @@ def send(
         _print_summary(dispatch.send_summary(ws, run))
 
 
-def _start(
-    ws: Workspace,
-    campaign: prepare.Prepared,
-    audience: str | None,
-    *,
-    yes: bool,
-    again: bool,
-    allow_empty: bool,
+def start_apart(
+    root: Path, campaign: str, audience: str | None, *, yes: bool, again: bool, allow_empty: bool
 ) -> int:
-    """Start the run, asking first unless YES; its id."""
-    from pipeline.runs import start
+    """In the process that starts the run (runs.apart): its content prepared in another, then the
+    run started, asking first unless YES; its id."""
+    from pipeline.runs import apart, start
+    from pipeline.workspace.folders import Workspace
 
+    ws = Workspace.open(root)
+    prepared = apart.in_fresh_process("pipeline.runs.prepare:prepare_at", root, campaign)
     run = start.start_run(
         ws,
-        campaign,
+        prepared,
         audience,
         started_by=f"cli:{getpass.getuser()}",
         confirm=None if yes else partial(_confirm, ws),

@@ -1,15 +1,16 @@
 """Work done in a fresh interpreter of its own, so that the process that waits for it never holds
 what the work loads.
 
-`comms send` prepares its run's content here (pipeline.runs.prepare: assembly and the checks, 25 MB
-of libraries) and starts and sends the run itself: memory a process has once used stays its
-peak, and neither then holds both the content's libraries and the database's. A fresh
-interpreter, not a fork: a forked child starts with its parent's pages counted as its own, and
-loads only what its work imports. The work is named ("module:function"), so that this process
-never imports it either; its arguments go pickled, and what it returns or raises comes back
-pickled (delivery.channel.portable for what does not pickle). While it runs, this process leaves
-Ctrl-C to it, as a shell does for the command it waits on: the child gets the signal too, and
-its answer is raised here.
+Memory a process has once used stays its peak. So `comms send` starts its run in one of these
+(pipeline.runs.start: the audience, the approval, the confirmation, the snapshot), which has its
+content prepared in another (pipeline.runs.prepare: assembly and the checks, 25 MB of libraries,
+without the database's 30 MB), and itself only sends. A fresh interpreter, not a fork: a forked
+child starts with its parent's pages counted as its own, and loads only what its work imports.
+The work is named ("module:function"), so that this process never imports it either; its
+arguments go pickled, and what it returns or raises comes back pickled
+(delivery.channel.portable for what does not pickle). While it runs, this process leaves Ctrl-C
+to it, as a shell does for the command it waits on: the child gets the signal too, and its
+answer is raised here.
 """
 
 from __future__ import annotations
@@ -29,24 +30,33 @@ from pipeline.delivery.channel import portable
 from pipeline.errors import RunError
 
 
-def in_fresh_process(work: str, *args: Any) -> Any:
-    """WORK(*ARGS) computed in a new interpreter: its result, or its exception raised here. WORK
-    names a module-level function, "package.module:function"."""
-    readable, writable = os.pipe()
+def in_fresh_process(work: str, *args: Any, **kwargs: Any) -> Any:
+    """WORK(*ARGS, **KWARGS) computed in a new interpreter: its result, or its exception raised here.
+
+    WORK names a module-level function, "package.module:function". The child has this process's
+    standard streams, so that it can ask on the terminal; the work and its answer go over pipes."""
+    work_out, work_in = os.pipe()
+    answer_out, answer_in = os.pipe()
+    for stream in (sys.stdout, sys.stderr):  # what was written here comes before the child's
+        stream.flush()
     try:
         child = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.runs.apart", str(writable)],
-            stdin=subprocess.PIPE,
-            pass_fds=(writable,),
+            [sys.executable, "-m", "pipeline.runs.apart", str(work_out), str(answer_in)],
+            pass_fds=(work_out, answer_in),
             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},  # it imports what this one can
         )
+    except BaseException:
+        os.close(work_in)
+        os.close(answer_out)
+        raise
     finally:
-        os.close(writable)
-    with _ctrl_c_left_to_child(), os.fdopen(readable, "rb") as answer:
-        assert child.stdin is not None
-        with contextlib.suppress(BrokenPipeError), child.stdin:  # one that died early is told below
-            pickle.dump((work, args), child.stdin)
-        outcome = answer.read()
+        os.close(work_out)
+        os.close(answer_in)
+    with _ctrl_c_left_to_child():
+        with contextlib.suppress(BrokenPipeError), os.fdopen(work_in, "wb") as request:
+            pickle.dump((work, args, kwargs), request)  # one that died early is told below
+        with os.fdopen(answer_out, "rb") as answer:
+            outcome = answer.read()
         code = child.wait()
     if not outcome:
         how = f"signal {-code}" if code < 0 else f"exit code {code}"
@@ -57,15 +67,22 @@ def in_fresh_process(work: str, *args: Any) -> Any:
     return value
 
 
-def _child(writable: int) -> None:
-    """Run the work pickled on stdin and answer on WRITABLE (`python -m pipeline.runs.apart FD`)."""
+def _child(work_out: int, answer_in: int) -> None:
+    """`python -m pipeline.runs.apart WORK_FD ANSWER_FD`: the work read from one, its outcome written
+    to the other."""
     try:
-        work, args = pickle.load(sys.stdin.buffer)
+        with os.fdopen(work_out, "rb") as request:
+            work, args, kwargs = pickle.load(request)
         module, _, function = work.partition(":")
-        outcome: tuple[str, object] = ("ok", getattr(importlib.import_module(module), function)(*args))
-    except BaseException as exc:  # the parent raises it: Ctrl-C included
+        outcome: tuple[str, object] = (
+            "ok",
+            getattr(importlib.import_module(module), function)(*args, **kwargs),
+        )
+    except BaseException as exc:  # the parent raises it: an abort at a prompt and Ctrl-C included
         outcome = ("error", portable(exc))
-    with os.fdopen(writable, "wb") as answer:
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    with os.fdopen(answer_in, "wb") as answer:
         pickle.dump(outcome, answer)
 
 
@@ -83,4 +100,4 @@ def _ctrl_c_left_to_child() -> Iterator[None]:
 
 
 if __name__ == "__main__":
-    _child(int(sys.argv[1]))
+    _child(int(sys.argv[1]), int(sys.argv[2]))

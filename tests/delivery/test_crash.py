@@ -74,6 +74,9 @@ def _kill_mid_run(root: Path, smtp: SmtpServer, engine: Engine, after: int, proc
     process.kill()
     process.wait(timeout=30)
     wait_until(lambda: all(_gone(pid) for pid in senders), 30, "the senders to die with their parent")
+    # Their connections close a moment after they show as gone (a loaded machine's kernel takes its
+    # time): released before, a held message would be accepted from a sender that is no more.
+    wait_until(lambda: smtp.open_connections == 0, 30, "the killed senders' connections to close")
     smtp.release()
     interrupted = _only_run(engine)
     assert interrupted.status == RunStatus.sending  # nobody got to pause it

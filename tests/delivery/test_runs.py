@@ -122,9 +122,9 @@ def _sent_to(ws_root: Path, emails: list[str]) -> list[str]:
 def test_comms_send_sends_from_a_process_that_never_loads_what_starting_needs(
     ws_root: Path, engine: Engine, add_contacts
 ) -> None:
-    """The run's content is prepared (assembly, checks, freeze) in a process of its own; the
-    process that starts the run from it and sends holds none of assembly's libraries, and every
-    message still goes out."""
+    """The run is started (audience, approval, snapshot) in a process of its own, its content
+    prepared (assembly, checks, freeze) in another; the process that sends it holds none of that,
+    and every message still goes out."""
     emails = add_contacts(6)
 
     sent, loaded = in_fresh_interpreter(
@@ -133,7 +133,7 @@ def test_comms_send_sends_from_a_process_that_never_loads_what_starting_needs(
 
     assert "run 1: 6 recipients queued" in sent.stdout and "finished" in sent.stdout
     assert _sent_to(ws_root, emails) == sorted(emails)
-    assert loaded & (STARTING - {"markdown_it"}) == set()  # the copy's parser (1 MB) comes with Campaign
+    assert loaded & STARTING == set()
     assert "cryptography" not in loaded  # the sample signs no DKIM: no key is loaded, nor OpenSSL's 6 MB
 
 

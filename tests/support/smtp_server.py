@@ -29,7 +29,8 @@ Knobs (keyword arguments; also plain attributes, safe to change while running):
 
 ``stop()`` then ``start()`` simulates a server that is down for a while (same port).
 Counters: ``accepted``, ``connections`` (client connections that sent mail), ``connects`` (every
-connection opened, mail or not), ``peak_in_data`` (most messages inside DATA at the same moment).
+connection opened, mail or not), ``open_connections`` (open now), ``peak_in_data`` (most messages
+inside DATA at the same moment).
 """
 
 from __future__ import annotations
@@ -164,8 +165,14 @@ class _Smtp(SMTP):
         if self._original_transport is None:  # not the same connection again after STARTTLS
             with self._owner._arrived:
                 self._owner.connects += 1
+                self._owner.open_connections += 1
                 self._owner._arrived.notify_all()
         super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        with self._owner._arrived:
+            self._owner.open_connections -= 1
+        super().connection_lost(error)
 
     async def push(self, status: Any) -> None:
         refusal = self._owner.greeting
@@ -224,6 +231,7 @@ class SmtpServer:
         self.hold_after: int | None = None
         self.accepted = 0
         self.connects = 0
+        self.open_connections = 0
         self.peak_in_data = 0
         self._in_data = 0
         self._new_messages = 0
