@@ -73,17 +73,19 @@ def _child(work_out: int, answer_in: int) -> None:
     try:
         with os.fdopen(work_out, "rb") as request:
             work, args, kwargs = pickle.load(request)
-        module, _, function = work.partition(":")
-        outcome: tuple[str, object] = (
-            "ok",
-            getattr(importlib.import_module(module), function)(*args, **kwargs),
-        )
+        module, _, name = work.partition(":")
+        function = getattr(importlib.import_module(module), name)
+        outcome: tuple[str, object] = ("ok", function(*args, **kwargs))
     except BaseException as exc:  # the parent raises it: an abort at a prompt and Ctrl-C included
         outcome = ("error", portable(exc))
+    try:
+        data = pickle.dumps(outcome)
+    except Exception as exc:  # an answer that cannot cross is an error that can
+        data = pickle.dumps(("error", RuntimeError(f"the answer does not pickle: {exc}")))
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     with os.fdopen(answer_in, "wb") as answer:
-        pickle.dump(outcome, answer)
+        answer.write(data)
 
 
 @contextlib.contextmanager

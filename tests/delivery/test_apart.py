@@ -28,6 +28,10 @@ def _killed() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _unpicklable() -> object:
+    return lambda: None
+
+
 def _interrupted_parent() -> str:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the child's own choice
     os.kill(os.getppid(), signal.SIGINT)
@@ -53,6 +57,11 @@ def test_a_child_killed_before_it_answers_is_one_error_naming_the_signal() -> No
     killed = r"the process running .*:_killed ended \(signal 9\) before it answered"
     with pytest.raises(RunError, match=killed):
         in_fresh_process(f"{HERE}:_killed")
+
+
+def test_an_answer_that_does_not_pickle_comes_back_as_an_error() -> None:
+    with pytest.raises(RuntimeError, match="the answer does not pickle"):
+        in_fresh_process(f"{HERE}:_unpicklable")
 
 
 def test_ctrl_c_is_left_to_the_child_while_it_runs() -> None:
