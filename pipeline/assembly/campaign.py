@@ -7,7 +7,8 @@
 
 This runs once per run; recipients only ever meet the compiled Campaign (see personalize.py). The
 libraries that compile (premailer, lxml, mjml: 25 MB) are imported by assemble() alone: the process
-that sends a run imports this module for Campaign and check_campaign and never assembles.
+that starts a run from its prepared content (pipeline.runs.start) imports this module for Campaign
+and check_campaign and never assembles.
 """
 
 from __future__ import annotations

@@ -151,7 +151,7 @@ def _shares(count: int, connections: int) -> list[range]:
 
 
 # Messages sent; wall and CPU seconds of start-up not to count; the sending processes' own peaks;
-# the own peak of the process that started the run (comms send; None for the bare clients).
+# the own peaks of the processes that started the run (comms send; () for the bare clients).
 Measured = tuple[int, float, float, tuple[float, ...], tuple[float, ...]]
 
 
@@ -241,9 +241,8 @@ def _start_run(root: str) -> tuple[int, tuple[float, ...]]:
     from pipeline.workspace.folders import Workspace
 
     prepared, prepare_peak = apart.in_fresh_process("pipeline.bench.send:_prepare", root)
-    run = start.start_run(
-        Workspace.open(root), prepared, "bench", started_by="bench", again=True
-    )  # everyone again
+    ws = Workspace.open(root)
+    run = start.start_run(ws, prepared, "bench", started_by="bench", again=True)  # everyone again
     return run.id or 0, tuple(peak for peak in (prepare_peak, own_peak_mb()) if peak is not None)
 
 

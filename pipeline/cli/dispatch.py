@@ -87,7 +87,7 @@ def send(
         # Started in a process of its own, confirmation and all, its content prepared in another:
         # this one then sends, holding none of what starting needs (pipeline.runs.apart).
         started = apart.in_fresh_process(
-            "pipeline.cli.dispatch:start_apart",
+            "pipeline.cli.dispatch:_start",
             ws.root,
             campaign,
             audience,
@@ -111,7 +111,7 @@ def send(
         _print_summary(dispatch.send_summary(ws, run))
 
 
-def start_apart(
+def _start(
     root: Path, campaign: str, audience: str | None, *, yes: bool, again: bool, allow_empty: bool
 ) -> int:
     """In the process that starts the run (runs.apart): its content prepared in another, then the

@@ -13,11 +13,14 @@ index, Tally), ("call", query, args, kwargs) answered by ("ok", result) or ("err
 from __future__ import annotations
 
 import asyncio
+import os
 import pickle
 import struct
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
+import pipeline
 from pipeline.errors import DatabaseError
 
 T = TypeVar("T")
@@ -57,6 +60,15 @@ class Channel:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment for a child started from sys.executable: it imports the very
+    package this process runs, wherever it was found."""
+    env = dict(os.environ)
+    here = str(Path(pipeline.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
+    return env
 
 
 def portable(exc: BaseException) -> BaseException:

@@ -30,13 +30,11 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy import Engine
 
-import pipeline
 from pipeline.delivery import engine as dispatch
-from pipeline.delivery.channel import Channel, portable
+from pipeline.delivery.channel import Channel, child_environment, portable
 from pipeline.delivery.engine import Database, Tally, WorkerReport
 from pipeline.delivery.sender import Setup
 from pipeline.errors import CommsError
@@ -200,10 +198,6 @@ class _Senders:
 
     async def _start(self, index: int) -> _Sender:
         ours, theirs = socket.socketpair()
-        env = dict(os.environ)
-        # The child imports the very package this process runs, wherever it was found.
-        here = str(Path(pipeline.__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
         with theirs:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -213,7 +207,7 @@ class _Senders:
                 str(os.getpid()),
                 stdin=asyncio.subprocess.DEVNULL,
                 pass_fds=(theirs.fileno(),),
-                env=env,
+                env=child_environment(),
             )
         channel = await Channel.over(ours)
         sender = _Sender(process, channel)

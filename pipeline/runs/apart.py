@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from pipeline.delivery.channel import portable
+from pipeline.delivery.channel import child_environment, portable
 from pipeline.errors import RunError
 
 
@@ -43,7 +43,7 @@ def in_fresh_process(work: str, *args: Any, **kwargs: Any) -> Any:
         child = subprocess.Popen(
             [sys.executable, "-m", "pipeline.runs.apart", str(work_out), str(answer_in)],
             pass_fds=(work_out, answer_in),
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},  # it imports what this one can
+            env=child_environment(),
         )
     except BaseException:
         os.close(work_in)

@@ -1,11 +1,10 @@
 """Sending a started run (from this process, or from the sending processes it starts), and what is
 said after it.
 
-Apart from pipeline.runs.start on purpose: a process that sends a run (`comms send`, which
-prepares its content in a fresh process of its own, pipeline.runs.apart, and starts it here;
-`comms runs resume`; with --processes N the parent of the senders) never imports assembly's
-libraries, the checks, premailer or lxml, which are a quarter of its memory
-(tests/delivery/test_runs.py holds to it). The worker and the
+Apart from pipeline.runs.start on purpose: a process that only sends a run (`comms send`, which
+starts it in fresh processes of their own, pipeline.runs.apart; `comms runs resume`; with
+--processes N the parent of the senders) never imports assembly, the checks, premailer or lxml,
+which are a quarter of its memory (tests/delivery/test_runs.py holds to it). The worker and the
 daemon still load them: they start runs, or render the mailed report.
 """
 

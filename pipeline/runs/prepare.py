@@ -7,10 +7,10 @@ other half (the audience, the approval, the snapshot) from what this returns.
 
 Apart because each half loads what the other does not: assembly and the checks (premailer, lxml,
 mjml, coloraide: 25 MB) and the database layer (SQLAlchemy, SQLModel: 30 MB). `comms send` makes
-this half in a fresh process (pipeline.runs.apart) and starts and sends the run in its own, so
-no process of a run holds both. This module imports neither: the libraries that assemble load
-when assemble() runs (pipeline.assembly.campaign), the checks when refuse_failing_checks does,
-so that the sending process can import Prepared and start_run with it.
+this half in a fresh process (pipeline.runs.apart) and the other in another, so no process of a
+run holds both. This module imports neither: the libraries that assemble load when assemble()
+runs (pipeline.assembly.campaign), the checks when refuse_failing_checks does, so that the
+process that starts the run can import Prepared and prepare_run with runs.start.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def prepare_run(ws: Workspace, campaign: str, settings: Settings | None = None) 
     run's carry a preview secret when COMMS_SECRET is unset)."""
     settings = settings or ws.settings
     settings.secret  # noqa: B018 -- refuse now rather than after assembling: links need COMMS_SECRET
-    test = load_test(load_copy(ws, campaign))
+    copy = load_copy(ws, campaign)
+    test = load_test(copy)
     variants = tuple(assemble(ws, campaign, name) for name in test.variants) if test else ()
     assembled = variants[0] if variants else assemble(ws, campaign)
     for each in variants or (assembled,):
@@ -77,7 +78,7 @@ def prepare_run(ws: Workspace, campaign: str, settings: Settings | None = None) 
         tracked=tracked,
         tracked_html=tracked_html,
         ab=ab,
-        cta_link=cta_link(load_copy(ws, campaign).fields.get("cta_url"), tracked_html.links),
+        cta_link=cta_link(copy.fields.get("cta_url"), tracked_html.links),
     )
 
 
